@@ -1,0 +1,98 @@
+"""Typed settings, read from ``EMBERWATCH_*`` environment variables (and an optional ``.env``).
+
+Every setting lives here with its default and meaning; README.md lists them (generated from this
+module by ``emberwatch config``). Defaults point at the real public services where they exist and at
+the local stack's addresses for the parts the stack runs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EMBERWATCH_", env_file=".env", extra="ignore", secrets_dir=None
+    )
+
+    # --- Kafka -------------------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
+    )
+    kafka_client_id: str = Field("emberwatch", description="Client id prefix used by every service.")
+    kafka_security_protocol: str = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_mechanism: str = Field(
+        "PLAIN", description="SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret).")
+    kafka_ssl_cafile: str | None = Field(None, description="CA bundle for TLS to the brokers.")
+    kafka_session_timeout_ms: int = Field(
+        10000, description="Consumer session timeout; a group join takes about half of it on Tansu."
+    )
+    kafka_max_attempts: int = Field(
+        3, description="Handler attempts for one message before it goes to <topic>.dlq."
+    )
+    kafka_retry_backoff_s: float = Field(0.5, description="First backoff between handler attempts.")
+
+    # --- external services ---------------------------------------------------------------------
+    cwfis_csv_url: str = Field(
+        "https://cwfis.cfs.nrcan.gc.ca/downloads/activefires/activefires.csv",
+        description="Legacy CWFIS active-fires CSV; empty string switches it off.",
+    )
+    cwfis_wfs_url: str = Field(
+        "https://geoserver.cwfif.nrcan.gc.ca/geoserver/wfs",
+        description="CWFIF GeoServer WFS endpoint; empty string switches it off.",
+    )
+    mapbox_api_url: str = Field("https://api.mapbox.com", description="Mapbox API base URL.")
+    mapbox_token: SecretStr | None = Field(None, description="Mapbox access token (secret).")
+    discord_webhook_url: SecretStr | None = Field(
+        None, description="Discord webhook URL (secret: it contains the token)."
+    )
+
+    # --- local stack -------------------------------------------------------------------------
+    mlflow_tracking_uri: str = Field("http://127.0.0.1:5000", description="MLflow tracking server.")
+    triton_url: str = Field("127.0.0.1:8000", description="Triton HTTP endpoint (host:port).")
+    triton_grpc_url: str = Field("127.0.0.1:8001", description="Triton gRPC endpoint (host:port).")
+    state_dir: Path = Field(
+        REPO_ROOT / ".state", description="Where the stack keeps state, logs and PID files."
+    )
+    triton_model_repository: Path = Field(
+        REPO_ROOT / "triton_models", description="Triton model repository (explicit model control)."
+    )
+    stack_host: str = Field("127.0.0.1", description="Address the local stack binds to.")
+    kafka_port: int = Field(9092, description="Local broker (Tansu) port.")
+    mlflow_port: int = Field(5000, description="Local MLflow server port.")
+    triton_http_port: int = Field(8000, description="Local Triton HTTP port.")
+    triton_grpc_port: int = Field(8001, description="Local Triton gRPC port.")
+    triton_metrics_port: int = Field(8002, description="Local Triton metrics port.")
+    prometheus_port: int = Field(9090, description="Local Prometheus port.")
+    stack_parts: str = Field(
+        "kafka,mlflow,triton,prometheus",
+        description="Parts `emberwatch stack up` starts, comma-separated.",
+    )
+
+    # --- observability -----------------------------------------------------------------------
+    metrics_host: str = Field("127.0.0.1", description="Address each service's /metrics binds to.")
+    metrics_port: int = Field(
+        9100, description="Port of this service's /metrics (0 = choose a free port)."
+    )
+    log_level: str = Field("INFO", description="Log level for structured logs on stderr.")
+    log_format: str = Field("json", description="json (structured) or console.")
+
+    @property
+    def kafka_servers(self) -> list[str]:
+        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

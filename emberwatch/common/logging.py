@@ -1,0 +1,66 @@
+"""Structured logs on stderr: one JSON object per line, secrets redacted."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+
+_SECRET_PATTERNS = [
+    # Discord webhook tokens, Mapbox tokens (pk./sk.), access_token query parameters.
+    (re.compile(r"(/api/webhooks/\d+/)[A-Za-z0-9_\-\.]+"), r"\1***"),
+    (re.compile(r"\b(pk|sk|tk)\.[A-Za-z0-9_\-\.]{8,}"), r"\1.***"),
+    (re.compile(r"(access_token=)[^&\s\"']+"), r"\1***"),
+    (re.compile(r"(password=)[^&\s\"']+", re.I), r"\1***"),
+]
+
+
+def redact(text: str) -> str:
+    """Remove anything that looks like a secret from ``text``."""
+    for pattern, repl in _SECRET_PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+_RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RESERVED and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return redact(json.dumps(entry, default=str))
+
+
+class ConsoleFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        extras = {
+            k: v for k, v in vars(record).items() if k not in _RESERVED and not k.startswith("_")
+        }
+        line = f"{record.levelname[0]} {record.name}: {record.getMessage()}"
+        if extras:
+            line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return redact(line)
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("aiokafka", "kafka", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

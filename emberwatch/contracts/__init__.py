@@ -1,0 +1,31 @@
+"""Event contracts of DESIGN §2: one pydantic model per event type, a version in each topic name."""
+
+from emberwatch.contracts.envelope import Envelope, fact_id, new_id
+from emberwatch.contracts.events import (
+    EVENT_TYPES,
+    FireObserved,
+    ModelCandidate,
+    ModelDecision,
+    PipelineAlert,
+    TileReady,
+    TrainingRequest,
+    event_for_topic,
+)
+from emberwatch.contracts.topics import ALL_TOPICS, Topic, dlq_topic
+
+__all__ = [
+    "ALL_TOPICS",
+    "EVENT_TYPES",
+    "Envelope",
+    "FireObserved",
+    "ModelCandidate",
+    "ModelDecision",
+    "PipelineAlert",
+    "TileReady",
+    "Topic",
+    "TrainingRequest",
+    "dlq_topic",
+    "event_for_topic",
+    "fact_id",
+    "new_id",
+]

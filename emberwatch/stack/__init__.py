@@ -1,0 +1,1 @@
+"""The local stack of real components: Kafka (Tansu), MLflow, Triton and Prometheus."""

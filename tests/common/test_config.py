@@ -1,0 +1,38 @@
+"""Settings: env prefix, documented in README from the code, secrets hidden, logs redacted."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from emberwatch.common.config import Settings
+from emberwatch.common.config_doc import settings_rows
+from emberwatch.common.logging import JsonFormatter, redact
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_settings_come_from_prefixed_environment(monkeypatch):
+    monkeypatch.setenv("EMBERWATCH_KAFKA_BOOTSTRAP_SERVERS", "a:1, b:2")
+    monkeypatch.setenv("EMBERWATCH_MAPBOX_TOKEN", "pk.secretsecretsecret")
+    s = Settings()
+    assert s.kafka_servers == ["a:1", "b:2"]
+    assert "secretsecret" not in repr(s) and "secretsecret" not in str(s.model_dump())
+
+
+def test_readme_lists_every_setting_with_its_default():
+    readme = (REPO / "README.md").read_text()
+    for var, default, doc in settings_rows():
+        assert f"| `{var}` | `{default}` | {doc} |" in readme, f"README out of date for {var}"
+
+
+def test_logs_redact_tokens_and_webhooks():
+    text = "POST https://discord.com/api/webhooks/123/abcDEF-token?wait=true access_token=pk.abcdefghijk"
+    red = redact(text)
+    assert "abcDEF-token" not in red and "abcdefghijk" not in red
+    record = logging.makeLogRecord({"msg": "failed %s", "args": (text,), "levelno": 40,
+                                    "levelname": "ERROR", "name": "x"})
+    line = JsonFormatter().format(record)
+    assert "abcDEF-token" not in line
+    assert json.loads(line)["level"] == "error"

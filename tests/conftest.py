@@ -1,0 +1,58 @@
+"""Shared fixtures: real local components on ports chosen at run time, cleaned up by process group."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from emberwatch.common.config import Settings
+from emberwatch.common.telemetry import free_port
+from emberwatch.stack import manage
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def stack_settings(state_dir: Path, parts: str, **overrides) -> Settings:
+    """Settings for a private stack: every port free right now, state under ``state_dir``."""
+    ports = {
+        "kafka_port": free_port(), "mlflow_port": free_port(), "triton_http_port": free_port(),
+        "triton_grpc_port": free_port(), "triton_metrics_port": free_port(),
+        "prometheus_port": free_port(),
+    }
+    ports.update(overrides)
+    s = Settings(state_dir=state_dir, stack_parts=parts, **ports)
+    return s.model_copy(update={
+        "kafka_bootstrap_servers": f"127.0.0.1:{s.kafka_port}",
+        "mlflow_tracking_uri": f"http://127.0.0.1:{s.mlflow_port}",
+        "triton_url": f"127.0.0.1:{s.triton_http_port}",
+        "triton_grpc_url": f"127.0.0.1:{s.triton_grpc_port}",
+        "kafka_session_timeout_ms": 6000,
+    })
+
+
+@pytest.fixture(scope="session")
+def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A real Kafka-protocol broker (Tansu) for the whole session."""
+    settings = stack_settings(tmp_path_factory.mktemp("kafka-stack"), "kafka")
+    manage.up(settings)
+    try:
+        yield settings
+    finally:
+        manage.down(settings)
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    """Environment that makes a child process use ``settings``."""
+    env = dict(os.environ)
+    env.update({
+        "EMBERWATCH_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "EMBERWATCH_STATE_DIR": str(settings.state_dir),
+        "EMBERWATCH_KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
+        "EMBERWATCH_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "EMBERWATCH_TRITON_URL": settings.triton_url,
+        "EMBERWATCH_TRITON_GRPC_URL": settings.triton_grpc_url,
+    })
+    return env

@@ -1,0 +1,43 @@
+"""One valid event of every type (used by contract and broker tests)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from emberwatch.contracts import (
+    FireObserved,
+    ModelCandidate,
+    ModelDecision,
+    PipelineAlert,
+    TileReady,
+    TrainingRequest,
+)
+from emberwatch.contracts.envelope import Envelope
+
+
+def sample_events() -> list[Envelope]:
+    snap = datetime(2026, 7, 1, 12, tzinfo=UTC)
+    tile = hashlib.sha256(b"image").hexdigest()
+    return [
+        FireObserved.create(producer="test", fire_key="bc:G80123", source="cwfis-csv", agency="bc",
+                            name="G80123", lat=50.1, lon=-120.3, start_date=snap, hectares=12.5,
+                            stage_of_control="OC", response_type="FUL", change="new", snapshot_at=snap),
+        TileReady.create(producer="test", tile_id=tile, uri=f"file:///tiles/{tile[:2]}/{tile}.jpg",
+                         lat=50.1, lon=-120.3, zoom=15, size_px=350, label="wildfire", split="train",
+                         fire_key="bc:G80123", provider="mapbox-static"),
+        TrainingRequest.create(producer="test", reason="manual", requested_by="ops"),
+        ModelCandidate.create(producer="test", model_name="emberwatch-resnet50", version="3",
+                              run_id="abc", artifact_uri="mlflow-artifacts:/1/abc/artifacts/model",
+                              dataset_digest="d1", counts={"train": {"wildfire": 10, "nowildfire": 9}},
+                              metrics={"val_accuracy": 0.9}),
+        ModelDecision.create(producer="test", model_name="emberwatch-resnet50", candidate_version="3",
+                             champion_version="2", decision="promoted",
+                             evidence={"n": 400, "p_value": 0.01,
+                                       "deltas": [{"metric": "recall_wildfire", "challenger": 0.93,
+                                                   "champion": 0.9, "delta": 0.03, "ci_low": 0.01,
+                                                   "ci_high": 0.05}]},
+                             reason="better recall"),
+        PipelineAlert.create(producer="test", alert="feed_malformed", component="ingestor",
+                             message="HTML instead of CSV", severity="warning"),
+    ]

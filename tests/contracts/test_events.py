@@ -1,0 +1,89 @@
+"""Pure tests of the event contracts: ids, round trips, validation, the AsyncAPI document."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from emberwatch.contracts import (
+    ALL_TOPICS,
+    EVENT_TYPES,
+    FireObserved,
+    TileReady,
+    TrainingRequest,
+    dlq_topic,
+    event_for_topic,
+)
+from emberwatch.contracts.asyncapi import asyncapi_document
+from tests.contracts.samples import sample_events
+
+SNAP = datetime(2026, 7, 1, 12, tzinfo=UTC)
+
+
+def fire(**over):
+    fields = dict(fire_key="bc:G80123", source="cwfis-csv", agency="bc", name="G80123", lat=50.1,
+                  lon=-120.3, start_date=None, hectares=12.5, stage_of_control="OC",
+                  response_type="FUL", change="new", snapshot_at=SNAP)
+    fields.update(over)
+    return FireObserved.create(producer="test", **fields)
+
+
+def test_fact_ids_are_deterministic_and_depend_on_the_fact():
+    assert fire().event_id == fire().event_id
+    assert fire().event_id != fire(hectares=13.0).event_id
+    assert fire().event_id != fire(change="updated").event_id
+
+
+def test_commands_get_fresh_ids():
+    a = TrainingRequest.create(producer="cli", reason="manual", requested_by="me")
+    b = TrainingRequest.create(producer="cli", reason="manual", requested_by="me")
+    assert a.event_id != b.event_id
+
+
+def test_every_event_round_trips_through_json():
+    events = sample_events()
+    assert {type(e) for e in events} == set(EVENT_TYPES)
+    for event in events:
+        again = type(event).from_bytes(event.to_bytes())
+        assert again == event
+        assert event_for_topic(event.TOPIC) is type(event)
+        assert event.key()
+
+
+def test_naive_times_are_taken_as_utc():
+    e = fire(snapshot_at=datetime(2026, 7, 1, 12), occurred_at=datetime(2026, 7, 1, 12))
+    assert e.occurred_at.tzinfo is not None
+
+
+def test_invalid_events_are_rejected_with_a_reason():
+    with pytest.raises(ValidationError, match="lat"):
+        fire(lat=123.0)
+    good = sample_events()[1]
+    assert isinstance(good, TileReady)
+    bad = good.model_dump(mode="json") | {"tile_id": "not-a-sha"}
+    with pytest.raises(ValidationError, match="tile_id"):
+        TileReady.model_validate(bad)
+    with pytest.raises(ValidationError, match="type"):
+        TileReady.model_validate(good.model_dump(mode="json") | {"type": "fires.observed"})
+
+
+def test_topics_are_exactly_the_design_names():
+    assert set(ALL_TOPICS) == {
+        "fires.observed.v1", "tiles.ready.v1", "training.requests.v1",
+        "models.candidates.v1", "models.decisions.v1", "pipeline.alerts.v1",
+    }
+    assert dlq_topic("tiles.ready.v1") == "tiles.ready.v1.dlq"
+
+
+def test_asyncapi_document_describes_every_topic_and_schema():
+    doc = asyncapi_document()
+    assert doc["asyncapi"].startswith("3.")
+    addresses = {ch["address"] for ch in doc["channels"].values()}
+    assert addresses == set(ALL_TOPICS)
+    schemas = doc["components"]["schemas"]
+    for model in EVENT_TYPES:
+        props = schemas[model.__name__]["properties"]
+        assert {"event_id", "type", "occurred_at", "producer", "trace_id"} <= set(props)
+    assert "fire_key" in schemas["FireObserved"]["properties"]
