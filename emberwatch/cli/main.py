@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import time
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import typer
@@ -132,6 +133,56 @@ def run_simulator(
     """Run one simulator of an external service (CWFIS, Mapbox, Discord) over real HTTP."""
     module = importlib.import_module(f"simulators.{name.value}.main")
     module.main(host=host, port=port)
+
+
+@app.command("replay")
+def replay(
+    topic: str = typer.Argument(..., help="Topic to replay, e.g. fires.observed.v1"),
+    group: str = typer.Option(None, "--group", "-g",
+                              help="Consumer group to rewind (offsets mode). Omit with --republish."),
+    from_time: datetime = typer.Option(None, "--from-time", help="Start at this time (UTC, ISO 8601)."),
+    from_offset: int = typer.Option(None, "--from-offset", help="Start at this offset on every partition."),
+    republish: bool = typer.Option(False, "--republish",
+                                   help="Publish the records again instead of rewinding a group."),
+    target: str = typer.Option(None, "--to", help="With --republish: publish to this topic instead."),
+) -> None:
+    """Replay a topic: rewind a consumer group's offsets (refused while the group is active), or
+    re-publish its records (facts keep their ids, so consumers do not duplicate work)."""
+    import asyncio
+
+    from rich.progress import Progress
+
+    from emberwatch.operations.replay_topic import ReplayError, Start, republish as do_republish
+    from emberwatch.operations.replay_topic import rewind_group
+
+    settings = get_settings()
+    if from_time is not None and from_time.tzinfo is None:
+        from_time = from_time.replace(tzinfo=UTC)
+    try:
+        start = Start(time=from_time, offset=from_offset)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    try:
+        if republish:
+            with Progress(console=console) as progress:
+                task = progress.add_task(f"re-publishing {topic}", total=None)
+                count = asyncio.run(do_republish(
+                    settings, topic, start, target=target,
+                    on_progress=lambda done, total: progress.update(task, completed=done, total=total)))
+            console.print(f"re-published {count} record(s) of {topic} to {target or topic}")
+            return
+        if not group:
+            raise typer.BadParameter("--group is required unless --republish is given")
+        plan = asyncio.run(rewind_group(settings, topic, group, start))
+    except ReplayError as exc:
+        console.print(f"[red]replay refused:[/] {exc}")
+        raise typer.Exit(2) from None
+    table = Table(title=f"{group} rewound on {topic}")
+    for col in ("partition", "new offset", "end offset", "to replay"):
+        table.add_column(col, justify="right")
+    for p in plan:
+        table.add_row(str(p.partition), str(p.start), str(p.end), str(p.count))
+    out.print(table)
 
 
 @app.command("asyncapi")

@@ -1,0 +1,1 @@
+"""Operator jobs the CLI runs: replay a topic, and (later) promote/rollback/predict."""
