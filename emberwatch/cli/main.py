@@ -203,21 +203,23 @@ def asyncapi(
 
 @app.command("config")
 def show_config(
-    markdown: bool = typer.Option(False, help="Print a Markdown table (as in README.md)."),
+    markdown: bool = typer.Option(False, help="Print the Markdown table of README.md."),
+    write_readme: bool = typer.Option(False, help="Rewrite the table in README.md from the code."),
 ) -> None:
     """List every setting: its environment variable, default and meaning (secrets hidden)."""
-    from emberwatch.common.config_doc import settings_rows
+    from emberwatch.common import config_doc
 
-    rows = settings_rows()
+    if write_readme:
+        changed = config_doc.update_readme()
+        console.print("README.md settings table " + ("updated" if changed else "already up to date"))
+        return
     if markdown:
-        print("| variable | default | meaning |\n|---|---|---|")
-        for var, default, doc in rows:
-            print(f"| `{var}` | `{default}` | {doc} |")
+        print(config_doc.markdown_table(), end="")
         return
     table = Table(title="Emberwatch settings (EMBERWATCH_*)")
     for col in ("variable", "default", "meaning"):
         table.add_column(col)
-    for row in rows:
+    for row in config_doc.settings_rows():
         table.add_row(*row)
     out.print(table)
 
