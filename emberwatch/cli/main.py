@@ -185,6 +185,20 @@ def replay(
     out.print(table)
 
 
+@app.command("train")
+def train(
+    reason: str = typer.Option("manual", help="Why (kept in the event and the MLflow run)."),
+    requested_by: str = typer.Option(None, help="Who asks (default: the current user)."),
+) -> None:
+    """Ask the trainer to train now (publishes a training.requests.v1 command)."""
+    import asyncio
+
+    from emberwatch.operations.request_training import request_training
+
+    event = asyncio.run(request_training(get_settings(), reason, requested_by))
+    console.print(f"training requested: event {event.event_id} (reason: {reason})")
+
+
 @app.command("asyncapi")
 def asyncapi(
     output: str = typer.Option("-", "--output", "-o", help="File to write, - for stdout."),

@@ -75,9 +75,17 @@ class Settings(BaseSettings):
     triton_grpc_port: int = Field(8001, description="Local Triton gRPC port.")
     triton_metrics_port: int = Field(8002, description="Local Triton metrics port.")
     prometheus_port: int = Field(9090, description="Local Prometheus port.")
+    cwfis_sim_port: int = Field(8081, description="Port of the local CWFIS simulator (stack part sim-cwfis).")
+    mapbox_sim_port: int = Field(8082, description="Port of the local Mapbox simulator (stack part sim-mapbox).")
+    discord_sim_port: int = Field(8083, description="Port of the local Discord simulator (stack part sim-discord).")
+    services_metrics_base_port: int = Field(
+        9101, description="When the stack runs the services: /metrics ports from here, in the order "
+        "ingestor, tiler, trainer, gatekeeper, notifier.",
+    )
     stack_parts: str = Field(
         "kafka,mlflow,triton,prometheus",
-        description="Parts `emberwatch stack up` starts, comma-separated.",
+        description="Parts `emberwatch stack up` starts, comma-separated: kafka, mlflow, triton, "
+        "prometheus, sim-cwfis, sim-mapbox, sim-discord, ingestor, tiler, trainer, gatekeeper, notifier.",
     )
 
     # --- observability -----------------------------------------------------------------------

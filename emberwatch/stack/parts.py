@@ -168,7 +168,58 @@ def prometheus(settings: Settings) -> Part:
     )
 
 
-PART_BUILDERS = {"kafka": kafka, "mlflow": mlflow, "triton": triton, "prometheus": prometheus}
+SERVICES = ("ingestor", "tiler", "trainer", "gatekeeper", "notifier")
+SIMULATORS = ("cwfis", "mapbox", "discord")
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "emberwatch.cli.main", *args]
+
+
+def simulator_port(settings: Settings, name: str) -> int:
+    return int(getattr(settings, f"{name}_sim_port"))
+
+
+def simulator(name: str):
+    def build(settings: Settings) -> Part:
+        host, port = settings.stack_host, simulator_port(settings, name)
+        return Part(
+            name=f"sim-{name}",
+            address=f"http://{host}:{port}",
+            argv=_cli("sim", name, "--host", host, "--port", str(port)),
+            env={"EMBERWATCH_STATE_DIR": str(settings.state_dir)},
+            health_tcp=(host, port),
+            ready_timeout_s=60,
+        )
+
+    return build
+
+
+def service_metrics_port(settings: Settings, name: str) -> int:
+    return settings.services_metrics_base_port + SERVICES.index(name)
+
+
+def service(name: str):
+    def build(settings: Settings) -> Part:
+        host, port = settings.metrics_host, service_metrics_port(settings, name)
+        return Part(
+            name=name,
+            address=f"http://{host}:{port}/metrics",
+            argv=_cli("run", name),
+            env={"EMBERWATCH_METRICS_PORT": str(port), "EMBERWATCH_STATE_DIR": str(settings.state_dir),
+                 "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+            health_url=f"http://{host}:{port}/metrics",
+            ready_timeout_s=180,
+        )
+
+    return build
+
+
+PART_BUILDERS = {
+    "kafka": kafka, "mlflow": mlflow, "triton": triton, "prometheus": prometheus,
+    **{f"sim-{name}": simulator(name) for name in SIMULATORS},
+    **{name: service(name) for name in SERVICES},
+}
 
 
 def selected_parts(settings: Settings) -> list[str]:

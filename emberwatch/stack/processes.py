@@ -20,7 +20,7 @@ from pathlib import Path
 class ProcessRecord:
     name: str
     pid: int
-    argv0: str
+    argv: list[str]
     started_at: float
 
     @classmethod
@@ -46,8 +46,10 @@ def is_running(record: ProcessRecord) -> bool:
         return False
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # a zombie is not running
         return False
-    names = [Path(arg.decode(errors="replace")).name for arg in cmdline[:2] if arg]
-    return Path(record.argv0).name in names
+    args = [arg.decode(errors="replace") for arg in cmdline if arg]
+    want = list(record.argv)
+    # An interpreted program (a script with a shebang) runs as `python script ...`.
+    return args[: len(want)] == want or args[1 : len(want) + 1] == want
 
 
 def start(
@@ -61,7 +63,7 @@ def start(
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, cwd=cwd, start_new_session=True,
         )
-    record = ProcessRecord(name=name, pid=proc.pid, argv0=argv[0], started_at=time.time())
+    record = ProcessRecord(name=name, pid=proc.pid, argv=list(argv), started_at=time.time())
     record.save(pid_path)
     # Until exec() happens the child still looks like this Python: wait for it to become itself.
     deadline = time.monotonic() + 5.0

@@ -90,7 +90,7 @@ def test_down_never_signals_a_process_it_did_not_start(tmp_path):
     # A stale PID file that points at a process `up` did not start (this test's own sleep).
     stranger = subprocess.Popen(["sleep", "30"], start_new_session=True)
     try:
-        processes.ProcessRecord(name="kafka", pid=stranger.pid, argv0="/x/tansu", started_at=0).save(
+        processes.ProcessRecord(name="kafka", pid=stranger.pid, argv=["/x/tansu", "broker"], started_at=0).save(
             manage.pid_path(settings, "kafka"))
         assert manage.part_status(settings, "kafka").state == "down"
         assert manage.down(settings) == []
