@@ -6,6 +6,7 @@ import importlib
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -197,6 +198,35 @@ def train(
 
     event = asyncio.run(request_training(get_settings(), reason, requested_by))
     console.print(f"training requested: event {event.event_id} (reason: {reason})")
+
+
+class Protocol(StrEnum):
+    http = "http"
+    grpc = "grpc"
+
+
+@app.command("predict")
+def predict(
+    image: Path = typer.Argument(..., exists=True, dir_okay=False, help="A JPEG or PNG image."),
+    protocol: Protocol = typer.Option(Protocol.http, help="Talk to Triton over http or grpc."),
+) -> None:
+    """Ask the served champion (Triton) whether IMAGE shows a wildfire location."""
+    from emberwatch.operations.predict_image import predict_file
+
+    settings = get_settings()
+    url = settings.triton_url if protocol is Protocol.http else settings.triton_grpc_url
+    try:
+        result = predict_file(image, url=url, protocol=protocol.value)
+    except Exception as exc:  # noqa: BLE001 - tritonclient raises many types; report them plainly
+        console.print(f"[red]prediction failed:[/] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+    table = Table(title=f"{image.name} — model version {result.model_version} ({result.protocol})")
+    table.add_column("class")
+    table.add_column("probability", justify="right")
+    for label, p in result.probabilities.items():
+        style = "bold" if label == result.label else ""
+        table.add_row(f"[{style}]{label}[/]" if style else label, f"{p:.4f}")
+    out.print(table)
 
 
 @app.command("asyncapi")
