@@ -230,33 +230,44 @@ class _RowParser:
 
 
 def parse_legacy_csv(body: bytes, default_year: int | None = None) -> ParseResult:
-    """The legacy ``activefires.csv`` (7, 8 or 9 header columns, or more to come)."""
+    """The legacy ``activefires.csv`` (7, 8 or 9 header columns, or more to come).
+
+    Fields are separated by ", " and never quoted, so a value with a bare comma in it (``12,5``)
+    stays one field; a header written with plain commas is read as ordinary CSV.
+    """
     text = decode(body)
-    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
-    header: list[str] | None = None
-    for header in reader:
-        if any(h.strip() for h in header):
-            break
-    if not header:
+    lines = text.splitlines()
+    first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
+    if first is None:
         raise FeedError("empty", "the feed has no header line")
+    header_line = lines[first]
+    if ", " in header_line:
+        def split(line: str) -> list[str]:
+            return line.split(", ")
+    else:
+        def split(line: str) -> list[str]:
+            return next(csv.reader([line], skipinitialspace=True), [])
+    header = split(header_line)
     cols = [h.strip().lower().lstrip("\ufeff") for h in header]
     if "agency" not in cols or "firename" not in cols:
-        raise FeedError("bad_header", f"not an activefires.csv header: {header[:10]}")
+        raise FeedError("bad_header", f"not an activefires.csv header: {header_line[:200]!r}")
     p = _RowParser(cols, SOURCE_CSV, f"legacy-{len(cols)}", default_year or datetime.now(UTC).year)
     name_i = cols.index("firename")
     ncols = len(cols)
-    for row in reader:
-        if not row or (len(row) == 1 and not row[0].strip()):
+    for n in range(first + 1, len(lines)):
+        line = lines[n]
+        if not line.strip():
             continue
+        row = split(line)
         if len(row) > ncols:
             # a fire name with ", " in it splits into extra fields: glue them back
             extra = len(row) - ncols
             row = row[:name_i] + [", ".join(row[name_i:name_i + extra + 1])] + row[name_i + extra + 1:]
         if len(row) < 4:
             p.result.rows += 1
-            p.reject(reader.line_num, "too_few_fields", f"{len(row)} fields, need at least 4", row)
+            p.reject(n + 1, "too_few_fields", f"{len(row)} fields, need at least 4", row)
             continue
-        p.add(reader.line_num, row)
+        p.add(n + 1, row)
     return p.result
 
 

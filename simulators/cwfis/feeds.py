@@ -22,7 +22,13 @@ WFS_COLUMNS = [
     "situation_report_date", "status_date", "latitude", "longitude", "geometry", "fire_year",
     "status_year", "record_start", "record_end",
 ]
-ALL_QUIRKS = frozenset({"ragged", "freetext", "blank_dates", "bom", "crlf", "duplicates"})
+ALL_QUIRKS = frozenset({"ragged", "freetext", "blank_dates", "bom", "crlf", "duplicates", "bad_rows"})
+# rows no parser can use: coordinates out of range, numbers that are not numbers
+BAD_ROWS = (
+    ["on", "BAD_LAT_1", "91.5", "-85.1", "2026-05-02 10:00:00", "3", "OC", "EDT", "FUL"],
+    ["qc", "BAD_HA_2", "49.1", "-73.2", "2026-05-02 10:00:00", "12,5ha", "OC", "EDT", "FUL"],
+    ["bc", "BAD_LON_3", "50.1", "-12O.5", "2026-05-02 10:00:00", "1", "UC", "PDT", "MON"],
+)
 DEFAULT_QUIRKS = frozenset({"ragged", "freetext", "blank_dates"})
 
 
@@ -65,6 +71,8 @@ def legacy_csv(states: list[FireState], columns: int = 9,
         lines.append(", ".join(row))
         if "duplicates" in quirks and f.index % 10 == 0:
             lines.append(", ".join(row))
+    if "bad_rows" in quirks:
+        lines[1:1] = [", ".join(r[:columns]) for r in BAD_ROWS]
     eol = "\r\n" if "crlf" in quirks else "\n"
     body = eol.join(lines).encode()
     return (b"\xef\xbb\xbf" + body) if "bom" in quirks else body
