@@ -83,8 +83,8 @@ class SeasonFire:
 
     @property
     def fire_key(self) -> str:
-        """The key the ingestor gives this fire: ``{year}_{AGENCY}_{name}``."""
-        return f"{self.year}_{self.agency.upper()}_{self.name}"
+        """The key the ingestor gives this fire: ``{year}_{AGENCY}_{NAME}``."""
+        return f"{self.year}_{self.agency.upper()}_{self.name.upper()}"
 
     @property
     def wfs_fire_id(self) -> str:

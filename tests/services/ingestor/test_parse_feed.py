@@ -70,18 +70,20 @@ def test_unusable_rows_are_rejected_with_a_reason():
             b"bc, A9\n"
             b"bc, A10, 0, 0, 2026-05-02 10:00:00, 1, UC\n"
             b"bc, A11, 50.1, -120.5, 2026-05-02 10:00:00, inf, UC\n"
-            b"bc, OK, 50.1, -120.5, not a date, 1, UC\n")
+            b"bc, OK, 50.1, -120.5, not a date, 1, UC\n"
+            b"bc, CUT, 50.1, -12")
     r = parse_legacy_csv(body, default_year=2026)
     reasons = [(x.line, x.reason) for x in r.rejected]
     assert reasons == [
         (2, "latitude_out_of_range"), (3, "longitude_out_of_range"), (4, "bad_hectares"),
         (5, "bad_longitude"), (6, "bad_latitude"), (7, "bad_hectares"), (8, "missing_coordinates"),
         (9, "missing_identity"), (10, "too_few_fields"), (11, "null_island"), (12, "bad_hectares"),
+        (14, "too_few_fields"),
     ]
     assert all(x.detail and x.raw for x in r.rejected)
     assert list(r.fires) == ["2026_BC_OK"] and r.fires["2026_BC_OK"].start_date is None
     assert r.warnings == {"bad_start_date": 1}
-    assert r.rows == 12 == len(r.rejected) + len(r.fires)
+    assert r.rows == 13 == len(r.rejected) + len(r.fires)
 
 
 def test_a_name_with_the_separator_in_it_is_glued_back():
