@@ -132,11 +132,16 @@ class Ingestor:
         if new_data and feeds:
             merged = merge_feeds({name: snap.fires for name, snap in feeds.items()})
             snapshot_at = max(s.snapshot_at for s in feeds.values())
+            # a feed switched off is not a feed that lost its fires: what only it reported is
+            # no longer tracked, without an "out" event
+            switched_off = set(self.state.feeds) - enabled
+            before = {k: r for k, r in self.state.tracked.items()
+                      if k in merged or r.source not in switched_off}
             changes, tracked, dropped = detect_changes(
-                self.state.tracked, merged, snapshot_at, in_scope=self.filter.in_scope,
+                before, merged, snapshot_at, in_scope=self.filter.in_scope,
                 admits=lambda r: self.filter.admits(r, r.snapshot_at or snapshot_at))
             report.events = [self._event(c) for c in changes]
-            report.dropped = dropped
+            report.dropped = dropped + [k for k in self.state.tracked if k not in before]
             if dropped:
                 log.info("fires no longer tracked: outside the filters now",
                          extra={"count": len(dropped), "fire_keys": dropped[:20]})

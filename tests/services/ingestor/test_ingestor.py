@@ -245,7 +245,8 @@ async def test_a_bad_feed_keeps_the_last_good_snapshot_and_alerts(
     source = SOURCE_CSV if feed == "csv" else SOURCE_WFS
     with running_sim(sim_config(s, slow_s=1.0)) as sim:
         urls = {"csv_url": sim.csv_url} if feed == "csv" else {"wfs_url": sim.wfs_url}
-        settings = settings_for(kafka_settings, tmp_path, ingestor_total_timeout_s=0.3, **urls)
+        settings = settings_for(kafka_settings, tmp_path, ingestor_total_timeout_s=0.3,
+                                ingestor_retry_attempts=2, **urls)
         async with ingestor_for(settings) as ing:
             good = await ing.poll_once()
             tracked = dict(ing.state.tracked)
@@ -329,3 +330,19 @@ async def test_agency_and_daydelta_filters(kafka_settings, tmp_path):
     assert want and {e.fire_key for e in report.events} == want
     assert any(st.fire.agency in ("bc", "ab", "on") and st.stage != "EX"
                for st in snapshot(s, T0, N_FIRES) if st.fire.fire_key not in want)  # some filtered
+
+
+async def test_switching_a_feed_off_marks_nothing_out(kafka_settings, tmp_path):
+    s = 901
+    with running_sim(sim_config(s)) as sim:
+        both = settings_for(kafka_settings, tmp_path, csv_url=sim.csv_url, wfs_url=sim.wfs_url)
+        async with ingestor_for(both) as ing:
+            first = await ing.poll_once()
+        us_only = {e.fire_key for e in first.events if e.agency in US_AGENCIES}
+        assert us_only and first.events
+        wfs_only = settings_for(kafka_settings, tmp_path, wfs_url=sim.wfs_url)  # CSV switched off
+        async with ingestor_for(wfs_only) as ing:
+            report = await ing.poll_once()
+            assert report.events == [] and set(report.dropped) == us_only
+            assert SOURCE_CSV not in ing.state.feeds
+            assert not us_only & set(ing.state.tracked)

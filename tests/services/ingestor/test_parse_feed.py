@@ -87,7 +87,8 @@ def test_unusable_rows_are_rejected_with_a_reason():
 
 
 def test_a_name_with_the_separator_in_it_is_glued_back():
-    body = b"agency, firename, lat, lon, startdate, hectares, stage_of_control\nak, Bear, Creek, 64.1, -150.2, , 5, OC"
+    body = (b"agency, firename, lat, lon, startdate, hectares, stage_of_control\n"
+            b"ak, Bear, Creek, 64.1, -150.2, , 5, OC")
     r = parse_legacy_csv(body, default_year=2026)
     assert [f.name for f in r.fires.values()] == ["Bear, Creek"]
 
