@@ -188,6 +188,8 @@ class Ingestor:
             return FeedOutcome(feed.source, "unchanged", kept)
         lm = res.last_modified_at()
         try:
+            if "html" in res.content_type.lower():
+                raise FeedError("html_page", f"the feed answered with {res.content_type}, not data")
             parsed = await asyncio.to_thread(parse, feed.kind, res.body, (lm or now).year)
             self._count_rows(feed.source, parsed)
             self._check_plausible(parsed, prev)
