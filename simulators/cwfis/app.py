@@ -180,6 +180,12 @@ def create_app(config: SimConfig | None = None) -> Starlette:
         return await serve(request, "csv", "csv", "text/csv")
 
     async def wfs(request: Request) -> Response:
+        response = await wfs_request(request)
+        if response.status_code == 400:
+            state.count("wfs:400")
+        return response
+
+    async def wfs_request(request: Request) -> Response:
         q = {k.lower(): v for k, v in request.query_params.items()}
         if q.get("service", "WFS").upper() != "WFS" or q.get("request", "").lower() != "getfeature":
             return Response(feeds.wfs_exception("OperationNotSupported", "only GetFeature"),

@@ -346,3 +346,17 @@ async def test_switching_a_feed_off_marks_nothing_out(kafka_settings, tmp_path):
             assert report.events == [] and set(report.dropped) == us_only
             assert SOURCE_CSV not in ing.state.feeds
             assert not us_only & set(ing.state.tracked)
+
+
+async def test_a_client_error_is_not_retried_and_alerts(kafka_settings, tmp_path):
+    with running_sim(sim_config(951)) as sim:
+        settings = settings_for(kafka_settings, tmp_path, wfs_url=sim.wfs_url,
+                                ingestor_wfs_layer="public:no_such_layer")
+        async with ingestor_for(settings) as ing:
+            report = await ing.poll_once()
+        requests = sim.state()["requests"]
+    o = report.outcomes[SOURCE_WFS]
+    assert (o.outcome, o.reason) == ("http_error", "http_400") and "after 1 attempt" in o.error
+    assert requests["wfs:400"] == 1  # asked once: a 400 is not retried
+    assert [a.alert for a in report.alerts] == ["feed_http_error"]
+    assert "no good snapshot yet" in report.alerts[0].message and report.events == []
