@@ -1,0 +1,1 @@
+"""Ingestor: polls the CWFIS feeds and publishes ``fires.observed.v1`` for what changed."""

@@ -1,0 +1,146 @@
+"""Fetch one feed over HTTP: conditional requests, timeouts, bounded retries with jittered backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What the last good response said about itself, for a conditional request."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    status: int  # 200 or 304
+    body: bytes
+    etag: str | None
+    last_modified: str | None
+    content_type: str
+    attempts: int
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    def last_modified_at(self) -> datetime | None:
+        if not self.last_modified:
+            return None
+        try:
+            dt = parsedate_to_datetime(self.last_modified)
+        except (TypeError, ValueError):
+            return None
+        return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+class FetchError(Exception):
+    """The feed could not be fetched. ``reason``: timeout, transport, http_5xx..., http_4xx..."""
+
+    def __init__(self, reason: str, message: str, *, retryable: bool, retry_after: float | None = None,
+                 attempts: int = 1) -> None:
+        super().__init__(message)
+        self.reason, self.retryable, self.retry_after, self.attempts = (
+            reason, retryable, retry_after, attempts)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    backoff_s: float = 1.0
+    backoff_max_s: float = 30.0
+    total_timeout_s: float = 60.0
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+        except (TypeError, ValueError):
+            return None
+
+
+async def _attempt(client: httpx.AsyncClient, url: str, params: dict[str, str] | None,
+                   validators: Validators, total_timeout_s: float) -> FetchResult:
+    headers = {"Accept-Encoding": "gzip, deflate"}
+    if validators.etag:
+        headers["If-None-Match"] = validators.etag
+    if validators.last_modified:
+        headers["If-Modified-Since"] = validators.last_modified
+    try:
+        async with asyncio.timeout(total_timeout_s):
+            resp = await client.get(url, params=params, headers=headers)
+    except (TimeoutError, httpx.TimeoutException) as exc:
+        raise FetchError("timeout", f"no complete answer from {url} in time ({type(exc).__name__})",
+                         retryable=True) from None
+    except httpx.TransportError as exc:
+        raise FetchError("transport", f"{type(exc).__name__} from {url}: {exc}", retryable=True) from None
+    status = resp.status_code
+    if status == 304:
+        return FetchResult(304, b"", resp.headers.get("etag") or validators.etag,
+                           resp.headers.get("last-modified") or validators.last_modified, "", 1)
+    if status >= 500 or status == 429:
+        raise FetchError(f"http_{status}", f"{url} answered HTTP {status}", retryable=True,
+                         retry_after=_retry_after(resp.headers.get("retry-after")))
+    if status >= 400 or status < 200 or status >= 300:
+        raise FetchError(f"http_{status}", f"{url} answered HTTP {status}: {resp.text[:120]!r}",
+                         retryable=False)
+    return FetchResult(status, resp.content, resp.headers.get("etag"),
+                       resp.headers.get("last-modified"), resp.headers.get("content-type", ""), 1)
+
+
+def _wait(policy: RetryPolicy):
+    def wait(state: RetryCallState) -> float:
+        # full jitter: uniform between 0 and the exponential cap; a Retry-After is a lower bound
+        cap = min(policy.backoff_max_s, policy.backoff_s * 2 ** (state.attempt_number - 1))
+        delay = random.uniform(0, cap)
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, FetchError) and exc.retry_after is not None:
+            delay = max(delay, min(exc.retry_after, policy.backoff_max_s))
+        return delay
+    return wait
+
+
+async def fetch(client: httpx.AsyncClient, url: str, *, params: dict[str, str] | None = None,
+                validators: Validators = Validators(), policy: RetryPolicy = RetryPolicy(),
+                feed: str = "") -> FetchResult:
+    """GET ``url``; retry timeouts, transport errors, 5xx and 429 (bounded); raise FetchError."""
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("feed fetch failed, retrying", extra={
+            "feed": feed, "attempt": state.attempt_number, "error": str(exc),
+            "sleep_s": round(state.next_action.sleep, 2) if state.next_action else None})
+
+    attempts = 0
+    try:
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(max(1, policy.attempts)),
+            wait=_wait(policy),
+            retry=retry_if_exception(lambda e: isinstance(e, FetchError) and e.retryable),
+            before_sleep=before_sleep,
+            reraise=True,
+        ):
+            with attempt:
+                attempts = attempt.retry_state.attempt_number
+                result = await _attempt(client, url, params, validators, policy.total_timeout_s)
+    except FetchError as exc:
+        exc.attempts = attempts
+        raise
+    return FetchResult(result.status, result.body, result.etag, result.last_modified,
+                       result.content_type, attempts)

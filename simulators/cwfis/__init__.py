@@ -1,0 +1,1 @@
+"""CWFIS simulator: the legacy active-fires CSV and the CWFIF WFS, from a deterministic season."""
