@@ -57,14 +57,27 @@ class PostResult:
 
 
 class _RedactFilter(logging.Filter):
-    """Rewrites a record's message with secrets removed (httpx logs the request URL at INFO)."""
+    """Rewrites a record's message with secrets removed (httpx logs the request URL at INFO).
+
+    Besides the shared patterns it removes the exact webhook URLs and tokens it was told about,
+    so URLs the shared pattern does not know (``/api/v10/webhooks/...``) are covered too.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def scrub(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return redact(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a broken record is left as it is
             return True
-        clean = redact(message)
+        clean = self.scrub(message)
         if clean != message:
             record.msg, record.args = clean, None
         return True
@@ -73,8 +86,9 @@ class _RedactFilter(logging.Filter):
 _FILTER = _RedactFilter()
 
 
-def install_log_redaction() -> None:
-    """Make sure the HTTP client libraries never log a webhook token (idempotent)."""
+def install_log_redaction(*secrets: str) -> None:
+    """Make sure the HTTP client libraries never log a webhook URL or token (idempotent)."""
+    _FILTER.secrets.update(s for s in secrets if len(s) >= 8)
     for name in ("httpx", "httpcore"):
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
@@ -110,14 +124,14 @@ def _discord_error(response: httpx.Response) -> tuple[int | None, str]:
     try:
         body = response.json()
     except ValueError:
-        return None, redact(response.text[:300])
+        return None, _FILTER.scrub(response.text[:300])
     if not isinstance(body, Mapping):
         return None, ""
     message = str(body.get("message", ""))
     if body.get("errors"):
         message += " " + json.dumps(body["errors"])[:600]
     code = body.get("code")
-    return (code if isinstance(code, int) else None), redact(message)
+    return (code if isinstance(code, int) else None), _FILTER.scrub(message)
 
 
 class DiscordWebhook:
@@ -147,7 +161,8 @@ class DiscordWebhook:
         self._sleep = sleep
         self._lock = asyncio.Lock()
         self._blocked_until = 0.0  # monotonic time before which the bucket is empty
-        install_log_redaction()
+        url_text = url.get_secret_value()
+        install_log_redaction(url_text, url_text.rstrip("/").rsplit("/", 1)[-1])
 
     def __repr__(self) -> str:
         return "DiscordWebhook(url=**********)"
