@@ -25,7 +25,7 @@ def metric(name: str, **labels: str) -> float:
 def notifier_settings(base: Settings, state_dir: Path, webhook_url: str, **overrides: Any) -> NotifierSettings:
     values: dict[str, Any] = dict(
         kafka_bootstrap_servers=base.kafka_bootstrap_servers,
-        kafka_session_timeout_ms=base.kafka_session_timeout_ms,
+        kafka_session_timeout_ms=3000,  # joins take about half of it on Tansu
         kafka_max_attempts=3,
         kafka_retry_backoff_s=0.05,
         state_dir=state_dir,
