@@ -30,9 +30,11 @@ class NotifierRuntime:
 
     def __init__(self, settings: NotifierSettings, topics: Topics = Topics(),
                  digest_poll_s: float = 0.25, digest_retry_s: float = 5.0) -> None:
-        if settings.discord_webhook_url is None:
-            raise RuntimeError("EMBERWATCH_DISCORD_WEBHOOK_URL is not set (use `emberwatch sim discord` "
-                               "for a local Discord)")
+        url = settings.discord_webhook_url.get_secret_value().strip() if settings.discord_webhook_url else ""
+        if not url.startswith(("http://", "https://")):
+            # The value is never echoed: it may be a mistyped secret.
+            raise RuntimeError("EMBERWATCH_DISCORD_WEBHOOK_URL is not set to an http(s) URL (for a local "
+                               "Discord, run `emberwatch sim discord` and point it there)")
         self.settings, self.topics = settings, topics
         self.digest_poll_s, self.digest_retry_s = digest_poll_s, digest_retry_s
         self.broker = build_broker(settings, SERVICE, graceful_timeout=10.0)
