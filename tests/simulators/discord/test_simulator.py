@@ -155,3 +155,31 @@ def test_admin_creates_webhooks_and_the_page_shows_posts_escaped(sim):
     assert "fire 🔥" in page.text
     client.post("/api/_admin/reset")
     assert client.get("/api/_posted").json()["count"] == 0
+
+
+def test_emberwatch_sim_discord_serves_the_default_webhook(tmp_path):
+    import subprocess
+    import sys
+
+    from emberwatch.common.telemetry import free_port
+
+    port = free_port()
+    log = open(tmp_path / "sim.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "emberwatch.cli.main", "sim", "discord", "--port", str(port)],
+                            stdout=log, stderr=log, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "simulator did not start"
+            time.sleep(0.1)
+        r = httpx.post(f"http://127.0.0.1:{port}{HOOK}?wait=true", json={"content": "from the CLI"})
+        assert r.status_code == 200 and r.json()["content"] == "from the CLI"
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        log.close()
