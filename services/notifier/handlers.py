@@ -155,21 +155,31 @@ class Notifier:
             log.info("digest posted", extra={"events": len(alerts), "message_id": message_id})
             return len(alerts)
 
-    async def run_digest_loop(self, poll_s: float = 0.25, retry_s: float = 5.0) -> None:
-        """Post digests while the service runs; a Discord outage keeps the events queued."""
-        while True:
+    async def run_digest_loop(self, stop: asyncio.Event, poll_s: float = 0.25, retry_s: float = 5.0) -> None:
+        """Post digests until ``stop`` is set; a Discord outage keeps the events queued.
+
+        Stopping waits for a digest in flight (so shutdown does not open the crash window).
+        """
+
+        async def pause(seconds: float) -> None:
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=seconds)
+            except TimeoutError:
+                pass
+
+        while not stop.is_set():
             try:
                 if self.digest_due():
                     await self.flush_digest()
                     continue
             except DiscordUnavailable as exc:
                 log.warning("digest not posted yet, will retry", extra={"error": str(exc)})
-                await asyncio.sleep(retry_s)
+                await pause(retry_s)
                 continue
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the loop must survive; the events stay queued
                 log.exception("digest loop error")
-                await asyncio.sleep(retry_s)
+                await pause(retry_s)
                 continue
-            await asyncio.sleep(poll_s)
+            await pause(poll_s)

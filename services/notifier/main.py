@@ -70,6 +70,7 @@ class NotifierRuntime:
                   group_id=f"{group}-decisions", **common)
         subscribe(self.broker, topics.alerts, PipelineAlert, self.notifier.on_alert,
                   group_id=f"{group}-alerts", **common)
+        self._stop = asyncio.Event()
         self._digest_task: asyncio.Task[None] | None = None
         self._bot_task: asyncio.Task[None] | None = None
         self._bot = None
@@ -81,8 +82,10 @@ class NotifierRuntime:
 
     async def start_background(self) -> None:
         """The digest loop, and the bot when a token is configured (after the broker started)."""
+        self._stop = asyncio.Event()
         self._digest_task = asyncio.create_task(
-            self.notifier.run_digest_loop(self.digest_poll_s, self.digest_retry_s), name="notifier-digest")
+            self.notifier.run_digest_loop(self._stop, self.digest_poll_s, self.digest_retry_s),
+            name="notifier-digest")
         if self.settings.discord_bot_token is not None:
             from services.notifier.bot import build_bot
             from services.notifier.bot_commands import BotCommands
@@ -93,12 +96,18 @@ class NotifierRuntime:
             self._bot = build_bot(commands, guild_id=self.settings.notifier_bot_guild_id)
             token = self.settings.discord_bot_token.get_secret_value()
             self._bot_task = asyncio.create_task(self._bot.start(token), name="notifier-bot")
+            self._bot_task.add_done_callback(_report_bot_exit)
             log.info("Discord bot starting", extra={"roles": len(self.settings.bot_role_ids)})
 
-    async def stop_background(self) -> None:
-        for task in (self._digest_task, self._bot_task):
-            if task is not None:
-                task.cancel()
+    async def stop_background(self, grace_s: float = 15.0) -> None:
+        if self._digest_task is not None:
+            self._stop.set()  # let a digest in flight finish, then the loop ends
+            try:
+                await asyncio.wait_for(asyncio.shield(self._digest_task), timeout=grace_s)
+            except (TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001
+                self._digest_task.cancel()
+        if self._bot_task is not None:
+            self._bot_task.cancel()
         if self._bot is not None:
             await self._bot.close()
         for task in (self._digest_task, self._bot_task):
@@ -121,6 +130,14 @@ class NotifierRuntime:
         await self.stop_background()
         await self.broker.stop()
         await self.close()
+
+
+def _report_bot_exit(task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:  # discord.py's errors (e.g. LoginFailure) never contain the token
+        log.error("Discord bot stopped", extra={"error": f"{type(exc).__name__}: {exc}"})
 
 
 def build_app(settings: Settings) -> FastStream:
