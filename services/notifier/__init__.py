@@ -1,0 +1,1 @@
+"""Notifier: tells the team on Discord about candidates, decisions and operational alerts."""

@@ -1,0 +1,154 @@
+"""The logic of the bot's slash commands, without Discord: plain async functions over an injected
+``Operations`` object, so they are testable (and usable) with no Discord connection.
+
+Who may run them: members holding one of the configured role ids (``EMBERWATCH_NOTIFIER_BOT_ROLE_IDS``).
+An empty list allows nobody — the safe default for commands that move the champion.
+
+What is wired (see ``operations.LocalOperations``):
+* ``/status`` — the local stack's parts (``emberwatch.stack.manage.status``).
+* ``/champion`` — the registered model version behind the MLflow alias ``champion``.
+* ``/promote`` and ``/rollback`` — call the operator functions named by
+  ``EMBERWATCH_NOTIFIER_PROMOTE_CALLABLE`` / ``..._ROLLBACK_CALLABLE`` (the CLI's ``emberwatch
+  promote`` / ``rollback``, which the gatekeeper work provides). Until those exist the commands
+  answer that they are not wired, and change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Invoker:
+    """Who runs a command (from the Discord interaction)."""
+
+    user_id: int
+    name: str
+    role_ids: frozenset[int] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    ok: bool = True
+    ephemeral: bool = True
+
+
+@dataclass(frozen=True)
+class PartStatus:
+    name: str
+    state: str
+    address: str
+
+
+@dataclass(frozen=True)
+class ChampionInfo:
+    model_name: str
+    version: str
+    run_id: str | None
+    source: str | None
+    aliases: tuple[str, ...] = ()
+    description: str | None = None
+
+
+class NotWired(Exception):
+    """The operation exists in the protocol but its implementation is not available yet."""
+
+
+@runtime_checkable
+class Operations(Protocol):
+    async def stack_status(self) -> list[PartStatus]: ...
+
+    async def champion(self, model_name: str) -> ChampionInfo | None: ...
+
+    async def promote(self, model_name: str, version: str, *, requested_by: str) -> str: ...
+
+    async def rollback(self, model_name: str, *, requested_by: str) -> str: ...
+
+
+def is_allowed(invoker: Invoker, allowed_role_ids: Iterable[int]) -> bool:
+    allowed = frozenset(allowed_role_ids)
+    return bool(allowed) and not allowed.isdisjoint(invoker.role_ids)
+
+
+DENIED = Reply("You are not allowed to use this command (it needs one of the configured roles).", ok=False)
+
+
+async def status_command(ops: Operations, invoker: Invoker, *, allowed_role_ids: Iterable[int]) -> Reply:
+    if not is_allowed(invoker, allowed_role_ids):
+        return DENIED
+    parts = await ops.stack_status()
+    if not parts:
+        return Reply("No parts are configured.")
+    lines = [f"{'🟢' if p.state == 'up' else '🔴' if p.state == 'down' else '🟡'} **{p.name}** "
+             f"{p.state} `{p.address}`" for p in parts]
+    healthy = all(p.state == "up" for p in parts)
+    return Reply(("All parts up.\n" if healthy else "Some parts are not up.\n") + "\n".join(lines), ok=healthy)
+
+
+async def champion_command(ops: Operations, invoker: Invoker, *, allowed_role_ids: Iterable[int],
+                           model_name: str) -> Reply:
+    if not is_allowed(invoker, allowed_role_ids):
+        return DENIED
+    info = await ops.champion(model_name)
+    if info is None:
+        return Reply(f"`{model_name}` has no champion yet.", ok=False)
+    aliases = ", ".join(info.aliases) or "champion"
+    text = f"Champion of `{info.model_name}`: **v{info.version}** (aliases: {aliases})"
+    if info.run_id:
+        text += f"\nrun `{info.run_id}`"
+    return Reply(text)
+
+
+async def promote_command(ops: Operations, invoker: Invoker, version: str, *,
+                          allowed_role_ids: Iterable[int], model_name: str) -> Reply:
+    if not is_allowed(invoker, allowed_role_ids):
+        return DENIED
+    version = version.strip().lstrip("vV")
+    if not version.isdigit():
+        return Reply(f"`{version}` is not a model version number.", ok=False)
+    try:
+        result = await ops.promote(model_name, version, requested_by=f"discord:{invoker.name}")
+    except NotWired as exc:
+        return Reply(f"Promotion is not wired yet: {exc}", ok=False)
+    except Exception as exc:  # noqa: BLE001 - the operator sees why it failed
+        return Reply(f"Promotion of v{version} failed: {exc}", ok=False)
+    return Reply(f"Promotion of `{model_name}` v{version} requested by {invoker.name}: {result}",
+                 ephemeral=False)
+
+
+async def rollback_command(ops: Operations, invoker: Invoker, *, allowed_role_ids: Iterable[int],
+                           model_name: str) -> Reply:
+    if not is_allowed(invoker, allowed_role_ids):
+        return DENIED
+    try:
+        result = await ops.rollback(model_name, requested_by=f"discord:{invoker.name}")
+    except NotWired as exc:
+        return Reply(f"Rollback is not wired yet: {exc}", ok=False)
+    except Exception as exc:  # noqa: BLE001
+        return Reply(f"Rollback failed: {exc}", ok=False)
+    return Reply(f"Rollback of `{model_name}` requested by {invoker.name}: {result}", ephemeral=False)
+
+
+class BotCommands:
+    """The four commands bound to one ``Operations``, role list and default model name."""
+
+    def __init__(self, ops: Operations, allowed_role_ids: Iterable[int], model_name: str) -> None:
+        self.ops, self.allowed, self.model_name = ops, frozenset(allowed_role_ids), model_name
+
+    async def status(self, invoker: Invoker) -> Reply:
+        return await status_command(self.ops, invoker, allowed_role_ids=self.allowed)
+
+    async def champion(self, invoker: Invoker, model_name: str | None = None) -> Reply:
+        return await champion_command(self.ops, invoker, allowed_role_ids=self.allowed,
+                                      model_name=model_name or self.model_name)
+
+    async def promote(self, invoker: Invoker, version: str, model_name: str | None = None) -> Reply:
+        return await promote_command(self.ops, invoker, version, allowed_role_ids=self.allowed,
+                                     model_name=model_name or self.model_name)
+
+    async def rollback(self, invoker: Invoker, model_name: str | None = None) -> Reply:
+        return await rollback_command(self.ops, invoker, allowed_role_ids=self.allowed,
+                                      model_name=model_name or self.model_name)

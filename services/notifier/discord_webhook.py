@@ -1,0 +1,250 @@
+"""Execute a Discord webhook reliably: rate limits, retries, and no secret in any log or error.
+
+* 2xx with ``?wait=true``: Discord confirmed the message; its id is returned.
+* 429: wait ``retry_after`` (JSON body), else ``X-RateLimit-Reset-After``, else ``Retry-After``,
+  then try again (bounded by ``max_rate_limit_retries`` and ``max_rate_limit_wait_s``).
+* ``X-RateLimit-Remaining: 0`` on any answer: the next request waits until the bucket resets.
+* 5xx and network errors: exponential backoff, up to ``max_attempts``; then
+  :class:`DiscordUnavailable` (transient: the consumer retries the message, then DLQs it).
+* 400/401/403/404: :class:`DiscordRejected`, a ``PermanentError`` — the message goes to the DLQ at
+  once, no retry storm.
+
+The webhook URL contains the token, so it is held as a ``SecretStr``; errors carry only the status,
+Discord's error code and message; httpx exceptions (whose ``request`` holds the URL) are never
+chained, and the ``httpx`` logger's request lines are redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from emberwatch.common.logging import redact
+from emberwatch.messaging.consumer import PermanentError
+from services.notifier.metrics import RATE_LIMIT_WAIT_SECONDS, RATE_LIMIT_WAITS, RETRIES
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class DiscordRejected(PermanentError):
+    """Discord refused the request (400/401/403/404): retrying cannot help."""
+
+    def __init__(self, status: int, code: int | None, message: str) -> None:
+        self.status, self.code, self.discord_message = status, code, message
+        super().__init__(f"Discord rejected the webhook post: HTTP {status}, code {code}: {message}")
+
+
+class DiscordUnavailable(Exception):
+    """Discord did not accept the post after all attempts (5xx, network, long rate limit)."""
+
+
+@dataclass(frozen=True)
+class PostResult:
+    message_id: str | None
+    attempts: int
+    rate_limit_waits: int
+
+
+class _RedactFilter(logging.Filter):
+    """Rewrites a record's message with secrets removed (httpx logs the request URL at INFO).
+
+    Besides the shared patterns it removes the exact webhook URLs and tokens it was told about,
+    so URLs the shared pattern does not know (``/api/v10/webhooks/...``) are covered too.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def scrub(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return redact(text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is left as it is
+            return True
+        clean = self.scrub(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_FILTER = _RedactFilter()
+
+
+def install_log_redaction(*secrets: str) -> None:
+    """Make sure the HTTP client libraries never log a webhook URL or token (idempotent)."""
+    _FILTER.secrets.update(s for s in secrets if len(s) >= 8)
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+
+
+def _float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 else None
+
+
+def retry_after_seconds(response: httpx.Response) -> float:
+    """How long a 429 asks us to wait: JSON ``retry_after``, then the headers, else one second."""
+    try:
+        body = response.json()
+    except (ValueError, json.JSONDecodeError):
+        body = None
+    if isinstance(body, Mapping):
+        value = _float(body.get("retry_after"))
+        if value is not None:
+            return value
+    for header in ("X-RateLimit-Reset-After", "Retry-After"):
+        value = _float(response.headers.get(header))
+        if value is not None:
+            return value
+    return 1.0
+
+
+def _discord_error(response: httpx.Response) -> tuple[int | None, str]:
+    try:
+        body = response.json()
+    except ValueError:
+        return None, _FILTER.scrub(response.text[:300])
+    if not isinstance(body, Mapping):
+        return None, ""
+    message = str(body.get("message", ""))
+    if body.get("errors"):
+        message += " " + json.dumps(body["errors"])[:600]
+    code = body.get("code")
+    return (code if isinstance(code, int) else None), _FILTER.scrub(message)
+
+
+class DiscordWebhook:
+    """One webhook. Posts are serialised (one bucket), so waits apply to every caller."""
+
+    def __init__(
+        self,
+        url: SecretStr,
+        *,
+        http: httpx.AsyncClient,
+        max_attempts: int = 5,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        max_rate_limit_retries: int = 20,
+        max_rate_limit_wait_s: float = 120.0,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if not isinstance(url, SecretStr):
+            raise TypeError("the webhook URL must be a SecretStr")
+        self._url = url
+        self._http = http
+        self._max_attempts = max(1, max_attempts)
+        self._backoff_s = backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._max_rl_retries = max_rate_limit_retries
+        self._max_rl_wait_s = max_rate_limit_wait_s
+        self._sleep = sleep
+        self._lock = asyncio.Lock()
+        self._blocked_until = 0.0  # monotonic time before which the bucket is empty
+        url_text = url.get_secret_value()
+        install_log_redaction(url_text, url_text.rstrip("/").rsplit("/", 1)[-1])
+
+    def __repr__(self) -> str:
+        return "DiscordWebhook(url=**********)"
+
+    async def _wait(self, seconds: float, cause: str) -> None:
+        if seconds > self._max_rl_wait_s:
+            raise DiscordUnavailable(
+                f"Discord asks to wait {seconds:.1f} s, more than the {self._max_rl_wait_s:.0f} s allowed"
+            )
+        RATE_LIMIT_WAITS.labels(cause).inc()
+        RATE_LIMIT_WAIT_SECONDS.observe(seconds)
+        log.info("waiting for Discord's rate limit", extra={"wait_s": round(seconds, 3), "cause": cause})
+        await self._sleep(seconds)
+
+    def _note_bucket(self, response: httpx.Response) -> None:
+        remaining = response.headers.get("X-RateLimit-Remaining")
+        reset_after = _float(response.headers.get("X-RateLimit-Reset-After"))
+        if remaining is not None and remaining.strip() == "0" and reset_after is not None:
+            self._blocked_until = time.monotonic() + reset_after
+        elif remaining is not None and remaining.strip() != "0":
+            self._blocked_until = 0.0
+
+    def _backoff(self, attempt: int) -> float:
+        base = min(self._max_backoff_s, self._backoff_s * 2 ** (attempt - 1))
+        return base * (0.5 + random.random() / 2)
+
+    async def post(self, payload: Mapping[str, Any]) -> PostResult:
+        """Post ``payload`` and wait for Discord's confirmation; see the module doc for failures."""
+        async with self._lock:
+            attempts = failures = rl_retries = waits = 0
+            last_problem = ""
+            while True:
+                pause = self._blocked_until - time.monotonic()
+                if pause > 0:
+                    await self._wait(pause, "remaining_zero")
+                    waits += 1
+                attempts += 1
+                response: httpx.Response | None = None
+                try:
+                    response = await self._http.post(
+                        self._url.get_secret_value(), params={"wait": "true"}, json=dict(payload)
+                    )
+                except httpx.HTTPError as exc:  # network, timeout, protocol: the URL stays inside
+                    last_problem = f"network error {type(exc).__name__}"
+                if response is None:
+                    failures += 1
+                    if failures >= self._max_attempts:
+                        break
+                    RETRIES.labels("network").inc()
+                    await self._sleep(self._backoff(failures))
+                    continue
+                self._note_bucket(response)
+                status = response.status_code
+                if 200 <= status < 300:
+                    message_id = None
+                    if status != 204:
+                        try:
+                            message_id = str(response.json().get("id"))
+                        except (ValueError, AttributeError):
+                            message_id = None
+                    return PostResult(message_id=message_id, attempts=attempts, rate_limit_waits=waits)
+                if status == 429:
+                    rl_retries += 1
+                    if rl_retries > self._max_rl_retries:
+                        last_problem = f"still rate limited after {rl_retries - 1} waits"
+                        break
+                    RETRIES.labels("rate_limited").inc()
+                    await self._wait(retry_after_seconds(response), "429")
+                    waits += 1
+                    continue
+                if status >= 500:
+                    failures += 1
+                    last_problem = f"HTTP {status}"
+                    if failures >= self._max_attempts:
+                        break
+                    RETRIES.labels("server_error").inc()
+                    log.warning("Discord server error, retrying",
+                                extra={"status": status, "attempt": attempts})
+                    await self._sleep(self._backoff(failures))
+                    continue
+                code, message = _discord_error(response)
+                log.error("Discord rejected the webhook post",
+                          extra={"status": status, "discord_code": code, "discord_message": message})
+                raise DiscordRejected(status, code, message)
+            raise DiscordUnavailable(f"Discord unavailable after {attempts} requests: {last_problem}")

@@ -1,0 +1,185 @@
+"""What the notifier does with each event.
+
+A candidate, a decision or an important alert is posted at once; a low-priority alert (an
+``info`` alert, or a ``new fire`` style alert) waits in the durable digest queue and is posted with
+its burst as one digest. Every event is posted exactly once: before posting we look its id up in
+the delivery store (replays and restarts are suppressed), and we record it as posted only after
+Discord confirmed the message. Discord's permanent refusals go to the DLQ; its outages are
+retried (see ``discord_webhook``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from emberwatch.contracts import ModelCandidate, ModelDecision, PipelineAlert
+from emberwatch.contracts.envelope import Envelope
+from services.notifier.delivery_store import DeliveryStore
+from services.notifier.discord_webhook import DiscordRejected, DiscordUnavailable, DiscordWebhook
+from services.notifier.fit_discord_limits import fit_discord_limits
+from services.notifier.metrics import DIGEST_SIZE, DUPLICATES, POSTS, SHORTENED, UNCERTAIN
+from services.notifier.render import Renderer, mark_uncertain
+
+log = logging.getLogger(__name__)
+
+# Called with (event body, topic, error text) when digest events must go to the DLQ.
+DeadLetter = Callable[[bytes, str, str], Awaitable[None]]
+
+
+class Notifier:
+    def __init__(
+        self,
+        *,
+        store: DeliveryStore,
+        webhook: DiscordWebhook,
+        renderer: Renderer,
+        digest_severities: frozenset[str],
+        digest_alerts: frozenset[str],
+        digest_window_s: float,
+        digest_max_events: int,
+        dead_letter: DeadLetter,
+    ) -> None:
+        self.store, self.webhook, self.renderer = store, webhook, renderer
+        self.digest_severities, self.digest_alerts = digest_severities, digest_alerts
+        self.digest_window_s, self.digest_max_events = digest_window_s, digest_max_events
+        self.dead_letter = dead_letter
+        self._digest_lock = asyncio.Lock()
+
+    # --- the three topics -----------------------------------------------------------------------
+    async def on_candidate(self, event: ModelCandidate) -> None:
+        await self._post_once(event, "candidate", self.renderer.candidate(event))
+
+    async def on_decision(self, event: ModelDecision) -> None:
+        await self._post_once(event, event.decision, self.renderer.decision(event))
+
+    async def on_alert(self, event: PipelineAlert) -> None:
+        if self.is_low_priority(event):
+            if self.store.enqueue(event.event_id, event.TOPIC, event.to_bytes()):
+                log.info("alert queued for the digest", extra={"event_id": event.event_id})
+            else:
+                DUPLICATES.labels("digest").inc()
+                log.info("duplicate alert suppressed", extra={"event_id": event.event_id})
+            return
+        await self._post_once(event, "alert", self.renderer.alert(event))
+
+    def is_low_priority(self, event: PipelineAlert) -> bool:
+        return event.severity in self.digest_severities or event.alert in self.digest_alerts
+
+    # --- posting ---------------------------------------------------------------------------------
+    async def _post_once(self, event: Envelope, kind: str, payload: dict[str, Any]) -> None:
+        state = self.store.state(event.event_id)
+        if state in ("posted", "queued"):
+            DUPLICATES.labels(kind).inc()
+            log.info("duplicate event suppressed", extra={"event_id": event.event_id, "kind": kind})
+            return
+        uncertain = self.store.begin(event.event_id, kind)
+        if uncertain:
+            UNCERTAIN.inc()
+            log.warning("posting again after an unconfirmed attempt",
+                        extra={"event_id": event.event_id, "kind": kind})
+            payload = mark_uncertain(payload)
+        message_id = await self._send(payload, kind, [event.event_id])
+        self.store.mark_posted([event.event_id], kind, message_id)
+        log.info("posted to Discord", extra={"event_id": event.event_id, "kind": kind,
+                                             "message_id": message_id})
+
+    async def _send(self, payload: dict[str, Any], kind: str, event_ids: list[str]) -> str | None:
+        fitted = fit_discord_limits(payload)
+        if fitted != payload:
+            SHORTENED.inc()
+        try:
+            result = await self.webhook.post(fitted)
+        except DiscordRejected:
+            POSTS.labels(kind, "rejected").inc()
+            for event_id in event_ids:
+                self.store.forget_attempt(event_id)
+            raise
+        except DiscordUnavailable:
+            POSTS.labels(kind, "failed").inc()
+            for event_id in event_ids:
+                self.store.forget_attempt(event_id)
+            raise
+        POSTS.labels(kind, "posted").inc()
+        return result.message_id
+
+    # --- the digest ------------------------------------------------------------------------------
+    def digest_due(self, now: float | None = None) -> bool:
+        count, oldest = self.store.queue_stats()
+        if not count:
+            return False
+        now = time.time() if now is None else now
+        return count >= self.digest_max_events or (oldest is not None and now - oldest >= self.digest_window_s)
+
+    async def flush_digest(self) -> int:
+        """Post one digest of the oldest queued events; returns how many it carried (0: none)."""
+        async with self._digest_lock:
+            queued = self.store.queued(self.digest_max_events)
+            if not queued:
+                return 0
+            alerts: list[PipelineAlert] = []
+            broken = []
+            for item in queued:
+                try:
+                    alerts.append(PipelineAlert.from_bytes(item.body))
+                except ValueError as exc:
+                    broken.append((item, exc))
+            for item, exc in broken:  # cannot happen for rows we wrote, but never lose one silently
+                await self.dead_letter(item.body, item.topic, f"unreadable queued event: {exc}")
+                self.store.drop_queued([item.event_id])
+            if not alerts:
+                return 0
+            ids = [a.event_id for a in alerts]
+            payload = self.renderer.digest(alerts)
+            if any(item.attempts > 0 for item in queued):
+                UNCERTAIN.inc()
+                payload = mark_uncertain(payload)
+            self.store.note_digest_attempt(ids)
+            try:
+                message_id = await self._send(payload, "digest", [])
+            except DiscordRejected as exc:
+                log.error("digest refused by Discord; its events go to the DLQ",
+                          extra={"events": len(alerts), "error": str(exc)})
+                for alert in alerts:
+                    await self.dead_letter(alert.to_bytes(), alert.TOPIC, str(exc))
+                self.store.drop_queued(ids)
+                return 0
+            except DiscordUnavailable:
+                self.store.clear_digest_attempts(ids)  # Discord said no: nothing was posted
+                raise
+            self.store.mark_posted(ids, "digest", message_id)
+            DIGEST_SIZE.observe(len(alerts))
+            log.info("digest posted", extra={"events": len(alerts), "message_id": message_id})
+            return len(alerts)
+
+    async def run_digest_loop(self, stop: asyncio.Event, poll_s: float = 0.25, retry_s: float = 5.0) -> None:
+        """Post digests until ``stop`` is set; a Discord outage keeps the events queued.
+
+        Stopping waits for a digest in flight (so shutdown does not open the crash window).
+        """
+
+        async def pause(seconds: float) -> None:
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=seconds)
+            except TimeoutError:
+                pass
+
+        while not stop.is_set():
+            try:
+                if self.digest_due():
+                    await self.flush_digest()
+                    continue
+            except DiscordUnavailable as exc:
+                log.warning("digest not posted yet, will retry", extra={"error": str(exc)})
+                await pause(retry_s)
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the loop must survive; the events stay queued
+                log.exception("digest loop error")
+                await pause(retry_s)
+                continue
+            await pause(poll_s)

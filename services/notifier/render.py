@@ -1,0 +1,191 @@
+"""Turn events into Discord webhook payloads: one embed per event, a colour per outcome.
+
+Pure functions; the payloads may be too long for Discord — ``fit_discord_limits`` shortens them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from emberwatch.contracts import ModelCandidate, ModelDecision, PipelineAlert
+from emberwatch.contracts.events import MetricDelta
+
+COLOURS = {
+    "candidate": 0x3498DB,    # blue
+    "promoted": 0x2ECC71,     # green
+    "rejected": 0xE67E22,     # orange
+    "rolled_back": 0x9B59B6,  # purple
+    "critical": 0xE74C3C,     # red
+    "warning": 0xF1C40F,      # yellow
+    "info": 0x95A5A6,         # grey
+    "digest": 0x607D8B,       # blue grey
+}
+
+ICONS = {"promoted": "✅", "rejected": "⛔", "rolled_back": "↩️", "critical": "🚨", "warning": "⚠️",
+         "info": "ℹ️", "candidate": "🧪", "digest": "🗞️"}
+
+
+@dataclass(frozen=True)
+class Links:
+    mlflow_url: str
+    grafana_url: str
+    grafana_dashboard_uid: str
+
+    def run(self, run_id: str) -> str:
+        return f"{self.mlflow_url}/#/runs/{quote(run_id)}"
+
+    def model_version(self, name: str, version: str) -> str:
+        return f"{self.mlflow_url}/#/models/{quote(name)}/versions/{quote(version)}"
+
+    def dashboard(self, **variables: str) -> str:
+        query = "&".join(f"var-{k}={quote(v)}" for k, v in variables.items())
+        url = f"{self.grafana_url.rstrip('/')}/d/{quote(self.grafana_dashboard_uid)}"
+        return f"{url}?{query}" if query else url
+
+
+def _footer(event: Any) -> dict[str, str]:
+    return {"text": f"{event.producer} · event {event.event_id} · trace {event.trace_id}"}
+
+
+def _num(value: float | None, digits: int = 3, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.2e}" if value < 1e-4 else f"{value:.4f}"
+
+
+def delta_line(d: MetricDelta) -> str:
+    interval = ""
+    if d.ci_low is not None and d.ci_high is not None:
+        interval = f" [{_num(d.ci_low, signed=True)}, {_num(d.ci_high, signed=True)}] {d.confidence:.0%} CI"
+    return f"Δ {_num(d.delta, signed=True)}{interval} ({_num(d.champion)} → {_num(d.challenger)})"
+
+
+def _message(username: str, embed: dict[str, Any], avatar_url: str | None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"username": username, "embeds": [embed],
+                               "allowed_mentions": {"parse": []}}
+    if avatar_url:
+        payload["avatar_url"] = avatar_url
+    return payload
+
+
+class Renderer:
+    def __init__(self, links: Links, username: str, avatar_url: str | None = None) -> None:
+        self.links, self.username, self.avatar_url = links, username, avatar_url
+
+    def candidate(self, e: ModelCandidate) -> dict[str, Any]:
+        counts = " · ".join(
+            f"{split}: {c.wildfire} fire / {c.nowildfire} no-fire" for split, c in sorted(e.counts.items()))
+        metrics = "\n".join(f"{k}: {_num(v)}" for k, v in sorted(e.metrics.items())) or "none"
+        embed = {
+            "title": f"{ICONS['candidate']} New candidate {e.model_name} v{e.version}",
+            "description": "A newly trained model was registered as `challenger`; the gatekeeper "
+                           "will compare it with the champion.",
+            "url": self.links.model_version(e.model_name, e.version),
+            "color": COLOURS["candidate"],
+            "fields": [
+                {"name": "Validation metrics", "value": metrics, "inline": True},
+                {"name": "Examples", "value": counts or "none", "inline": True},
+                {"name": "Dataset", "value": f"`{e.dataset_digest}`", "inline": False},
+                {"name": "Links", "value": f"[MLflow run]({self.links.run(e.run_id)}) · "
+                                           f"[model version]({self.links.model_version(e.model_name, e.version)})",
+                 "inline": False},
+            ],
+            "footer": _footer(e),
+            "timestamp": e.occurred_at.isoformat(),
+        }
+        return _message(self.username, embed, self.avatar_url)
+
+    def decision(self, e: ModelDecision) -> dict[str, Any]:
+        ev = e.evidence
+        champion = f"v{e.champion_version}" if e.champion_version else "none"
+        titles = {
+            "promoted": f"{ICONS['promoted']} {e.model_name} v{e.candidate_version} promoted to champion",
+            "rejected": f"{ICONS['rejected']} {e.model_name} v{e.candidate_version} rejected",
+            "rolled_back": f"{ICONS['rolled_back']} {e.model_name} rolled back to v{e.candidate_version}",
+        }
+        fields: list[dict[str, Any]] = []
+        if e.decision == "rolled_back":
+            fields.append({"name": "Champion now", "value": f"v{e.candidate_version} (was {champion})",
+                           "inline": True})
+        else:
+            fields.append({"name": "Champion", "value": champion, "inline": True})
+        if ev.n:
+            fields.append({"name": "Paired samples", "value": f"n = {ev.n} ({ev.n_wildfire} wildfire)",
+                           "inline": True})
+            fields.append({"name": "p-value (exact McNemar)", "value": _p(ev.p_value), "inline": True})
+            fields.append({"name": "Discordant pairs",
+                           "value": f"challenger only right: {ev.challenger_only_correct} · "
+                                    f"champion only right: {ev.champion_only_correct} · "
+                                    f"both right: {ev.both_correct} · both wrong: {ev.both_wrong}",
+                           "inline": False})
+        for d in ev.deltas:
+            fields.append({"name": d.metric, "value": delta_line(d), "inline": False})
+        if ev.thresholds:
+            fields.append({"name": "Thresholds",
+                           "value": " · ".join(f"{k} {v:g}" for k, v in sorted(ev.thresholds.items())),
+                           "inline": False})
+        run_link = (f"[MLflow run]({self.links.run(e.run_id)})" if e.run_id else
+                    f"[MLflow model]({self.links.model_version(e.model_name, e.candidate_version)})")
+        dashboard = self.links.dashboard(model=e.model_name)
+        fields.append({"name": "Links", "value": f"{run_link} · [Grafana dashboard]({dashboard})",
+                       "inline": False})
+        embed = {
+            "title": titles[e.decision],
+            "description": e.reason,
+            "url": self.links.run(e.run_id) if e.run_id else
+            self.links.model_version(e.model_name, e.candidate_version),
+            "color": COLOURS[e.decision],
+            "fields": fields,
+            "footer": _footer(e),
+            "timestamp": e.occurred_at.isoformat(),
+        }
+        return _message(self.username, embed, self.avatar_url)
+
+    def alert(self, e: PipelineAlert) -> dict[str, Any]:
+        fields = [{"name": str(k), "value": f"`{v}`", "inline": True} for k, v in list(e.details.items())]
+        embed = {
+            "title": f"{ICONS[e.severity]} {e.severity.upper()}: {e.component} — {e.alert}",
+            "description": e.message,
+            "color": COLOURS[e.severity],
+            "fields": fields,
+            "footer": _footer(e),
+            "timestamp": e.occurred_at.isoformat(),
+        }
+        return _message(self.username, embed, self.avatar_url)
+
+    def digest(self, alerts: Sequence[PipelineAlert]) -> dict[str, Any]:
+        """One message for a burst of low-priority alerts: counts per kind, then the lines."""
+        kinds = Counter((a.component, a.alert) for a in alerts)
+        first = min(a.occurred_at for a in alerts)
+        last = max(a.occurred_at for a in alerts)
+        lines = [f"• `{a.component}/{a.alert}` {a.message}" for a in alerts]
+        fields = [{"name": f"{component} — {alert}", "value": f"{n} event{'s' if n != 1 else ''}",
+                   "inline": True} for (component, alert), n in kinds.most_common()]
+        embed = {
+            "title": f"{ICONS['digest']} Digest: {len(alerts)} low-priority event{'s' if len(alerts) != 1 else ''}",
+            "description": "\n".join(lines),
+            "color": COLOURS["digest"],
+            "fields": fields,
+            "footer": {"text": f"{first:%Y-%m-%d %H:%M:%S} – {last:%H:%M:%S} UTC · "
+                               f"{len(alerts)} events"},
+            "timestamp": last.isoformat(),
+        }
+        return _message(self.username, embed, self.avatar_url)
+
+
+def mark_uncertain(payload: dict[str, Any]) -> dict[str, Any]:
+    """The same message, flagged as a possible repeat (posted again after an unconfirmed attempt)."""
+    note = "(Possible repeat: an earlier attempt to post this was not confirmed before a restart.)"
+    out = dict(payload)
+    out["content"] = f"{payload.get('content') or ''}\n{note}".strip()
+    return out

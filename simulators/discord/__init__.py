@@ -1,0 +1,1 @@
+"""Discord webhook simulator (``emberwatch sim discord``)."""

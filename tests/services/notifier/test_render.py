@@ -1,0 +1,81 @@
+"""Rendering events into embeds: colours per outcome, evidence, links, digests."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from services.notifier.fit_discord_limits import fit_discord_limits
+from services.notifier.main import NotifierRuntime
+from services.notifier.render import COLOURS, Links, Renderer
+from services.notifier.settings import NotifierSettings
+from simulators.discord.app import validate_payload
+from tests.services.notifier.helpers import alert, candidate, decision
+
+R = Renderer(Links("http://mlflow:5000", "http://grafana:3000", "emberwatch-models"), "Emberwatch")
+
+
+def embed(payload: dict) -> dict:
+    assert payload["username"] == "Emberwatch"
+    assert payload["allowed_mentions"] == {"parse": []}  # an alert text can never ping @everyone
+    return payload["embeds"][0]
+
+
+def test_candidate_links_to_its_run_and_model_version():
+    e = embed(R.candidate(candidate("7")))
+    assert e["color"] == COLOURS["candidate"]
+    assert e["url"] == "http://mlflow:5000/#/models/emberwatch-resnet50/versions/7"
+    links = {f["name"]: f["value"] for f in e["fields"]}["Links"]
+    assert "http://mlflow:5000/#/runs/run7abc" in links
+    assert "val_accuracy: 0.912" in {f["name"]: f["value"] for f in e["fields"]}["Validation metrics"]
+
+
+@pytest.mark.parametrize("kind,title", [
+    ("promoted", "✅ emberwatch-resnet50 v7 promoted to champion"),
+    ("rejected", "⛔ emberwatch-resnet50 v7 rejected"),
+    ("rolled_back", "↩️ emberwatch-resnet50 rolled back to v7"),
+])
+def test_each_decision_has_its_colour_title_and_reason(kind, title):
+    event = decision(kind, "7")
+    e = embed(R.decision(event))
+    assert e["title"] == title and e["color"] == COLOURS[kind]
+    assert e["description"] == event.reason
+    fields = {f["name"]: f["value"] for f in e["fields"]}
+    assert fields["Thresholds"] == "alpha 0.05 · min_n 200 · non_inferiority_margin 0.02"
+    assert "[Grafana dashboard](http://grafana:3000/d/emberwatch-models?var-model=emberwatch-resnet50)" \
+        in fields["Links"]
+    assert e["footer"]["text"].endswith(f"event {event.event_id} · trace {event.trace_id}")
+
+
+def test_a_decision_without_evidence_or_run_links_to_the_model_version():
+    event = decision("rejected", "9").model_copy(update={"run_id": None, "evidence": type(
+        decision().evidence)()})
+    e = embed(R.decision(event))
+    names = [f["name"] for f in e["fields"]]
+    assert "Paired samples" not in names and "p-value (exact McNemar)" not in names
+    assert e["url"].endswith("/#/models/emberwatch-resnet50/versions/9")
+
+
+def test_alerts_are_coloured_by_severity_and_show_details():
+    for severity in ("critical", "warning", "info"):
+        e = embed(R.alert(alert("feed_down", severity, "down", status=503)))
+        assert e["color"] == COLOURS[severity]
+        assert {"name": "status", "value": "`503`", "inline": True} in e["fields"]
+
+
+def test_a_huge_digest_still_fits_discord():
+    alerts = [alert(f"kind_{i % 40}", "info", "x" * 300) for i in range(500)]
+    payload = fit_discord_limits(R.digest(alerts))
+    assert validate_payload(payload) is None
+    assert payload["embeds"][0]["title"] == "🗞️ Digest: 500 low-priority events"
+
+
+@pytest.mark.parametrize("url", [None, "", "   ", "discord.com/api/webhooks/1/x"])
+def test_the_service_refuses_to_start_without_a_webhook_url_and_never_echoes_it(url, tmp_path):
+    settings = NotifierSettings(state_dir=tmp_path,
+                                discord_webhook_url=SecretStr(url) if url is not None else None)
+    with pytest.raises(RuntimeError) as info:
+        NotifierRuntime(settings)
+    assert "EMBERWATCH_DISCORD_WEBHOOK_URL" in str(info.value)
+    if url and url.strip():
+        assert url not in str(info.value)
