@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 _SECRET_PATTERNS = [
     # Discord webhook tokens, Mapbox tokens (pk./sk.), access_token query parameters.
-    (re.compile(r"(/api/webhooks/\d+/)[A-Za-z0-9_\-\.]+"), r"\1***"),
+    (re.compile(r"(/api/(?:v\d+/)?webhooks/\d+/)[A-Za-z0-9_\-\.]+"), r"\1***"),
     (re.compile(r"\b(pk|sk|tk)\.[A-Za-z0-9_\-\.]{8,}"), r"\1.***"),
     (re.compile(r"(access_token=)[^&\s\"']+"), r"\1***"),
     (re.compile(r"(password=)[^&\s\"']+", re.I), r"\1***"),
