@@ -10,7 +10,7 @@ from emberwatch.contracts import FireObserved
 from emberwatch.messaging.broker import build_broker, publish_event
 from emberwatch.messaging.consumer import subscribe
 from services.tiler.fetch_tile import FetchConfig, TileFetcher
-from services.tiler.handlers import SERVICE, Tiler, alert_publisher
+from services.tiler.handlers import SERVICE, Publish, Tiler, alert_publisher
 from services.tiler.mapbox_client import ClientConfig, MapboxClient, TokenSource
 from services.tiler.settings import TilerSettings
 from services.tiler.state import EmittedIndex, FireRegistry
@@ -32,10 +32,8 @@ def fetch_config(s: TilerSettings) -> FetchConfig:
                        image_attempts=s.tiler_image_attempts, blank_std=s.tiler_blank_std)
 
 
-def build_tiler(s: TilerSettings, broker) -> tuple[Tiler, MapboxClient]:
-    async def publish(event) -> None:
-        await publish_event(broker, event, service=SERVICE)
-
+def build_tiler(s: TilerSettings, publish: Publish) -> tuple[Tiler, MapboxClient]:
+    """The handler and its Mapbox client; ``publish`` sends an event (tiles and alerts)."""
     token = s.mapbox_token.get_secret_value() if s.mapbox_token else None
     client = MapboxClient(client_config(s), TokenSource(token, s.tiler_token_file), alert_publisher(publish))
     tiler = Tiler(s, TileFetcher(client, fetch_config(s)), TileStore(s.tile_root),
@@ -47,7 +45,11 @@ def build_tiler(s: TilerSettings, broker) -> tuple[Tiler, MapboxClient]:
 def build_app(settings: Settings) -> FastStream:
     s = settings if isinstance(settings, TilerSettings) else TilerSettings()
     broker = build_broker(s, SERVICE)
-    tiler, client = build_tiler(s, broker)
+
+    async def publish(event) -> None:
+        await publish_event(broker, event, service=SERVICE)
+
+    tiler, client = build_tiler(s, publish)
     subscribe(broker, FireObserved.TOPIC, FireObserved, tiler.on_fire, service=SERVICE,
               group_id=s.tiler_group_id, max_attempts=s.kafka_max_attempts,
               backoff_s=s.kafka_retry_backoff_s, session_timeout_ms=s.kafka_session_timeout_ms)
