@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from emberwatch.messaging.consumer import PermanentError
 from services.tiler.metrics import (
@@ -243,7 +243,8 @@ class MapboxClient:
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(cfg.retry_attempts),
-                wait=wait_exponential_jitter(initial=cfg.retry_backoff_s, max=cfg.retry_backoff_max_s),
+                wait=wait_exponential(multiplier=cfg.retry_backoff_s, max=cfg.retry_backoff_max_s)
+                + wait_random(0, cfg.retry_backoff_s),
                 retry=retry_if_exception_type(_Transient),
                 before_sleep=before_sleep,
                 reraise=True,

@@ -19,7 +19,7 @@ Admin API (for operators, tests and benchmarks; JSON in and out):
   "tokens": ["pk.x"]}`` (any subset). ``rate_limit: null`` switches the limit off. Tokens start from
   ``EMBERWATCH_MAPBOX_SIM_TOKENS`` (comma-separated, default ``pk.simulator``).
 * ``POST /_admin/faults`` — queue ``{"mode": M, "count": N, "status": S, "seconds": T}`` where M is
-  ``status`` (answer S, e.g. 500/503/403), ``json_200`` / ``html_200`` (an error body with status 200),
+  ``ok`` (a normal answer: scripts a sequence), ``status`` (answer S, e.g. 500/503/403), ``json_200`` / ``html_200`` (an error body with status 200),
   ``truncated`` (a cut JPEG), ``blank`` (a flat "no coverage" image) or ``slow`` (wait T seconds first);
   the next N image requests get it (N = -1: until cleared). ``DELETE /_admin/faults`` clears.
 * ``GET /_admin/stats`` — requests by status, by API, current and maximum requests in flight;
@@ -271,7 +271,7 @@ def create_app(state: SimState | None = None) -> Starlette:
         else:
             body = json.loads(await request.body())
             mode = body.get("mode")
-            if mode not in ("status", "json_200", "html_200", "truncated", "blank", "slow"):
+            if mode not in ("ok", "status", "json_200", "html_200", "truncated", "blank", "slow"):
                 return _error(422, f"unknown fault mode {mode!r}")
             state.faults.append(Fault(mode, int(body.get("count", 1)), int(body.get("status", 500)),
                                       float(body.get("seconds", 0.0))))
