@@ -55,6 +55,7 @@ class Tiler:
         self.registry = registry
         self.emitted = emitted
         self.publish = publish
+        self._busy: dict[str, asyncio.Lock] = {}
 
     def split_of(self, lat: float, lon: float) -> str:
         s = self.s
@@ -83,6 +84,16 @@ class Tiler:
         self.registry.observe(fire.fire_key, fire.lat, fire.lon)
         if fire.change != "new":
             return
+        # One fire at a time per key: a batch may hold the same fire twice (replays, re-polls).
+        lock = self._busy.setdefault(fire.fire_key, asyncio.Lock())
+        try:
+            async with lock:
+                await self._tile_fire(fire)
+        finally:
+            if not lock.locked() and self._busy.get(fire.fire_key) is lock:
+                del self._busy[fire.fire_key]
+
+    async def _tile_fire(self, fire: FireObserved) -> None:
         jobs = self.plan(fire)
         todo = []
         for job in jobs:

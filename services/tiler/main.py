@@ -8,6 +8,7 @@ from emberwatch.common.config import Settings
 from emberwatch.common.service import run_service
 from emberwatch.contracts import FireObserved
 from emberwatch.messaging.broker import build_broker, publish_event
+from emberwatch.messaging.batch_consumer import subscribe_batch
 from emberwatch.messaging.consumer import subscribe
 from services.tiler.fetch_tile import FetchConfig, TileFetcher
 from services.tiler.handlers import SERVICE, Publish, Tiler, alert_publisher
@@ -42,6 +43,16 @@ def build_tiler(s: TilerSettings, publish: Publish) -> tuple[Tiler, MapboxClient
     return tiler, client
 
 
+def consume(broker, s: TilerSettings, topic: str, handler, *, group_id: str) -> None:
+    """Fires one at a time (shared ``subscribe``) or in concurrent batches (``subscribe_batch``)."""
+    common = dict(service=SERVICE, group_id=group_id, max_attempts=s.kafka_max_attempts,
+                  backoff_s=s.kafka_retry_backoff_s, session_timeout_ms=s.kafka_session_timeout_ms)
+    if s.tiler_batch_size > 1:
+        subscribe_batch(broker, topic, FireObserved, handler, max_records=s.tiler_batch_size, **common)
+    else:
+        subscribe(broker, topic, FireObserved, handler, **common)
+
+
 def build_app(settings: Settings) -> FastStream:
     s = settings if isinstance(settings, TilerSettings) else TilerSettings()
     broker = build_broker(s, SERVICE)
@@ -50,9 +61,7 @@ def build_app(settings: Settings) -> FastStream:
         await publish_event(broker, event, service=SERVICE)
 
     tiler, client = build_tiler(s, publish)
-    subscribe(broker, FireObserved.TOPIC, FireObserved, tiler.on_fire, service=SERVICE,
-              group_id=s.tiler_group_id, max_attempts=s.kafka_max_attempts,
-              backoff_s=s.kafka_retry_backoff_s, session_timeout_ms=s.kafka_session_timeout_ms)
+    consume(broker, s, FireObserved.TOPIC, tiler.on_fire, group_id=s.tiler_group_id)
     app = FastStream(broker)
     app.after_shutdown(client.aclose)
     return app

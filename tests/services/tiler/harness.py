@@ -14,15 +14,14 @@ from emberwatch.common.config import Settings
 from emberwatch.contracts import FireObserved, PipelineAlert, TileReady
 from emberwatch.contracts.topics import dlq_topic
 from emberwatch.messaging.broker import build_broker
-from emberwatch.messaging.consumer import subscribe
-from services.tiler.main import build_tiler
+from services.tiler.main import build_tiler, consume
 from services.tiler.settings import TilerSettings
 from tests.messaging.helpers import read_all, unique
 
 FAST = dict(
     tiler_retry_attempts=2, tiler_retry_backoff_s=0.05, tiler_retry_backoff_max_s=0.2,
     tiler_outage_backoff_max_s=0.2, tiler_auth_recheck_s=0.1, tiler_auth_probe_s=3600,
-    tiler_request_timeout_s=5, tiler_negatives_per_fire=2,
+    tiler_request_timeout_s=5, tiler_negatives_per_fire=2, kafka_max_attempts=2, kafka_retry_backoff_s=0.05,
 )
 
 
@@ -90,8 +89,7 @@ async def running_tiler(settings: TilerSettings, *, suffix: str | None = None, t
         await tiler.on_fire(event)
         run.handled.append(event.fire_key)
 
-    subscribe(broker, topic_in, FireObserved, handle, service="tiler", group_id=group or unique("tiler"),
-              max_attempts=2, backoff_s=0.05, session_timeout_ms=6000)
+    consume(broker, settings, topic_in, handle, group_id=group or unique("tiler"))
     await broker.start()
     try:
         yield run

@@ -117,7 +117,9 @@ async def test_rejected_token_alerts_once_holds_requests_and_resumes_on_a_new_to
         assert "pk.revoked" not in alerts[0].to_bytes().decode()
         rejected = state.by_status[401]
         await asyncio.sleep(1.0)
-        assert state.by_status[401] == rejected <= 2  # no hammering while the token is unchanged
+        # Only the requests already in flight met the 401 (2 fires × 2 tiles); then none while the
+        # token is unchanged.
+        assert state.by_status[401] == rejected <= 4
         assert run.handled == []  # the fire waits, uncommitted
         token_file.write_text("pk.good")
         tiles = await run.tiles(4)
@@ -186,10 +188,10 @@ async def test_server_errors_and_timeouts_are_retried_and_an_outage_loses_nothin
 async def test_bad_images_are_rejected(kafka_settings, tmp_path, sim, token_file):
     url, state = sim
     s = tiler_settings(kafka_settings, tmp_path / "state", url, token_file, tiler_negatives_per_fire=0,
-                       tiler_image_attempts=3)
+                       tiler_image_attempts=3, tiler_batch_size=1)
     reasons = ("truncated", "error_body", "blank")
     before = {r: metric("emberwatch_tiler_tiles_rejected_total", reason=r) for r in reasons}
-    # Consumed one fire after another, one request per fire: the faults meet the fires in order.
+    # One fire at a time (the shared consumer), one request per fire: the faults meet the fires in order.
     state.faults.extend([Fault("truncated", 1), Fault("ok", 1), Fault("html_200", 3), Fault("blank", 1)])
     async with running_tiler(s) as run:
         await run.send(fire("qc:truncated-once", 50.1, -75.0), fire("qc:error-body", 51.1, -74.0),
