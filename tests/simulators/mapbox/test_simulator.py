@@ -171,3 +171,21 @@ def test_state_from_env_reads_tokens_fires_and_latency(tmp_path, monkeypatch):
     assert isinstance(state, SimState)
     assert state.tokens == {"pk.a", "pk.b"} and state.latency_s == 0.1
     assert [(f.lat, f.lon, f.hectares) for f in state.fires.fires] == [(55.5, -110.5, 12.0)]
+
+
+def test_pool_imagery_gives_distinct_valid_images_without_rendering(sim):
+    from services.tiler.validate_image import validate_image
+
+    client, _ = sim
+    client.post("/_admin/config", json={"imagery": "pool"})
+    try:
+        a = client.get(static_path(55.0, -115.0), params=TOKEN).content
+        b = client.get(static_path(55.0, -115.0), params=TOKEN).content
+        c = client.get(static_path(55.001, -115.0), params=TOKEN).content
+        png = client.get("/v4/mapbox.satellite/15/8000/12000@2x.png", params=TOKEN).content
+    finally:
+        client.post("/_admin/config", json={"imagery": "render"})
+    assert a == b and a != c
+    for data, size in ((a, (350, 350)), (c, (350, 350)), (png, (512, 512))):
+        validate_image(data, expected_size=size)
+    assert client.post("/_admin/config", json={"imagery": "nope"}).status_code == 422
