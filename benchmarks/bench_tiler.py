@@ -47,7 +47,7 @@ from services.tiler.settings import TilerSettings  # noqa: E402
 from tests.conftest import stack_settings  # noqa: E402
 
 TOKEN = "pk.bench"
-console = Console()
+console = Console(width=150)
 
 
 def rss_mb() -> float:
@@ -157,6 +157,31 @@ async def run_tiler(kafka, url: str, tiles: int, batch: int, in_flight: int, wor
             "client_max_in_flight": client.max_in_flight_seen, "files": files, **marks}
 
 
+def render_cost(n: int = 200) -> dict:
+    """Milliseconds to render (and JPEG-encode) one 350×350 simulator image; half show a fire."""
+    import statistics
+
+    from simulators.mapbox.app import _encode
+    from simulators.mapbox.imagery import Fire, FireField, render_static
+
+    places = locations(n, seed=3)
+    rng = random.Random(4)
+    fires = FireField([Fire(lat, lon, rng.choice([1.0, 20.0, 300.0, 5000.0])) for lat, lon in places[::2]])
+    render_ms, encode_ms = [], []
+    for lat, lon in places:
+        t0 = time.perf_counter()
+        arr = render_static(lat, lon, 15, 350, 350, fires=fires)
+        t1 = time.perf_counter()
+        _encode(arr, "jpg90")
+        render_ms.append((t1 - t0) * 1000)
+        encode_ms.append((time.perf_counter() - t1) * 1000)
+    fire_ms, plain_ms = render_ms[::2], render_ms[1::2]
+    q = lambda xs, p: sorted(xs)[int(p * (len(xs) - 1))]  # noqa: E731
+    return {"fire_p50": statistics.median(fire_ms), "fire_p90": q(fire_ms, 0.9),
+            "plain_p50": statistics.median(plain_ms), "plain_p90": q(plain_ms, 0.9),
+            "encode_p50": statistics.median(encode_ms)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("tiles", nargs="?", type=int, default=5000)
@@ -165,7 +190,18 @@ def main() -> None:
     ap.add_argument("--latency-ms", type=float, default=100.0)
     ap.add_argument("--in-flight", type=int, default=16)
     ap.add_argument("--render", action="store_true", help="Render every image (simulator CPU-bound).")
+    ap.add_argument("--render-cost-only", action="store_true", help="Only time the simulator's renderer.")
     args = ap.parse_args()
+
+    cost = render_cost()
+    cost_table = Table(title="Simulator imagery cost per 350×350 image (ms, this process, 200 places)")
+    for col in ("render, fire in view p50 / p90", "render, no fire p50 / p90", "JPEG q90 encode p50"):
+        cost_table.add_column(col, justify="right")
+    cost_table.add_row(f"{cost['fire_p50']:.1f} / {cost['fire_p90']:.1f}",
+                       f"{cost['plain_p50']:.1f} / {cost['plain_p90']:.1f}", f"{cost['encode_p50']:.1f}")
+    console.print(cost_table)
+    if args.render_cost_only:
+        return
 
     work = Path(tempfile.mkdtemp(prefix="bench-tiler-"))
     kafka = stack_settings(work / "stack", "kafka")

@@ -36,7 +36,7 @@ class TilerSettings(Settings):
     tiler_negative_exclusion_km: float = Field(
         10.0, ge=0, description="A negative closer than this to any fire seen so far is rejected.")
     tiler_split_cell_deg: float = Field(
-        1.0, gt=0, description="Side of the grid cell (degrees) whose hash assigns a tile's split.")
+        1.5, gt=0, description="Side of the grid cell (degrees) whose hash assigns a tile's split.")
     tiler_split_val: float = Field(0.15, ge=0, le=1, description="Share of cells in the val split.")
     tiler_split_test: float = Field(0.15, ge=0, le=1, description="Share of cells in the test split.")
 

@@ -32,8 +32,11 @@ def _noise(h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:
 
 # --- splits --------------------------------------------------------------------------------------
 def test_split_is_a_function_of_the_cell_only():
-    assert assign_split(55.10, -115.10) == assign_split(55.90, -115.95)  # same 1° cell
+    assert cell_of(54.10, -115.40, 1.5) == cell_of(55.40, -114.10, 1.5) == (36, -77)
+    same_cell = {assign_split(54.0 + i * 0.1, -115.5 + j * 0.1) for i in range(15) for j in range(15)}
+    assert len(same_cell) == 1  # the whole cell has one split
     assert cell_of(55.1, -115.1, 1.0) == (55, -116)
+    assert cell_of(55.1, -115.1, 1.5) == (36, -77)
     rng = random.Random(1)
     for _ in range(200):
         lat, lon = rng.uniform(42, 68), rng.uniform(-140, -55)
@@ -51,15 +54,15 @@ def test_split_shares_follow_the_configured_fractions():
         assign_split(50, -100, val=0.6, test=0.6)
 
 
-def test_negatives_share_their_fires_cell_about_half_the_time_at_one_degree():
+def test_negatives_usually_share_their_fires_cell_at_the_default_size():
     rng = random.Random(7)
     same = total = 0
     for i in range(400):
         lat, lon = rng.uniform(49, 62), rng.uniform(-130, -70)
         for nlat, nlon in sample_negatives(f"f{i}", lat, lon, k=2, near_fire=lambda *_: False):
             total += 1
-            same += cell_of(lat, lon, 1.0) == cell_of(nlat, nlon, 1.0)
-    assert 0.35 < same / total < 0.75  # documented in assign_split.py
+            same += cell_of(lat, lon, 1.5) == cell_of(nlat, nlon, 1.5)
+    assert 0.55 < same / total < 0.8  # documented in assign_split.py (about 2 in 3)
 
 
 # --- negatives -----------------------------------------------------------------------------------
