@@ -212,7 +212,8 @@ class MapboxClient:
             except MapboxUnavailable as exc:
                 now = time.monotonic()
                 if now + pause > deadline:
-                    raise MapboxWaitExpired(f"Mapbox unavailable for longer than the maximum wait: {exc}") from None
+                    raise MapboxWaitExpired(
+                        f"Mapbox unavailable for longer than the maximum wait: {exc}") from None
                 if self._down_since is None:
                     self._down_since = now
                     MAPBOX_DOWN.set(1)

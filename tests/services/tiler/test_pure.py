@@ -44,7 +44,8 @@ def test_split_is_a_function_of_the_cell_only():
 
 
 def test_split_shares_follow_the_configured_fractions():
-    cells = [assign_split(lat + 0.5, lon + 0.5) for lat in range(40, 70) for lon in range(-140, -50)]
+    cells = [assign_split(lat + 0.5, lon + 0.5, cell_deg=1.0)
+             for lat in range(40, 70) for lon in range(-140, -50)]
     share = Counter(cells)
     n = len(cells)
     assert abs(share["test"] / n - 0.15) < 0.03
