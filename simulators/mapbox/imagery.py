@@ -87,9 +87,17 @@ def _c(colour) -> np.ndarray:
 
 
 def _lerp(img: np.ndarray, colour, alpha: np.ndarray) -> np.ndarray:
-    """In place: img*(1-alpha) + colour*alpha on a planar (3, h, w) image; colour RGB or (3, h, w)."""
-    col = _c(colour) if np.ndim(colour) == 1 or isinstance(colour, tuple) else colour
-    img += (col - img) * alpha[None]
+    """In place: img*(1-alpha) + colour*alpha on a planar (3, h, w) image; colour RGB or (3, h, w).
+
+    Channel by channel, so the temporaries are one plane (cache-sized), not three."""
+    planar = not (np.ndim(colour) == 1 or isinstance(colour, tuple))
+    tmp = np.empty_like(alpha, dtype=np.float32)
+    for ch in range(3):
+        plane = img[ch]
+        col = colour[ch] if planar else np.float32(colour[ch])
+        np.subtract(col, plane, out=tmp)
+        tmp *= alpha
+        plane += tmp
     return img
 
 
@@ -160,8 +168,16 @@ def render(mx0: float, my0: float, step: float, width: int, height: int,
     xs = mx0 + (np.arange(width) + 0.5) * step
     ys = my0 - (np.arange(height) + 0.5) * step
     n = lambda cell, seed: value_noise(xs, ys, cell * K, seed)  # noqa: E731
+    stride = 4
+    xc, yc = np.append(xs[::stride], xs[-1]), np.append(ys[::stride], ys[-1])
 
-    elev = 0.7 * n(1400, 1) + 0.3 * n(260, 3)
+    def bounds(*octaves: tuple[float, float, int]) -> tuple[float, float]:
+        """Exact-enough range of a noise sum over the image from a coarse grid: value noise changes
+        by at most 1.5/cell per metre, so the margin bounds what lies between the samples."""
+        v = sum(w * value_noise(xc, yc, c * K, sd) for w, c, sd in octaves)
+        margin = sum(1.5 * w * stride * step / (c * K) for w, c, _ in octaves)
+        return float(v.min()) - margin, float(v.max()) + margin
+
     veg = 0.75 * n(260, 4) + 0.25 * n(45, 14)
     tex = 0.6 * n(5, 5) + 0.4 * n(1.8, 7)
     bright = 0.55 + 0.9 * tex
@@ -169,15 +185,24 @@ def render(mx0: float, my0: float, step: float, width: int, height: int,
     w1 = np.clip((veg - 0.40) / 0.12, 0, 1)
     w2 = np.clip((veg - 0.68) / 0.10, 0, 1)
     img = np.empty((3, height, width), np.float32)
-    img[:] = _c((26, 44, 28))
-    _lerp(img, (60, 80, 42), w1)
-    _lerp(img, (90, 92, 62), w2)
-    img *= bright[None]
+    for ch, (c0, c1, c2) in enumerate(zip((26, 44, 28), (60, 80, 42), (90, 92, 62), strict=True)):
+        plane = img[ch]
+        np.multiply(w1, np.float32(c1 - c0), out=plane)
+        plane += np.float32(c0)
+        plane += (np.float32(c2) - plane) * w2
+        plane *= bright
 
-    land = elev >= 0.28
-    agri = n(2400, 8)
-    farm = (agri > 0.62) & land
-    if farm.any():
+    # Each layer is computed at full resolution only where the coarse bounds say it can appear.
+    elev = None
+    if bounds((0.7, 1400, 1), (0.3, 260, 3))[0] < 0.28:
+        elev = 0.7 * n(1400, 1) + 0.3 * n(260, 3)
+        land = elev >= 0.28
+    else:
+        land = np.ones((height, width), bool)
+    farm = None
+    if bounds((1.0, 2400, 8))[1] > 0.62:
+        farm = (n(2400, 8) > 0.62) & land
+    if farm is not None and farm.any():
         parcel = cell_hash(xs, ys, 240 * K, 150 * K, 20)
         palette = np.array([[86, 118, 50], [112, 140, 60], [168, 158, 92], [122, 96, 70], [150, 132, 102],
                             [96, 110, 58]], np.float32)
@@ -187,32 +212,37 @@ def render(mx0: float, my0: float, step: float, width: int, height: int,
         img = np.where(farm[None], pcp, img)
         roads = ((np.mod(xs, 960 * K) < 8 * K)[None, :] | (np.mod(ys, 960 * K) < 8 * K)[:, None]) & farm
         _put(img, roads, (158, 152, 142))
-    forest = land & ~farm
+        forest = land & ~farm
+    else:
+        forest = land
     cut = cell_hash(xs, ys, 180 * K, 120 * K, 22)
     clearcut = forest & (cut > 0.93) & (veg < 0.68)
     if clearcut.any():
-        cc = _c((104, 98, 66)) * (0.75 + 0.5 * tex)[None]
-        img = np.where(clearcut[None], cc, img)
-    bare = n(110, 9)
-    bare_m = np.clip((bare - 0.80) / 0.04, 0, 1) * land
-    if bare_m.any():
-        _lerp(img, _c((142, 124, 98)) * (0.85 + 0.3 * tex)[None], bare_m)
-    gravel = (np.abs(n(900, 10) - 0.5) < 0.005) & forest
-    _put(img, gravel, (150, 141, 118))
+        shade = (0.75 + 0.5 * tex)[clearcut]
+        for ch, c in enumerate((104, 98, 66)):
+            img[ch][clearcut] = c * shade
+    if bounds((1.0, 110, 9))[1] > 0.80:
+        bare_m = np.clip((n(110, 9) - 0.80) / 0.04, 0, 1) * land
+        if bare_m.any():
+            _lerp(img, _c((142, 124, 98)) * (0.85 + 0.3 * tex)[None], bare_m)
+    lo, hi = bounds((1.0, 900, 10))
+    if lo < 0.505 and hi > 0.495:
+        gravel = (np.abs(n(900, 10) - 0.5) < 0.005) & forest
+        _put(img, gravel, (150, 141, 118))
 
-    urban = n(2200, 11)
-    town = (urban > 0.80) & land
-    if town.any():
-        roof = cell_hash(xs, ys, 16 * K, 14 * K, 23)
-        roofs = np.array([[170, 160, 150], [120, 72, 60], [90, 92, 98], [200, 198, 190]], np.float32)
-        rc = np.moveaxis(roofs[np.minimum((roof * 4).astype(np.int64), 3)], -1, 0)
-        t = np.where((roof > 0.35)[None], rc, _c((84, 110, 62)))
-        street = (np.mod(xs, 110 * K) < 11 * K)[None, :] | (np.mod(ys, 90 * K) < 10 * K)[:, None]
-        t = np.where(street[None], _c((96, 96, 98)), t)
-        img = np.where(town[None], t, img)
+    if bounds((1.0, 2200, 11))[1] > 0.80:
+        town = (n(2200, 11) > 0.80) & land
+        if town.any():
+            roof = cell_hash(xs, ys, 16 * K, 14 * K, 23)
+            roofs = np.array([[170, 160, 150], [120, 72, 60], [90, 92, 98], [200, 198, 190]], np.float32)
+            rc = np.moveaxis(roofs[np.minimum((roof * 4).astype(np.int64), 3)], -1, 0)
+            t = np.where((roof > 0.35)[None], rc, _c((84, 110, 62)))
+            street = (np.mod(xs, 110 * K) < 11 * K)[None, :] | (np.mod(ys, 90 * K) < 10 * K)[:, None]
+            t = np.where(street[None], _c((96, 96, 98)), t)
+            img = np.where(town[None], t, img)
 
-    water = ~land
-    if water.any():
+    if elev is not None:
+        water = ~land
         depth = np.clip((0.28 - elev) / 0.06, 0, 1)
         wc = np.empty_like(img)
         wc[:] = _c((44, 62, 58))
@@ -225,13 +255,16 @@ def render(mx0: float, my0: float, step: float, width: int, height: int,
         for fx, fy, p in fires.near(cx, cy, max(width, height) * step / 2):
             img = _burn(img, xs, ys, fx, fy, p, tex)
 
-    cloud = n(1500, 12)
-    ca = np.clip((cloud - 0.78) / 0.12, 0, 0.9)
-    if ca.any():
-        ca = ca * (0.6 + 0.4 * n(150, 13))
-        _lerp(img, (232, 232, 236), ca)
-    np.clip(img, 0, 255, out=img)
-    return np.ascontiguousarray(img.astype(np.uint8).transpose(1, 2, 0))
+    if bounds((1.0, 1500, 12))[1] > 0.78:
+        ca = np.clip((n(1500, 12) - 0.78) / 0.12, 0, 0.9)
+        if ca.any():
+            ca = ca * (0.6 + 0.4 * n(150, 13))
+            _lerp(img, (232, 232, 236), ca)
+    out = np.empty((height, width, 3), np.uint8)
+    for ch in range(3):
+        np.clip(img[ch], 0, 255, out=img[ch])
+        out[..., ch] = img[ch]
+    return out
 
 
 def _burn(img, xs, ys, fx, fy, p, tex):
@@ -239,24 +272,31 @@ def _burn(img, xs, ys, fx, fy, p, tex):
     seed = p["seed"]
     dx = (xs - (fx + p["dx"])).astype(np.float32)
     dy = (ys - (fy + p["dy"])).astype(np.float32)
-    d = np.sqrt(dx[None, :] ** 2 + dy[:, None] ** 2) / np.float32(r)
-    if float(d.min()) < 1.6:
-        rag = d + 0.5 * (value_noise(xs, ys, r * 0.55, seed) - 0.5) \
-            + 0.15 * (value_noise(xs, ys, max(r * 0.12, 8 * K), seed + 1) - 0.5)
+    # The scar (ragged distance < 1.12 for the rim) lies within 1.5 radii of its centre.
+    cols = np.nonzero(np.abs(dx) < 1.5 * r)[0]
+    rows = np.nonzero(np.abs(dy) < 1.5 * r)[0]
+    if cols.size and rows.size:
+        c0, c1, r0, r1 = cols[0], cols[-1] + 1, rows[0], rows[-1] + 1
+        sx, sy, sdx, sdy = xs[c0:c1], ys[r0:r1], dx[c0:c1], dy[r0:r1]
+        sub = img[:, r0:r1, c0:c1]
+        stex = tex[r0:r1, c0:c1]
+        d = np.sqrt(sdx[None, :] ** 2 + sdy[:, None] ** 2) / np.float32(r)
+        rag = d + 0.5 * (value_noise(sx, sy, r * 0.55, seed) - 0.5) \
+            + 0.15 * (value_noise(sx, sy, max(r * 0.12, 8 * K), seed + 1) - 0.5)
         burn = np.clip((1.0 - rag) / 0.12, 0, 1)
-        islands = value_noise(xs, ys, max(r * 0.08, 12 * K), seed + 2) > 0.80
+        islands = value_noise(sx, sy, max(r * 0.08, 12 * K), seed + 2) > 0.80
         burn *= np.where(islands, np.float32(0.25), np.float32(1.0))
-        ash = np.clip(value_noise(xs, ys, 9 * K, seed + 3) * 1.4 - 0.4, 0, 1)
-        char = np.empty_like(img)
+        ash = np.clip(value_noise(sx, sy, 9 * K, seed + 3) * 1.4 - 0.4, 0, 1)
+        char = np.empty_like(sub)
         char[:] = _c((30, 27, 25))
         _lerp(char, (98, 90, 84), ash)
-        char *= (0.8 + 0.4 * tex)[None]
+        char *= (0.8 + 0.4 * stex)[None]
         rim = np.clip(1 - np.abs(rag - 1.0) / 0.12, 0, 1) * 0.7
-        _lerp(img, (118, 84, 52), rim)
-        _lerp(img, char, burn)
+        _lerp(sub, (118, 84, 52), rim)
+        _lerp(sub, char, burn)
         if p["active"]:
-            front = (np.abs(rag - 1.0) < 0.025) & (tex > 0.55)
-            _put(img, front, (236, 128, 42))
+            front = (np.abs(rag - 1.0) < 0.025) & (stex > 0.55)
+            _put(sub, front, (236, 128, 42))
     if p["smoke"] > 0:
         ux, uy = math.cos(p["wind"]), math.sin(p["wind"])
         L = p["plume_len"]
@@ -266,8 +306,9 @@ def _burn(img, xs, ys, fx, fy, p, tex):
         a = np.clip(along, 0, None)
         dens = p["smoke"] * np.exp(-(perp / (0.12 + 0.35 * a)) ** 2 - a / 1.2)
         dens *= np.clip((along + 0.08) / 0.08, 0, 1)
-        dens *= 0.55 + 0.9 * value_noise(xs, ys, 160 * K, seed + 4)
-        _lerp(img, (206, 204, 200), np.clip(dens, 0, 0.95).astype(np.float32))
+        if float(dens.max()) > 0.004:
+            dens *= 0.55 + 0.9 * value_noise(xs, ys, 160 * K, seed + 4)
+            _lerp(img, (206, 204, 200), np.clip(dens, 0, 0.95).astype(np.float32))
     return img
 
 
