@@ -81,7 +81,8 @@ class Tiler:
         return jobs
 
     async def on_fire(self, fire: FireObserved) -> None:
-        self.registry.observe(fire.fire_key, fire.lat, fire.lon)
+        if self.registry.observe(fire.fire_key, fire.lat, fire.lon) and fire.change != "new":
+            await asyncio.to_thread(self.registry.sync)
         if fire.change != "new":
             return
         # One fire at a time per key: a batch may hold the same fire twice (replays, re-polls).
@@ -95,6 +96,7 @@ class Tiler:
 
     async def _tile_fire(self, fire: FireObserved) -> None:
         jobs = self.plan(fire)
+        await asyncio.to_thread(self.registry.sync)  # the places are durable before any tile exists
         todo = []
         for job in jobs:
             if (fire.fire_key, job.slot) in self.emitted:
@@ -115,6 +117,8 @@ class Tiler:
                 permanent.append(f"{job.slot}: image rejected ({result.reason})")
             elif isinstance(result, PermanentError):
                 permanent.append(f"{job.slot}: {result}")
+        if any(isinstance(r, TileReady) for r in results):
+            await asyncio.to_thread(self.emitted.sync)  # before the consumer commits the offset
         transient = [r for r in results if isinstance(r, BaseException)
                      and not isinstance(r, ImageRejected | PermanentError)]
         if transient:

@@ -5,7 +5,9 @@
 * :class:`EmittedIndex` — the (fire, slot) tiles already announced on ``tiles.ready.v1``, written
   after the publish is acknowledged, so a replay neither refetches nor republishes them.
 
-A torn last line (crash mid-write) is ignored on load.
+Lines are appended without blocking the event loop; the handler fsyncs (in a thread) before the
+record matters: the negatives before their tiles are fetched, the emitted index before the offset is
+committed. A torn last line (crash mid-write) is ignored on load.
 """
 
 from __future__ import annotations
@@ -39,10 +41,18 @@ class _JsonLines:
         return out
 
     def append(self, record: dict) -> None:
+        """Append one line (to the page cache: fast); :meth:`sync` makes it durable."""
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, separators=(",", ":")) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+
+    def sync(self) -> None:
+        """fsync the file (blocking: call it in a thread from async code)."""
+        if self.path.exists():
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 class FireRegistry:
@@ -71,10 +81,12 @@ class FireRegistry:
     def __len__(self) -> int:
         return sum(len(b) for b in self._buckets.values())
 
-    def observe(self, fire_key: str, lat: float, lon: float) -> None:
-        """Remember a fire location (persisted once per distinct location)."""
+    def observe(self, fire_key: str, lat: float, lon: float) -> bool:
+        """Remember a fire location (appended once per distinct location); True if it was new."""
         if self._add(lat, lon):
             self._log.append({"fire_key": fire_key, "lat": round(lat, 5), "lon": round(lon, 5)})
+            return True
+        return False
 
     def near(self, lat: float, lon: float, km: float) -> bool:
         """Whether a known fire lies within ``km`` of (lat, lon)."""
@@ -88,6 +100,9 @@ class FireRegistry:
                     if haversine_km(lat, lon, plat, plon) < km:
                         return True
         return False
+
+    def sync(self) -> None:
+        self._log.sync()
 
     def negatives_for(self, fire_key: str) -> list[tuple[float, float]] | None:
         return self._negatives.get(fire_key)
@@ -108,6 +123,9 @@ class EmittedIndex:
 
     def __contains__(self, item: tuple[str, str]) -> bool:
         return item in self._done
+
+    def sync(self) -> None:
+        self._log.sync()
 
     def add(self, fire_key: str, slot: str, tile_id: str) -> None:
         if (fire_key, slot) in self._done:

@@ -87,9 +87,10 @@ def test_negatives_are_deterministic_in_range_and_avoid_known_fires():
 
 def test_fire_registry_persists_locations_and_negatives(tmp_path):
     reg = FireRegistry(tmp_path / "fires.jsonl")
-    reg.observe("a", 55.0, -120.0)
-    reg.observe("a", 55.0, -120.0)
+    assert reg.observe("a", 55.0, -120.0) is True
+    assert reg.observe("a", 55.0, -120.0) is False
     reg.record_negatives("a", [(55.2, -120.3)])
+    reg.sync()
     assert reg.near(55.05, -120.0, 10) and not reg.near(56.0, -120.0, 10)
     assert reg.near(55.0, -120.49, 35)  # across bucket edges
     with open(tmp_path / "fires.jsonl", "a") as fh:
@@ -104,6 +105,7 @@ def test_emitted_index_survives_restart(tmp_path):
     idx = EmittedIndex(tmp_path / "e.jsonl")
     idx.add("f1", "fire", "ab" * 32)
     idx.add("f1", "fire", "ab" * 32)
+    idx.sync()
     assert ("f1", "fire") in EmittedIndex(tmp_path / "e.jsonl")
     assert len(EmittedIndex(tmp_path / "e.jsonl")) == 1
     assert ("f1", "neg-0") not in idx
