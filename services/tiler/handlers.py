@@ -55,7 +55,7 @@ class Tiler:
         self.registry = registry
         self.emitted = emitted
         self.publish = publish
-        self._busy: dict[str, asyncio.Lock] = {}
+        self._busy: dict[str, tuple[asyncio.Lock, int]] = {}  # fire key → (lock, users)
 
     def split_of(self, lat: float, lon: float) -> str:
         s = self.s
@@ -86,13 +86,17 @@ class Tiler:
         if fire.change != "new":
             return
         # One fire at a time per key: a batch may hold the same fire twice (replays, re-polls).
-        lock = self._busy.setdefault(fire.fire_key, asyncio.Lock())
+        lock, users = self._busy.get(fire.fire_key, (asyncio.Lock(), 0))
+        self._busy[fire.fire_key] = (lock, users + 1)
         try:
             async with lock:
                 await self._tile_fire(fire)
         finally:
-            if not lock.locked() and self._busy.get(fire.fire_key) is lock:
+            lock, users = self._busy[fire.fire_key]
+            if users == 1:
                 del self._busy[fire.fire_key]
+            else:
+                self._busy[fire.fire_key] = (lock, users - 1)
 
     async def _tile_fire(self, fire: FireObserved) -> None:
         jobs = self.plan(fire)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import random
 import zlib
@@ -202,3 +203,39 @@ def test_tile_store_is_content_addressed_and_idempotent(tmp_path):
     assert first.path.read_bytes() == data
     assert first.uri == f"file://{tmp_path}/tiles/{first.tile_id[:2]}/{first.tile_id}.jpg"
     assert [p.name for p in first.path.parent.iterdir()] == [first.path.name]  # no temp files left
+
+
+async def test_the_same_fire_twice_in_one_batch_is_tiled_once(tmp_path):
+    """Three copies of one new fire handled concurrently: one request per tile, one event per tile."""
+    from datetime import UTC, datetime
+
+    from emberwatch.contracts import FireObserved
+    from services.tiler.fetch_tile import FetchConfig, TileFetcher
+    from services.tiler.handlers import Tiler
+    from services.tiler.mapbox_client import ClientConfig, MapboxClient, TokenSource
+    from services.tiler.settings import TilerSettings
+    from tests.simulators.mapbox.helpers import running_simulator
+
+    published: list = []
+
+    async def publish(event):
+        published.append(event)
+
+    token = tmp_path / "token"
+    token.write_text("pk.simulator")
+    with running_simulator() as (url, state):
+        state.latency_s = 0.05
+        client = MapboxClient(ClientConfig(base_url=url), TokenSource(None, token))
+        s = TilerSettings(state_dir=tmp_path, tiler_negatives_per_fire=1)
+        tiler = Tiler(s, TileFetcher(client, FetchConfig()), TileStore(tmp_path / "tiles"),
+                      FireRegistry(tmp_path / "f.jsonl"), EmittedIndex(tmp_path / "e.jsonl"), publish)
+        event = FireObserved.create(producer="t", fire_key="ab:1", source="cwfis-csv", agency="ab", name="x",
+                                    lat=55.0, lon=-115.0, change="new",
+                                    snapshot_at=datetime(2026, 7, 1, tzinfo=UTC))
+        try:
+            await asyncio.gather(*(tiler.on_fire(event) for _ in range(3)))
+        finally:
+            await client.aclose()
+        assert sum(state.by_status.values()) == 2
+    assert len(published) == 2 and {e.label for e in published} == {"wildfire", "nowildfire"}
+    assert tiler._busy == {}
