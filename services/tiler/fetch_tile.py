@@ -32,7 +32,7 @@ class FetchConfig:
     tileset: str = "mapbox.satellite"
     raster_format: str = "jpg90"
     image_attempts: int = 3
-    blank_std: float = 2.0
+    blank_std: float = 1.0
 
 
 class TileFetcher:

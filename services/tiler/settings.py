@@ -60,7 +60,7 @@ class TilerSettings(Settings):
     tiler_auth_probe_s: float = Field(
         600.0, gt=0, description="While the token is rejected and unchanged: one probe request this often.")
     tiler_blank_std: float = Field(
-        2.0, ge=0, description="A tile whose grey-level standard deviation is below this is blank.")
+        1.0, ge=0, description="A tile whose grey-level standard deviation is below this is blank.")
     tiler_group_id: str = Field("tiler", description="Consumer group of the tiler.")
     tiler_batch_size: int = Field(
         16, ge=1, le=256, description="Fires handled concurrently (one consumer batch, committed when "

@@ -5,7 +5,8 @@ status 200); ``not_image`` (no known image signature, or Pillow cannot identify 
 (more pixels than allowed — checked from the header before any pixel is decoded, so a
 decompression bomb never allocates); ``wrong_size``; ``wrong_mode``; ``truncated`` (decoding fails or
 a JPEG lacks its end-of-image marker); ``blank`` (a flat "no coverage" image: the grey-level
-standard deviation below ``blank_std``).
+standard deviation over all pixels below ``blank_std``; real imagery, even open water, carries
+sensor grain and JPEG noise well above it).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def sniff(data: bytes) -> str | None:
 
 def validate_image(data: bytes, *, expected_size: tuple[int, int] | None = None,
                    allowed_modes: tuple[str, ...] = ("RGB", "P", "RGBA", "L"),
-                   max_pixels: int = DEFAULT_MAX_PIXELS, blank_std: float = 2.0) -> ValidImage:
+                   max_pixels: int = DEFAULT_MAX_PIXELS, blank_std: float = 1.0) -> ValidImage:
     """Decode ``data`` or raise :class:`ImageRejected`."""
     if not data:
         raise ImageRejected("empty")
@@ -92,9 +93,7 @@ def validate_image(data: bytes, *, expected_size: tuple[int, int] | None = None,
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageRejected("truncated", str(exc)[:80]) from None
     rgb = im.convert("RGB") if im.mode != "RGB" else im
-    grey = np.asarray(rgb.convert("L").reduce(4) if min(width, height) >= 16 else rgb.convert("L"),
-                      dtype=np.float32)
-    std = float(grey.std())
+    std = float(np.asarray(rgb.convert("L"), dtype=np.float32).std())
     if std < blank_std:
         raise ImageRejected("blank", f"grey std {std:.2f}")
     return ValidImage(image=rgb, format=fmt, mode=mode, width=width, height=height, std=std)

@@ -25,6 +25,8 @@ import numpy as np
 
 from emberwatch.common.geo import lonlat_to_mercator_m
 
+GRAIN = 10.0  # peak-to-peak sensor grain in grey levels
+
 # Mercator metres per ground metre around 55°N, so features have plausible ground sizes in Canada.
 K = 1.75
 
@@ -260,10 +262,16 @@ def render(mx0: float, my0: float, step: float, width: int, height: int,
         if ca.any():
             ca = ca * (0.6 + 0.4 * n(150, 13))
             _lerp(img, (232, 232, 236), ca)
+    # Sensor grain, anchored to the world pixel grid of this scale (same in tiles and static images).
+    gx = np.floor(xs / step).astype(np.int64)
+    gy = np.floor(ys / step).astype(np.int64)
+    grain = (hash2(gx[None, :], gy[:, None], 97) - np.float32(0.5)) * np.float32(GRAIN)
     out = np.empty((height, width, 3), np.uint8)
     for ch in range(3):
-        np.clip(img[ch], 0, 255, out=img[ch])
-        out[..., ch] = img[ch]
+        plane = img[ch]
+        plane += grain
+        np.clip(plane, 0, 255, out=plane)
+        out[..., ch] = plane
     return out
 
 
