@@ -20,8 +20,10 @@ Admin API (for operators, tests and benchmarks; JSON in and out):
   ``EMBERWATCH_MAPBOX_SIM_TOKENS`` (comma-separated, default ``pk.simulator``).
 * ``POST /_admin/faults`` — queue ``{"mode": M, "count": N, "status": S, "seconds": T}`` where M is
   ``ok`` (a normal answer: scripts a sequence), ``status`` (answer S, e.g. 500/503/403),
-  ``json_200`` / ``html_200`` (an error body with status 200), ``truncated`` (a cut JPEG), ``blank`` (a flat "no coverage" image) or ``slow`` (wait T seconds first);
-  the next N image requests get it (N = -1: until cleared). ``DELETE /_admin/faults`` clears.
+  ``json_200`` / ``html_200`` (an error body with status 200), ``truncated`` (a cut JPEG),
+  ``blank`` (a flat "no coverage" image) or ``slow`` (wait T seconds first); the next N image
+  requests get it (N = -1: until cleared), in the order queued. ``DELETE /_admin/faults`` clears.
+  ``EMBERWATCH_MAPBOX_SIM_LATENCY_MS`` sets the added latency at start.
 * ``imagery`` in ``/_admin/config``: ``render`` (default: every image rendered) or ``pool`` (for load
   tests: one of 16 pre-rendered fire-free scenes per size, stamped with the request path so the
   bytes stay distinct and deterministic; costs no rendering CPU).
