@@ -1,0 +1,118 @@
+"""At-least-once consumption in concurrent batches, for handlers that wait on slow I/O.
+
+``subscribe`` handles one message at a time: right for most services, but a handler that spends
+100 ms waiting on an HTTP API caps a partition at ~10 messages/s. ``subscribe_batch`` takes up to
+``max_records`` messages at once and runs the handler on all of them concurrently, each message with
+exactly the guarantees of ``subscribe``: validation failure → DLQ at once, ``PermanentError`` → DLQ
+at once, other failures retried with backoff ``max_attempts`` times → DLQ. The offsets are committed
+only after every message of the batch succeeded or reached the DLQ, so a crash redelivers the whole
+batch (handlers must be idempotent, as everywhere).
+
+Messages of one batch run concurrently: there is no ordering between them, even for one key. Use it
+for handlers that are idempotent and insensitive to order (or that serialise per key themselves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
+from tenacity import AsyncRetrying, RetryError, retry_if_not_exception_type, stop_after_attempt, wait_exponential
+
+from emberwatch.common.telemetry import HANDLER_ERRORS, HANDLER_SECONDS, MESSAGES_CONSUMED
+from emberwatch.messaging.consumer import E, Handler, PermanentError, _error_text, send_to_dlq
+
+log = logging.getLogger(__name__)
+
+
+def subscribe_batch(
+    broker: KafkaBroker,
+    topic: str,
+    model: type[E],
+    handler: Handler[E],
+    *,
+    service: str,
+    group_id: str,
+    max_records: int = 16,
+    batch_timeout_ms: int = 200,
+    max_attempts: int = 3,
+    backoff_s: float = 0.5,
+    session_timeout_ms: int = 10000,
+    auto_offset_reset: str = "earliest",
+) -> Any:
+    """Register ``handler`` for ``topic``: batches of up to ``max_records`` handled concurrently."""
+
+    async def handle_record(raw: Any) -> None:
+        body: bytes = raw.value or b""
+        started = time.perf_counter()
+        outcome = "ok"
+
+        async def dead(reason: str, error: str, attempts: int) -> None:
+            nonlocal outcome
+            outcome = "dlq"
+            await send_to_dlq(broker, service=service, topic=topic, partition=raw.partition,
+                              offset=raw.offset, key=raw.key, body=body, reason=reason, error=error,
+                              attempts=attempts)
+
+        try:
+            try:
+                event = model.from_bytes(body)
+            except ValidationError as exc:
+                HANDLER_ERRORS.labels(service, topic, "validation").inc()
+                await dead("validation", _error_text(exc), 1)
+                return
+            attempts = 0
+            try:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(max_attempts),
+                    wait=wait_exponential(multiplier=backoff_s, max=30),
+                    retry=retry_if_not_exception_type(PermanentError),
+                    reraise=False,
+                ):
+                    with attempt:
+                        attempts = attempt.retry_state.attempt_number
+                        try:
+                            await handler(event)
+                        except PermanentError:
+                            raise
+                        except Exception as exc:
+                            HANDLER_ERRORS.labels(service, topic, type(exc).__name__).inc()
+                            log.warning("handler failed", extra={"topic": topic, "offset": raw.offset,
+                                                                 "attempt": attempts, "error": _error_text(exc)})
+                            raise
+            except PermanentError as exc:
+                HANDLER_ERRORS.labels(service, topic, "permanent").inc()
+                await dead("permanent", _error_text(exc), attempts)
+            except RetryError as exc:
+                last = exc.last_attempt.exception()
+                await dead("handler_failed", _error_text(last) if last else "unknown", attempts)
+        finally:
+            MESSAGES_CONSUMED.labels(service, topic, outcome).inc()
+            HANDLER_SECONDS.labels(service, topic).observe(time.perf_counter() - started)
+
+    async def on_batch(message: KafkaMessage) -> None:
+        records = message.raw_message
+        if not isinstance(records, tuple):
+            records = (records,)
+        await asyncio.gather(*(handle_record(r) for r in records))
+
+    on_batch.__name__ = f"{service}_{topic.replace('.', '_')}_batch"
+    return broker.subscriber(
+        topic,
+        group_id=group_id,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=batch_timeout_ms,
+        ack_policy=AckPolicy.ACK,
+        auto_offset_reset=auto_offset_reset,
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(100, session_timeout_ms // 5),
+        title=f"{service}:{topic}",
+        description=f"{service} consumes {model.__name__} from {topic} in concurrent batches",
+    )(on_batch)

@@ -1,0 +1,71 @@
+"""Wiring: settings → Mapbox client → fetcher, store, state → handler → the shared consumer."""
+
+from __future__ import annotations
+
+from faststream import FastStream
+
+from emberwatch.common.config import Settings
+from emberwatch.common.service import run_service
+from emberwatch.contracts import FireObserved
+from emberwatch.messaging.broker import build_broker, publish_event
+from emberwatch.messaging.batch_consumer import subscribe_batch
+from emberwatch.messaging.consumer import subscribe
+from services.tiler.fetch_tile import FetchConfig, TileFetcher
+from services.tiler.handlers import SERVICE, Publish, Tiler, alert_publisher
+from services.tiler.mapbox_client import ClientConfig, MapboxClient, TokenSource
+from services.tiler.settings import TilerSettings
+from services.tiler.state import EmittedIndex, FireRegistry
+from services.tiler.tile_store import TileStore
+
+
+def client_config(s: TilerSettings) -> ClientConfig:
+    return ClientConfig(
+        base_url=s.mapbox_api_url, max_in_flight=s.tiler_max_in_flight, timeout_s=s.tiler_request_timeout_s,
+        retry_attempts=s.tiler_retry_attempts, retry_backoff_s=s.tiler_retry_backoff_s,
+        retry_backoff_max_s=s.tiler_retry_backoff_max_s, rate_limit_max_wait_s=s.tiler_rate_limit_max_wait_s,
+        outage_max_wait_s=s.tiler_outage_max_wait_s, outage_backoff_max_s=s.tiler_outage_backoff_max_s,
+        auth_recheck_s=s.tiler_auth_recheck_s, auth_probe_s=s.tiler_auth_probe_s)
+
+
+def fetch_config(s: TilerSettings) -> FetchConfig:
+    return FetchConfig(mode=s.tiler_mode, zoom=s.tiler_zoom, size_px=s.tiler_size_px, style=s.tiler_style,
+                       tileset=s.tiler_tileset, raster_format=s.tiler_raster_format,
+                       image_attempts=s.tiler_image_attempts, blank_std=s.tiler_blank_std)
+
+
+def build_tiler(s: TilerSettings, publish: Publish) -> tuple[Tiler, MapboxClient]:
+    """The handler and its Mapbox client; ``publish`` sends an event (tiles and alerts)."""
+    token = s.mapbox_token.get_secret_value() if s.mapbox_token else None
+    client = MapboxClient(client_config(s), TokenSource(token, s.tiler_token_file), alert_publisher(publish))
+    tiler = Tiler(s, TileFetcher(client, fetch_config(s)), TileStore(s.tile_root),
+                  FireRegistry(s.tiler_state / "fires.jsonl"), EmittedIndex(s.tiler_state / "emitted.jsonl"),
+                  publish)
+    return tiler, client
+
+
+def consume(broker, s: TilerSettings, topic: str, handler, *, group_id: str) -> None:
+    """Fires one at a time (shared ``subscribe``) or in concurrent batches (``subscribe_batch``)."""
+    common = dict(service=SERVICE, group_id=group_id, max_attempts=s.kafka_max_attempts,
+                  backoff_s=s.kafka_retry_backoff_s, session_timeout_ms=s.kafka_session_timeout_ms)
+    if s.tiler_batch_size > 1:
+        subscribe_batch(broker, topic, FireObserved, handler, max_records=s.tiler_batch_size, **common)
+    else:
+        subscribe(broker, topic, FireObserved, handler, **common)
+
+
+def build_app(settings: Settings) -> FastStream:
+    s = settings if isinstance(settings, TilerSettings) else TilerSettings()
+    broker = build_broker(s, SERVICE)
+
+    async def publish(event) -> None:
+        await publish_event(broker, event, service=SERVICE)
+
+    tiler, client = build_tiler(s, publish)
+    consume(broker, s, FireObserved.TOPIC, tiler.on_fire, group_id=s.tiler_group_id)
+    app = FastStream(broker)
+    app.after_shutdown(client.aclose)
+    return app
+
+
+def main() -> None:
+    run_service(SERVICE, build_app)

@@ -1,0 +1,79 @@
+"""The tiler's settings (``EMBERWATCH_TILER_*``) on top of the common ones.
+
+The Mapbox token comes from the common ``EMBERWATCH_MAPBOX_TOKEN`` (re-read from the environment
+while the auth circuit breaker is open) or from the secrets file ``EMBERWATCH_TILER_TOKEN_FILE``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from emberwatch.common.config import Settings
+
+
+class TilerSettings(Settings):
+    # --- imagery ---------------------------------------------------------------------------------
+    tiler_mode: Literal["static", "raster"] = Field(
+        "static", description="static: Static Images API (one request per tile); raster: Raster Tiles "
+        "API @2x tiles mosaicked and centre-cropped to the same ground footprint.")
+    tiler_zoom: int = Field(15, ge=0, le=22, description="Zoom of every tile (reference dataset: 15).")
+    tiler_size_px: int = Field(350, ge=1, le=1280, description="Tile width and height in pixels (350).")
+    tiler_style: str = Field("mapbox/satellite-v9", description="Static Images API style (user/style).")
+    tiler_tileset: str = Field("mapbox.satellite", description="Raster Tiles API tileset id.")
+    tiler_raster_format: str = Field("jpg90", description="Raster tile format suffix (jpg90, png...).")
+    tiler_tile_root: Path | None = Field(
+        None, description="Tile store root; default <EMBERWATCH_STATE_DIR>/tiles.")
+    tiler_token_file: Path | None = Field(
+        None, description="Optional secrets file holding the Mapbox token (wins over the env var).")
+
+    # --- negatives and splits (DESIGN §3) -----------------------------------------------------
+    tiler_negatives_per_fire: int = Field(1, ge=0, le=20, description="Fire-free places per new fire.")
+    tiler_negative_min_km: float = Field(10.0, gt=0, description="Nearest a negative may be to its fire.")
+    tiler_negative_max_km: float = Field(50.0, gt=0, description="Farthest a negative may be from its fire.")
+    tiler_negative_exclusion_km: float = Field(
+        10.0, ge=0, description="A negative closer than this to any fire seen so far is rejected.")
+    tiler_split_cell_deg: float = Field(
+        1.5, gt=0, description="Side of the grid cell (degrees) whose hash assigns a tile's split.")
+    tiler_split_val: float = Field(0.15, ge=0, le=1, description="Share of cells in the val split.")
+    tiler_split_test: float = Field(0.15, ge=0, le=1, description="Share of cells in the test split.")
+
+    # --- HTTP behaviour ------------------------------------------------------------------------
+    tiler_max_in_flight: int = Field(16, ge=1, le=32, description="Mapbox requests in flight at most.")
+    tiler_request_timeout_s: float = Field(20.0, gt=0, description="Timeout of one Mapbox request.")
+    tiler_retry_attempts: int = Field(4, ge=1, description="Tries of one request on 5xx/timeouts.")
+    tiler_retry_backoff_s: float = Field(0.5, gt=0, description="First backoff between those tries.")
+    tiler_retry_backoff_max_s: float = Field(30.0, gt=0, description="Largest backoff between tries.")
+    tiler_rate_limit_max_wait_s: float = Field(
+        300.0, gt=0, description="Longest single wait honoured from Retry-After/X-Rate-Limit-Reset.")
+    tiler_image_attempts: int = Field(
+        3, ge=1, description="Fetches of one tile whose image is invalid (truncated, error body...).")
+    tiler_outage_max_wait_s: float = Field(
+        6 * 3600.0, gt=0, description="How long a fire waits for Mapbox to come back (outage or bad "
+        "token) before its message fails; it is not committed meanwhile.")
+    tiler_outage_backoff_max_s: float = Field(
+        60.0, gt=0, description="Largest pause between checks while Mapbox is down.")
+    tiler_auth_recheck_s: float = Field(
+        5.0, gt=0, description="While the token is rejected: how often to re-read it for a change.")
+    tiler_auth_probe_s: float = Field(
+        600.0, gt=0, description="While the token is rejected and unchanged: one probe request this often.")
+    tiler_blank_std: float = Field(
+        1.0, ge=0, description="A tile whose grey-level standard deviation is below this is blank.")
+    tiler_group_id: str = Field("tiler", description="Consumer group of the tiler.")
+    tiler_batch_size: int = Field(
+        16, ge=1, le=256, description="Fires handled concurrently (one consumer batch, committed when "
+        "all are done or dead-lettered); 1 = one fire at a time with the shared consumer.")
+
+    @property
+    def tile_root(self) -> Path:
+        return self.tiler_tile_root or (self.state_dir / "tiles")
+
+    @property
+    def tiler_state(self) -> Path:
+        return self.state_dir / "tiler"
+
+    @property
+    def provider(self) -> str:
+        return f"mapbox-{self.tiler_mode}"

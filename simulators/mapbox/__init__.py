@@ -1,0 +1,1 @@
+"""Mapbox simulator: the Static Images and Raster Tiles APIs with procedural satellite imagery."""
