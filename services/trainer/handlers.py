@@ -92,7 +92,7 @@ class TrainerHandlers:
             return False
         self.outcomes.append(outcome)
         if outcome.status == "skipped":
-            if reason.startswith("requested"):
+            if "requested:" in reason:
                 await self._alert("training_skipped", "warning",
                                   "training data fails the checks: " + "; ".join(outcome.problems),
                                   {"counts": outcome.check.counts if outcome.check else {}})

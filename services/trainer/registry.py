@@ -63,6 +63,9 @@ class MlflowPublisher:
         self.settings = settings
         self.uri = settings.mlflow_tracking_uri
         self.model_name = settings.model_name
+        # Called with each step's name as publishing passes it ("run_created", "logged", "registered"):
+        # progress for logs and a seam for fault-injection tests that stop the real MLflow mid-way.
+        self.on_step: Callable[[str, str], None] | None = None
         # The MLflow client's own per-request retries are short; our retry loop wraps everything.
         os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.trainer_mlflow_http_retries)
         os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
@@ -190,6 +193,7 @@ class MlflowPublisher:
         run = client.create_run(experiment_id, tags=tags)
         run_id = run.info.run_id
         try:
+            self._step("run_created", run_id)
             params = [Param(k, str(v)[:6000]) for k, v in sorted(bundle.params.items())]
             for i in range(0, len(params), MAX_PARAMS_PER_BATCH):
                 client.log_batch(run_id, params=params[i:i + MAX_PARAMS_PER_BATCH])
@@ -206,6 +210,7 @@ class MlflowPublisher:
             info = self._log_model(run_id, bundle.head_model, "model", bundle.signature_example)
             if bundle.full_model is not None:
                 self._log_model(run_id, bundle.full_model, "full_model", None)
+            self._step("logged", run_id)
             # Everything is logged: only now does the version exist.
             self._ensure_registered_model(client)
             mv = client.create_model_version(
@@ -215,6 +220,7 @@ class MlflowPublisher:
                 model_id=info.model_id,
                 description=f"head trained on {sum(sum(c.values()) for c in bundle.counts.values())} tiles",
             )
+            self._step("registered", run_id)
             client.set_registered_model_alias(self.model_name, ALIAS, mv.version)
             client.set_model_version_tag(self.model_name, mv.version, TAG_ALIAS_SET, "true")
             client.set_terminated(run_id, "FINISHED")
@@ -228,6 +234,11 @@ class MlflowPublisher:
                                                 "run_id": run_id})
         return RegisteredCandidate(self.model_name, str(mv.version), run_id, f"runs:/{run_id}/triton",
                                    metrics=dict(bundle.validation_metrics))
+
+    def _step(self, name: str, run_id: str) -> None:
+        log.info("MLflow publishing: %s", name, extra={"run_id": run_id})
+        if self.on_step is not None:
+            self.on_step(name, run_id)
 
     def _log_dataset(self, client, run_id: str, bundle: TrainingBundle) -> None:
         import json

@@ -42,6 +42,7 @@ class TrainingScheduler:
         self._due_since: float | None = None
         self._not_before = 0.0
         self._reasons: list[str] = []
+        self._tiles_due = False
         self._wake = asyncio.Event()
         self.running = False
         self.attempts = 0
@@ -53,15 +54,18 @@ class TrainingScheduler:
         self.new_tiles += n
         self._last_tile = self._clock()
         if self.new_tiles >= self.threshold:
-            self._make_due(f"{self.new_tiles} new tiles")
+            self._make_due(None)
 
     def request(self, reason: str) -> None:
         self._make_due(f"requested: {reason}")
 
-    def _make_due(self, reason: str) -> None:
+    def _make_due(self, reason: str | None) -> None:
+        """Mark a training due; ``None`` means "because of the new tiles" (counted when it starts)."""
         if self._due_since is None:
             self._due_since = self._clock()
-        if reason not in self._reasons:
+        if reason is None:
+            self._tiles_due = True
+        elif reason not in self._reasons:
             self._reasons.append(reason)
         self._wake.set()
 
@@ -85,9 +89,10 @@ class TrainingScheduler:
         """Start the due training if it may start; return its success (None when nothing ran)."""
         if not self.ready():
             return None
-        reason = "; ".join(self._reasons) or "due"
         taken = self.new_tiles
-        self._due_since, self._reasons, self.new_tiles = None, [], 0
+        reasons = ([f"{taken} new tiles"] if self._tiles_due else []) + self._reasons
+        reason = "; ".join(reasons) or "due"
+        self._due_since, self._reasons, self._tiles_due, self.new_tiles = None, [], False, 0
         self.running = True
         self.attempts += 1
         ok = False
@@ -104,7 +109,7 @@ class TrainingScheduler:
             self._not_before = self._clock() + self.failure_retry_s
             self._make_due(reason)
         elif self.new_tiles >= self.threshold:
-            self._make_due(f"{self.new_tiles} new tiles")
+            self._make_due(None)
         return ok
 
     async def loop(self, tick_s: float = 0.25) -> None:
