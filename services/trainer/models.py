@@ -34,6 +34,7 @@ class DataCheck:
 
     counts: dict[str, dict[str, int]]
     problems: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
     balance: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -99,3 +100,4 @@ class TrainingOutcome:
     unreadable: int = 0
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)

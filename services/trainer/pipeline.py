@@ -22,9 +22,11 @@ import numpy as np
 from emberwatch.ml.backbone import Backbone, embed, load_backbone
 from emberwatch.ml.head import compose
 from services.trainer import metrics as m
+from services.trainer.accelerator import device_name, use_mixed_precision
 from services.trainer.artifacts import pick_known, write_artifacts
 from services.trainer.dataset import by_split, check_dataset, counts_by_split, dataset_digest, labels_of
 from services.trainer.embedding_store import EmbeddingStore
+from services.trainer.fine_tune import export_fine_tuned_backbone, fine_tune
 from services.trainer.evaluate import confusion, plot_confusion, split_metrics
 from services.trainer.models import TileRecord, TrainingBundle, TrainingOutcome
 from services.trainer.read_tiles import read_images
@@ -98,14 +100,16 @@ class Trainer:
         s = self.settings
         seq = self.index.max_seq()
         records = [r for r in self.index.all() if r.seq <= seq]
+        t0 = time.perf_counter()
         embedded, hits, unreadable = self.embed_missing(records)
+        t_embed = time.perf_counter() - t0
         store = self.store
         usable = [r for r in records if r.tile_id in store]
         check = check_dataset(usable, min_train=s.trainer_min_train_per_class,
                               min_val=s.trainer_min_val_per_class, min_test=s.trainer_min_test_per_class)
         outcome = TrainingOutcome(status="skipped", reason=reason, check=check, embedded_new=embedded,
                                   embedding_cache_hits=hits, unreadable=len(unreadable),
-                                  problems=list(check.problems), seq=seq)
+                                  problems=list(check.problems), seq=seq, timings={"embed_s": t_embed})
         log.info("training data", extra={"tiles": len(records), "usable": len(usable), "embedded_new": embedded,
                                          "cache_hits": hits, "unreadable": len(unreadable),
                                          "counts": check.counts, "balance": check.balance})
@@ -128,8 +132,11 @@ class Trainer:
 
         work = Path(tempfile.mkdtemp(prefix=f"train-{key[:8]}-", dir=self._work_dir()))
         try:
+            t0 = time.perf_counter()
             bundle = self._train_head(usable, check, digest, key, reason, unreadable, embedded, hits, work)
+            t1 = time.perf_counter()
             outcome.candidate = self.publisher.publish(bundle)
+            outcome.timings.update(train_s=t1 - t0, publish_s=time.perf_counter() - t1)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         outcome.status, outcome.bundle, outcome.dataset_digest = "trained", bundle, digest
@@ -158,19 +165,37 @@ class Trainer:
         head = result.model
         probs = {name: head.predict(x[name], verbose=0) if len(x[name]) else np.empty((0, 2))
                  for name in splits}
-        summary: dict[str, float] = {}
-        for name, prefix in (("train", "train"), ("val", "val"), ("test", "test")):
-            summary.update(split_metrics(y[name], probs[name], prefix))
-        summary.update({"embedded_new": float(embedded), "embedding_cache_hits": float(hits),
-                        "unreadable_tiles": float(len(unreadable)), "epochs_run": float(result.epochs_run)})
-        validation = {k: v for k, v in summary.items() if k.startswith("val_")}
-
         known_pool = splits["test"] or splits["val"]
         known = pick_known(known_pool, s.trainer_known_images)
         known_ok, known_images, _ = read_images(known, bb.image_size)
-        full = compose(bb.model, head)
+
+        # What is exported and registered: the head on the shared backbone, or a fine-tuned full model.
+        export_head, export_backbone_id = head, bb.backbone_id
+        registered, signature_example = head, x["val"][:2]
+        full_model = None
+        epoch_metrics = dict(result.history)
+        extra_params: dict = {}
+        summary: dict[str, float] = {}
+        if s.trainer_fine_tune:
+            tuned, probs, ft_summary = self._fine_tune(splits, head, probs, y)
+            summary.update(ft_summary)
+            export_head, export_backbone_id = tuned.head, tuned.backbone.backbone_id
+            registered, signature_example = tuned.full_model, known_images[:1].astype(np.float32)
+            full_model = tuned.full_model
+            epoch_metrics.update({f"finetune_{k}": v for k, v in tuned.history.items()})
+            extra_params = {"finetuned_backbone_id": tuned.backbone.backbone_id, "precision": tuned.precision,
+                            "fine_tune_layers": s.trainer_fine_tune_layers,
+                            "fine_tune_learning_rate": s.trainer_fine_tune_learning_rate}
+            export_fine_tuned_backbone(tuned, work / "triton")
+        full = full_model if full_model is not None else compose(bb.model, head)
         known_probs = (full.predict(known_images.astype(np.float32), verbose=0) if len(known_ok)
                        else np.empty((0, 2), np.float32))
+
+        for name in ("train", "val", "test"):
+            summary.update(split_metrics(y[name], probs[name], name))
+        summary.update({"embedded_new": float(embedded), "embedding_cache_hits": float(hits),
+                        "unreadable_tiles": float(len(unreadable)), "epochs_run": float(result.epochs_run)})
+        validation = {k: v for k, v in summary.items() if k.startswith("val_")}
 
         matrices = {name: confusion(y[name], probs[name].argmax(axis=1))
                     for name in ("val", "test") if len(y[name])}
@@ -180,7 +205,7 @@ class Trainer:
                         "embedded_new": embedded, "embedding_cache_hits": hits,
                         "confusion": {k: v.tolist() for k, v in matrices.items()}}
         trials = [{k: v for k, v in t.items() if k != "history"} for t in result.trials]
-        write_artifacts(work, head_model=head, backbone_id=bb.backbone_id, image_size=bb.image_size,
+        write_artifacts(work, head_model=export_head, backbone_id=export_backbone_id, image_size=bb.image_size,
                         known=known_ok, known_images=known_images, known_probs=known_probs,
                         test_records=splits["test"], all_records=usable, dataset_info=dataset_info,
                         trials=trials)
@@ -191,7 +216,8 @@ class Trainer:
             "image_size": bb.image_size, "backbone_id": bb.backbone_id,
             "backbone_weights": str(s.resolved_backbone_weights() or f"random(seed={s.backbone_seed})"),
             "dataset_digest": digest, "training_key": key, "n_tiles": len(usable), "seed": s.trainer_seed,
-            "fine_tune": s.trainer_fine_tune,
+            "fine_tune": s.trainer_fine_tune, "model_kind": "full" if full_model is not None else "head",
+            "device": device_name(), **extra_params,
         }
         for split, counts in check.counts.items():
             for label, n in counts.items():
@@ -203,7 +229,29 @@ class Trainer:
             trial_metrics[f"{tag}/val_loss"] = t["history"]["val_loss"]
         return TrainingBundle(
             training_key=key, dataset_digest=digest, backbone_id=bb.backbone_id, reason=reason, params=params,
-            epoch_metrics={k: v for k, v in result.history.items()}, trial_metrics=trial_metrics,
+            epoch_metrics=epoch_metrics, trial_metrics=trial_metrics,
             summary_metrics=summary, validation_metrics=validation, counts=check.counts,
-            artifacts_dir=work, head_model=head, signature_example=x["val"][:2],
+            artifacts_dir=work, head_model=registered, signature_example=signature_example,
         )
+
+    def _fine_tune(self, splits, head, head_probs, y):
+        """Fine-tune on the images of train/val; the full model's probabilities on every split."""
+        s, bb = self.settings, self.backbone
+        imgs = {}
+        for name, recs in splits.items():
+            ok, images, _ = read_images(recs, bb.image_size)
+            if len(ok) != len(recs):  # a tile vanished since it was embedded: keep splits aligned
+                raise RuntimeError(f"{len(recs) - len(ok)} {name} tiles became unreadable during training")
+            imgs[name] = images
+        tuned = fine_tune(
+            bb, head, imgs["train"], y["train"], imgs["val"], y["val"], layers=s.trainer_fine_tune_layers,
+            epochs=s.trainer_fine_tune_epochs, learning_rate=s.trainer_fine_tune_learning_rate,
+            batch_size=min(s.trainer_batch_size, 32), mixed_precision=use_mixed_precision(s.trainer_mixed_precision),
+            seed=s.backbone_seed,
+        )
+        probs = {name: tuned.full_model.predict(im.astype(np.float32), verbose=0) if len(im) else np.empty((0, 2))
+                 for name, im in imgs.items()}
+        head_only = {}
+        if len(y["val"]):
+            head_only = {f"head_only_{k}": v for k, v in split_metrics(y["val"], head_probs["val"], "val").items()}
+        return tuned, probs, head_only

@@ -216,7 +216,8 @@ class MlflowPublisher:
             mv = client.create_model_version(
                 self.model_name, source=info.model_uri, run_id=run_id,
                 tags={TAG_KEY: bundle.training_key, "dataset_digest": bundle.dataset_digest,
-                      "backbone_id": bundle.backbone_id},
+                      "backbone_id": bundle.backbone_id,
+                      "model_kind": str(bundle.params.get("model_kind", "head"))},
                 model_id=info.model_id,
                 description=f"head trained on {sum(sum(c.values()) for c in bundle.counts.values())} tiles",
             )

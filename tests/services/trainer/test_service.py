@@ -211,3 +211,32 @@ async def test_tiles_to_registered_candidate_incremental_and_mlflow_outage(stack
         await handlers.stop()
         await broker.stop()
         await producer.stop()
+
+
+def test_fine_tuning_option_registers_a_full_model(stack, tmp_path):
+    """The fine-tuning option, lightly: a full model registered, its own backbone exported for Triton."""
+    from services.trainer.pipeline import Trainer
+
+    settings = trainer_settings(stack).model_copy(update={
+        "state_dir": tmp_path / "state", "trainer_fine_tune": True, "trainer_fine_tune_epochs": 1,
+        "trainer_fine_tune_layers": 8, "trainer_fine_tune_learning_rate": 1e-3, "trainer_units": "8",
+        "trainer_epochs": 3, "trainer_min_train_per_class": 4,
+    })
+    trainer = Trainer(settings)
+    for t in write_tiles(tmp_path / "tiles", 24, seed=7):
+        trainer.index.record(tile_id=t.tile_id, label=t.label, split=t.split, uri=t.uri)
+    outcome = trainer.train("fine-tune test")
+    assert outcome.status == "trained" and outcome.candidate is not None
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    mv = client.get_model_version(settings.model_name, outcome.candidate.version)
+    assert mv.tags["model_kind"] == "full"
+    params = client.get_run(mv.run_id).data.params
+    assert params["fine_tune"] == "True" and params["finetuned_backbone_id"] != trainer.backbone.backbone_id
+    local = tmp_path / "dl"
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.artifacts.download_artifacts(artifact_uri=outcome.candidate.artifact_uri, dst_path=str(local))
+    meta = json.loads((local / "triton" / "head.json").read_text())
+    assert meta["backbone_id"] == params["finetuned_backbone_id"]
+    assert (local / "triton" / "backbone" / "backbone.xml").is_file()
+    full = mlflow.keras.load_model(f"models:/{settings.model_name}/{mv.version}")
+    assert full.input_shape == (None, 32, 32, 3) and full.output_shape == (None, 2)
