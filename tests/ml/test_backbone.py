@@ -95,3 +95,16 @@ def test_export_openvino_matches_keras(backbone, tmp_path):
     want = bb.embed(backbone, x)
     assert got.shape == (3, 2048)
     assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
+
+
+def test_another_process_builds_the_same_id(backbone, tmp_path):
+    """A second service (e.g. the gatekeeper) with its own state dir gets the same backbone id."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from emberwatch.ml.settings import MLSettings; from emberwatch.ml.backbone import load_backbone; "
+            f"print(load_backbone(MLSettings(state_dir={str(tmp_path)!r}, image_size={SIZE})).backbone_id)")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip().splitlines()[-1] == backbone.backbone_id
