@@ -1,0 +1,141 @@
+"""The trainer's handlers.
+
+A ``tiles.ready.v1`` event is recorded in the durable tile index (before the offset is committed) and
+counts towards the next training. A ``training.requests.v1`` command makes a training due. When one
+is due, the trainer embeds only the tiles its cache has not seen, checks the data, searches the head,
+logs the run to MLflow, registers the version with the alias ``challenger`` and announces it on
+``models.candidates.v1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
+
+from emberwatch.contracts import ModelCandidate, PipelineAlert, TileReady, TrainingRequest
+from emberwatch.contracts.events import SplitCounts
+from emberwatch.messaging.broker import publish_event
+from emberwatch.messaging.consumer import PermanentError
+from services.trainer import metrics as m
+from services.trainer.models import TrainingOutcome
+from services.trainer.pipeline import Trainer
+from services.trainer.read_tiles import UnsupportedUri, uri_to_path
+from services.trainer.schedule import TrainingScheduler
+
+log = logging.getLogger(__name__)
+
+SERVICE = "trainer"
+
+
+def _message_origin(broker: KafkaBroker) -> tuple[str | None, int | None, int | None]:
+    """Topic, partition and offset of the message being handled (lineage back to Kafka)."""
+    try:
+        message = broker.context.get_local("message")
+        raw = message.raw_message
+        return raw.topic, int(raw.partition), int(raw.offset)
+    except Exception:  # noqa: BLE001 - lineage by tile id still holds without it
+        return None, None, None
+
+
+class TrainerHandlers:
+    def __init__(self, trainer: Trainer, broker: KafkaBroker) -> None:
+        self.trainer = trainer
+        self.broker = broker
+        s = trainer.settings
+        self.scheduler = TrainingScheduler(
+            self.train_and_announce,
+            threshold=s.trainer_train_after_new_tiles,
+            debounce_s=s.trainer_debounce_s,
+            max_wait_s=s.trainer_max_wait_s,
+            schedule_s=s.trainer_schedule_s,
+            initial_new=trainer.index.new_since_training(),
+        )
+        self.outcomes: list[TrainingOutcome] = []
+        self._loop_task: asyncio.Task | None = None
+        m.KNOWN_TILES.set(trainer.index.count())
+
+    # --- consumers ---------------------------------------------------------------------------
+    async def on_tile_ready(self, event: TileReady) -> None:
+        try:
+            uri_to_path(event.uri)
+        except UnsupportedUri as exc:
+            raise PermanentError(f"tile {event.tile_id}: {exc}") from exc
+        topic, partition, offset = _message_origin(self.broker)
+        new = await asyncio.to_thread(
+            self.trainer.index.record, tile_id=event.tile_id, label=event.label, split=event.split,
+            uri=event.uri, fire_key=event.fire_key, event_id=event.event_id, topic=topic,
+            partition=partition, offset=offset,
+        )
+        if new:
+            m.TILES_RECORDED.inc()
+            m.KNOWN_TILES.inc()
+            self.scheduler.tiles_arrived()
+
+    async def on_training_request(self, event: TrainingRequest) -> None:
+        log.info("training requested", extra={"reason": event.reason, "requested_by": event.requested_by})
+        self.scheduler.request(f"{event.reason} (by {event.requested_by})")
+
+    # --- training ------------------------------------------------------------------------------
+    async def train_and_announce(self, reason: str) -> bool:
+        """Run one training in a worker thread; announce its candidate. True when handled."""
+        try:
+            outcome = await asyncio.to_thread(self.trainer.train, reason)
+        except Exception as exc:
+            m.TRAININGS.labels("failed").inc()
+            log.exception("training failed", extra={"reason": reason})
+            await self._alert("training_failed", "critical", f"training failed: {type(exc).__name__}: {exc}",
+                              {"reason": reason})
+            return False
+        self.outcomes.append(outcome)
+        if outcome.status == "skipped":
+            if "requested:" in reason:
+                await self._alert("training_skipped", "warning",
+                                  "training data fails the checks: " + "; ".join(outcome.problems),
+                                  {"counts": outcome.check.counts if outcome.check else {}})
+            return True
+        await self._announce(outcome)
+        await asyncio.to_thread(self.trainer.index.mark_trained, outcome.seq)
+        return True
+
+    async def _announce(self, outcome: TrainingOutcome) -> None:
+        cand = outcome.candidate
+        assert cand is not None and outcome.check is not None
+        event = ModelCandidate.create(
+            producer=SERVICE, model_name=cand.model_name, version=cand.version, run_id=cand.run_id,
+            artifact_uri=cand.artifact_uri, dataset_digest=outcome.dataset_digest,
+            counts={split: SplitCounts(**c) for split, c in outcome.check.counts.items()},
+            metrics=cand.metrics,
+        )
+        async for attempt in AsyncRetrying(stop=stop_after_attempt(8), wait=wait_exponential(0.5, max=10),
+                                           reraise=True):
+            with attempt:
+                await publish_event(self.broker, event, service=SERVICE)
+        m.CANDIDATES.inc()
+        log.info("candidate announced", extra={"version": cand.version, "run_id": cand.run_id,
+                                               "reused": cand.reused, "seconds": round(outcome.seconds, 2)})
+
+    async def _alert(self, alert: str, severity: str, message: str, details: dict[str, Any]) -> None:
+        try:
+            await publish_event(self.broker, PipelineAlert.create(
+                producer=SERVICE, alert=alert, severity=severity, component=SERVICE,
+                message=message[:1000], details=details), service=SERVICE)
+        except Exception:  # noqa: BLE001 - an alert must not break the trainer
+            log.warning("could not publish alert", extra={"alert": alert})
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._loop_task is None:
+            self._loop_task = asyncio.create_task(self.scheduler.loop(), name="trainer-scheduler")
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            try:
+                await self._loop_task
+            except asyncio.CancelledError:
+                pass
+            self._loop_task = None

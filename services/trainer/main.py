@@ -1,0 +1,48 @@
+"""Wiring: the broker, the two subscriptions, the scheduler's lifecycle; ``emberwatch run trainer``."""
+
+from __future__ import annotations
+
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+
+from emberwatch.common.config import Settings
+from emberwatch.common.service import run_service
+from emberwatch.contracts import TileReady, Topic, TrainingRequest
+from emberwatch.messaging.broker import build_broker
+from emberwatch.messaging.consumer import subscribe
+from services.trainer.handlers import SERVICE, TrainerHandlers
+from services.trainer.pipeline import Trainer
+from services.trainer.settings import TrainerSettings
+
+
+def trainer_settings(settings: Settings) -> TrainerSettings:
+    if isinstance(settings, TrainerSettings):
+        return settings
+    return TrainerSettings(**settings.model_dump())
+
+
+def build_service(settings: Settings) -> tuple[KafkaBroker, TrainerHandlers]:
+    s = trainer_settings(settings)
+    broker = build_broker(s, SERVICE, graceful_timeout=60.0)
+    handlers = TrainerHandlers(Trainer(s), broker)
+    common = dict(service=SERVICE, group_id=s.trainer_group_id, max_attempts=s.kafka_max_attempts,
+                  backoff_s=s.kafka_retry_backoff_s, session_timeout_ms=s.kafka_session_timeout_ms)
+    subscribe(broker, Topic.TILES_READY, TileReady, handlers.on_tile_ready, **common)
+    subscribe(broker, Topic.TRAINING_REQUESTS, TrainingRequest, handlers.on_training_request, **common)
+    return broker, handlers
+
+
+def build_app(settings: Settings) -> FastStream:
+    broker, handlers = build_service(settings)
+    app = FastStream(broker)
+    app.after_startup(handlers.start)
+    app.on_shutdown(handlers.stop)
+    return app
+
+
+def main() -> None:
+    run_service(SERVICE, build_app)
+
+
+if __name__ == "__main__":
+    main()

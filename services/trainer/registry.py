@@ -1,0 +1,271 @@
+"""Publish one training to MLflow: a run with everything logged, THEN a registered version + alias.
+
+Order matters: params, metrics, artifacts and the Keras model are logged first; only then is the
+model version registered (tagged with the training key) and given the alias ``challenger``; only
+then is the run marked FINISHED. Any failure marks the run FAILED (best effort) and the whole
+publication is retried with backoff (tenacity) until ``trainer_mlflow_retry_s`` runs out. Before a
+retry registers anything it looks the training key up among the model's versions, so a version whose
+registration succeeded but whose answer was lost is finished (alias set), never duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
+from services.trainer.metrics import MLFLOW_RETRIES
+from services.trainer.models import RegisteredCandidate, TrainingBundle
+from services.trainer.settings import TrainerSettings
+
+log = logging.getLogger(__name__)
+
+ALIAS = "challenger"
+TAG_KEY = "training_key"
+TAG_ALIAS_SET = "challenger_alias_set"
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_PER_BATCH = 100
+
+
+def is_transient(exc: BaseException) -> bool:
+    """MLflow being down, slow or overloaded (retry) rather than a request it will always refuse."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(exc, MlflowException):
+        status = exc.get_http_status_code()
+        return status >= 500 or status in (408, 409, 429)
+    if isinstance(exc, requests.exceptions.HTTPError) and exc.response is not None:
+        return exc.response.status_code >= 500 or exc.response.status_code in (408, 429)
+    return isinstance(exc, (requests.exceptions.RequestException, OSError, TimeoutError, PendingVersion))
+
+
+class PendingVersion(RuntimeError):
+    """A model version is still being created."""
+
+
+def _pkg_version(*names: str) -> str | None:
+    for name in names:
+        try:
+            return f"{name}=={metadata.version(name)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+class MlflowPublisher:
+    def __init__(self, settings: TrainerSettings) -> None:
+        self.settings = settings
+        self.uri = settings.mlflow_tracking_uri
+        self.model_name = settings.model_name
+        # Called with each step's name as publishing passes it ("run_created", "logged", "registered"):
+        # progress for logs and a seam for fault-injection tests that stop the real MLflow mid-way.
+        self.on_step: Callable[[str, str], None] | None = None
+        # The MLflow client's own per-request retries are short; our retry loop wraps everything.
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.trainer_mlflow_http_retries)
+        os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+    # --- retry wrapper -----------------------------------------------------------------------
+    def _retrying(self, what: str, fn: Callable[[], Any]) -> Any:
+        def before_sleep(state) -> None:
+            MLFLOW_RETRIES.inc()
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning("MLflow %s failed; retrying", what, extra={
+                "attempt": state.attempt_number, "error": f"{type(exc).__name__}: {exc}"[:500],
+                "tracking_uri": self.uri})
+
+        retrying = Retrying(
+            stop=stop_after_delay(self.settings.trainer_mlflow_retry_s),
+            retry=retry_if_exception(is_transient),
+            wait=wait_exponential(multiplier=0.5, max=self.settings.trainer_mlflow_retry_max_wait_s),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        return retrying(fn)
+
+    def _client(self):
+        import mlflow
+        from mlflow import MlflowClient
+
+        mlflow.set_tracking_uri(self.uri)
+        return MlflowClient(self.uri)
+
+    # --- lookups -----------------------------------------------------------------------------
+    def _versions_with_key(self, client, key: str) -> list:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return list(client.search_model_versions(
+                f"name = '{self.model_name}' and tags.{TAG_KEY} = '{key}'"))
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+                return []
+            raise
+
+    def find(self, key: str) -> RegisteredCandidate | None:
+        """The registered candidate of this training key, finished if it was half-done; else None."""
+        return self._retrying("lookup", lambda: self._find_once(self._client(), key))
+
+    def _find_once(self, client, key: str) -> RegisteredCandidate | None:
+        for mv in self._versions_with_key(client, key):
+            if mv.status == "FAILED_REGISTRATION":
+                log.warning("deleting a version whose registration failed", extra={"version": mv.version})
+                client.delete_model_version(self.model_name, mv.version)
+                continue
+            if mv.status != "READY":
+                raise PendingVersion(f"version {mv.version} is still {mv.status}")
+            tags = mv.tags or {}
+            if tags.get(TAG_ALIAS_SET) != "true":
+                client.set_registered_model_alias(self.model_name, ALIAS, mv.version)
+                client.set_model_version_tag(self.model_name, mv.version, TAG_ALIAS_SET, "true")
+            run = client.get_run(mv.run_id)
+            if run.info.status == "RUNNING":
+                client.set_terminated(mv.run_id, "FINISHED")
+            metrics = {k: float(v) for k, v in run.data.metrics.items() if k.startswith("val_")}
+            return RegisteredCandidate(self.model_name, str(mv.version), mv.run_id,
+                                       f"runs:/{mv.run_id}/triton", metrics=metrics, reused=True)
+        return None
+
+    # --- publishing --------------------------------------------------------------------------
+    def publish(self, bundle: TrainingBundle) -> RegisteredCandidate:
+        return self._retrying("publish", lambda: self._publish_once(bundle))
+
+    def _experiment_id(self, client) -> str:
+        from mlflow.exceptions import MlflowException
+
+        name = self.settings.trainer_mlflow_experiment
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        try:
+            return client.create_experiment(name)
+        except MlflowException:
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+    def _ensure_registered_model(self, client) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            client.get_registered_model(self.model_name)
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            try:
+                client.create_registered_model(
+                    self.model_name, description="Emberwatch wildfire classifier (ResNet50 head).")
+            except MlflowException as exc2:
+                if getattr(exc2, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                    raise
+
+    def _fail_stale_runs(self, client, experiment_id: str, key: str) -> None:
+        """Runs of this training key left RUNNING by an attempt that died are marked FAILED."""
+        stale = client.search_runs(
+            [experiment_id], f"tags.{TAG_KEY} = '{key}' and attributes.status = 'RUNNING'")
+        for run in stale:
+            client.set_terminated(run.info.run_id, "FAILED")
+            log.info("stale run marked FAILED", extra={"run_id": run.info.run_id})
+
+    def _publish_once(self, bundle: TrainingBundle) -> RegisteredCandidate:
+        from mlflow.entities import Metric, Param
+
+        client = self._client()
+        found = self._find_once(client, bundle.training_key)
+        if found is not None:
+            return found
+        experiment_id = self._experiment_id(client)
+        self._fail_stale_runs(client, experiment_id, bundle.training_key)
+        tags = {
+            TAG_KEY: bundle.training_key,
+            "dataset_digest": bundle.dataset_digest,
+            "backbone_id": bundle.backbone_id,
+            "reason": bundle.reason[:500],
+            "mlflow.runName": f"train-{bundle.dataset_digest[:10]}",
+        }
+        run = client.create_run(experiment_id, tags=tags)
+        run_id = run.info.run_id
+        try:
+            self._step("run_created", run_id)
+            params = [Param(k, str(v)[:6000]) for k, v in sorted(bundle.params.items())]
+            for i in range(0, len(params), MAX_PARAMS_PER_BATCH):
+                client.log_batch(run_id, params=params[i:i + MAX_PARAMS_PER_BATCH])
+            now = int(time.time() * 1000)
+            metrics = [Metric(f"epoch_{k}", float(v), now, step) for k, values in bundle.epoch_metrics.items()
+                       for step, v in enumerate(values)]
+            metrics += [Metric(k, float(v), now, step) for k, values in bundle.trial_metrics.items()
+                        for step, v in enumerate(values)]
+            metrics += [Metric(k, float(v), now, 0) for k, v in bundle.summary_metrics.items()]
+            for i in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+                client.log_batch(run_id, metrics=metrics[i:i + MAX_METRICS_PER_BATCH])
+            self._log_dataset(client, run_id, bundle)
+            client.log_artifacts(run_id, str(bundle.artifacts_dir))
+            info = self._log_model(run_id, bundle.head_model, "model", bundle.signature_example)
+            if bundle.full_model is not None:
+                self._log_model(run_id, bundle.full_model, "full_model", None)
+            self._step("logged", run_id)
+            # Everything is logged: only now does the version exist.
+            self._ensure_registered_model(client)
+            mv = client.create_model_version(
+                self.model_name, source=info.model_uri, run_id=run_id,
+                tags={TAG_KEY: bundle.training_key, "dataset_digest": bundle.dataset_digest,
+                      "backbone_id": bundle.backbone_id,
+                      "model_kind": str(bundle.params.get("model_kind", "head"))},
+                model_id=info.model_id,
+                description=f"head trained on {sum(sum(c.values()) for c in bundle.counts.values())} tiles",
+            )
+            self._step("registered", run_id)
+            client.set_registered_model_alias(self.model_name, ALIAS, mv.version)
+            client.set_model_version_tag(self.model_name, mv.version, TAG_ALIAS_SET, "true")
+            client.set_terminated(run_id, "FINISHED")
+        except BaseException:
+            try:
+                client.set_terminated(run_id, "FAILED")
+            except Exception:  # noqa: BLE001 - MLflow may be the thing that is down
+                log.warning("could not mark run FAILED (MLflow unreachable?)", extra={"run_id": run_id})
+            raise
+        log.info("candidate registered", extra={"model": self.model_name, "version": mv.version,
+                                                "run_id": run_id})
+        return RegisteredCandidate(self.model_name, str(mv.version), run_id, f"runs:/{run_id}/triton",
+                                   metrics=dict(bundle.validation_metrics))
+
+    def _step(self, name: str, run_id: str) -> None:
+        log.info("MLflow publishing: %s", name, extra={"run_id": run_id})
+        if self.on_step is not None:
+            self.on_step(name, run_id)
+
+    def _log_dataset(self, client, run_id: str, bundle: TrainingBundle) -> None:
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        total = sum(sum(c.values()) for c in bundle.counts.values())
+        dataset = Dataset(
+            name="tiles", digest=bundle.dataset_digest[:32], source_type="kafka",
+            source=json.dumps({"topic": "tiles.ready.v1", "tiles": total,
+                               "lineage": "lineage/tiles.json"}),
+            schema=json.dumps({"backbone_id": bundle.backbone_id}),
+            profile=json.dumps({"counts": bundle.counts}),
+        )
+        client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])])
+
+    def _log_model(self, run_id: str, model, name: str, example):
+        import mlflow.keras
+        from mlflow.models import Model, infer_signature
+
+        signature = None
+        if example is not None:
+            signature = infer_signature(example, model.predict(example, verbose=0))
+        requirements = [r for r in (_pkg_version("keras"), _pkg_version("tensorflow-cpu", "tensorflow"),
+                                    _pkg_version("numpy")) if r]
+        return Model.log(
+            artifact_path=None, name=name, flavor=mlflow.keras, model=model, run_id=run_id,
+            signature=signature, pip_requirements=requirements,
+        )

@@ -1,0 +1,73 @@
+"""A small hyperparameter search over the head (units × learning rate), early stopping on val_loss."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from emberwatch.ml.head import build_head
+from services.trainer.models import HeadResult
+
+log = logging.getLogger(__name__)
+
+
+def class_weights(y: np.ndarray) -> dict[int, float]:
+    """Balanced weights so a skewed split does not teach the head to always say the majority."""
+    counts = np.bincount(y, minlength=2).astype(float)
+    total = counts.sum()
+    return {i: (total / (2 * c) if c else 1.0) for i, c in enumerate(counts)}
+
+
+def search_head(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    units_grid: list[int],
+    learning_rates: list[float],
+    dropout: float,
+    epochs: int,
+    patience: int,
+    batch_size: int,
+    seed: int,
+) -> HeadResult:
+    """Train one head per (units, learning rate); keep the one with the lowest best val_loss."""
+    import keras
+
+    weights = class_weights(y_train)
+    best: HeadResult | None = None
+    best_loss = math.inf
+    trials = []
+    for units in units_grid:
+        for lr in learning_rates:
+            model = build_head(x_train.shape[1], units, dropout, x_train, seed=seed)
+            model.compile(
+                optimizer=keras.optimizers.Adam(learning_rate=lr),
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+            )
+            stop = keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=patience, restore_best_weights=True
+            )
+            fit = model.fit(
+                x_train, y_train, validation_data=(x_val, y_val), epochs=epochs,
+                batch_size=batch_size, class_weight=weights, callbacks=[stop], verbose=0, shuffle=True,
+            )
+            history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+            val_loss = min(history["val_loss"])
+            trial = {"units": units, "learning_rate": lr, "best_val_loss": val_loss,
+                     "epochs": len(history["val_loss"]),
+                     "best_val_accuracy": float(history["val_accuracy"][int(np.argmin(history["val_loss"]))]),
+                     "history": history}
+            trials.append(trial)
+            log.info("head trial", extra={k: v for k, v in trial.items() if k != "history"})
+            if val_loss < best_loss:
+                best_loss = val_loss
+                best = HeadResult(model=model, units=units, learning_rate=lr,
+                                  epochs_run=len(history["val_loss"]), history=history, trials=trials)
+    assert best is not None, "empty search grid"
+    best.trials = trials
+    return best

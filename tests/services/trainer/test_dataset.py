@@ -1,0 +1,70 @@
+import io
+
+import numpy as np
+from PIL import Image
+
+from services.trainer.dataset import check_dataset, counts_by_split, dataset_digest
+from services.trainer.models import TileRecord
+from services.trainer.read_tiles import UnsupportedUri, read_images, uri_to_path
+
+
+def _rec(i: int, label: str, split: str, uri: str = "file:///nowhere") -> TileRecord:
+    return TileRecord(tile_id=f"{i:064x}", label=label, split=split, uri=uri)
+
+
+def _records(per: dict[tuple[str, str], int]) -> list[TileRecord]:
+    out, i = [], 0
+    for (split, label), n in per.items():
+        for _ in range(n):
+            out.append(_rec(i, label, split))
+            i += 1
+    return out
+
+
+def test_checks_minimum_per_class_and_split_and_balance():
+    recs = _records({("train", "wildfire"): 10, ("train", "nowildfire"): 30, ("val", "wildfire"): 3,
+                     ("val", "nowildfire"): 5, ("test", "nowildfire"): 4})
+    check = check_dataset(recs, min_train=10, min_val=4, min_test=1)
+    assert not check.ok
+    assert check.problems == ["val/wildfire: 3 tiles, need at least 4",
+                              "test/wildfire: 0 tiles, need at least 1"]
+    assert check.balance == {"train": 0.25, "val": 0.375, "test": 0.0}
+    assert counts_by_split(recs)["train"] == {"nowildfire": 30, "wildfire": 10}
+    assert check_dataset(recs, min_train=10, min_val=3, min_test=0).ok
+
+
+def test_digest_depends_on_content_not_order():
+    recs = _records({("train", "wildfire"): 3, ("val", "nowildfire"): 2})
+    d = dataset_digest(recs, "bb")
+    assert d == dataset_digest(list(reversed(recs)), "bb")
+    assert d != dataset_digest(recs, "other-backbone")
+    assert d != dataset_digest(recs[:-1], "bb")
+    relabelled = [recs[0].__class__(**{**recs[0].__dict__, "label": "nowildfire"})] + recs[1:]
+    assert d != dataset_digest(relabelled, "bb")
+
+
+def test_uri_must_be_a_local_file():
+    assert str(uri_to_path("file:///tmp/a%20b.png")) == "/tmp/a b.png"
+    for bad in ("s3://bucket/x.png", "http://host/x.png", "/tmp/x.png", "file://otherhost/x.png"):
+        try:
+            uri_to_path(bad)
+        except UnsupportedUri:
+            continue
+        raise AssertionError(f"{bad} accepted")
+
+
+def test_read_images_skips_and_counts_unreadable(tmp_path):
+    good = tmp_path / "good.png"
+    buf = io.BytesIO()
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(buf, format="PNG")
+    good.write_bytes(buf.getvalue())
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG garbage")
+    recs = [_rec(1, "wildfire", "train", good.as_uri()), _rec(2, "wildfire", "train", corrupt.as_uri()),
+            _rec(3, "nowildfire", "val", (tmp_path / "missing.png").as_uri()),
+            _rec(4, "nowildfire", "val", "s3://b/k.png")]
+    ok, images, bad = read_images(recs, 32)
+    assert [r.tile_id for r in ok] == [recs[0].tile_id]
+    assert images.shape == (1, 32, 32, 3) and images.dtype == np.uint8
+    assert [t for t, _ in bad] == [r.tile_id for r in recs[1:]]
+    assert "UnreadableImage" in bad[0][1] and "FileNotFoundError" in bad[1][1] and "UnsupportedUri" in bad[2][1]
