@@ -15,20 +15,13 @@ for handlers that are idempotent and insensitive to order (or that serialise per
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 from typing import Any
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
-from tenacity import AsyncRetrying, RetryError, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
-from emberwatch.common.telemetry import HANDLER_ERRORS, HANDLER_SECONDS, MESSAGES_CONSUMED
-from emberwatch.messaging.consumer import E, Handler, PermanentError, _error_text, send_to_dlq
-
-log = logging.getLogger(__name__)
+from emberwatch.messaging.consumer import E, Handler, process_record
 
 
 def subscribe_batch(
@@ -48,59 +41,15 @@ def subscribe_batch(
 ) -> Any:
     """Register ``handler`` for ``topic``: batches of up to ``max_records`` handled concurrently."""
 
-    async def handle_record(raw: Any) -> None:
-        body: bytes = raw.value or b""
-        started = time.perf_counter()
-        outcome = "ok"
-
-        async def dead(reason: str, error: str, attempts: int) -> None:
-            nonlocal outcome
-            outcome = "dlq"
-            await send_to_dlq(broker, service=service, topic=topic, partition=raw.partition,
-                              offset=raw.offset, key=raw.key, body=body, reason=reason, error=error,
-                              attempts=attempts)
-
-        try:
-            try:
-                event = model.from_bytes(body)
-            except ValidationError as exc:
-                HANDLER_ERRORS.labels(service, topic, "validation").inc()
-                await dead("validation", _error_text(exc), 1)
-                return
-            attempts = 0
-            try:
-                async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(max_attempts),
-                    wait=wait_exponential(multiplier=backoff_s, max=30),
-                    retry=retry_if_not_exception_type(PermanentError),
-                    reraise=False,
-                ):
-                    with attempt:
-                        attempts = attempt.retry_state.attempt_number
-                        try:
-                            await handler(event)
-                        except PermanentError:
-                            raise
-                        except Exception as exc:
-                            HANDLER_ERRORS.labels(service, topic, type(exc).__name__).inc()
-                            log.warning("handler failed", extra={"topic": topic, "offset": raw.offset,
-                                                                 "attempt": attempts, "error": _error_text(exc)})
-                            raise
-            except PermanentError as exc:
-                HANDLER_ERRORS.labels(service, topic, "permanent").inc()
-                await dead("permanent", _error_text(exc), attempts)
-            except RetryError as exc:
-                last = exc.last_attempt.exception()
-                await dead("handler_failed", _error_text(last) if last else "unknown", attempts)
-        finally:
-            MESSAGES_CONSUMED.labels(service, topic, outcome).inc()
-            HANDLER_SECONDS.labels(service, topic).observe(time.perf_counter() - started)
-
     async def on_batch(message: KafkaMessage) -> None:
         records = message.raw_message
         if not isinstance(records, tuple):
             records = (records,)
-        await asyncio.gather(*(handle_record(r) for r in records))
+        await asyncio.gather(*(
+            process_record(broker, r, model, handler, service=service, topic=topic,
+                           max_attempts=max_attempts, backoff_s=backoff_s)
+            for r in records
+        ))
 
     on_batch.__name__ = f"{service}_{topic.replace('.', '_')}_batch"
     return broker.subscriber(

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -108,6 +107,74 @@ def _record_lag(service: str, message: Any) -> None:
         CONSUMER_LAG.labels(service, raw.topic, str(raw.partition)).set(max(0, high - raw.offset - 1))
 
 
+async def process_record(
+    broker: KafkaBroker,
+    raw: Any,
+    model: type[E],
+    handler: Handler[E],
+    *,
+    service: str,
+    topic: str,
+    max_attempts: int,
+    backoff_s: float,
+) -> str:
+    """Validate one record and run ``handler`` on it with retries; poison goes to the DLQ.
+
+    Returns the outcome (``ok`` or ``dlq``). Raises only when the DLQ itself cannot be written, so
+    the caller does not commit and the record comes back.
+    """
+    body: bytes = raw.value or b""
+    started = time.perf_counter()
+    outcome = "ok"
+
+    async def dead(reason: str, error: str, attempts: int) -> None:
+        nonlocal outcome
+        outcome = "dlq"
+        await send_to_dlq(broker, service=service, topic=topic, partition=raw.partition,
+                          offset=raw.offset, key=raw.key, body=body, reason=reason, error=error,
+                          attempts=attempts)
+
+    try:
+        try:
+            event = model.from_bytes(body)
+        except ValidationError as exc:
+            HANDLER_ERRORS.labels(service, topic, "validation").inc()
+            await dead("validation", _error_text(exc), 1)
+            return outcome
+        attempts = 0
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(max_attempts),
+                wait=wait_exponential(multiplier=backoff_s, max=30),
+                retry=retry_if_not_exception_type(PermanentError),
+                reraise=False,
+            ):
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    try:
+                        await handler(event)
+                    except PermanentError:
+                        raise
+                    except Exception as exc:
+                        HANDLER_ERRORS.labels(service, topic, type(exc).__name__).inc()
+                        log.warning(
+                            "handler failed",
+                            extra={"topic": topic, "offset": raw.offset, "attempt": attempts,
+                                   "error": _error_text(exc)},
+                        )
+                        raise
+        except PermanentError as exc:
+            HANDLER_ERRORS.labels(service, topic, "permanent").inc()
+            await dead("permanent", _error_text(exc), attempts)
+        except RetryError as exc:
+            last = exc.last_attempt.exception()
+            await dead("handler_failed", _error_text(last) if last else "unknown", attempts)
+        return outcome
+    finally:
+        MESSAGES_CONSUMED.labels(service, topic, outcome).inc()
+        HANDLER_SECONDS.labels(service, topic).observe(time.perf_counter() - started)
+
+
 def subscribe(
     broker: KafkaBroker,
     topic: str,
@@ -124,64 +191,9 @@ def subscribe(
     """Register ``handler`` for ``topic`` with validation, retries, DLQ and commit-after-success."""
 
     async def on_message(message: KafkaMessage) -> None:
-        raw = message.raw_message
-        body: bytes = raw.value or b""
-        started = time.perf_counter()
-        outcome = "ok"
-        try:
-            try:
-                event = model.from_bytes(body)
-            except ValidationError as exc:
-                HANDLER_ERRORS.labels(service, topic, "validation").inc()
-                outcome = "dlq"
-                await send_to_dlq(
-                    broker, service=service, topic=topic, partition=raw.partition,
-                    offset=raw.offset, key=raw.key, body=body, reason="validation",
-                    error=_error_text(exc), attempts=1,
-                )
-                return
-            attempts = 0
-            try:
-                async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(max_attempts),
-                    wait=wait_exponential(multiplier=backoff_s, max=30),
-                    retry=retry_if_not_exception_type(PermanentError),
-                    reraise=False,
-                ):
-                    with attempt:
-                        attempts = attempt.retry_state.attempt_number
-                        try:
-                            await handler(event)
-                        except PermanentError:
-                            raise
-                        except Exception as exc:
-                            HANDLER_ERRORS.labels(service, topic, type(exc).__name__).inc()
-                            log.warning(
-                                "handler failed",
-                                extra={"topic": topic, "offset": raw.offset, "attempt": attempts,
-                                       "error": _error_text(exc)},
-                            )
-                            raise
-            except PermanentError as exc:
-                HANDLER_ERRORS.labels(service, topic, "permanent").inc()
-                outcome = "dlq"
-                await send_to_dlq(
-                    broker, service=service, topic=topic, partition=raw.partition,
-                    offset=raw.offset, key=raw.key, body=body, reason="permanent",
-                    error=_error_text(exc), attempts=attempts,
-                )
-            except RetryError as exc:
-                outcome = "dlq"
-                last = exc.last_attempt.exception()
-                await send_to_dlq(
-                    broker, service=service, topic=topic, partition=raw.partition,
-                    offset=raw.offset, key=raw.key, body=body, reason="handler_failed",
-                    error=_error_text(last) if last else "unknown", attempts=attempts,
-                )
-        finally:
-            MESSAGES_CONSUMED.labels(service, topic, outcome).inc()
-            HANDLER_SECONDS.labels(service, topic).observe(time.perf_counter() - started)
-            _record_lag(service, message)
+        await process_record(broker, message.raw_message, model, handler, service=service, topic=topic,
+                             max_attempts=max_attempts, backoff_s=backoff_s)
+        _record_lag(service, message)
 
     on_message.__name__ = f"{service}_{topic.replace('.', '_')}"
     return broker.subscriber(
