@@ -186,6 +186,63 @@ def replay(
     out.print(table)
 
 
+@app.command("demo")
+def demo(
+    rounds: int = typer.Option(3, help="Most rounds of simulated season to run."),
+    hours_per_round: float = typer.Option(24.0, help="Simulated hours the CWFIS season advances per round."),
+    round_timeout_s: float = typer.Option(420.0, help="Longest wait for a round's decision (seconds)."),
+) -> None:
+    """Run the whole loop on the embedded defaults: stack + simulators + services, fires → tiles →
+    training → candidate → shadow comparison → promotion → Discord → a prediction through Triton."""
+    import asyncio
+
+    from rich.live import Live
+    from rich.panel import Panel
+
+    from emberwatch.operations.run_demo import run_demo, where_to_look
+
+    def progress_table(tally) -> Table:
+        t = Table(title="Emberwatch demo", show_header=False)
+        t.add_row("fires observed", f"{len(tally.fires)} ({dict(tally.fire_events)})")
+        t.add_row("tiles", f"{len(tally.tile_ids)} ({dict(tally.tiles)})")
+        t.add_row("candidates", ", ".join(c.version for c in tally.candidates) or "-")
+        t.add_row("decisions", ", ".join(f"v{d.candidate_version}:{d.decision}" for d in tally.decisions) or "-")
+        t.add_row("alerts", str(len(tally.alerts)))
+        return t
+
+    settings = get_settings()
+    with Live(console=console, refresh_per_second=2, transient=True) as live:
+        result = asyncio.run(run_demo(
+            settings, rounds=rounds, hours_per_round=hours_per_round, round_timeout_s=round_timeout_s,
+            report=lambda msg: live.console.print(msg),
+            on_progress=lambda tally: live.update(progress_table(tally))))
+    tally = result.tally
+    out.print(progress_table(tally))
+    champion = next((d for d in reversed(tally.decisions) if d.decision == "promoted"), None)
+    if champion is not None:
+        ev = champion.evidence
+        lines = [f"champion: version {champion.candidate_version} (previous: {champion.champion_version or 'none'})",
+                 f"reason: {champion.reason}",
+                 f"paired samples n={ev.n}, p-value={ev.p_value}"]
+        for d in ev.deltas:
+            lines.append(f"  {d.metric}: {d.challenger:.3f} (Δ {d.delta if d.delta is not None else '-'}, "
+                         f"CI [{d.ci_low}, {d.ci_high}])")
+        out.print(Panel("\n".join(lines), title="Champion and its evidence"))
+    if result.prediction is not None:
+        p = result.prediction
+        out.print(f"prediction through Triton: {p.label} {p.probabilities} (model version {p.model_version})")
+    out.print(f"Discord posts: {result.discord_posts}; duplicate events seen: {tally.duplicate_events}; "
+              f"took {result.seconds:.0f}s")
+    look = Table(title="Where to look", show_header=False)
+    for k, v in where_to_look(result.settings).items():
+        look.add_row(k, v)
+    out.print(look)
+    out.print("The stack keeps running; stop it with: emberwatch stack down")
+    if champion is None or result.prediction is None:
+        console.print("[red]the loop did not reach a served champion[/]")
+        raise typer.Exit(1)
+
+
 @app.command("train")
 def train(
     reason: str = typer.Option("manual", help="Why (kept in the event and the MLflow run)."),

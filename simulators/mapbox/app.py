@@ -14,7 +14,9 @@ Admin API (for operators, tests and benchmarks; JSON in and out):
 
 * ``GET/POST /_admin/fires`` — the fire locations the imagery shows: POST ``[{lat, lon, hectares}]``
   replaces them (``?append=1`` adds). At start they are read from the JSON file named by
-  ``EMBERWATCH_MAPBOX_SIM_FIRES`` if set.
+  ``EMBERWATCH_MAPBOX_SIM_FIRES`` if set, or taken from the CWFIS simulator's season when
+  ``EMBERWATCH_MAPBOX_SIM_CWFIS_SEASON`` is ``SEED,FIRES,YEAR`` (``default`` = the CWFIS simulator's
+  defaults), so the imagery shows every fire the CWFIS simulator will ever report.
 * ``GET/POST /_admin/config`` — ``{"latency_ms": 100, "rate_limit": 600, "rate_interval_s": 60,
   "tokens": ["pk.x"]}`` (any subset). ``rate_limit: null`` switches the limit off. Tokens start from
   ``EMBERWATCH_MAPBOX_SIM_TOKENS`` (comma-separated, default ``pk.simulator``).
@@ -125,6 +127,20 @@ def load_fires(raw: object) -> list[Fire]:
             raise ValueError(f"bad location {lat},{lon}")
         ha = item.get("hectares")
         fires.append(Fire(lat, lon, float(ha) if ha is not None else None))
+    return fires
+
+
+def fires_from_cwfis_season(spec: str) -> list[Fire]:
+    """The CWFIS simulator's season as fire locations (final position and size)."""
+    from simulators.cwfis.season import DEFAULT_FIRES, DEFAULT_SEED, season_fires
+
+    seed, n_fires, year = DEFAULT_SEED, DEFAULT_FIRES, 2026
+    if spec.strip() != "default":
+        seed, n_fires, year = (int(p) for p in spec.split(","))
+    fires = []
+    for f in season_fires(seed, n_fires, year):
+        dlat, dlon = f.correction or (0.0, 0.0)
+        fires.append(Fire(f.lat + dlat, f.lon + dlon, f.final_hectares))
     return fires
 
 
@@ -355,8 +371,11 @@ def state_from_env() -> SimState:
     if tokens:
         state.tokens = {t.strip() for t in tokens.split(",") if t.strip()}
     path = os.environ.get("EMBERWATCH_MAPBOX_SIM_FIRES")
+    season = os.environ.get("EMBERWATCH_MAPBOX_SIM_CWFIS_SEASON")
     if path:
         state.fires.set(load_fires(json.loads(Path(path).read_text())))
+    elif season:
+        state.fires.set(fires_from_cwfis_season(season))
     latency = os.environ.get("EMBERWATCH_MAPBOX_SIM_LATENCY_MS")
     if latency:
         state.latency_s = float(latency) / 1000

@@ -189,3 +189,16 @@ def test_pool_imagery_gives_distinct_valid_images_without_rendering(sim):
     for data, size in ((a, (350, 350)), (c, (350, 350)), (png, (512, 512))):
         validate_image(data, expected_size=size)
     assert client.post("/_admin/config", json={"imagery": "nope"}).status_code == 422
+
+
+def test_fires_can_come_from_the_cwfis_season(monkeypatch):
+    from simulators.cwfis.season import fire_locations
+    from simulators.mapbox.app import state_from_env
+
+    monkeypatch.setenv("EMBERWATCH_MAPBOX_SIM_CWFIS_SEASON", "7,40,2026")
+    state = state_from_env()
+    expected = fire_locations(seed=7, n_fires=40, year=2026)
+    assert len(state.fires.fires) == 40
+    for fire, loc in zip(state.fires.fires, expected, strict=True):
+        assert abs(fire.lat - loc.lat) < 1e-3 and abs(fire.lon - loc.lon) < 1e-3
+        assert fire.hectares and fire.hectares > 0
