@@ -18,7 +18,7 @@ from services.gatekeeper.decide_promotion import (
 
 # Two heads on the same frozen backbone make correlated mistakes: correctness is drawn through a
 # Gaussian copula with this correlation (at 0.85 recall / 0.90 specificity the two models agree on
-# about 88% of tiles; independent models would agree on about 79%).
+# about 87% of tiles; independent models would agree on about 78%).
 MODEL_CORRELATION = 0.7
 
 
