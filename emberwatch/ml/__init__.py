@@ -1,0 +1,12 @@
+"""The shared ML core (ML_CONTRACT.md): image decoding, the frozen ResNet50 backbone, the head.
+
+Used by the trainer (training, embedding cache) and the gatekeeper (Triton export, validation), so
+preprocessing and the head's math never disagree between training and serving.
+
+Class order everywhere: index 0 = "nowildfire", index 1 = "wildfire".
+"""
+
+CLASSES: tuple[str, str] = ("nowildfire", "wildfire")
+LABEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(CLASSES)}
+
+__all__ = ["CLASSES", "LABEL_INDEX"]

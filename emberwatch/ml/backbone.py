@@ -1,0 +1,237 @@
+"""The frozen ResNet50 backbone: built once, identified by its weights, cached on disk, exportable.
+
+The model takes float32 RGB in [0, 255], shape (None, S, S, 3), input name ``images``; ResNet50's
+``preprocess_input`` runs INSIDE the model (so every caller feeds the same thing); global average
+pooling gives a (None, 2048) embedding. Its id is ``resnet50-<sha256(all weights)[:12]>-<S>``:
+identical construction gives the identical id, so embeddings can be cached under it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emberwatch.ml.settings import MLSettings
+
+log = logging.getLogger(__name__)
+
+EMBEDDING_DIM = 2048
+INPUT_NAME = "images"
+OUTPUT_NAME = "embeddings"
+WEIGHTS_FILE = "backbone.weights.h5"
+
+
+def _keras():
+    import keras
+
+    return keras
+
+
+def _preprocess_layer_class():
+    keras = _keras()
+
+    @keras.saving.register_keras_serializable(package="emberwatch")
+    class ResNet50Preprocess(keras.layers.Layer):
+        """``keras.applications.resnet50.preprocess_input`` as a layer (RGB→BGR, ImageNet means)."""
+
+        def call(self, inputs):
+            return keras.applications.resnet50.preprocess_input(inputs)
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    return ResNet50Preprocess
+
+
+_PREPROCESS: Any = None
+
+
+def preprocess_layer():
+    global _PREPROCESS
+    if _PREPROCESS is None:
+        _PREPROCESS = _preprocess_layer_class()
+    return _PREPROCESS(name="preprocess")
+
+
+def build_backbone(image_size: int, weights_path: str | Path | None, seed: int = 0):
+    """ResNet50 (notop, avg pooling) with preprocessing inside; frozen. Random init is seeded."""
+    keras = _keras()
+    if weights_path is None:
+        keras.utils.set_random_seed(seed)
+    inputs = keras.Input((image_size, image_size, 3), dtype="float32", name=INPUT_NAME)
+    x = preprocess_layer()(inputs)
+    base = keras.applications.ResNet50(
+        include_top=False,
+        weights=str(weights_path) if weights_path is not None else None,
+        input_shape=(image_size, image_size, 3),
+        pooling="avg",
+    )
+    x = base(x)
+    outputs = keras.layers.Activation("linear", dtype="float32", name=OUTPUT_NAME)(x)
+    model = keras.Model(inputs, outputs, name="backbone")
+    model.trainable = False
+    return model
+
+
+def weights_digest(model) -> str:
+    """sha256 over every weight's bytes (order of ``model.weights``)."""
+    h = hashlib.sha256()
+    for w in model.weights:
+        h.update(np.ascontiguousarray(np.asarray(w, dtype=np.float32)).tobytes())
+    return h.hexdigest()
+
+
+def make_backbone_id(model, image_size: int) -> str:
+    return f"resnet50-{weights_digest(model)[:12]}-{image_size}"
+
+
+@dataclass
+class Backbone:
+    model: Any
+    backbone_id: str
+    image_size: int
+    embedding_dim: int = EMBEDDING_DIM
+    _infer: Any = field(default=None, repr=False, compare=False)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """One forward pass of a float32 batch (compiled once per backbone)."""
+        if self._infer is None:
+            import tensorflow as tf
+
+            model = self.model
+            spec = tf.TensorSpec((None, self.image_size, self.image_size, 3), tf.float32)
+
+            @tf.function(input_signature=[spec])
+            def _run(x):
+                return model(x, training=False)
+
+            self._infer = _run
+        return np.asarray(self._infer(batch), dtype=np.float32)
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _recipe(settings: MLSettings, weights: Path | None) -> str:
+    keras = _keras()
+    source = f"file:{_file_sha256(weights)}" if weights is not None else f"random:{settings.backbone_seed}"
+    text = f"{source}|{settings.image_size}|keras-{keras.__version__}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def backbone_root(settings: MLSettings) -> Path:
+    return Path(settings.state_dir) / "backbone"
+
+
+def load_backbone(settings: MLSettings) -> Backbone:
+    """The backbone for ``settings``: from the on-disk cache when this recipe was built before."""
+    weights = settings.resolved_backbone_weights()
+    size = settings.image_size
+    root = backbone_root(settings)
+    recipe_file = root / "recipes" / f"{_recipe(settings, weights)}.json"
+    if weights is None:
+        log.warning(
+            "no ResNet50 ImageNet weights found (EMBERWATCH_BACKBONE_WEIGHTS unset and no Keras cache "
+            "file): using a RANDOMLY INITIALISED backbone (seed %d); embeddings are still useful after "
+            "normalisation but much weaker than ImageNet features",
+            settings.backbone_seed,
+            extra={"seed": settings.backbone_seed},
+        )
+    if recipe_file.is_file():
+        cached_id = json.loads(recipe_file.read_text())["backbone_id"]
+        cached = root / cached_id / WEIGHTS_FILE
+        if cached.is_file():
+            model = build_backbone(size, None, settings.backbone_seed)
+            model.load_weights(cached)
+            model.trainable = False
+            if make_backbone_id(model, size) == cached_id:
+                log.info("backbone loaded from cache", extra={"backbone_id": cached_id})
+                return Backbone(model=model, backbone_id=cached_id, image_size=size)
+            log.warning("cached backbone does not match its id; rebuilding", extra={"backbone_id": cached_id})
+    model = build_backbone(size, weights, settings.backbone_seed)
+    backbone_id = make_backbone_id(model, size)
+    _save_cache(root, backbone_id, model, size, weights, settings.backbone_seed)
+    recipe_file.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(recipe_file, json.dumps({"backbone_id": backbone_id}))
+    log.info("backbone built", extra={"backbone_id": backbone_id,
+                                      "weights": str(weights) if weights else "random"})
+    return Backbone(model=model, backbone_id=backbone_id, image_size=size)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _save_cache(root: Path, backbone_id: str, model, size: int, weights: Path | None, seed: int) -> None:
+    target = root / backbone_id
+    if (target / WEIGHTS_FILE).is_file():
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{backbone_id}.", dir=root))
+    try:
+        model.save_weights(tmp / WEIGHTS_FILE)
+        (tmp / "backbone.json").write_text(json.dumps({
+            "backbone_id": backbone_id, "image_size": size, "embedding_dim": EMBEDDING_DIM,
+            "weights_source": str(weights) if weights else f"random(seed={seed})",
+        }, indent=2))
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process won the race: its copy is identical
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def embed(backbone: Backbone, images_uint8: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Embeddings (N, 2048) float32 of uint8 images (N, S, S, 3)."""
+    images = np.asarray(images_uint8)
+    n = images.shape[0]
+    out = np.empty((n, backbone.embedding_dim), dtype=np.float32)
+    if n == 0:
+        return out
+    expected = (backbone.image_size, backbone.image_size, 3)
+    if images.shape[1:] != expected:
+        raise ValueError(f"images must have shape (N, {expected}), got {images.shape}")
+    for start in range(0, n, batch_size):
+        batch = images[start:start + batch_size].astype(np.float32)
+        out[start:start + len(batch)] = backbone.infer(batch)
+    return out
+
+
+def export_backbone_openvino(backbone: Backbone, out_dir: str | Path) -> Path:
+    """Write ``backbone.xml``/``backbone.bin`` (OpenVINO IR, FP32) and ``backbone.json``; return out_dir."""
+    import openvino as ov
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="backbone-savedmodel-") as tmp:
+        saved = Path(tmp) / "saved_model"
+        backbone.model.export(str(saved), format="tf_saved_model", verbose=False)
+        ov_model = ov.convert_model(str(saved))
+    ov_model.inputs[0].get_tensor().set_names({INPUT_NAME})
+    ov_model.outputs[0].get_tensor().set_names({OUTPUT_NAME})
+    s = backbone.image_size
+    ov_model.reshape({INPUT_NAME: ov.PartialShape([-1, s, s, 3])})
+    ov.save_model(ov_model, str(out / "backbone.xml"), compress_to_fp16=False)
+    (out / "backbone.json").write_text(json.dumps({
+        "backbone_id": backbone.backbone_id, "image_size": s, "embedding_dim": backbone.embedding_dim,
+        "input": INPUT_NAME, "output": OUTPUT_NAME, "dtype": "float32",
+    }, indent=2))
+    return out

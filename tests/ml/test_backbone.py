@@ -1,0 +1,97 @@
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from emberwatch.ml import backbone as bb
+from emberwatch.ml.settings import MLSettings
+
+from .conftest import SIZE
+
+
+def _images(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, SIZE, SIZE, 3), dtype=np.uint8)
+
+
+def test_backbone_shape_id_and_frozen(backbone):
+    assert backbone.image_size == SIZE and backbone.embedding_dim == 2048
+    assert backbone.backbone_id.startswith("resnet50-") and backbone.backbone_id.endswith(f"-{SIZE}")
+    assert len(backbone.backbone_id.split("-")[1]) == 12
+    assert backbone.model.input_shape == (None, SIZE, SIZE, 3)
+    assert backbone.model.output_shape == (None, 2048)
+    assert backbone.model.inputs[0].name == "images"
+    assert not backbone.model.trainable and not backbone.model.trainable_weights
+    assert backbone.backbone_id == bb.make_backbone_id(backbone.model, SIZE)
+
+
+def test_preprocessing_is_inside_the_model(backbone):
+    import keras
+
+    x = _images(2).astype(np.float32)
+    base = backbone.model.get_layer("resnet50")
+    manual = base(keras.applications.resnet50.preprocess_input(x.copy()), training=False)
+    np.testing.assert_allclose(bb.embed(backbone, x.astype(np.uint8)), np.asarray(manual), atol=1e-4)
+
+
+def test_cached_on_disk_and_reloaded_with_same_id(backbone, ml_settings, caplog):
+    folder = bb.backbone_root(ml_settings) / backbone.backbone_id
+    assert (folder / bb.WEIGHTS_FILE).is_file()
+    meta = json.loads((folder / "backbone.json").read_text())
+    assert meta["backbone_id"] == backbone.backbone_id and meta["image_size"] == SIZE
+    with caplog.at_level(logging.INFO, logger="emberwatch.ml.backbone"):
+        again = bb.load_backbone(ml_settings)
+    assert again.backbone_id == backbone.backbone_id
+    assert any("loaded from cache" in r.getMessage() for r in caplog.records)
+    assert any(r.levelno == logging.WARNING and "RANDOMLY INITIALISED" in r.getMessage()
+               for r in caplog.records)
+    x = _images(3)
+    np.testing.assert_allclose(bb.embed(again, x), bb.embed(backbone, x), atol=1e-5)
+
+
+def test_identical_construction_gives_identical_id_and_seed_changes_it():
+    a = bb.build_backbone(SIZE, None, 0)
+    b = bb.build_backbone(SIZE, None, 0)
+    c = bb.build_backbone(SIZE, None, 1)
+    assert bb.make_backbone_id(a, SIZE) == bb.make_backbone_id(b, SIZE)
+    assert bb.make_backbone_id(a, SIZE) != bb.make_backbone_id(c, SIZE)
+
+
+def test_configured_weights_file_is_used(tmp_path, backbone):
+    source = bb.build_backbone(SIZE, None, 7)
+    weights = tmp_path / "resnet50_notop.weights.h5"
+    source.get_layer("resnet50").save_weights(weights)
+    settings = MLSettings(state_dir=tmp_path / "state", image_size=SIZE, backbone_weights=weights)
+    loaded = bb.load_backbone(settings)
+    assert loaded.backbone_id == bb.make_backbone_id(source, SIZE)
+    assert loaded.backbone_id != backbone.backbone_id
+
+
+def test_missing_weights_file_is_a_clear_error(tmp_path):
+    settings = MLSettings(state_dir=tmp_path, image_size=SIZE, backbone_weights=tmp_path / "nope.h5")
+    with pytest.raises(FileNotFoundError, match="nope.h5"):
+        bb.load_backbone(settings)
+
+
+def test_embed_is_batch_independent_and_checks_shape(backbone):
+    x = _images(5, seed=3)
+    np.testing.assert_allclose(bb.embed(backbone, x, batch_size=2), bb.embed(backbone, x, batch_size=5),
+                               atol=1e-4)
+    assert bb.embed(backbone, x[:0]).shape == (0, 2048)
+    with pytest.raises(ValueError, match="shape"):
+        bb.embed(backbone, np.zeros((1, SIZE + 1, SIZE, 3), np.uint8))
+
+
+def test_export_openvino_matches_keras(backbone, tmp_path):
+    import openvino as ov
+
+    out = bb.export_backbone_openvino(backbone, tmp_path / "ov")
+    meta = json.loads((out / "backbone.json").read_text())
+    assert meta == {"backbone_id": backbone.backbone_id, "image_size": SIZE, "embedding_dim": 2048,
+                    "input": "images", "output": "embeddings", "dtype": "float32"}
+    compiled = ov.Core().compile_model(str(out / "backbone.xml"), "CPU")
+    x = _images(3, seed=5)
+    got = compiled({"images": x.astype(np.float32)})[compiled.outputs[0]]
+    want = bb.embed(backbone, x)
+    assert got.shape == (3, 2048)
+    assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
