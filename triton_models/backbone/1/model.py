@@ -2,10 +2,16 @@
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
+
+# The python backend stub ignores PYTHONPATH: put the Emberwatch checkout on sys.path ourselves.
+for _root in (os.environ.get("EMBERWATCH_CODE_ROOT", ""), *os.environ.get("PYTHONPATH", "").split(os.pathsep)):
+    if _root and _root not in sys.path:
+        sys.path.insert(0, _root)
 
 
 class TritonPythonModel:
