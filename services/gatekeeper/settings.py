@@ -38,11 +38,12 @@ class GatekeeperSettings(MLSettings):
     validation_max_latency_ms: float = Field(
         5000.0, gt=0, description="Max p50 latency of one image through Triton during warm-up.")
     validation_warmup_requests: int = Field(3, ge=1, description="Warm-up requests before measuring.")
+    validation_latency_requests: int = Field(5, ge=1, description="Timed requests for the latency check.")
 
     # --- Triton ------------------------------------------------------------------------------
     triton_model: str = Field("wildfire", description="The public BLS model clients call.")
-    triton_head_model: str = Field("head", description="The versioned head model.")
-    triton_backbone_model: str = Field("backbone", description="The shared backbone model.")
+    unload_grace_s: float = Field(
+        1.0, ge=0, description="Wait after switching the champion before unloading a retired head.")
     triton_timeout_s: float = Field(120.0, gt=0, description="Timeout of Triton load and infer calls.")
 
     # --- Kafka -------------------------------------------------------------------------------
