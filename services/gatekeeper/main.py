@@ -23,10 +23,12 @@ def build_app(settings: Settings, *, gatekeeper: Gatekeeper | None = None) -> Fa
     broker = build_broker(s, SERVICE)
     gk = gatekeeper or Gatekeeper(s)
     handlers = Handlers(broker, gk)
-    common = dict(service=SERVICE, group_id=s.gatekeeper_group_id, max_attempts=s.kafka_max_attempts,
+    common = dict(service=SERVICE, max_attempts=s.kafka_max_attempts,
                   backoff_s=s.kafka_retry_backoff_s, session_timeout_ms=s.kafka_session_timeout_ms)
-    subscribe(broker, ModelCandidate.TOPIC, ModelCandidate, handlers.on_candidate, **common)
-    subscribe(broker, TileReady.TOPIC, TileReady, handlers.on_tile, **common)
+    subscribe(broker, ModelCandidate.TOPIC, ModelCandidate, handlers.on_candidate,
+              group_id=s.gatekeeper_group_id, **common)
+    subscribe(broker, TileReady.TOPIC, TileReady, handlers.on_tile,
+              group_id=f"{s.gatekeeper_group_id}-shadow", **common)
     app = FastStream(broker)
 
     @app.on_startup

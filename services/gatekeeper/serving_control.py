@@ -118,6 +118,8 @@ class ServingControl:
             self.apply_head_versions(self.keep_versions(version))
             if not self.triton.ready("head", version):
                 raise TritonError(f"head version {version} did not become ready")
+            if not self.triton.ready(self.settings.triton_model):
+                self.triton.load(self.settings.triton_model)
         except TritonError:
             self.drop_head(version)
             raise
