@@ -181,6 +181,6 @@ async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_ba
         await broker.stop()
 
     assert loop.failures == [], loop.failures[:3]
-    seen = list(dict.fromkeys(loop.ok))
+    seen = [v for i, v in enumerate(loop.ok) if i == 0 or loop.ok[i - 1] != v]  # runs of one version
     assert seen == [v1, v2, v1], seen
     assert len(loop.ok) > 20
