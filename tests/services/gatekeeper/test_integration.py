@@ -4,7 +4,6 @@ promotion; broken candidates rejected; rollback; a client loop sees no failed re
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import threading
 from pathlib import Path
