@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from emberwatch.common.config import Settings
+from emberwatch.contracts.envelope import new_id
 from emberwatch.contracts.events import Evidence, ModelDecision
 from services.gatekeeper.gatekeeper import Gatekeeper
 from services.gatekeeper.publish import publish_decisions_sync
@@ -50,6 +51,8 @@ def promote(settings: Settings | None, version: str, *, publish: bool = True) ->
             gk.shadows.clear()
         decision = gk._promote(version, evidence=Evidence(), run_id=run_id,
                                reason="promoted by hand (operator), bypassing the shadow gate")
+        # an operator's act, like a rollback: its own event even if this version was promoted before
+        decision = decision.model_copy(update={"event_id": new_id()})
     if publish:
         publish_decisions_sync(s, [decision])
     return decision

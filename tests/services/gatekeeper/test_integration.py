@@ -17,7 +17,7 @@ from emberwatch.contracts.events import ModelCandidate, ModelDecision, SplitCoun
 from emberwatch.messaging.broker import publish_event
 from emberwatch.stack import manage
 from services.gatekeeper.main import build_app
-from services.gatekeeper.promote import status
+from services.gatekeeper.promote import promote, status
 from services.gatekeeper.rollback import rollback
 from services.gatekeeper.settings import GatekeeperSettings
 from services.gatekeeper.triton_repo import head_versions_on_disk
@@ -173,6 +173,14 @@ async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_ba
         await wait_for(lambda: loop.ok[-1:] == [v1], timeout_s=30)
         published = (await decisions_so_far(s, 5))[v2]
         assert published.decision == "rolled_back" and published.event_id == d5.event_id
+
+        # 5. an operator promotes a version by hand (validated, no shadow); again no downtime
+        d6 = await asyncio.to_thread(promote, s, v2)
+        assert (d6.decision, d6.candidate_version, d6.champion_version) == ("promoted", v2, v1)
+        await wait_for(lambda: loop.ok[-1:] == [v2], timeout_s=30)
+        st = status(s)
+        assert st["serving"]["champion"] == v2 and st["history"] == [v1, v2]
+        assert st["loaded"] == {v2: True, v1: True}
     finally:
         if loop is not None:
             loop.stop.set()
@@ -181,5 +189,5 @@ async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_ba
 
     assert loop.failures == [], loop.failures[:3]
     seen = [v for i, v in enumerate(loop.ok) if i == 0 or loop.ok[i - 1] != v]  # runs of one version
-    assert seen == [v1, v2, v1], seen
+    assert seen == [v1, v2, v1, v2], seen
     assert len(loop.ok) > 20
