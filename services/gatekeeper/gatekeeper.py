@@ -130,7 +130,7 @@ class Gatekeeper:
             head_meta = json.loads((files.triton_dir / "head.json").read_text())
         except (OSError, ValueError) as exc:
             return reject(f"infra validation: unreadable head.json: {exc}")
-        problems = self.serving.ensure_backbone(head_meta)
+        problems = self.serving.ensure_backbone(head_meta, files.triton_dir / "backbone")
         problems += check_head_meta(head_meta, self.serving.backbone())
         if problems:
             return reject("infra validation: " + "; ".join(problems))

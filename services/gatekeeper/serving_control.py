@@ -63,17 +63,28 @@ class ServingControl:
     def backbone(self) -> dict | None:
         return repo_files.backbone_meta(self.repo)
 
-    def ensure_backbone(self, head_meta: dict) -> list[str]:
-        """The backbone the head was trained on, exported and loaded. Problems if impossible."""
+    def ensure_backbone(self, head_meta: dict, shipped: Path | None = None) -> list[str]:
+        """The backbone the head was trained on, in the repository and loaded. Problems if impossible.
+
+        ``shipped``: a backbone folder that came with the candidate (the trainer's fine-tuning option
+        exports ``triton/backbone/``); otherwise the gatekeeper exports the shared frozen backbone
+        itself. Champion and challenger share one backbone, so a head on another backbone than the
+        champion's cannot be shadowed: it is refused with the reason."""
         current = self.backbone()
         wanted_id = head_meta.get("backbone_id")
         if current is None or current.get("backbone_id") != wanted_id:
             if current is not None and self.champion() is not None:
                 return [f"head was trained on backbone {wanted_id}, but the champion is served on "
-                        f"{current.get('backbone_id')}; a new backbone needs a fresh deployment"]
-            problems = self._export_backbone(head_meta)
-            if problems:
-                return problems
+                        f"{current.get('backbone_id')}; champion and challenger must share one backbone"]
+            shipped_meta = None
+            if shipped is not None and (shipped / "backbone.json").is_file():
+                shipped_meta = json.loads((shipped / "backbone.json").read_text())
+            if shipped_meta is not None and shipped_meta.get("backbone_id") == wanted_id:
+                repo_files.install_backbone(self.repo, shipped)
+            else:
+                problems = self._export_backbone(head_meta)
+                if problems:
+                    return problems
             self.triton.load("backbone")
         elif not self.triton.ready("backbone"):
             self.triton.load("backbone")
