@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from emberwatch.common.config import Settings
+from emberwatch.common.config import REPO_ROOT, Settings
 
 # One thread per numeric library in Triton's python stubs: numpy threads otherwise fight the
 # inference runtime for the two cores (DESIGN §7).
@@ -122,12 +122,19 @@ def triton_server_binary() -> Path:
     return Path(pytriton.__file__).parent / "tritonserver" / "bin" / "tritonserver"
 
 
+def triton_bundled_libs() -> Path:
+    """The wheel's shared libraries: the copied stub's RPATH ($ORIGIN/../../../../) no longer finds them."""
+    import pytriton
+
+    return Path(pytriton.__file__).parent.parent / "nvidia_pytriton.libs"
+
+
 def triton(settings: Settings) -> Part:
     host = settings.stack_host
     repo = settings.triton_model_repository
     repo.mkdir(parents=True, exist_ok=True)
     libdir = sysconfig.get_config_var("LIBDIR") or ""
-    ld = ":".join(p for p in (libdir, os.environ.get("LD_LIBRARY_PATH", "")) if p)
+    ld = ":".join(p for p in (libdir, str(triton_bundled_libs()), os.environ.get("LD_LIBRARY_PATH", "")) if p)
     venv_bin = str(Path(sys.executable).parent)
     return Part(
         name="triton",
@@ -144,6 +151,8 @@ def triton(settings: Settings) -> Part:
         env={
             "LD_LIBRARY_PATH": ld,
             "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}",
+            # the python stub ignores PYTHONPATH: the model code puts this checkout on sys.path
+            "EMBERWATCH_CODE_ROOT": str(REPO_ROOT),
             **SINGLE_THREAD_ENV,
         },
         health_url=f"http://{host}:{settings.triton_http_port}/v2/health/ready",

@@ -1,0 +1,261 @@
+"""Serving throughput and latency at 224 px, side by side in one run.
+
+* Triton (the ``wildfire`` BLS model: JPEG bytes in; OpenVINO backbone + numpy head) over HTTP and
+  gRPC at concurrency 1 and 8;
+* the same runtime in-process (decode_image + the same OpenVINO IR + head_predict_numpy), 1 and 8
+  threads: Triton's target is >= 90% of it;
+* Keras ``predict`` behind a plain HTTP service (Starlette/uvicorn; the reference project served
+  Keras with BentoML), concurrency 1 and 8;
+* champion + challenger in one request (shadow scoring) vs champion alone: target <= 1.15x.
+
+Usage: python benchmarks/bench_serving.py [SECONDS_PER_CELL] [IMAGE_SIZE]   (run under the heavy lock)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from emberwatch.common.telemetry import free_port  # noqa: E402
+from emberwatch.stack import manage  # noqa: E402
+from services.gatekeeper import triton_repo  # noqa: E402
+from services.gatekeeper.triton_client import Triton  # noqa: E402
+from tests.conftest import stack_settings  # noqa: E402
+
+
+def jpegs(n: int, size: int) -> list[bytes]:
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(n):
+        base = rng.integers(40, 160, 3)
+        img = np.clip(base + rng.normal(0, 25, (size, size, 3)), 0, 255).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def measure(make_worker: Callable[[], Callable[[int], None]], concurrency: int, seconds: float,
+            warmup_s: float = 2.0) -> dict:
+    """Run ``concurrency`` threads, each calling its own worker(i) in a loop; latency per call."""
+    stop = threading.Event()
+    record = threading.Event()
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def loop() -> None:
+        work = make_worker()
+        i = 0
+        while not stop.is_set():
+            start = time.perf_counter()
+            try:
+                work(i)
+            except Exception as exc:  # noqa: BLE001
+                errors.append(repr(exc))
+                continue
+            if record.is_set():
+                with lock:
+                    latencies.append(time.perf_counter() - start)
+            i += 1
+
+    threads = [threading.Thread(target=loop, daemon=True) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    time.sleep(warmup_s)
+    record.set()
+    began = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    elapsed = time.perf_counter() - began
+    for t in threads:
+        t.join(timeout=60)
+    lat = sorted(latencies)
+    return {
+        "rps": len(lat) / elapsed,
+        "p50_ms": 1000 * statistics.median(lat) if lat else float("nan"),
+        "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else float("nan"),
+        "n": len(lat), "errors": len(errors),
+    }
+
+
+def prepare(root: Path, size: int) -> dict:
+    """Backbone (OpenVINO IR) + two heads in a Triton repository; the Keras head saved for the baseline."""
+    from emberwatch.ml.backbone import embed, export_backbone_openvino, load_backbone
+    from emberwatch.ml.head import build_head, export_head_npz
+    from emberwatch.ml.images import decode_image
+    from emberwatch.ml.settings import MLSettings
+
+    state = root / "state"
+    bb = load_backbone(MLSettings(state_dir=state, image_size=size))
+    repo = root / "repo"
+    triton_repo.install_templates(repo)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        export_backbone_openvino(bb, Path(tmp))
+        triton_repo.install_backbone(repo, Path(tmp))
+    export_s = time.perf_counter() - t0
+    images = np.stack([decode_image(b, size) for b in jpegs(16, size)])
+    emb = embed(bb, images)
+    for version, seed in ((1, 0), (2, 1)):
+        head = build_head(emb.shape[1], 64, 0.1, emb, seed=seed)
+        export_head_npz(head, root / f"head{version}", backbone_id=bb.backbone_id, image_size=size)
+        triton_repo.place_head(repo, version, root / f"head{version}")
+        if version == 1:
+            head.save(root / "head1.keras")
+    triton_repo.write_head_config(repo, [1, 2], emb.shape[1])
+    triton_repo.write_serving(repo, champion=1, challenger=2)
+    return {"state": state, "repo": repo, "export_s": export_s}
+
+
+def in_process_worker_factory(repo: Path, size: int, images: list[bytes]):
+    import openvino as ov
+
+    from emberwatch.ml.head import head_predict_numpy
+    from emberwatch.ml.images import decode_image
+
+    compiled = ov.Core().compile_model(str(repo / "backbone" / "1" / "backbone.xml"), "CPU",
+                                       {"PERFORMANCE_HINT": "LATENCY"})
+    with np.load(repo / "head" / "1" / "head.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+
+    def factory():
+        request = compiled.create_infer_request()
+
+        def work(i: int) -> None:
+            x = decode_image(images[i % len(images)], size)[None].astype(np.float32)
+            request.infer({0: x})
+            head_predict_numpy(arrays, request.get_output_tensor(0).data)
+
+        return work
+
+    return factory
+
+
+def triton_worker_factory(kind: str, url: str, images: list[bytes], versions: str | None):
+    def factory():
+        if kind == "grpc":
+            import tritonclient.grpc as client
+        else:
+            import tritonclient.http as client
+        c = client.InferenceServerClient(url)
+        params = {"versions": versions} if versions else None
+
+        def work(i: int) -> None:
+            data = np.array([[images[i % len(images)]]], dtype=np.object_)
+            inp = client.InferInput("IMAGE_BYTES", [1, 1], "BYTES")
+            inp.set_data_from_numpy(data)
+            result = c.infer("wildfire", [inp], parameters=params)
+            assert result.as_numpy("PROBABILITIES").shape == (1, 2)
+
+        return work
+
+    return factory
+
+
+def keras_worker_factory(url: str, images: list[bytes]):
+    def factory():
+        c = httpx.Client(timeout=60)
+
+        def work(i: int) -> None:
+            r = c.post(url, content=images[i % len(images)])
+            r.raise_for_status()
+
+        return work
+
+    return factory
+
+
+def main() -> None:
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
+    size = int(sys.argv[2]) if len(sys.argv) > 2 else 224
+    console = Console(width=150)
+    root = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    images = jpegs(32, size)
+    results: list[tuple[str, int, dict]] = []
+    settings = None
+    keras_proc = None
+    try:
+        info = prepare(root, size)
+        console.print(f"backbone exported to OpenVINO in {info['export_s']:.1f}s; measuring {seconds:.0f}s per cell")
+
+        for c in (1, 8):
+            results.append(("in-process OpenVINO (same runtime)", c,
+                            measure(in_process_worker_factory(info["repo"], size, images), c, seconds)))
+
+        settings = stack_settings(root / "stack", "triton", triton_model_repository=info["repo"])
+        manage.up(settings)
+        t = Triton(settings.triton_url)
+        for model in ("backbone", "head", "wildfire"):
+            t.load(model)
+        for kind, url in (("http", settings.triton_url), ("grpc", settings.triton_grpc_url)):
+            for c in (1, 8):
+                results.append((f"Triton {kind.upper()} champion", c,
+                                measure(triton_worker_factory(kind, url, images, None), c, seconds)))
+        for c in (1, 8):
+            results.append(("Triton GRPC champion+challenger", c,
+                            measure(triton_worker_factory("grpc", settings.triton_grpc_url, images,
+                                                          "champion,challenger"), c, seconds)))
+        manage.down(settings)
+        settings = None
+
+        port = free_port()
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")}
+        keras_proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("keras_http_service.py")), str(info["state"]),
+             str(root / "head1.keras"), str(size), str(port)], env={k: v for k, v in env.items() if v})
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        for c in (1, 8):
+            results.append(("Keras predict behind HTTP (Starlette)", c,
+                            measure(keras_worker_factory(f"http://127.0.0.1:{port}/predict", images), c, seconds)))
+    finally:
+        if keras_proc is not None:
+            keras_proc.terminate()
+            keras_proc.wait(timeout=30)
+        if settings is not None:
+            manage.down(settings)
+        shutil.rmtree(root, ignore_errors=True)
+
+    base = {c: r["rps"] for name, c, r in results if name.startswith("in-process")}
+    table = Table(title=f"Serving at {size} px (JPEG in, class probabilities out), {seconds:.0f}s per cell")
+    for col in ("path", "concurrency", "req/s", "p50 ms", "p99 ms", "vs in-process", "errors"):
+        table.add_column(col, justify="right" if col != "path" else "left")
+    for name, c, r in results:
+        table.add_row(name, str(c), f"{r['rps']:.1f}", f"{r['p50_ms']:.0f}", f"{r['p99_ms']:.0f}",
+                      f"{100 * r['rps'] / base[c]:.0f}%", str(r["errors"]))
+    console.print(table)
+    alone = {c: r for name, c, r in results if name == "Triton GRPC champion"}
+    both = {c: r for name, c, r in results if name == "Triton GRPC champion+challenger"}
+    for c in (1, 8):
+        console.print(f"shadow cost at concurrency {c}: champion+challenger / champion alone = "
+                      f"{alone[c]['rps'] / both[c]['rps']:.3f}x time per request "
+                      f"(p50 {both[c]['p50_ms']:.0f} vs {alone[c]['p50_ms']:.0f} ms)")
+    print(json.dumps([{"path": n, "concurrency": c, **r} for n, c, r in results]))
+
+
+if __name__ == "__main__":
+    main()

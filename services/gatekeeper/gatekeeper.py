@@ -1,0 +1,274 @@
+"""The gatekeeper's decisions, synchronous and idempotent; handlers.py runs them off the event loop.
+
+Candidate: download -> backbone + head placed and loaded -> infra validation -> (first model: the
+absolute floor on the test split | otherwise: shadow on the test split, then live tiles) -> the
+gate -> promoted or rejected. Every decision is logged to the candidate's MLflow run and returned
+as a ``ModelDecision`` to publish.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+from prometheus_client import Counter, Gauge
+
+from emberwatch.contracts.events import Evidence, ModelCandidate, ModelDecision, TileReady
+from emberwatch.ml import LABEL_INDEX
+from services.gatekeeper.decide_promotion import GateResult, decide_promotion, passes_floor
+from services.gatekeeper.evidence import evidence_metrics, floor_evidence, gate_evidence, result_document
+from services.gatekeeper.registry import CHALLENGER, CHAMPION, Registry
+from services.gatekeeper.serving_control import ServingControl, state_lock
+from services.gatekeeper.settings import GatekeeperSettings
+from services.gatekeeper.shadow_state import Pair, Shadow, ShadowStore
+from services.gatekeeper.tile_source import TileUnavailable, read_tile
+from services.gatekeeper.triton_client import TritonError
+from services.gatekeeper.triton_repo import atomic_write_text
+from services.gatekeeper.validate_candidate import ValidationReport, check_head_meta, validate_loaded
+
+log = logging.getLogger(__name__)
+SERVICE = "gatekeeper"
+
+DECISIONS = Counter("emberwatch_gatekeeper_decisions_total", "Decisions by kind.", ["decision"])
+SHADOW_PAIRS = Gauge("emberwatch_gatekeeper_shadow_pairs", "Paired samples of the challenger in shadow.")
+SHADOW_TILES = Counter("emberwatch_gatekeeper_shadow_tiles_total",
+                       "Live tiles scored by champion and challenger, by outcome.", ["outcome"])
+
+
+class Gatekeeper:
+    def __init__(self, settings: GatekeeperSettings, *, serving: ServingControl | None = None,
+                 registry: Registry | None = None):
+        self.settings = settings
+        self.serving = serving or ServingControl(settings)
+        self.registry = registry or Registry(settings.mlflow_tracking_uri, settings.model_name)
+        self.shadows = ShadowStore(settings.gatekeeper_dir)
+        self.decisions_path = settings.gatekeeper_dir / "decisions.json"
+
+    # --- bookkeeping -------------------------------------------------------------------------
+    def _decisions(self) -> dict[str, dict]:
+        return json.loads(self.decisions_path.read_text()) if self.decisions_path.is_file() else {}
+
+    def _remember(self, decision: ModelDecision) -> ModelDecision:
+        if decision.decision != "rolled_back":
+            done = self._decisions()
+            done[f"{decision.model_name}:{decision.candidate_version}"] = json.loads(decision.to_bytes())
+            atomic_write_text(self.decisions_path, json.dumps(done))
+        DECISIONS.labels(decision.decision).inc()
+        return decision
+
+    def decision_for(self, model_name: str, version: str) -> ModelDecision | None:
+        raw = self._decisions().get(f"{model_name}:{version}")
+        return ModelDecision.model_validate(raw) if raw else None
+
+    def _decide(self, *, candidate_version: str, champion_version: str | None, decision: str,
+                reason: str, evidence: Evidence, run_id: str | None, result: GateResult | None = None,
+                extra: dict | None = None) -> ModelDecision:
+        event = ModelDecision.create(
+            producer=SERVICE, model_name=self.settings.model_name, candidate_version=str(candidate_version),
+            champion_version=champion_version, decision=decision, evidence=evidence, reason=reason,
+            run_id=run_id)
+        if run_id:
+            try:
+                doc = result_document(result, {"decision": decision, "reason": reason,
+                                               "evidence": json.loads(evidence.model_dump_json()),
+                                               **(extra or {})})
+                params = {f"gate_{k}": v for k, v in evidence.thresholds.items()}
+                self.registry.log_evidence(run_id, doc, evidence_metrics(evidence), params,
+                                           name=f"gatekeeper/{decision}.json")
+                self.registry.client.set_tag(run_id, "gatekeeper.decision", decision)
+            except Exception as exc:  # noqa: BLE001 - the decision stands even if MLflow hiccups
+                log.warning("could not log evidence to MLflow", extra={"run_id": run_id, "error": str(exc)})
+        log.info("decision", extra={"candidate": candidate_version, "decision": decision, "reason": reason})
+        return self._remember(event)
+
+    def _log_validation(self, run_id: str | None, report: ValidationReport) -> None:
+        if not run_id:
+            return
+        try:
+            self.registry.log_evidence(run_id, {"validation": report.__dict__}, report.metrics(), {},
+                                       name="gatekeeper/validation.json")
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not log validation to MLflow", extra={"run_id": run_id, "error": str(exc)})
+
+    # --- a new candidate ---------------------------------------------------------------------
+    def on_candidate(self, candidate: ModelCandidate) -> list[ModelDecision]:
+        with state_lock(self.settings):
+            return self._on_candidate(candidate)
+
+    def _on_candidate(self, c: ModelCandidate) -> list[ModelDecision]:
+        if c.model_name != self.settings.model_name:
+            log.info("candidate for another model ignored", extra={"model_name": c.model_name})
+            return []
+        done = self.decision_for(c.model_name, c.version)
+        if done is not None:
+            return [done]  # redelivered: publish the same decision again (same event id)
+        out: list[ModelDecision] = []
+        shadow = self.shadows.load()
+        if shadow is not None and shadow.candidate_version == str(c.version):
+            return self._evaluate(shadow)
+        if shadow is not None:
+            out += self._supersede(shadow, by=str(c.version))
+
+        work = self.settings.gatekeeper_dir / "candidates" / str(c.version)
+        shutil.rmtree(work, ignore_errors=True)
+        files = self.registry.download_candidate(c.run_id, c.artifact_uri, work)
+        champion = self.serving.champion()
+
+        def reject(reason: str, report: ValidationReport | None = None) -> list[ModelDecision]:
+            extra = {"validation": report.__dict__} if report else {}
+            if report:
+                self._log_validation(c.run_id, report)
+            self.registry.clear_alias(CHALLENGER, only_if=str(c.version))
+            return out + [self._decide(candidate_version=c.version, champion_version=champion,
+                                       decision="rejected", reason=reason, evidence=Evidence(),
+                                       run_id=c.run_id, extra=extra)]
+
+        try:
+            head_meta = json.loads((files.triton_dir / "head.json").read_text())
+        except (OSError, ValueError) as exc:
+            return reject(f"infra validation: unreadable head.json: {exc}")
+        problems = self.serving.ensure_backbone(head_meta, files.triton_dir / "backbone")
+        problems += check_head_meta(head_meta, self.serving.backbone())
+        if problems:
+            return reject("infra validation: " + "; ".join(problems))
+        try:
+            self.serving.add_head(str(c.version), files.triton_dir)
+        except TritonError as exc:
+            return reject(f"infra validation: Triton could not load the head: {exc}")
+        report = validate_loaded(
+            self.serving.triton, str(c.version), files.known_images,
+            image_size=int(head_meta["image_size"]), tolerance=self.settings.validation_tolerance,
+            max_latency_ms=self.settings.validation_max_latency_ms,
+            warmup=self.settings.validation_warmup_requests, timed=self.settings.validation_latency_requests)
+        if not report.ok:
+            self.serving.drop_head(str(c.version))
+            return reject("infra validation: " + "; ".join(report.problems), report)
+        self._log_validation(c.run_id, report)
+
+        test = self._test_tiles(files.test_split)
+        if champion is None:
+            return out + self._first_model(c, test)
+        shadow = Shadow(model_name=c.model_name, candidate_version=str(c.version),
+                        champion_version=champion, run_id=c.run_id)
+        if test:
+            scores = self.serving.triton.score_many([b for _, _, b in test], f"{champion},{c.version}")
+            for (tile_id, label, _), pa, pb in zip(test, scores.wildfire(champion),
+                                                   scores.wildfire(str(c.version))):
+                shadow.add(Pair(tile_id, label, float(pa), float(pb), "test"))
+        self.serving.set_challenger(str(c.version))
+        self.registry.set_alias(CHALLENGER, str(c.version))
+        self.shadows.save(shadow)
+        return out + self._evaluate(shadow)
+
+    def _test_tiles(self, path: Path | None) -> list[tuple[str, int, bytes]]:
+        if path is None or not path.is_file():
+            return []
+        data = json.loads(path.read_text())
+        records = data.get("tiles", []) if isinstance(data, dict) else data
+        out = []
+        for r in records:
+            try:
+                out.append((r["tile_id"], LABEL_INDEX[r["label"]],
+                            read_tile(r["uri"], timeout_s=self.settings.tile_fetch_timeout_s)))
+            except (KeyError, TileUnavailable) as exc:
+                log.warning("test tile skipped", extra={"tile": r.get("tile_id"), "error": str(exc)})
+        return out
+
+    def _first_model(self, c: ModelCandidate, test: list[tuple[str, int, bytes]]) -> list[ModelDecision]:
+        version = str(c.version)
+        recall = accuracy = None
+        y = np.array([label for _, label, _ in test], dtype=np.int64)
+        if test:
+            pred = (self.serving.triton.score_many([b for _, _, b in test], version).wildfire(version)
+                    >= 0.5).astype(np.int64)
+            accuracy = float((pred == y).mean())
+            recall = float(pred[y == 1].mean()) if (y == 1).any() else None
+        s = self.settings
+        ok, why = passes_floor(recall, accuracy, floor_recall=s.floor_recall, floor_accuracy=s.floor_accuracy)
+        evidence = floor_evidence(len(test), int((y == 1).sum()), recall, accuracy,
+                                  {"floor_recall": s.floor_recall, "floor_accuracy": s.floor_accuracy})
+        if not ok:
+            self.serving.drop_head(version)
+            self.registry.clear_alias(CHALLENGER, only_if=version)
+            return [self._decide(candidate_version=version, champion_version=None, decision="rejected",
+                                 reason=f"first model below the floor: {why}", evidence=evidence,
+                                 run_id=c.run_id)]
+        return [self._promote(version, evidence=evidence, run_id=c.run_id,
+                              reason=f"first model: validated and {why}")]
+
+    # --- live shadow traffic -----------------------------------------------------------------
+    def on_tile(self, tile: TileReady) -> list[ModelDecision]:
+        with state_lock(self.settings):
+            shadow = self.shadows.load()
+            if shadow is None:
+                SHADOW_TILES.labels("no_shadow").inc()
+                return []
+            if any(p.tile_id == tile.tile_id for p in shadow.pairs):
+                SHADOW_TILES.labels("duplicate").inc()
+                return []
+            data = read_tile(tile.uri, timeout_s=self.settings.tile_fetch_timeout_s)
+            versions = f"{shadow.champion_version},{shadow.candidate_version}"
+            scores = self.serving.triton.score_bytes([data], versions)
+            shadow.add(Pair(tile.tile_id, LABEL_INDEX[tile.label],
+                            float(scores.wildfire(shadow.champion_version)[0]),
+                            float(scores.wildfire(shadow.candidate_version)[0]), "live"))
+            self.shadows.save(shadow)
+            SHADOW_TILES.labels("scored").inc()
+            SHADOW_PAIRS.set(len(shadow.pairs))
+            if len(shadow.pairs) - shadow.last_checked_n >= self.settings.gate_check_every:
+                return self._evaluate(shadow)
+            return []
+
+    # --- the gate ----------------------------------------------------------------------------
+    def _evaluate(self, shadow: Shadow) -> list[ModelDecision]:
+        result = decide_promotion(shadow.counts(), self.settings.thresholds())
+        shadow.last_checked_n = len(shadow.pairs)
+        SHADOW_PAIRS.set(len(shadow.pairs))
+        evidence = gate_evidence(result)
+        extra = {"pairs_by_source": shadow.n_by_source()}
+        if result.verdict == "wait":
+            if len(shadow.pairs) >= self.settings.gate_max_shadow_samples:
+                return self._end_shadow(shadow, "rejected", "inconclusive after "
+                                        f"{len(shadow.pairs)} paired samples: {result.reason}",
+                                        evidence, result, extra)
+            self.shadows.save(shadow)
+            log.info("shadow continues", extra={"candidate": shadow.candidate_version, "n": result.n,
+                                                "reason": result.reason})
+            return []
+        if result.verdict == "promote":
+            self.shadows.clear()
+            return [self._promote(shadow.candidate_version, evidence=evidence, run_id=shadow.run_id,
+                                  reason=result.reason, result=result, extra=extra)]
+        return self._end_shadow(shadow, "rejected", result.reason, evidence, result, extra)
+
+    def _end_shadow(self, shadow: Shadow, decision: str, reason: str, evidence: Evidence,
+                    result: GateResult | None, extra: dict) -> list[ModelDecision]:
+        self.serving.set_challenger(None)
+        self.serving.drop_head(shadow.candidate_version)
+        self.registry.clear_alias(CHALLENGER, only_if=shadow.candidate_version)
+        self.shadows.clear()
+        SHADOW_PAIRS.set(0)
+        return [self._decide(candidate_version=shadow.candidate_version,
+                             champion_version=shadow.champion_version, decision=decision, reason=reason,
+                             evidence=evidence, run_id=shadow.run_id, result=result, extra=extra)]
+
+    def _supersede(self, shadow: Shadow, by: str) -> list[ModelDecision]:
+        result = decide_promotion(shadow.counts(), self.settings.thresholds())
+        return self._end_shadow(shadow, "rejected", f"superseded by version {by} before the gate "
+                                f"decided ({result.reason})", gate_evidence(result), result,
+                                {"pairs_by_source": shadow.n_by_source()})
+
+    # --- promotion ---------------------------------------------------------------------------
+    def _promote(self, version: str, *, evidence: Evidence, run_id: str | None, reason: str,
+                 result: GateResult | None = None, extra: dict | None = None) -> ModelDecision:
+        old = self.serving.champion()
+        history = [v for v in self.serving.history() if v != str(version)] + [str(version)]
+        self.serving.switch_champion(str(version), previous=old, history=history)
+        self.registry.set_alias(CHAMPION, str(version))
+        self.registry.clear_alias(CHALLENGER, only_if=str(version))
+        self.serving.retire_unused()
+        return self._decide(candidate_version=version, champion_version=old, decision="promoted",
+                            reason=reason, evidence=evidence, run_id=run_id, result=result, extra=extra)

@@ -1,0 +1,45 @@
+"""What the gatekeeper does with each event (DESIGN §1, §3).
+
+A candidate is placed in Triton's repository, loaded and validated; then it scores the held-out test
+tiles beside the champion (shadow), and every live tile that arrives while it is in shadow; the gate
+promotes it only on evidence, or rejects it with the reason. Each decision goes to
+models.decisions.v1. The blocking work (Triton, MLflow) runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from faststream.kafka import KafkaBroker
+
+from emberwatch.contracts.events import ModelCandidate, ModelDecision, TileReady
+from emberwatch.messaging.broker import publish_event
+from emberwatch.messaging.consumer import PermanentError
+from services.gatekeeper.gatekeeper import SERVICE, Gatekeeper
+from services.gatekeeper.tile_source import TileUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class Handlers:
+    def __init__(self, broker: KafkaBroker, gatekeeper: Gatekeeper):
+        self.broker = broker
+        self.gatekeeper = gatekeeper
+
+    async def _publish(self, decisions: list[ModelDecision]) -> None:
+        for decision in decisions:
+            await publish_event(self.broker, decision, service=SERVICE)
+
+    async def on_candidate(self, candidate: ModelCandidate) -> None:
+        decisions = await asyncio.to_thread(self.gatekeeper.on_candidate, candidate)
+        await self._publish(decisions)
+
+    async def on_tile(self, tile: TileReady) -> None:
+        try:
+            decisions = await asyncio.to_thread(self.gatekeeper.on_tile, tile)
+        except TileUnavailable as exc:
+            if "No such file" in str(exc) or "unsupported" in str(exc):
+                raise PermanentError(str(exc)) from exc
+            raise
+        await self._publish(decisions)

@@ -1,0 +1,51 @@
+"""The gatekeeper's own records: a challenger in shadow and its paired outcomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.gatekeeper.decide_promotion import PairedCounts
+
+THRESHOLD = 0.5
+
+
+@dataclass
+class Pair:
+    tile_id: str
+    label: int                 # 1 = wildfire
+    champion_wildfire: float   # champion's P(wildfire)
+    challenger_wildfire: float
+    source: str                # "test" or "live"
+
+
+@dataclass
+class Shadow:
+    """One challenger under comparison with one champion."""
+
+    model_name: str
+    candidate_version: str
+    champion_version: str
+    run_id: str
+    pairs: list[Pair] = field(default_factory=list)
+    last_checked_n: int = 0
+
+    def add(self, pair: Pair) -> bool:
+        """Add a pair once per tile (a redelivered tile changes nothing). True if new."""
+        if any(p.tile_id == pair.tile_id for p in self.pairs):
+            return False
+        self.pairs.append(pair)
+        return True
+
+    def counts(self) -> PairedCounts:
+        y = np.array([p.label for p in self.pairs], dtype=np.int64)
+        a = np.array([p.champion_wildfire >= THRESHOLD for p in self.pairs], dtype=np.int64)
+        b = np.array([p.challenger_wildfire >= THRESHOLD for p in self.pairs], dtype=np.int64)
+        return PairedCounts.from_arrays(y, a, b)
+
+    def n_by_source(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for p in self.pairs:
+            out[p.source] = out.get(p.source, 0) + 1
+        return out

@@ -1,0 +1,94 @@
+"""MLflow: the candidate's artifacts, the champion/challenger aliases, the evidence of each decision."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+@dataclass(frozen=True)
+class CandidateFiles:
+    triton_dir: Path          # head.npz, head.json
+    known_images: Path        # validation/known_images.npz
+    test_split: Path | None   # test_split.json (None if the run has none)
+
+
+class Registry:
+    def __init__(self, tracking_uri: str, model_name: str):
+        self.tracking_uri = tracking_uri
+        self.model_name = model_name
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    # --- artifacts ---------------------------------------------------------------------------
+    def download_candidate(self, run_id: str, artifact_uri: str, dst: Path) -> CandidateFiles:
+        dst.mkdir(parents=True, exist_ok=True)
+        triton = Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=artifact_uri, dst_path=str(dst / "triton-dl"), tracking_uri=self.tracking_uri))
+        known = Path(mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="validation/known_images.npz", dst_path=str(dst),
+            tracking_uri=self.tracking_uri))
+        try:
+            test_split: Path | None = Path(mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="test_split.json", dst_path=str(dst),
+                tracking_uri=self.tracking_uri))
+        except (MlflowException, OSError):
+            test_split = None
+        return CandidateFiles(triton_dir=triton, known_images=known, test_split=test_split)
+
+    def download_version_head(self, version: str, dst: Path) -> Path:
+        """The ``triton/`` folder of a registered version's run (for a rollback to an unloaded one)."""
+        mv = self.client.get_model_version(self.model_name, str(version))
+        return Path(mlflow.artifacts.download_artifacts(
+            run_id=mv.run_id, artifact_path="triton", dst_path=str(dst), tracking_uri=self.tracking_uri))
+
+    def run_id_of(self, version: str) -> str | None:
+        try:
+            return self.client.get_model_version(self.model_name, str(version)).run_id
+        except MlflowException:
+            return None
+
+    # --- aliases -----------------------------------------------------------------------------
+    def alias(self, alias: str) -> str | None:
+        try:
+            return str(self.client.get_model_version_by_alias(self.model_name, alias).version)
+        except MlflowException:
+            return None
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(self.model_name, alias, str(version))
+
+    def clear_alias(self, alias: str, only_if: str | None = None) -> None:
+        if only_if is not None and self.alias(alias) != str(only_if):
+            return
+        try:
+            self.client.delete_registered_model_alias(self.model_name, alias)
+        except MlflowException:
+            pass
+
+    def tag_version(self, version: str, key: str, value: str) -> None:
+        self.client.set_model_version_tag(self.model_name, str(version), key, value)
+
+    # --- evidence ----------------------------------------------------------------------------
+    def log_evidence(self, run_id: str, evidence: dict[str, Any], metrics: dict[str, float],
+                     params: dict[str, Any], name: str = "gatekeeper/evidence.json") -> None:
+        """Metrics, params and the full evidence as a JSON artifact on the candidate's run."""
+        from mlflow.entities import Metric, Param
+        import time
+
+        now = int(time.time() * 1000)
+        existing = self.client.get_run(run_id).data.params
+        new_params = [Param(k, str(v)) for k, v in params.items() if k not in existing]
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None],
+            params=new_params,
+        )
+        self.client.log_text(run_id, json.dumps(evidence, indent=2, sort_keys=True, default=str), name)

@@ -1,0 +1,203 @@
+"""What Triton serves: heads placed and loaded, the champion switched without downtime.
+
+Order of every change (DESIGN §3/§7): write the repository on disk, then ask Triton to load; a new
+champion answers before the old one may be unloaded; a retired head is unloaded only after the
+champion has moved away from it (plus a grace period for requests in flight).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from services.gatekeeper import triton_repo as repo_files
+from services.gatekeeper.settings import GatekeeperSettings
+from services.gatekeeper.triton_client import Triton, TritonError, png_bytes
+from services.gatekeeper.triton_repo import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def state_lock(settings: GatekeeperSettings) -> Iterator[None]:
+    """One writer at a time (the service and an operator's promote/rollback share the state)."""
+    settings.gatekeeper_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.gatekeeper_dir / "lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class ServingControl:
+    def __init__(self, settings: GatekeeperSettings, triton: Triton | None = None):
+        self.settings = settings
+        self.repo = Path(settings.triton_model_repository)
+        self.triton = triton or Triton(settings.triton_url, model=settings.triton_model,
+                                       timeout_s=settings.triton_timeout_s)
+        self.history_path = settings.gatekeeper_dir / "champions.json"
+        repo_files.install_templates(self.repo)
+
+    # --- champion history ------------------------------------------------------------------
+    def history(self) -> list[str]:
+        if not self.history_path.is_file():
+            return []
+        return [str(v) for v in json.loads(self.history_path.read_text())]
+
+    def _save_history(self, history: list[str]) -> None:
+        atomic_write_text(self.history_path, json.dumps(history))
+
+    def roles(self) -> dict[str, str | None]:
+        return repo_files.read_serving(self.repo)
+
+    def champion(self) -> str | None:
+        return self.roles()["champion"]
+
+    # --- backbone ----------------------------------------------------------------------------
+    def backbone(self) -> dict | None:
+        return repo_files.backbone_meta(self.repo)
+
+    def ensure_backbone(self, head_meta: dict, shipped: Path | None = None) -> list[str]:
+        """The backbone the head was trained on, in the repository and loaded. Problems if impossible.
+
+        ``shipped``: a backbone folder that came with the candidate (the trainer's fine-tuning option
+        exports ``triton/backbone/``); otherwise the gatekeeper exports the shared frozen backbone
+        itself. Champion and challenger share one backbone, so a head on another backbone than the
+        champion's cannot be shadowed: it is refused with the reason."""
+        current = self.backbone()
+        wanted_id = head_meta.get("backbone_id")
+        if current is None or current.get("backbone_id") != wanted_id:
+            if current is not None and self.champion() is not None:
+                return [f"head was trained on backbone {wanted_id}, but the champion is served on "
+                        f"{current.get('backbone_id')}; champion and challenger must share one backbone"]
+            shipped_meta = None
+            if shipped is not None and (shipped / "backbone.json").is_file():
+                shipped_meta = json.loads((shipped / "backbone.json").read_text())
+            if shipped_meta is not None and shipped_meta.get("backbone_id") == wanted_id:
+                repo_files.install_backbone(self.repo, shipped)
+            else:
+                problems = self._export_backbone(head_meta)
+                if problems:
+                    return problems
+            self.triton.load("backbone")
+        elif not self.triton.ready("backbone"):
+            self.triton.load("backbone")
+        return []
+
+    def _export_backbone(self, head_meta: dict) -> list[str]:
+        import tempfile
+
+        from emberwatch.ml.backbone import export_backbone_openvino, load_backbone
+
+        ml = self.settings.model_copy(update={"image_size": int(head_meta["image_size"])})
+        backbone = load_backbone(ml)
+        if backbone.backbone_id != head_meta.get("backbone_id"):
+            return [f"head was trained on backbone {head_meta.get('backbone_id')}, the gatekeeper "
+                    f"builds {backbone.backbone_id} from its settings (EMBERWATCH_BACKBONE_*)"]
+        with tempfile.TemporaryDirectory(prefix="backbone-ov-", dir=self.settings.gatekeeper_dir) as tmp:
+            export_backbone_openvino(backbone, Path(tmp))
+            repo_files.install_backbone(self.repo, Path(tmp))
+        log.info("backbone exported to the Triton repository", extra={"backbone_id": backbone.backbone_id})
+        return []
+
+    # --- heads -------------------------------------------------------------------------------
+    def keep_versions(self, *extra: str | None) -> list[int]:
+        roles = self.roles()
+        wanted = {roles["champion"], roles["previous"], roles["challenger"], *extra}
+        on_disk = set(repo_files.head_versions_on_disk(self.repo))
+        return sorted(int(v) for v in wanted if v is not None and int(v) in on_disk)
+
+    def apply_head_versions(self, versions: list[int]) -> None:
+        """Write the head's version list, then (re)load it: Triton loads/unloads the difference."""
+        embedding_dim = int((self.backbone() or {}).get("embedding_dim", 2048))
+        if not versions:
+            return
+        repo_files.write_head_config(self.repo, versions, embedding_dim)
+        self.triton.load("head")
+
+    def add_head(self, version: str, source: Path) -> None:
+        """Place and load a head version next to the ones serving. Raises TritonError on failure
+        (the failed version is removed again; the others keep serving)."""
+        repo_files.place_head(self.repo, version, source)
+        try:
+            self.apply_head_versions(self.keep_versions(version))
+            if not self.triton.ready("head", version):
+                raise TritonError(f"head version {version} did not become ready")
+            if not self.triton.ready(self.settings.triton_model):
+                self.triton.load(self.settings.triton_model)
+        except TritonError:
+            self.drop_head(version)
+            raise
+
+    def drop_head(self, version: str) -> None:
+        """Unload and delete a head version that serves no role."""
+        roles = self.roles()
+        if str(version) in roles.values():
+            raise ValueError(f"head version {version} still has a role: {roles}")
+        keep = [v for v in self.keep_versions() if v != int(version)]
+        repo_files.remove_head(self.repo, version)
+        if keep:
+            self.apply_head_versions(keep)
+
+    def ensure_loaded(self) -> None:
+        """After a restart of Triton: load backbone, the heads with a role, and the BLS model."""
+        if self.backbone() is not None and not self.triton.ready("backbone"):
+            self.triton.load("backbone")
+        keep = self.keep_versions()
+        if keep and any(not self.triton.ready("head", str(v)) for v in keep):
+            self.apply_head_versions(keep)
+        if not self.triton.ready(self.settings.triton_model):
+            self.triton.load(self.settings.triton_model)
+
+    # --- roles -------------------------------------------------------------------------------
+    def set_challenger(self, version: str | None) -> None:
+        repo_files.write_serving(self.repo, challenger=version)
+        if version is not None and not self.triton.ready(self.settings.triton_model):
+            self.triton.load(self.settings.triton_model)
+
+    def switch_champion(self, version: str, *, previous: str | None, history: list[str]) -> None:
+        """Make ``version`` (loaded) the champion; returns once ``wildfire`` answers with it."""
+        if not self.triton.ready("head", version):
+            raise TritonError(f"head version {version} is not loaded; refusing to make it champion")
+        if not self.triton.ready(self.settings.triton_model):
+            self.triton.load(self.settings.triton_model)
+        roles = self.roles()
+        challenger = roles["challenger"] if roles["challenger"] != str(version) else None
+        repo_files.write_serving(self.repo, champion=version, previous=previous, challenger=challenger)
+        self._save_history(history)
+        self._wait_answers(version)
+
+    def _wait_answers(self, version: str, timeout_s: float = 30.0) -> None:
+        import numpy as np
+
+        size = int((self.backbone() or {}).get("image_size", 224))
+        probe = png_bytes(np.full((size, size, 3), 127, dtype=np.uint8))
+        deadline = time.monotonic() + timeout_s
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = self.triton.score_bytes([probe], "champion").versions
+                if last == [str(version)]:
+                    return
+            except TritonError as exc:
+                last = str(exc)
+            time.sleep(0.1)
+        raise TritonError(f"champion {version} did not answer within {timeout_s}s (last: {last})")
+
+    def retire_unused(self) -> None:
+        """Unload and delete heads that no longer have a role (after a grace period)."""
+        keep = set(self.keep_versions())
+        stale = [v for v in repo_files.head_versions_on_disk(self.repo) if v not in keep]
+        if not stale:
+            return
+        time.sleep(self.settings.unload_grace_s)
+        if keep:
+            self.apply_head_versions(sorted(keep))
+        for v in stale:
+            repo_files.remove_head(self.repo, v)

@@ -1,0 +1,114 @@
+"""Talking to Triton: explicit load/unload, readiness, and scoring images through ``wildfire``."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import tritonclient.http as httpclient
+from PIL import Image
+from tritonclient.utils import InferenceServerException
+
+EXPECTED_INPUTS = {"IMAGE_BYTES": "BYTES", "IMAGES": "FP32"}
+EXPECTED_OUTPUTS = {"PROBABILITIES": "FP32", "MODEL_VERSION": "BYTES",
+                    "ALL_PROBABILITIES": "FP32", "ALL_VERSIONS": "BYTES"}
+
+
+class TritonError(RuntimeError):
+    """Triton refused a load or an inference."""
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Probabilities per head version for a batch of images: ``probs[version]`` is (N, 2)."""
+
+    versions: list[str]
+    probs: dict[str, np.ndarray]
+
+    def wildfire(self, version: str) -> np.ndarray:
+        return self.probs[version][:, 1]
+
+
+def png_bytes(image_uint8: np.ndarray) -> bytes:
+    """Lossless encoding of an RGB uint8 image (decoding it gives the same pixels back)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(image_uint8, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class Triton:
+    def __init__(self, url: str, *, model: str = "wildfire", timeout_s: float = 120.0):
+        self.model = model
+        self.client = httpclient.InferenceServerClient(
+            url, connection_timeout=timeout_s, network_timeout=timeout_s)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # --- control ---------------------------------------------------------------------------
+    def load(self, name: str) -> None:
+        try:
+            self.client.load_model(name)
+        except InferenceServerException as exc:
+            raise TritonError(f"loading {name} failed: {exc.message()}") from exc
+
+    def unload(self, name: str) -> None:
+        try:
+            self.client.unload_model(name)
+        except InferenceServerException as exc:
+            raise TritonError(f"unloading {name} failed: {exc.message()}") from exc
+
+    def ready(self, name: str, version: str = "") -> bool:
+        try:
+            return bool(self.client.is_model_ready(name, str(version)))
+        except InferenceServerException:
+            return False
+
+    def signature_problems(self) -> list[str]:
+        """What differs between the served ``wildfire`` signature and the contract."""
+        meta = self.client.get_model_metadata(self.model)
+        problems = []
+        for kind, expected in (("inputs", EXPECTED_INPUTS), ("outputs", EXPECTED_OUTPUTS)):
+            got = {t["name"]: t["datatype"] for t in meta.get(kind, [])}
+            for name, dtype in expected.items():
+                if got.get(name) != dtype:
+                    problems.append(f"{kind[:-1]} {name}: expected {dtype}, got {got.get(name)}")
+        return problems
+
+    # --- scoring ---------------------------------------------------------------------------
+    def score_bytes(self, images: list[bytes], versions: str = "champion") -> Scores:
+        data = np.array([[b] for b in images], dtype=np.object_)
+        inp = httpclient.InferInput("IMAGE_BYTES", list(data.shape), "BYTES")
+        inp.set_data_from_numpy(data, binary_data=True)
+        return self._infer(inp, versions, len(images))
+
+    def score_array(self, images: np.ndarray, versions: str = "champion") -> Scores:
+        data = np.ascontiguousarray(images, dtype=np.float32)
+        inp = httpclient.InferInput("IMAGES", list(data.shape), "FP32")
+        inp.set_data_from_numpy(data, binary_data=True)
+        return self._infer(inp, versions, len(images))
+
+    def _infer(self, inp, versions: str, n: int) -> Scores:
+        outputs = [httpclient.InferRequestedOutput(name, binary_data=True)
+                   for name in ("ALL_PROBABILITIES", "ALL_VERSIONS")]
+        try:
+            result = self.client.infer(self.model, [inp], outputs=outputs,
+                                       parameters={"versions": versions})
+        except InferenceServerException as exc:
+            raise TritonError(f"inference failed: {exc.message()}") from exc
+        probs = result.as_numpy("ALL_PROBABILITIES")
+        names = [v.decode() if isinstance(v, bytes) else str(v) for v in result.as_numpy("ALL_VERSIONS")[0]]
+        if probs.shape != (n, len(names), 2):
+            raise TritonError(f"unexpected output shape {probs.shape} for {n} images, versions {names}")
+        return Scores(versions=names, probs={v: probs[:, i, :] for i, v in enumerate(names)})
+
+    def score_many(self, images: list[bytes], versions: str, batch: int = 8) -> Scores:
+        """Score any number of encoded images in batches; the versions must stay the same."""
+        parts = [self.score_bytes(images[i:i + batch], versions) for i in range(0, len(images), batch)]
+        if not parts:
+            return Scores(versions=[], probs={})
+        names = parts[0].versions
+        if any(p.versions != names for p in parts):
+            raise TritonError("the serving versions changed while scoring")
+        return Scores(versions=names, probs={v: np.concatenate([p.probs[v] for p in parts]) for v in names})

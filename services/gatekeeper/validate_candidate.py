@@ -1,0 +1,97 @@
+"""Infra validation of a loaded head version: signature, shapes, known outputs, latency."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from emberwatch.ml import CLASSES
+from services.gatekeeper.triton_client import Triton, TritonError, png_bytes
+
+
+@dataclass
+class ValidationReport:
+    problems: list[str] = field(default_factory=list)
+    max_abs_diff: float | None = None
+    p50_latency_ms: float | None = None
+    n_known: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def metrics(self) -> dict[str, float]:
+        out = {"validation_known_images": float(self.n_known)}
+        if self.max_abs_diff is not None:
+            out["validation_max_abs_diff"] = self.max_abs_diff
+        if self.p50_latency_ms is not None:
+            out["validation_p50_latency_ms"] = self.p50_latency_ms
+        return out
+
+
+def check_head_meta(meta: dict, backbone: dict | None) -> list[str]:
+    """Before loading: the head fits the served backbone and speaks the class order."""
+    problems = []
+    if list(meta.get("classes", [])) != list(CLASSES):
+        problems.append(f"head classes {meta.get('classes')} != {list(CLASSES)}")
+    if backbone is not None:
+        if meta.get("backbone_id") != backbone.get("backbone_id"):
+            problems.append(f"head was trained on backbone {meta.get('backbone_id')}, "
+                            f"Triton serves {backbone.get('backbone_id')}")
+        if int(meta.get("image_size", -1)) != int(backbone.get("image_size", -2)):
+            problems.append(f"head image_size {meta.get('image_size')} != backbone "
+                            f"{backbone.get('image_size')}")
+    return problems
+
+
+def validate_loaded(triton: Triton, version: str, known_images: Path, *, image_size: int,
+                    tolerance: float, max_latency_ms: float, warmup: int = 3,
+                    timed: int = 5) -> ValidationReport:
+    report = ValidationReport()
+    if not triton.ready("head", version):
+        report.problems.append(f"head version {version} is not ready in Triton")
+        return report
+    try:
+        report.problems += [f"signature: {p}" for p in triton.signature_problems()]
+    except Exception as exc:  # noqa: BLE001 - any failure to describe the model is a failure
+        report.problems.append(f"signature: {exc}")
+    with np.load(known_images) as data:
+        images, expected = np.asarray(data["images"]), np.asarray(data["probs"], dtype=np.float32)
+    report.n_known = int(len(images))
+    if images.ndim != 4 or images.shape[1:] != (image_size, image_size, 3) or len(images) == 0:
+        report.problems.append(f"known images have shape {images.shape}, expected (N>0, {image_size}, "
+                               f"{image_size}, 3)")
+        return report
+    if expected.shape != (len(images), 2):
+        report.problems.append(f"known probabilities have shape {expected.shape}, expected ({len(images)}, 2)")
+        return report
+    encoded = [png_bytes(img) for img in images]
+    try:
+        for _ in range(warmup):
+            triton.score_bytes(encoded[:1], version)
+        scores = triton.score_many(encoded, version)
+    except TritonError as exc:
+        report.problems.append(f"inference on known images failed: {exc}")
+        return report
+    got = scores.probs.get(version)
+    if got is None or got.shape != expected.shape:
+        report.problems.append(f"outputs have shape {None if got is None else got.shape}, expected {expected.shape}")
+        return report
+    if not np.all(np.isfinite(got)) or np.abs(got.sum(axis=1) - 1).max() > 1e-3:
+        report.problems.append("outputs are not probabilities (non-finite or rows not summing to 1)")
+    report.max_abs_diff = float(np.abs(got - expected).max())
+    if report.max_abs_diff > tolerance:
+        report.problems.append(f"outputs differ from the trainer's Keras outputs by "
+                               f"{report.max_abs_diff:.2e} > {tolerance:.1e}")
+    latencies = []
+    for i in range(timed):
+        start = time.perf_counter()
+        triton.score_bytes(encoded[i % len(encoded):i % len(encoded) + 1], version)
+        latencies.append((time.perf_counter() - start) * 1000)
+    report.p50_latency_ms = float(np.median(latencies))
+    if report.p50_latency_ms > max_latency_ms:
+        report.problems.append(f"p50 latency {report.p50_latency_ms:.0f} ms > {max_latency_ms:.0f} ms")
+    return report

@@ -1,0 +1,65 @@
+"""Handler paths that need no servers: ignored events, redelivered candidates, unreadable tiles."""
+
+from __future__ import annotations
+
+import pytest
+
+from emberwatch.contracts.events import ModelCandidate, ModelDecision, SplitCounts, TileReady
+from emberwatch.messaging.consumer import PermanentError
+from services.gatekeeper.gatekeeper import Gatekeeper
+from services.gatekeeper.handlers import Handlers
+from services.gatekeeper.settings import GatekeeperSettings
+from services.gatekeeper.shadow_state import Shadow
+
+TILE = "ab" * 32
+
+
+def settings(tmp_path) -> GatekeeperSettings:
+    # nothing listens on port 9: any attempt to reach a server fails loudly
+    return GatekeeperSettings(state_dir=tmp_path / "state", triton_model_repository=tmp_path / "repo",
+                              triton_url="127.0.0.1:9", mlflow_tracking_uri="http://127.0.0.1:9",
+                              model_name="m")
+
+
+def candidate(version: str, model_name: str = "m") -> ModelCandidate:
+    return ModelCandidate.create(producer="t", model_name=model_name, version=version, run_id="r",
+                                 artifact_uri="runs:/r/triton", dataset_digest="d",
+                                 counts={"train": SplitCounts()}, metrics={})
+
+
+def tile(uri: str) -> TileReady:
+    return TileReady.create(producer="t", tile_id=TILE, uri=uri, lat=50, lon=-110, zoom=14, size_px=32,
+                            label="wildfire", split="test", fire_key="f", provider="p")
+
+
+class Published(list):
+    async def publish(self, body, **kwargs):
+        self.append((body, kwargs))
+
+
+def test_a_candidate_for_another_model_is_ignored(tmp_path):
+    assert Gatekeeper(settings(tmp_path)).on_candidate(candidate("1", model_name="other")) == []
+
+
+async def test_a_redelivered_candidate_republishes_the_same_decision(tmp_path):
+    gk = Gatekeeper(settings(tmp_path))
+    decision = gk._remember(ModelDecision.create(
+        producer="gatekeeper", model_name="m", candidate_version="4", champion_version="3",
+        decision="rejected", reason="infra validation: broken"))
+    broker = Published()
+    await Handlers(broker, gk).on_candidate(candidate("4"))
+    [(body, kwargs)] = broker
+    assert ModelDecision.from_bytes(body).event_id == decision.event_id
+    assert kwargs["topic"] == ModelDecision.TOPIC
+
+
+def test_live_tiles_without_a_challenger_in_shadow_are_skipped(tmp_path):
+    assert Gatekeeper(settings(tmp_path)).on_tile(tile("file:///nowhere.png")) == []
+
+
+async def test_an_unreadable_shadow_tile_goes_to_the_dlq_at_once(tmp_path):
+    gk = Gatekeeper(settings(tmp_path))
+    gk.shadows.save(Shadow(model_name="m", candidate_version="2", champion_version="1", run_id="r"))
+    with pytest.raises(PermanentError, match="No such file"):
+        await Handlers(Published(), gk).on_tile(tile((tmp_path / "missing.png").as_uri()))
+    assert gk.shadows.load().pairs == []

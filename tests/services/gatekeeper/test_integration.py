@@ -1,0 +1,193 @@
+"""Against the real Kafka (Tansu), MLflow and Triton servers: candidate -> validation -> shadow ->
+promotion; broken candidates rejected; rollback; a client loop sees no failed request throughout."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from mlflow import MlflowClient
+
+from emberwatch.contracts.events import ModelCandidate, ModelDecision, SplitCounts, TileReady
+from emberwatch.messaging.broker import publish_event
+from emberwatch.stack import manage
+from services.gatekeeper.main import build_app
+from services.gatekeeper.promote import promote, status
+from services.gatekeeper.rollback import rollback
+from services.gatekeeper.settings import GatekeeperSettings
+from services.gatekeeper.triton_repo import head_versions_on_disk
+from tests.conftest import stack_settings
+from tests.messaging.helpers import read_all, wait_for
+from tests.services.gatekeeper.candidates import (
+    IMAGE_SIZE, analytic_head, encode, log_candidate, make_world, scenes, write_tiles,
+)
+
+pytestmark = pytest.mark.timeout(900)
+MODEL = "emberwatch-test"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gatekeeper")
+    settings = stack_settings(tmp / "state", "kafka,mlflow,triton", triton_model_repository=tmp / "repo")
+    manage.up(settings)
+    try:
+        yield settings, tmp
+    finally:
+        manage.down(settings)
+
+
+def gatekeeper_settings(settings, **overrides) -> GatekeeperSettings:
+    base = dict(settings.model_dump(), image_size=IMAGE_SIZE, model_name=MODEL,
+                gate_min_samples=70, gate_min_wildfire_samples=30, gate_recall_margin=0.05,
+                gate_check_every=8, gate_bootstrap=500, floor_recall=0.5, floor_accuracy=0.5,
+                unload_grace_s=0.5, validation_max_latency_ms=20000)
+    base.update(overrides)
+    return GatekeeperSettings(**base)
+
+
+class ClientLoop(threading.Thread):
+    """A user of the public model: one request after another over gRPC, every answer recorded."""
+
+    def __init__(self, url: str, image: bytes):
+        super().__init__(daemon=True)
+        self.client = grpcclient.InferenceServerClient(url)
+        self.image = image
+        self.stop = threading.Event()
+        self.ok: list[str] = []
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        data = np.array([[self.image]], dtype=np.object_)
+        while not self.stop.is_set():
+            inp = grpcclient.InferInput("IMAGE_BYTES", [1, 1], "BYTES")
+            inp.set_data_from_numpy(data)
+            try:
+                result = self.client.infer("wildfire", [inp])
+                probs = result.as_numpy("PROBABILITIES")
+                assert probs.shape == (1, 2) and abs(float(probs.sum()) - 1) < 1e-3
+                self.ok.append(result.as_numpy("MODEL_VERSION")[0, 0].decode())
+            except Exception as exc:  # noqa: BLE001 - every failure is the finding
+                self.failures.append(f"{type(exc).__name__}: {exc}")
+
+
+def candidate_event(version: str, run_id: str, artifact_uri: str) -> ModelCandidate:
+    return ModelCandidate.create(
+        producer="test", model_name=MODEL, version=version, run_id=run_id, artifact_uri=artifact_uri,
+        dataset_digest="sha256:test", counts={"train": SplitCounts(wildfire=30, nowildfire=30)},
+        metrics={"val_accuracy": 0.9})
+
+
+def live_tiles(folder: Path) -> list[TileReady]:
+    images, labels = scenes(7, 8)
+    out = []
+    for rec in write_tiles(folder, images, labels, "live"):
+        out.append(TileReady.create(
+            producer="test", tile_id=rec["tile_id"], uri=rec["uri"], lat=55.0, lon=-110.0, zoom=14,
+            size_px=IMAGE_SIZE, label=rec["label"], split="test", fire_key="fire-1", provider="test"))
+    return out
+
+
+async def decisions_so_far(settings, expect: int) -> dict[str, ModelDecision]:
+    """The decisions on the topic (at least ``expect``), by candidate version (last one wins)."""
+    records = await read_all(settings.kafka_bootstrap_servers, ModelDecision.TOPIC, expect, timeout_s=240)
+    assert len(records) >= expect
+    decisions = sorted((ModelDecision.from_bytes(r.value) for r in records), key=lambda d: d.occurred_at)
+    return {d.candidate_version: d for d in decisions}
+
+
+async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_back(stack):
+    base, tmp = stack
+    s = gatekeeper_settings(base)
+    world = make_world(s.state_dir, tmp / "tiles")
+    mlflow = MlflowClient(s.mlflow_tracking_uri, registry_uri=s.mlflow_tracking_uri)
+    repo = Path(s.triton_model_repository)
+
+    app = build_app(s)
+    broker = app.broker
+    await broker.start()
+    loop = None
+    try:
+        # 1. the first model ever: validated, then promoted over the absolute floor (recall ~0.6)
+        v1, run1, uri1 = log_candidate(s.mlflow_tracking_uri, MODEL, world, analytic_head(world, 0.3))
+        await publish_event(broker, candidate_event(v1, run1, uri1), service="test")
+        d1 = (await decisions_so_far(s, 1))[v1]
+        assert (d1.decision, d1.candidate_version, d1.champion_version) == ("promoted", v1, None)
+        assert "first model" in d1.reason and d1.evidence.n == 60
+        assert mlflow.get_model_version_by_alias(MODEL, "champion").version == v1
+
+        loop = ClientLoop(s.triton_grpc_url, encode(world.known_images[0]))
+        loop.start()
+        await wait_for(lambda: len(loop.ok) >= 3, timeout_s=60)
+
+        # 2. a better challenger: loaded beside the champion, shadowed on the 60 test tiles (not
+        #    enough: min 70), then on live tiles, then promoted on evidence
+        v2, run2, uri2 = log_candidate(s.mlflow_tracking_uri, MODEL, world, analytic_head(world, 0.0))
+        await publish_event(broker, candidate_event(v2, run2, uri2), service="test")
+        await wait_for(lambda: status(s).get("shadow", {}).get("n") == 60, timeout_s=240)
+        st = status(s)
+        assert st["serving"] == {"champion": v1, "challenger": v2, "previous": None}
+        assert st["aliases"] == {"champion": v1, "challenger": v2}
+        assert st["shadow"]["by_source"] == {"test": 60}
+        for tile in live_tiles(tmp / "live"):
+            await publish_event(broker, tile, service="test")
+        d2 = (await decisions_so_far(s, 2))[v2]
+        assert (d2.decision, d2.candidate_version, d2.champion_version) == ("promoted", v2, v1)
+        assert d2.evidence.n == 76 and d2.evidence.challenger_only_correct > d2.evidence.champion_only_correct
+        assert d2.evidence.p_value is not None and d2.evidence.p_value < 0.05
+        assert {d.metric for d in d2.evidence.deltas} == {"wildfire_recall", "accuracy"}
+        assert mlflow.get_model_version_by_alias(MODEL, "champion").version == v2
+        run = mlflow.get_run(run2)
+        assert run.data.metrics["gate_n"] == 76 and "gate_mcnemar_p" in run.data.metrics
+        assert run.data.params["gate_min_samples"] == "70.0"
+        doc = json.loads(Path(mlflow.download_artifacts(run2, "gatekeeper/promoted.json",
+                                                          str(tmp))).read_text())
+        assert doc["gate"]["verdict"] == "promote" and doc["pairs_by_source"] == {"test": 60, "live": 16}
+        await wait_for(lambda: loop.ok[-1:] == [v2], timeout_s=30)
+
+        # 3. broken candidates are rejected; the champion is untouched
+        v3, run3, uri3 = log_candidate(s.mlflow_tracking_uri, MODEL, world, analytic_head(world, 0.0),
+                                       corrupt="npz")
+        await publish_event(broker, candidate_event(v3, run3, uri3), service="test")
+        v4, run4, uri4 = log_candidate(s.mlflow_tracking_uri, MODEL, world, analytic_head(world, 0.1),
+                                       corrupt="probs")
+        await publish_event(broker, candidate_event(v4, run4, uri4), service="test")
+        got = await decisions_so_far(s, 4)
+        d3, d4 = got[v3], got[v4]
+        assert (d3.decision, d3.candidate_version, d3.champion_version) == ("rejected", v3, v2)
+        assert "could not load" in d3.reason
+        assert (d4.decision, d4.candidate_version) == ("rejected", v4)
+        assert "differ from the trainer's Keras outputs" in d4.reason
+        assert status(s)["serving"]["champion"] == v2
+        assert int(v3) not in head_versions_on_disk(repo) and int(v4) not in head_versions_on_disk(repo)
+
+        # 4. rollback: one call, the previous champion answers again
+        d5 = await asyncio.to_thread(rollback, s)
+        assert (d5.decision, d5.candidate_version, d5.champion_version) == ("rolled_back", v2, v1)
+        assert mlflow.get_model_version_by_alias(MODEL, "champion").version == v1
+        await wait_for(lambda: loop.ok[-1:] == [v1], timeout_s=30)
+        published = (await decisions_so_far(s, 5))[v2]
+        assert published.decision == "rolled_back" and published.event_id == d5.event_id
+
+        # 5. an operator promotes a version by hand (validated, no shadow); again no downtime
+        d6 = await asyncio.to_thread(promote, s, v2)
+        assert (d6.decision, d6.candidate_version, d6.champion_version) == ("promoted", v2, v1)
+        await wait_for(lambda: loop.ok[-1:] == [v2], timeout_s=30)
+        st = status(s)
+        assert st["serving"]["champion"] == v2 and st["history"] == [v1, v2]
+        assert st["loaded"] == {v2: True, v1: True}
+    finally:
+        if loop is not None:
+            loop.stop.set()
+            loop.join(timeout=30)
+        await broker.stop()
+
+    assert loop.failures == [], loop.failures[:3]
+    seen = [v for i, v in enumerate(loop.ok) if i == 0 or loop.ok[i - 1] != v]  # runs of one version
+    assert seen == [v1, v2, v1, v2], seen
+    assert len(loop.ok) > 20
