@@ -21,8 +21,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from emberwatch.contracts import PipelineAlert, TileReady  # noqa: E402
-from emberwatch.messaging.broker import build_broker, publish_event  # noqa: E402
+from emberwatch.contracts import TileReady  # noqa: E402
+from emberwatch.messaging.broker import build_broker  # noqa: E402
 from emberwatch.messaging.consumer import subscribe  # noqa: E402
 from tests.conftest import stack_settings  # noqa: E402
 from emberwatch.stack import manage  # noqa: E402

@@ -243,6 +243,69 @@ def demo(
         raise typer.Exit(1)
 
 
+@app.command("models")
+def models(limit: int = typer.Option(10, help="How many recent versions to list.")) -> None:
+    """Show the champion and the challengers: MLflow versions, aliases, metrics, what Triton serves."""
+    from mlflow import MlflowClient
+
+    from emberwatch.ml.settings import MLSettings
+
+    settings = MLSettings()
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+    try:
+        versions = client.search_model_versions(f"name='{settings.model_name}'")
+    except Exception as exc:  # noqa: BLE001 - MLflow raises many types when unreachable
+        console.print(f"[red]MLflow at {settings.mlflow_tracking_uri} did not answer:[/] {exc}")
+        raise typer.Exit(1) from None
+    table = Table(title=f"{settings.model_name} in MLflow")
+    for col in ("version", "aliases", "created", "val_accuracy", "val_recall", "test_recall", "shadow n", "run"):
+        table.add_column(col)
+    for mv in sorted(versions, key=lambda v: int(v.version), reverse=True)[:limit]:
+        metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+        aliases = ",".join(mv.aliases or [])
+        style = "bold green" if "champion" in (mv.aliases or []) else ""
+        table.add_row(f"[{style}]{mv.version}[/]" if style else mv.version, aliases,
+                      datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).strftime("%Y-%m-%d %H:%M"),
+                      _fmt(metrics.get("val_accuracy")), _fmt(metrics.get("val_recall")), _fmt(metrics.get("test_recall")),
+                      str(int(metrics["gate_n"])) if "gate_n" in metrics else "-", (mv.run_id or "")[:8])
+    out.print(table)
+    try:
+        from emberwatch.operations.manage_champion import champion_status
+
+        serving = champion_status(settings)
+        out.print(f"Triton serves: {serving.get('serving')}; shadow: {serving.get('shadow', '-')}")
+    except Exception as exc:  # noqa: BLE001 - serving view is best effort beside the registry
+        console.print(f"[yellow]serving state unavailable:[/] {type(exc).__name__}: {exc}")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+@app.command("promote")
+def promote(version: str = typer.Argument(..., help="MLflow model version to serve as champion.")) -> None:
+    """Promote a version by hand (validated in Triton first; the old champion stays loaded)."""
+    from emberwatch.operations.manage_champion import promote as do_promote
+
+    try:
+        console.print(do_promote(version))
+    except Exception as exc:  # noqa: BLE001 - report any failure plainly
+        console.print(f"[red]promotion failed:[/] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+
+
+@app.command("rollback")
+def rollback() -> None:
+    """Restore the previous champion at once (no downtime: both versions stay loaded)."""
+    from emberwatch.operations.manage_champion import rollback as do_rollback
+
+    try:
+        console.print(do_rollback())
+    except Exception as exc:  # noqa: BLE001 - report any failure plainly
+        console.print(f"[red]rollback failed:[/] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+
+
 @app.command("train")
 def train(
     reason: str = typer.Option("manual", help="Why (kept in the event and the MLflow run)."),

@@ -3,7 +3,7 @@
 * ``stack_status``: ``emberwatch.stack.manage.status(settings)`` (the local stack's parts).
 * ``champion``: the MLflow model registry, alias ``champion`` of the configured model.
 * ``promote`` / ``rollback``: the operator functions named by settings
-  (``module:function``, default ``emberwatch.cli.main:promote`` / ``:rollback``). They are called in
+  (``module:function``, default ``emberwatch.operations.manage_champion:promote`` / ``:rollback``). They are called in
   a worker thread with whichever of ``model_name``/``model``, ``version``, ``requested_by`` they
   accept. While they do not exist, :class:`NotWired` is raised and nothing changes.
 """

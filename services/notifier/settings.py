@@ -64,10 +64,10 @@ class NotifierSettings(Settings):
         None, description="Guild to sync slash commands to at once (else global sync, which is slow)."
     )
     notifier_promote_callable: str = Field(
-        "emberwatch.cli.main:promote", description="module:function the bot's /promote calls."
+        "emberwatch.operations.manage_champion:promote", description="module:function the bot's /promote calls."
     )
     notifier_rollback_callable: str = Field(
-        "emberwatch.cli.main:rollback", description="module:function the bot's /rollback calls."
+        "emberwatch.operations.manage_champion:rollback", description="module:function the bot's /rollback calls."
     )
 
     @property
