@@ -189,7 +189,7 @@ def replay(
 @app.command("demo")
 def demo(
     rounds: int = typer.Option(3, help="Most rounds of simulated season to run."),
-    hours_per_round: float = typer.Option(24.0, help="Simulated hours the CWFIS season advances per round."),
+    hours_per_round: float = typer.Option(240.0, help="Simulated hours the CWFIS season advances per round."),
     round_timeout_s: float = typer.Option(420.0, help="Longest wait for a round's decision (seconds)."),
 ) -> None:
     """Run the whole loop on the embedded defaults: stack + simulators + services, fires → tiles →

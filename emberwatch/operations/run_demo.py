@@ -75,6 +75,8 @@ class DemoResult:
 
 
 Reporter = Callable[[str], None]
+STEP_HOURS = 12.0  # simulated hours per step: fires last days, so each is polled several times
+POLL_WAIT_S = 6.0  # a little over the demo's poll interval
 
 
 async def _wait(cond: Callable[[], bool], timeout_s: float, tick: Callable[[], None]) -> bool:
@@ -107,7 +109,7 @@ async def run_demo(
     settings: Settings,
     *,
     rounds: int = 3,
-    hours_per_round: float = 24.0,
+    hours_per_round: float = 240.0,
     round_timeout_s: float = 420.0,
     report: Reporter = print,
     on_progress: Callable[[Tally], None] = lambda tally: None,
@@ -127,10 +129,15 @@ async def run_demo(
         await asyncio.sleep(3)  # catch up with what earlier runs left on the topics
         for round_no in range(1, rounds + 1):
             decisions_before = len(tally.decisions)
-            state = await asyncio.to_thread(_advance_season, settings, hours_per_round)
-            report(f"round {round_no}: season advanced {hours_per_round:g} h to {state.get('now', '?')}")
             fires_before = len(tally.fires)
-            await _wait(lambda: len(tally.fires) > fires_before, 60, tick)
+            # Step the season so that every poll sees it (a fire that starts and ends between two
+            # polls would never be seen, as with the real feed).
+            steps = max(1, round(hours_per_round / STEP_HOURS))
+            for _ in range(steps):
+                state = await asyncio.to_thread(_advance_season, settings, hours_per_round / steps)
+                await _wait(lambda: False, POLL_WAIT_S, tick)
+            report(f"round {round_no}: season advanced {hours_per_round:g} h to {state.get('now', '?')}, "
+                   f"{len(tally.fires) - fires_before} new fires")
             got = await _wait(lambda: len(tally.decisions) > decisions_before, round_timeout_s, tick)
             last = tally.decisions[-1] if tally.decisions else None
             if got and last is not None:
@@ -140,9 +147,10 @@ async def run_demo(
                 report(f"round {round_no}: no new decision within {round_timeout_s:.0f}s "
                        f"({len(tally.tile_ids)} tiles, {len(tally.candidates)} candidates so far)")
             promoted = [d for d in tally.decisions if d.decision == "promoted"]
-            shadow = [d for d in promoted if d.champion_version]
-            if promoted and (shadow or round_no >= 2) and round_no >= 2:
-                break
+            compared = [d for d in tally.decisions
+                        if d.champion_version and d.decision in ("promoted", "rejected")]
+            if promoted and compared:
+                break  # a champion serves and a challenger has been judged against it
         await _wait(lambda: len(_discord_posts(settings)) >= min(1, len(tally.decisions)), 60, tick)
         prediction = None
         if any(d.decision == "promoted" for d in tally.decisions):
