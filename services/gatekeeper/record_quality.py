@@ -45,6 +45,7 @@ class ModelQuality:
         self.window = window
         self.min_live = min_live
         self.live: dict[str, deque[float]] = {}
+        self._references: dict[str, list[int] | None] = {}
         self._shadow: tuple[str, str] | None = None  # (challenger, champion) of the gauges set
 
     # --- reference distribution --------------------------------------------------------------
@@ -52,10 +53,14 @@ class ModelQuality:
         counts = bin_counts(wildfire)
         if sum(counts):
             atomic_write_text(self.references / f"{version}.json", json.dumps({"bins": counts}))
+            self._references[str(version)] = counts
 
     def reference(self, version: str) -> list[int] | None:
-        path = self.references / f"{version}.json"
-        return json.loads(path.read_text())["bins"] if path.is_file() else None
+        version = str(version)
+        if self._references.get(version) is None:
+            path = self.references / f"{version}.json"
+            self._references[version] = json.loads(path.read_text())["bins"] if path.is_file() else None
+        return self._references[version]
 
     # --- scored labelled tiles ---------------------------------------------------------------
     def observe(self, version: str, labels: Sequence[int], wildfire: Sequence[float], source: str) -> None:
