@@ -29,6 +29,72 @@ DASHBOARDS: dict[str, dict] = {
             ("Handler errors /s by kind",
              "sum by (service, kind) (rate(emberwatch_handler_errors_total[5m]))", "ops"),
             ("Services up", "emberwatch_service_up", "short"),
+            # each service's own figures
+            ("Ingestor: age of the newest good feed snapshot",
+             "max by (source) (emberwatch_ingestor_snapshot_age_seconds)", "s"),
+            ("Ingestor: rows rejected by reason (1h)",
+             "sum by (source, reason) (increase(emberwatch_ingestor_rows_rejected_total[1h]))", "short"),
+            ("Tiler: Mapbox requests /s by API and status",
+             "sum by (api, status) (rate(emberwatch_tiler_requests_total[5m]))", "ops"),
+            ("Tiler: tiles stored (by label, new or known) and rejected (by reason) /s",
+             ["sum by (label, outcome) (rate(emberwatch_tiler_tiles_stored_total[5m]))",
+              "sum by (reason) (rate(emberwatch_tiler_tiles_rejected_total[5m]))"], "ops"),
+            ("Trainer: trainings by outcome (6h)",
+             "sum by (outcome) (increase(emberwatch_trainer_trainings_total[6h]))", "short"),
+            ("Trainer: embeddings computed vs cache hits /s",
+             ["sum (rate(emberwatch_trainer_embeddings_computed_total[5m]))",
+              "sum (rate(emberwatch_trainer_embedding_cache_hits_total[5m]))"], "ops",
+             {"legends": ["computed", "cache hits"]}),
+            ("Notifier: webhook posts by kind and outcome (1h)",
+             "sum by (kind, outcome) (increase(emberwatch_notifier_posts_total[1h]))", "short"),
+        ],
+    },
+    "models": {
+        "title": "Emberwatch — model quality per version",
+        "variables": [
+            {"name": "model", "type": "custom", "default": "emberwatch-resnet50"},
+            {"name": "version", "type": "query",
+             "query": 'label_values(emberwatch_model_predictions_total{model="$model"}, version)'},
+        ],
+        "panels": [
+            ("Shadow agreement: challenger (version) vs champion, by source",
+             'max by (version, champion, source) (emberwatch_model_shadow_agreement{model="$model"})',
+             "percentunit"),
+            ("Shadow pairs: challenger in shadow (total) and pairs by source and agreement",
+             ["max (emberwatch_gatekeeper_shadow_pairs)",
+              'sum by (version, source, agreement) (emberwatch_model_shadow_pairs_total{model="$model"})'],
+             "short"),
+            ("Live recall of the wildfire class per version (6h window)",
+             'sum by (version) (increase(emberwatch_model_predictions_total{model="$model", version=~"$version", '
+             'source="live", outcome="tp"}[6h])) / sum by (version) (increase(emberwatch_model_predictions_total'
+             '{model="$model", version=~"$version", source="live", outcome=~"tp|fn"}[6h]))', "percentunit"),
+            ("Live precision of the wildfire class per version (6h window)",
+             'sum by (version) (increase(emberwatch_model_predictions_total{model="$model", version=~"$version", '
+             'source="live", outcome="tp"}[6h])) / sum by (version) (increase(emberwatch_model_predictions_total'
+             '{model="$model", version=~"$version", source="live", outcome=~"tp|fp"}[6h]))', "percentunit"),
+            ("Recall on the test split per version (since the gatekeeper started)",
+             'sum by (version) (emberwatch_model_predictions_total{model="$model", version=~"$version", '
+             'source="test", outcome="tp"}) / sum by (version) (emberwatch_model_predictions_total'
+             '{model="$model", version=~"$version", source="test", outcome=~"tp|fn"})', "percentunit"),
+            ("Live tiles scored /s per version",
+             ['sum by (version) (rate(emberwatch_model_predictions_total{model="$model", version=~"$version", '
+              'source="live"}[5m]))',
+              "sum by (outcome) (rate(emberwatch_gatekeeper_champion_tiles_total[5m]))"], "ops"),
+            ("Live P(wildfire) distribution (selected versions)",
+             'sum by (le) (increase(emberwatch_model_wildfire_probability_bucket{model="$model", '
+             'version=~"$version", source="live"}[10m]))', "short", {"type": "heatmap"}),
+            ("Live P(wildfire) quantiles per version (p10, p50, p90; 1h)",
+             [f"histogram_quantile({q}, sum by (le, version) (rate(emberwatch_model_wildfire_probability_bucket"
+              f'{{model="$model", version=~"$version", source="live"}}[1h])))' for q in ("0.1", "0.5", "0.9")],
+             "percentunit", {"legends": ["p10 v{{version}}", "p50 v{{version}}", "p90 v{{version}}"]}),
+            ("Drift: PSI of live P(wildfire) vs the test split (alert > 0.2)",
+             'max by (version) (emberwatch_model_psi{model="$model", version=~"$version"})', "short",
+             {"threshold": 0.2}),
+            ("Time in shadow per challenger",
+             'time() - max by (version, champion) (emberwatch_model_shadow_started_timestamp_seconds'
+             '{model="$model"})', "s"),
+            ("Gatekeeper decisions by kind (24h)",
+             "sum by (decision) (increase(emberwatch_gatekeeper_decisions_total[24h]))", "short"),
         ],
     },
     "serving": {
@@ -51,16 +117,53 @@ DASHBOARDS: dict[str, dict] = {
 }
 
 
-def panel(i: int, title: str, expr: str, unit: str) -> dict:
-    return {
+DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
+
+
+def panel(i: int, title: str, expr: str | list[str], unit: str, options: dict | None = None) -> dict:
+    """One panel; ``expr`` may be several queries; options: type (heatmap), legends, threshold."""
+    options = options or {}
+    exprs = [expr] if isinstance(expr, str) else expr
+    kind = options.get("type", "timeseries")
+    targets = []
+    for n, e in enumerate(exprs):
+        target = {"refId": chr(ord("A") + n), "expr": e, "datasource": DATASOURCE}
+        if kind == "heatmap":
+            target.update(format="heatmap", legendFormat="{{le}}")
+        elif "legends" in options:
+            target["legendFormat"] = options["legends"][n]
+        targets.append(target)
+    defaults: dict = {"unit": unit}
+    if "threshold" in options:
+        defaults["thresholds"] = {"mode": "absolute", "steps": [{"color": "green", "value": None},
+                                                                {"color": "red", "value": options["threshold"]}]}
+        defaults["custom"] = {"thresholdsStyle": {"mode": "line"}}
+    out = {
         "id": i + 1,
-        "type": "timeseries",
+        "type": kind,
         "title": title,
-        "datasource": {"type": "prometheus", "uid": "prometheus"},
+        "datasource": DATASOURCE,
         "gridPos": {"h": 8, "w": 12, "x": 12 * (i % 2), "y": 8 * (i // 2)},
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "targets": [{"refId": "A", "expr": expr, "datasource": {"type": "prometheus", "uid": "prometheus"}}],
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "targets": targets,
     }
+    if kind == "heatmap":
+        out["options"] = {"calculate": False, "yAxis": {"unit": "short"}, "cellGap": 1,
+                          "color": {"scheme": "Oranges", "mode": "scheme"}}
+    return out
+
+
+def variable(spec: dict) -> dict:
+    """A templating variable: ``custom`` with a default value, or ``query`` (label_values, all/multi)."""
+    if spec["type"] == "custom":
+        value = spec["default"]
+        return {"name": spec["name"], "type": "custom", "query": value, "allowCustomValue": True,
+                "current": {"text": value, "value": value},
+                "options": [{"selected": True, "text": value, "value": value}]}
+    return {"name": spec["name"], "type": "query", "datasource": DATASOURCE,
+            "definition": spec["query"], "query": {"query": spec["query"], "refId": "A"},
+            "refresh": 2, "includeAll": True, "multi": True, "allValue": ".*", "sort": 3,
+            "current": {"text": "All", "value": "$__all"}}
 
 
 def dashboard(uid: str, spec: dict) -> dict:
@@ -73,6 +176,7 @@ def dashboard(uid: str, spec: dict) -> dict:
         "version": 1,
         "refresh": "10s",
         "time": {"from": "now-1h", "to": "now"},
+        "templating": {"list": [variable(v) for v in spec.get("variables", [])]},
         "panels": [panel(i, *p) for i, p in enumerate(spec["panels"])],
     }
 

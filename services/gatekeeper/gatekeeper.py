@@ -14,12 +14,13 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from prometheus_client import Counter, Gauge
 
 from emberwatch.contracts.events import Evidence, ModelCandidate, ModelDecision, TileReady
 from emberwatch.ml import LABEL_INDEX
 from services.gatekeeper.decide_promotion import GateResult, decide_promotion, passes_floor
 from services.gatekeeper.evidence import evidence_metrics, floor_evidence, gate_evidence, result_document
+from services.gatekeeper.metrics import CHAMPION_TILES, DECISIONS, SHADOW_PAIRS, SHADOW_TILES
+from services.gatekeeper.record_quality import ModelQuality
 from services.gatekeeper.registry import CHALLENGER, CHAMPION, Registry
 from services.gatekeeper.serving_control import ServingControl, state_lock
 from services.gatekeeper.settings import GatekeeperSettings
@@ -32,12 +33,6 @@ from services.gatekeeper.validate_candidate import ValidationReport, check_head_
 log = logging.getLogger(__name__)
 SERVICE = "gatekeeper"
 
-DECISIONS = Counter("emberwatch_gatekeeper_decisions_total", "Decisions by kind.", ["decision"])
-SHADOW_PAIRS = Gauge("emberwatch_gatekeeper_shadow_pairs", "Paired samples of the challenger in shadow.")
-SHADOW_TILES = Counter("emberwatch_gatekeeper_shadow_tiles_total",
-                       "Live tiles scored by champion and challenger, by outcome.", ["outcome"])
-
-
 class Gatekeeper:
     def __init__(self, settings: GatekeeperSettings, *, serving: ServingControl | None = None,
                  registry: Registry | None = None):
@@ -46,6 +41,13 @@ class Gatekeeper:
         self.registry = registry or Registry(settings.mlflow_tracking_uri, settings.model_name)
         self.shadows = ShadowStore(settings.gatekeeper_dir)
         self.decisions_path = settings.gatekeeper_dir / "decisions.json"
+        self.quality = ModelQuality(settings.gatekeeper_dir, settings.model_name,
+                                    window=settings.quality_live_window,
+                                    min_live=settings.quality_min_live_samples)
+        shadow = self.shadows.load()
+        if shadow is not None:  # a restart: the shadow's gauges come back from its stored pairs
+            self.quality.shadow_state(shadow)
+            SHADOW_PAIRS.set(len(shadow.pairs))
 
     # --- bookkeeping -------------------------------------------------------------------------
     def _decisions(self) -> dict[str, dict]:
@@ -158,6 +160,8 @@ class Gatekeeper:
             for (tile_id, label, _), pa, pb in zip(test, scores.wildfire(champion),
                                                    scores.wildfire(str(c.version))):
                 shadow.add(Pair(tile_id, label, float(pa), float(pb), "test"))
+            self.quality.set_reference(str(c.version), scores.wildfire(str(c.version)))
+        self.quality.shadow_pairs(shadow, shadow.pairs)
         self.serving.set_challenger(str(c.version))
         self.registry.set_alias(CHALLENGER, str(c.version))
         self.shadows.save(shadow)
@@ -182,8 +186,10 @@ class Gatekeeper:
         recall = accuracy = None
         y = np.array([label for _, label, _ in test], dtype=np.int64)
         if test:
-            pred = (self.serving.triton.score_many([b for _, _, b in test], version).wildfire(version)
-                    >= 0.5).astype(np.int64)
+            wildfire = self.serving.triton.score_many([b for _, _, b in test], version).wildfire(version)
+            self.quality.set_reference(version, wildfire)
+            self.quality.observe(version, y.tolist(), wildfire.tolist(), "test")
+            pred = (wildfire >= 0.5).astype(np.int64)
             accuracy = float((pred == y).mean())
             recall = float(pred[y == 1].mean()) if (y == 1).any() else None
         s = self.settings
@@ -205,6 +211,8 @@ class Gatekeeper:
             shadow = self.shadows.load()
             if shadow is None:
                 SHADOW_TILES.labels("no_shadow").inc()
+                self.quality.shadow_ended()
+                self._score_champion(tile)
                 return []
             if any(p.tile_id == tile.tile_id for p in shadow.pairs):
                 SHADOW_TILES.labels("duplicate").inc()
@@ -212,15 +220,39 @@ class Gatekeeper:
             data = read_tile(tile.uri, timeout_s=self.settings.tile_fetch_timeout_s)
             versions = f"{shadow.champion_version},{shadow.candidate_version}"
             scores = self.serving.triton.score_bytes([data], versions)
-            shadow.add(Pair(tile.tile_id, LABEL_INDEX[tile.label],
-                            float(scores.wildfire(shadow.champion_version)[0]),
-                            float(scores.wildfire(shadow.candidate_version)[0]), "live"))
+            pair = Pair(tile.tile_id, LABEL_INDEX[tile.label],
+                        float(scores.wildfire(shadow.champion_version)[0]),
+                        float(scores.wildfire(shadow.candidate_version)[0]), "live")
+            shadow.add(pair)
             self.shadows.save(shadow)
+            self.quality.retain([shadow.champion_version, shadow.candidate_version])
+            self.quality.shadow_pairs(shadow, [pair])
             SHADOW_TILES.labels("scored").inc()
             SHADOW_PAIRS.set(len(shadow.pairs))
             if len(shadow.pairs) - shadow.last_checked_n >= self.settings.gate_check_every:
                 return self._evaluate(shadow)
             return []
+
+    def _score_champion(self, tile: TileReady) -> None:
+        """Live quality of the champion between shadows. Monitoring only: a failure is counted and
+        logged, never retried nor sent to the DLQ (a redelivered tile may be counted twice)."""
+        if not self.settings.quality_score_champion:
+            CHAMPION_TILES.labels("disabled").inc()
+            return
+        champion = self.serving.champion()
+        self.quality.retain([champion])
+        if champion is None:
+            CHAMPION_TILES.labels("no_champion").inc()
+            return
+        try:
+            data = read_tile(tile.uri, timeout_s=self.settings.tile_fetch_timeout_s)
+            wildfire = float(self.serving.triton.score_bytes([data], champion).wildfire(champion)[0])
+        except (TileUnavailable, TritonError, OSError, KeyError) as exc:
+            CHAMPION_TILES.labels("failed").inc()
+            log.warning("champion could not score a live tile", extra={"tile": tile.tile_id, "error": str(exc)})
+            return
+        self.quality.observe(champion, [LABEL_INDEX[tile.label]], [wildfire], "live")
+        CHAMPION_TILES.labels("scored").inc()
 
     # --- the gate ----------------------------------------------------------------------------
     def _evaluate(self, shadow: Shadow) -> list[ModelDecision]:
@@ -240,6 +272,8 @@ class Gatekeeper:
             return []
         if result.verdict == "promote":
             self.shadows.clear()
+            self.quality.shadow_ended()
+            SHADOW_PAIRS.set(0)
             return [self._promote(shadow.candidate_version, evidence=evidence, run_id=shadow.run_id,
                                   reason=result.reason, result=result, extra=extra)]
         return self._end_shadow(shadow, "rejected", result.reason, evidence, result, extra)
@@ -250,6 +284,7 @@ class Gatekeeper:
         self.serving.drop_head(shadow.candidate_version)
         self.registry.clear_alias(CHALLENGER, only_if=shadow.candidate_version)
         self.shadows.clear()
+        self.quality.shadow_ended()
         SHADOW_PAIRS.set(0)
         return [self._decide(candidate_version=shadow.candidate_version,
                              champion_version=shadow.champion_version, decision=decision, reason=reason,

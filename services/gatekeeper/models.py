@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,7 @@ class Shadow:
     run_id: str
     pairs: list[Pair] = field(default_factory=list)
     last_checked_n: int = 0
+    started_at: float = field(default_factory=time.time)  # Unix time the shadow began
 
     def add(self, pair: Pair) -> bool:
         """Add a pair once per tile (a redelivered tile changes nothing). True if new."""

@@ -49,6 +49,7 @@ def promote(settings: Settings | None, version: str, *, publish: bool = True) ->
         shadow = gk.shadows.load()
         if shadow is not None and shadow.candidate_version == version:
             gk.shadows.clear()
+            gk.quality.shadow_ended()
         decision = gk._promote(version, evidence=Evidence(), run_id=run_id,
                                reason="promoted by hand (operator), bypassing the shadow gate")
         # an operator's act, like a rollback: its own event even if this version was promoted before

@@ -46,6 +46,15 @@ class GatekeeperSettings(MLSettings):
         1.0, ge=0, description="Wait after switching the champion before unloading a retired head.")
     triton_timeout_s: float = Field(120.0, gt=0, description="Timeout of Triton load and infer calls.")
 
+    # --- model quality -----------------------------------------------------------------------
+    quality_score_champion: bool = Field(
+        True, description="Score live labelled tiles with the champion alone while no challenger is in "
+                          "shadow (one Triton call per tile), for live recall/precision and drift.")
+    quality_live_window: int = Field(500, ge=10, description="Recent live scores per version the PSI uses.")
+    quality_min_live_samples: int = Field(
+        200, ge=1, description="Live scores needed in the window before a version's PSI is exported "
+                               "(PSI of small samples is noisy: ~0.1 at 200 scores, ~0.25 at 80).")
+
     # --- Kafka -------------------------------------------------------------------------------
     gatekeeper_group_id: str = Field("gatekeeper", description="Consumer group of the gatekeeper.")
     tile_fetch_timeout_s: float = Field(30.0, gt=0, description="Timeout fetching a tile by URI.")

@@ -6,8 +6,11 @@ import importlib
 import json
 import pkgutil
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 from prometheus_client import REGISTRY
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,3 +90,49 @@ def test_provisioning_points_at_the_dashboards_folder():
     compose = yaml.safe_load((REPO / "compose.yaml").read_text())
     mounts = compose["services"]["grafana"]["volumes"]
     assert "./monitoring/grafana/dashboards:/var/lib/grafana/dashboards:ro" in mounts
+
+
+def test_template_variable_queries_use_exported_metrics():
+    exported = _exported_names()
+    checked = 0
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        for var in json.loads(path.read_text()).get("templating", {}).get("list", []):
+            if var["type"] != "query":
+                continue
+            inner = re.fullmatch(r"label_values\((.*),\s*\w+\)", var["query"]["query"]).group(1)
+            for metric in _metric_names(inner):
+                assert metric in exported, f"{path.name}: variable {var['name']} queries unknown {metric}"
+                checked += 1
+    assert checked >= 1
+
+
+def test_the_notifier_links_to_the_model_dashboard_with_its_model_variable():
+    from services.notifier.settings import NotifierSettings
+
+    uid = NotifierSettings.model_fields["notifier_grafana_dashboard_uid"].default
+    [board] = [json.loads(p.read_text()) for p in DASHBOARDS.glob("*.json")
+               if json.loads(p.read_text())["uid"] == uid]
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["model"]["type"] == "custom"
+    assert variables["model"]["current"]["value"] == "emberwatch-resnet50"
+    assert variables["version"]["type"] == "query"
+    queries = [t["expr"] for p in board["panels"] for t in p["targets"]]
+    assert any("emberwatch_model_psi" in q for q in queries)
+    assert all('model="$model"' in q for q in queries if "emberwatch_model_" in q)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+def test_every_panel_query_is_valid_promql(tmp_path):
+    """Each query (template variables filled in) checked by promtool as a recording rule."""
+    import yaml
+
+    rules = []
+    for name, panel in _panels():
+        for target in panel["targets"]:
+            expr = target["expr"].replace("$model", "emberwatch-resnet50").replace("$version", ".*")
+            rules.append({"record": f"panel:{Path(name).stem}:{panel['id']}{target['refId']}", "expr": expr})
+    path = tmp_path / "panels.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": rules}]}))
+    result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

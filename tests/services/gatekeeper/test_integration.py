@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 from mlflow import MlflowClient
+from prometheus_client import REGISTRY
 
 from emberwatch.contracts.events import ModelCandidate, ModelDecision, SplitCounts, TileReady
 from emberwatch.messaging.broker import publish_event
@@ -83,14 +84,20 @@ def candidate_event(version: str, run_id: str, artifact_uri: str) -> ModelCandid
         metrics={"val_accuracy": 0.9})
 
 
-def live_tiles(folder: Path) -> list[TileReady]:
-    images, labels = scenes(7, 8)
+def live_tiles(folder: Path, seed: int = 7) -> list[TileReady]:
+    images, labels = scenes(seed, 8)
     out = []
-    for rec in write_tiles(folder, images, labels, "live"):
+    for rec in write_tiles(folder, images, labels, f"live{seed}"):
         out.append(TileReady.create(
             producer="test", tile_id=rec["tile_id"], uri=rec["uri"], lat=55.0, lon=-110.0, zoom=14,
             size_px=IMAGE_SIZE, label=rec["label"], split="test", fire_key="fire-1", provider="test"))
     return out
+
+
+def metric(name: str, **labels) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels`` (the gatekeeper runs in-process)."""
+    return sum(s.value for m in REGISTRY.collect() for s in m.samples
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
 
 
 async def decisions_so_far(settings, expect: int) -> dict[str, ModelDecision]:
@@ -149,6 +156,26 @@ async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_ba
                                                           str(tmp))).read_text())
         assert doc["gate"]["verdict"] == "promote" and doc["pairs_by_source"] == {"test": 60, "live": 16}
         await wait_for(lambda: loop.ok[-1:] == [v2], timeout_s=30)
+        # model-quality metrics of the shadow, per version
+        pairs = "emberwatch_model_shadow_pairs_total"
+        assert metric(pairs, model=MODEL, version=v2, champion=v1, source="test") == 60
+        assert metric(pairs, model=MODEL, version=v2, champion=v1, source="live") == 16
+        predictions = "emberwatch_model_predictions_total"
+        assert metric(predictions, model=MODEL, version=v1, source="test") == 120  # first model + shadow
+        assert metric(predictions, model=MODEL, version=v2, source="test") == 60
+        assert metric(predictions, model=MODEL, version=v2, source="live") == 16
+        assert metric("emberwatch_model_wildfire_probability_count", model=MODEL, version=v2, source="live") == 16
+        assert metric("emberwatch_model_shadow_started_timestamp_seconds", model=MODEL, version=v2) == 0
+        assert (s.gatekeeper_dir / "references" / f"{v2}.json").is_file()
+
+        # 2b. between shadows the champion alone scores live labelled tiles (one Triton call each)
+        scored = metric("emberwatch_gatekeeper_champion_tiles_total", outcome="scored")
+        for tile in live_tiles(tmp / "live", seed=8):
+            await publish_event(broker, tile, service="test")
+        await wait_for(lambda: metric("emberwatch_gatekeeper_champion_tiles_total", outcome="scored")
+                       == scored + 16, timeout_s=120)
+        assert metric(predictions, model=MODEL, version=v2, source="live") == 32
+        assert metric(predictions, model=MODEL, version=v2, source="live", outcome="tp") >= 4
 
         # 3. broken candidates are rejected; the champion is untouched
         v3, run3, uri3 = log_candidate(s.mlflow_tracking_uri, MODEL, world, analytic_head(world, 0.0),

@@ -1,0 +1,47 @@
+"""The gatekeeper's Prometheus metrics: its own (``emberwatch_gatekeeper_*``) and the model-quality
+figures per model version (``emberwatch_model_*``, labels ``model`` and ``version``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from services.gatekeeper.measure_drift import EDGES
+
+# --- the gatekeeper's own work ---------------------------------------------------------------
+DECISIONS = Counter("emberwatch_gatekeeper_decisions_total", "Decisions by kind.", ["decision"])
+SHADOW_PAIRS = Gauge("emberwatch_gatekeeper_shadow_pairs", "Paired samples of the challenger in shadow.")
+SHADOW_TILES = Counter("emberwatch_gatekeeper_shadow_tiles_total",
+                       "Live tiles scored by champion and challenger, by outcome.", ["outcome"])
+CHAMPION_TILES = Counter(
+    "emberwatch_gatekeeper_champion_tiles_total",
+    "Live tiles scored by the champion alone while no challenger is in shadow, by outcome "
+    "(scored, failed, no_champion, disabled).", ["outcome"])
+
+# --- model quality per version ---------------------------------------------------------------
+PREDICTIONS = Counter(
+    "emberwatch_model_predictions_total",
+    "Labelled tiles scored by a model version, by source (live, test) and confusion outcome of the "
+    "wildfire class at P >= 0.5 (tp, fp, fn, tn).", ["model", "version", "source", "outcome"])
+WILDFIRE_PROBABILITY = Histogram(
+    "emberwatch_model_wildfire_probability",
+    "P(wildfire) predicted by a model version, by source (live, test).", ["model", "version", "source"],
+    buckets=EDGES[1:])
+PSI = Gauge(
+    "emberwatch_model_psi",
+    "Population stability index of the version's live P(wildfire) (recent window) against its "
+    "reference: its own scores on its test split when it was a candidate.", ["model", "version"])
+LIVE_WINDOW = Gauge(
+    "emberwatch_model_live_window_samples", "Live scores in the window the PSI is computed over.",
+    ["model", "version"])
+SHADOW_PAIRS_TOTAL = Counter(
+    "emberwatch_model_shadow_pairs_total",
+    "Tiles scored by both the challenger (version) and the champion, by source and agreement "
+    "(agree: both predict the same class).", ["model", "version", "champion", "source", "agreement"])
+SHADOW_AGREEMENT = Gauge(
+    "emberwatch_model_shadow_agreement",
+    "Fraction of the shadow's paired tiles where challenger (version) and champion predict the same "
+    "class, by source.", ["model", "version", "champion", "source"])
+SHADOW_STARTED = Gauge(
+    "emberwatch_model_shadow_started_timestamp_seconds",
+    "Unix time the challenger (version) entered shadow; the series is gone once the shadow ends.",
+    ["model", "version", "champion"])
