@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +23,7 @@ class Settings(BaseSettings):
 
     # --- Kafka -------------------------------------------------------------------------------
     kafka_bootstrap_servers: str = Field(
-        "127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated (default: the local stack's, from EMBERWATCH_STACK_HOST and EMBERWATCH_KAFKA_PORT)."
     )
     kafka_client_id: str = Field("emberwatch", description="Client id prefix used by every service.")
     kafka_security_protocol: str = Field(
@@ -59,9 +59,9 @@ class Settings(BaseSettings):
     )
 
     # --- local stack -------------------------------------------------------------------------
-    mlflow_tracking_uri: str = Field("http://127.0.0.1:5000", description="MLflow tracking server.")
-    triton_url: str = Field("127.0.0.1:8000", description="Triton HTTP endpoint (host:port).")
-    triton_grpc_url: str = Field("127.0.0.1:8001", description="Triton gRPC endpoint (host:port).")
+    mlflow_tracking_uri: str = Field("http://127.0.0.1:5000", description="MLflow tracking server (default: the local stack's, from EMBERWATCH_MLFLOW_PORT).")
+    triton_url: str = Field("127.0.0.1:8000", description="Triton HTTP endpoint host:port (default: the local stack's, from EMBERWATCH_TRITON_HTTP_PORT).")
+    triton_grpc_url: str = Field("127.0.0.1:8001", description="Triton gRPC endpoint host:port (default: the local stack's, from EMBERWATCH_TRITON_GRPC_PORT).")
     state_dir: Path = Field(
         REPO_ROOT / ".state", description="Where the stack keeps state, logs and PID files."
     )
@@ -95,6 +95,20 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Log level for structured logs on stderr.")
     log_format: str = Field("json", description="json (structured) or console.")
+
+    @model_validator(mode="after")
+    def _local_addresses_follow_ports(self) -> Settings:
+        """Unless set explicitly, the local stack's addresses follow its ports (EMBERWATCH_*_PORT)."""
+        derived = {
+            "kafka_bootstrap_servers": f"{self.stack_host}:{self.kafka_port}",
+            "mlflow_tracking_uri": f"http://{self.stack_host}:{self.mlflow_port}",
+            "triton_url": f"{self.stack_host}:{self.triton_http_port}",
+            "triton_grpc_url": f"{self.stack_host}:{self.triton_grpc_port}",
+        }
+        for name, value in derived.items():
+            if name not in self.model_fields_set:
+                object.__setattr__(self, name, value)
+        return self
 
     @property
     def kafka_servers(self) -> list[str]:

@@ -36,3 +36,13 @@ def test_logs_redact_tokens_and_webhooks():
     line = JsonFormatter().format(record)
     assert "abcDEF-token" not in line
     assert json.loads(line)["level"] == "error"
+
+
+def test_local_addresses_follow_the_ports_unless_set(monkeypatch):
+    monkeypatch.setenv("EMBERWATCH_MLFLOW_PORT", "5999")
+    monkeypatch.setenv("EMBERWATCH_KAFKA_PORT", "19092")
+    s = Settings()
+    assert s.mlflow_tracking_uri == "http://127.0.0.1:5999"
+    assert s.kafka_bootstrap_servers == "127.0.0.1:19092"
+    monkeypatch.setenv("EMBERWATCH_MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    assert Settings().mlflow_tracking_uri == "http://mlflow:5000"
