@@ -219,15 +219,12 @@ def demo(
     tally = result.tally
     out.print(progress_table(tally))
     champion = next((d for d in reversed(tally.decisions) if d.decision == "promoted"), None)
+    judged = next((d for d in reversed(tally.decisions)
+                   if d.champion_version and d.decision in ("promoted", "rejected")), None)
     if champion is not None:
-        ev = champion.evidence
-        lines = [f"champion: version {champion.candidate_version} (previous: {champion.champion_version or 'none'})",
-                 f"reason: {champion.reason}",
-                 f"paired samples n={ev.n}, p-value={ev.p_value}"]
-        for d in ev.deltas:
-            lines.append(f"  {d.metric}: {d.challenger:.3f} (Δ {d.delta if d.delta is not None else '-'}, "
-                         f"CI [{d.ci_low}, {d.ci_high}])")
-        out.print(Panel("\n".join(lines), title="Champion and its evidence"))
+        out.print(Panel(_evidence_text(champion), title="Champion and its evidence"))
+    if judged is not None and judged is not champion:
+        out.print(Panel(_evidence_text(judged), title="Latest shadow comparison"))
     if result.prediction is not None:
         p = result.prediction
         out.print(f"prediction through Triton: {p.label} {p.probabilities} (model version {p.model_version})")
@@ -241,6 +238,20 @@ def demo(
     if champion is None or result.prediction is None:
         console.print("[red]the loop did not reach a served champion[/]")
         raise typer.Exit(1)
+
+
+def _evidence_text(decision) -> str:
+    ev = decision.evidence
+    lines = [f"version {decision.candidate_version}: {decision.decision} "
+             f"(champion then: {decision.champion_version or 'none'})",
+             f"reason: {decision.reason}",
+             f"paired samples n={ev.n} (wildfire {ev.n_wildfire}); discordant: champion-only "
+             f"{ev.champion_only_correct}, challenger-only {ev.challenger_only_correct}; p-value={ev.p_value}"]
+    for d in ev.deltas:
+        delta = "-" if d.delta is None else f"{d.delta:+.3f}"
+        ci = "" if d.ci_low is None else f", {d.confidence:.0%} CI [{d.ci_low:+.3f}, {d.ci_high:+.3f}]"
+        lines.append(f"  {d.metric}: {d.challenger:.3f} (Δ {delta}{ci})")
+    return "\n".join(lines)
 
 
 @app.command("models")

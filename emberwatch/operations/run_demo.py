@@ -105,6 +105,27 @@ def _advance_season(settings: Settings, hours: float) -> dict:
     return r.json()
 
 
+def start_system(settings: Settings, report: Reporter = print) -> Settings:
+    """Start every part of the system (stack, simulators, services) with the demo's environment."""
+    for key, value in demo_environment(settings).items():
+        os.environ.setdefault(key, value)
+    settings = settings.model_copy(update={"stack_parts": DEMO_PARTS})
+    report(f"starting {len(DEMO_PARTS.split(','))} parts (state in {settings.state_dir})")
+    manage.up(settings, on_event=lambda name, msg: report(f"{name}: {msg}"))
+    return settings
+
+
+async def advance_season(settings: Settings, hours: float, tick: Callable[[], None] = lambda: None) -> dict:
+    """Step the simulated season by ``hours`` so that every poll sees it (a fire that starts and
+    ends between two polls would never be seen, as with the real feed)."""
+    steps = max(1, round(hours / STEP_HOURS))
+    state: dict = {}
+    for _ in range(steps):
+        state = await asyncio.to_thread(_advance_season, settings, hours / steps)
+        await _wait(lambda: False, POLL_WAIT_S, tick)
+    return state
+
+
 async def run_demo(
     settings: Settings,
     *,
@@ -115,11 +136,7 @@ async def run_demo(
     on_progress: Callable[[Tally], None] = lambda tally: None,
 ) -> DemoResult:
     started = time.monotonic()
-    for key, value in demo_environment(settings).items():
-        os.environ.setdefault(key, value)
-    settings = settings.model_copy(update={"stack_parts": DEMO_PARTS})
-    report(f"starting {len(DEMO_PARTS.split(','))} parts (state in {settings.state_dir})")
-    await asyncio.to_thread(manage.up, settings, on_event=lambda name, msg: report(f"{name}: {msg}"))
+    settings = await asyncio.to_thread(start_system, settings, report)
 
     watcher = PipelineWatcher(os.environ["EMBERWATCH_KAFKA_BOOTSTRAP_SERVERS"])
     await watcher.start()
@@ -130,12 +147,7 @@ async def run_demo(
         for round_no in range(1, rounds + 1):
             decisions_before = len(tally.decisions)
             fires_before = len(tally.fires)
-            # Step the season so that every poll sees it (a fire that starts and ends between two
-            # polls would never be seen, as with the real feed).
-            steps = max(1, round(hours_per_round / STEP_HOURS))
-            for _ in range(steps):
-                state = await asyncio.to_thread(_advance_season, settings, hours_per_round / steps)
-                await _wait(lambda: False, POLL_WAIT_S, tick)
+            state = await advance_season(settings, hours_per_round, tick)
             report(f"round {round_no}: season advanced {hours_per_round:g} h to {state.get('now', '?')}, "
                    f"{len(tally.fires) - fires_before} new fires")
             got = await _wait(lambda: len(tally.decisions) > decisions_before, round_timeout_s, tick)
