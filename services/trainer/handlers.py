@@ -52,6 +52,7 @@ class TrainerHandlers:
             debounce_s=s.trainer_debounce_s,
             max_wait_s=s.trainer_max_wait_s,
             schedule_s=s.trainer_schedule_s,
+            failure_retry_s=s.trainer_failure_retry_s,
             initial_new=trainer.index.new_since_training(),
         )
         self.outcomes: list[TrainingOutcome] = []

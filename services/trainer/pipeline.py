@@ -193,6 +193,7 @@ class Trainer:
 
         for name in ("train", "val", "test"):
             summary.update(split_metrics(y[name], probs[name], name))
+        summary.update({f"balance_{split}": share for split, share in check.balance.items()})
         summary.update({"embedded_new": float(embedded), "embedding_cache_hits": float(hits),
                         "unreadable_tiles": float(len(unreadable)), "epochs_run": float(result.epochs_run)})
         validation = {k: v for k, v in summary.items() if k.startswith("val_")}

@@ -22,6 +22,9 @@ class TrainerSettings(MLSettings):
     trainer_schedule_s: float = Field(
         0.0, ge=0, description="Also train every this many seconds when new tiles arrived (0 = off).",
     )
+    trainer_failure_retry_s: float = Field(
+        60.0, ge=0, description="After a failed training (e.g. MLflow down too long), try again after this.",
+    )
     # --- data checks -------------------------------------------------------------------------
     trainer_min_train_per_class: int = Field(20, ge=1, description="Minimum train tiles per label.")
     trainer_min_val_per_class: int = Field(5, ge=1, description="Minimum validation tiles per label.")
