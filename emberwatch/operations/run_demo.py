@@ -89,13 +89,20 @@ async def _wait(cond: Callable[[], bool], timeout_s: float, tick: Callable[[], N
     return cond()
 
 
-def _discord_posts(settings: Settings) -> list[dict]:
+def discord_posts(settings: Settings) -> list[dict]:
+    """The messages the Discord simulator accepted (its /api/_posted page), oldest first."""
     try:
         r = httpx.get(f"http://{settings.stack_host}:{settings.discord_sim_port}/api/_posted", timeout=5)
-        data = r.json()
-    except (httpx.HTTPError, ValueError):
+        return list(r.json()["messages"])
+    except (httpx.HTTPError, ValueError, KeyError):
         return []
-    return data.get("posted", data) if isinstance(data, dict) else data
+
+
+def message_fingerprint(message: dict) -> str:
+    """What a message says (content and embeds), without its id and timestamp: equal = duplicate."""
+    import json
+
+    return json.dumps({"content": message.get("content"), "embeds": message.get("embeds")}, sort_keys=True)
 
 
 def _advance_season(settings: Settings, hours: float) -> dict:
@@ -163,13 +170,13 @@ async def run_demo(
                         if d.champion_version and d.decision in ("promoted", "rejected")]
             if promoted and compared:
                 break  # a champion serves and a challenger has been judged against it
-        await _wait(lambda: len(_discord_posts(settings)) >= min(1, len(tally.decisions)), 60, tick)
+        await _wait(lambda: len(discord_posts(settings)) >= min(1, len(tally.decisions)), 60, tick)
         prediction = None
         if any(d.decision == "promoted" for d in tally.decisions):
             prediction = await asyncio.to_thread(_predict_one_tile, settings, tally)
     finally:
         await watcher.stop()
-    return DemoResult(tally=tally, discord_posts=len(_discord_posts(settings)), prediction=prediction,
+    return DemoResult(tally=tally, discord_posts=len(discord_posts(settings)), prediction=prediction,
                       seconds=time.monotonic() - started, settings=settings)
 
 

@@ -20,8 +20,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from emberwatch.common.config import Settings
+from emberwatch.contracts import TileReady
 from emberwatch.contracts.topics import Topic, dlq_topic
-from emberwatch.operations.run_demo import advance_season, start_system
+from emberwatch.operations.run_demo import advance_season, discord_posts, message_fingerprint, start_system
 from emberwatch.operations.watch_pipeline import PipelineWatcher
 from emberwatch.stack import manage, processes
 from tests.e2e.demo_env import demo_env
@@ -109,28 +110,24 @@ async def test_the_system_survives_faults_and_loses_nothing(tmp_path, monkeypatc
             await advance_season(settings, 24)
             await _until_quiet(watcher)
 
-            posted = (await http.get(f"{discord}/api/_posted")).json()
+            posts = await asyncio.to_thread(discord_posts, settings)
         tally = watcher.tally
+        new_fires = {k for k in tally.fires}
+        tiled_fires = set()
+        tiles_dir = Path(settings.state_dir) / "tiles"
+        files = [p for p in tiles_dir.rglob("*") if p.is_file() and p.suffix in (".jpg", ".png")]
+        dlq = {}
+        for topic in POISON:
+            records = await read_all(settings.kafka_bootstrap_servers, dlq_topic(topic), expect=10**6, timeout_s=5)
+            dlq[topic] = Counter(dict(r.headers).get("x-dlq-service", b"?").decode() for r in records)
+        tile_records = await read_all(settings.kafka_bootstrap_servers, Topic.TILES_READY, expect=10**6, timeout_s=5)
+        tile_events = [TileReady.from_bytes(r.value) for r in tile_records if r.key != b"poison"]
+        for t in tile_events:
+            if t.label == "wildfire":
+                tiled_fires.add(t.fire_key)
     finally:
         await watcher.stop()
         await asyncio.to_thread(manage.down, settings)
-
-    new_fires = {k for k in tally.fires}
-    tiled_fires = set()
-    tiles_dir = Path(settings.state_dir) / "tiles"
-    files = [p for p in tiles_dir.rglob("*") if p.is_file() and p.suffix in (".jpg", ".png")]
-    dlq = {}
-    for topic in POISON:
-        records = await read_all(settings.kafka_bootstrap_servers, dlq_topic(topic), expect=10**6, timeout_s=5)
-        dlq[topic] = Counter(dict(r.headers).get("x-dlq-service", b"?").decode() for r in records)
-    from emberwatch.contracts import TileReady
-
-    tile_records = await read_all(settings.kafka_bootstrap_servers, Topic.TILES_READY, expect=10**6, timeout_s=5)
-    tile_events = [TileReady.from_bytes(r.value) for r in tile_records if r.key != b"poison"]
-    for t in tile_events:
-        if t.label == "wildfire":
-            tiled_fires.add(t.fire_key)
-    posts = posted.get("posted", posted) if isinstance(posted, dict) else posted
 
     report = {
         "faults injected": len(faults), "fires": len(new_fires), "tile events": len(tile_events),
@@ -148,6 +145,6 @@ async def test_the_system_survives_faults_and_loses_nothing(tmp_path, monkeypatc
     for topic, bodies in POISON.items():
         for service in CONSUMERS[topic]:
             assert dlq[topic][service] == len(bodies), f"{service} DLQ for {topic}: {dict(dlq[topic])}"
-    bodies = Counter(repr(p.get("payload", p)) for p in posts)
+    bodies = Counter(message_fingerprint(p) for p in posts)
     assert not [b for b, n in bodies.items() if n > 1], "a Discord post was duplicated"
     assert any(a.alert for a in tally.alerts), "the bad feed raised no alert"
