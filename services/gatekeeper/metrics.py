@@ -45,3 +45,7 @@ SHADOW_STARTED = Gauge(
     "emberwatch_model_shadow_started_timestamp_seconds",
     "Unix time the challenger (version) entered shadow; the series is gone once the shadow ends.",
     ["model", "version", "champion"])
+
+SERVING_CHECK_FAILURES = Counter(
+    "emberwatch_gatekeeper_serving_check_failures_total",
+    "Checks that could not confirm or restore the served models in Triton (Triton down or failing).")

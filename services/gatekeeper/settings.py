@@ -56,6 +56,9 @@ class GatekeeperSettings(MLSettings):
                                "(PSI of small samples is noisy: ~0.1 at 200 scores, ~0.25 at 80).")
 
     # --- Kafka -------------------------------------------------------------------------------
+    gatekeeper_serving_check_s: float = Field(
+        10.0, ge=0, description="How often the gatekeeper checks that Triton still has the served "
+        "models loaded and re-loads them (after a Triton restart); 0 switches the check off.")
     gatekeeper_group_id: str = Field("gatekeeper", description="Consumer group of the gatekeeper.")
     tile_fetch_timeout_s: float = Field(30.0, gt=0, description="Timeout fetching a tile by URI.")
 

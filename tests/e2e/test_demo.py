@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -62,6 +63,22 @@ def test_demo_runs_the_whole_loop_and_reruns_without_duplicates(tmp_path):
                       "emberwatch_tiler_tiles_stored_total", "emberwatch_trainer_trainings_total",
                       "emberwatch_notifier_posts_total", "nv_inference_request_success"):
             assert _prom_query(env, query), f"Prometheus has no series for {query}"
+
+        # Triton restarted (SIGKILL, then `stack up`): the gatekeeper re-loads what is served.
+        state = tmp_path / "state"
+        record = json.loads((state / "run" / "triton.json").read_text())
+        os.killpg(record["pid"], 9)
+        up = _cli(env, "stack", "up", timeout=300)
+        assert up.returncode == 0, up.stderr[-2000:]
+        image = next(iter(tiles))
+        deadline = time.monotonic() + 120
+        while True:
+            predicted = _cli(env, "predict", str(image), "--protocol", "grpc", timeout=60)
+            if predicted.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(3)
+        assert predicted.returncode == 0, predicted.stderr[-2000:]
+        assert "model version" in predicted.stdout
 
         # A second run continues: no duplicate tiles, no duplicate facts.
         n_tiles = len(tiles)
