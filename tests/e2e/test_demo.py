@@ -8,6 +8,7 @@ answers the dashboards' queries, and that `stack down` leaves nothing behind.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
