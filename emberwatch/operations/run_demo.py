@@ -114,11 +114,10 @@ def _advance_season(settings: Settings, hours: float) -> dict:
 
 def start_system(settings: Settings, report: Reporter = print) -> Settings:
     """Start every part of the system (stack, simulators, services) with the demo's environment."""
-    for key, value in demo_environment(settings).items():
-        os.environ.setdefault(key, value)
+    env = {**demo_environment(settings), **os.environ}  # a variable already set wins
     settings = settings.model_copy(update={"stack_parts": DEMO_PARTS})
     report(f"starting {len(DEMO_PARTS.split(','))} parts (state in {settings.state_dir})")
-    manage.up(settings, on_event=lambda name, msg: report(f"{name}: {msg}"))
+    manage.up(settings, on_event=lambda name, msg: report(f"{name}: {msg}"), env=env)
     return settings
 
 
@@ -145,7 +144,7 @@ async def run_demo(
     started = time.monotonic()
     settings = await asyncio.to_thread(start_system, settings, report)
 
-    watcher = PipelineWatcher(os.environ["EMBERWATCH_KAFKA_BOOTSTRAP_SERVERS"])
+    watcher = PipelineWatcher(settings.kafka_bootstrap_servers)
     await watcher.start()
     tally = watcher.tally
     tick = lambda: on_progress(tally)  # noqa: E731
@@ -187,8 +186,7 @@ def _predict_one_tile(settings: Settings, tally: Tally):
         (settings.state_dir / "tiles").rglob("*.png"))
     if not tiles:
         return None
-    url = os.environ.get("EMBERWATCH_TRITON_URL", settings.triton_url)
-    return predict_file(Path(tiles[0]), url=url, protocol="http")
+    return predict_file(Path(tiles[0]), url=settings.triton_url, protocol="http")
 
 
 def where_to_look(settings: Settings) -> dict[str, str]:

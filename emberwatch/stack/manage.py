@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,8 +60,16 @@ def part_status(settings: Settings, name: str) -> PartStatus:
     )
 
 
-def up(settings: Settings, *, on_event: Callable[[str, str], None] = lambda name, msg: None) -> list[PartStatus]:
-    """Start every selected part that is not already up; wait for each to be healthy."""
+def up(
+    settings: Settings,
+    *,
+    on_event: Callable[[str, str], None] = lambda name, msg: None,
+    env: Mapping[str, str] | None = None,
+) -> list[PartStatus]:
+    """Start every selected part that is not already up; wait for each to be healthy.
+
+    Parts run with ``env`` (default: this process's environment) plus their own variables.
+    """
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     statuses = []
     for name in selected_parts(settings):
@@ -79,9 +87,9 @@ def up(settings: Settings, *, on_event: Callable[[str, str], None] = lambda name
                 f"stop it or choose another port (EMBERWATCH_*_PORT)"
             )
         on_event(name, "starting")
-        env = {**os.environ, **part.env}
+        part_env = {**(os.environ if env is None else env), **part.env}
         record = processes.start(name, part.argv, log_path=log_path(settings, name),
-                                 pid_path=pid_path(settings, name), env=env, cwd=settings.state_dir)
+                                 pid_path=pid_path(settings, name), env=part_env, cwd=settings.state_dir)
         if not _wait_healthy(part, record):
             processes.stop(record)
             pid_path(settings, name).unlink(missing_ok=True)

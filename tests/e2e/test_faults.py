@@ -101,7 +101,7 @@ async def test_the_system_survives_faults_and_loses_nothing(tmp_path, monkeypatc
                 _kill(settings, name)
                 faults.append(f"SIGKILL {name}")
                 await advance_season(settings, 12)
-                await asyncio.to_thread(manage.up, settings)  # restarts what is down, nothing else
+                await asyncio.to_thread(start_system, settings, lambda msg: None)  # restarts what is down
             # A bad feed for a while: an HTML error page instead of CSV/GeoJSON.
             await http.post(f"{cwfis}/_admin/mode", json={"mode": "html"})
             faults.append("CWFIS HTML error page")
