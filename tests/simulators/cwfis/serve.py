@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
-import uvicorn
 
-from emberwatch.common.telemetry import free_port
 from simulators.cwfis.app import SimConfig, create_app
+from tests.support.serve_app import serve_in_thread
 
 
 class RunningSim:
@@ -35,19 +32,5 @@ def running_sim(config: SimConfig | None = None) -> Iterator[RunningSim]:
     """The simulator on 127.0.0.1:<free port>; the clock is frozen unless ``config`` says otherwise."""
     config = config or SimConfig(speed=0.0)
     app = create_app(config)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            server.should_exit = True
-            raise RuntimeError("CWFIS simulator did not start")
-        time.sleep(0.02)
-    try:
-        yield RunningSim(f"http://127.0.0.1:{port}", app)
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_in_thread(app, "CWFIS simulator") as url:
+        yield RunningSim(url, app)
