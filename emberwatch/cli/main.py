@@ -218,9 +218,7 @@ def demo(
             on_progress=lambda tally: live.update(progress_table(tally))))
     tally = result.tally
     out.print(progress_table(tally))
-    champion = next((d for d in reversed(tally.decisions) if d.decision == "promoted"), None)
-    judged = next((d for d in reversed(tally.decisions)
-                   if d.champion_version and d.decision in ("promoted", "rejected")), None)
+    champion, judged = result.champion, result.judged
     if champion is not None:
         out.print(Panel(_evidence_text(champion), title="Champion and its evidence"))
     if judged is not None and judged is not champion:
@@ -228,16 +226,21 @@ def demo(
     if result.prediction is not None:
         p = result.prediction
         out.print(f"prediction through Triton: {p.label} {p.probabilities} (model version {p.model_version})")
+    backbones = sorted({c.backbone_weights for c in tally.candidates if c.backbone_weights})
     out.print(f"Discord posts: {result.discord_posts}; duplicate events seen: {tally.duplicate_events}; "
-              f"took {result.seconds:.0f}s")
+              f"backbone: {', '.join(backbones) or '-'}; took {result.seconds:.0f}s"
+              + (f" ({result.seconds_to_goal:.0f}s to the shadow decision)" if result.seconds_to_goal else ""))
     look = Table(title="Where to look", show_header=False)
     for k, v in where_to_look(result.settings).items():
         look.add_row(k, v)
     out.print(look)
     out.print("The stack keeps running; stop it with: emberwatch stack down")
-    if champion is None or result.prediction is None:
-        console.print("[red]the loop did not reach a served champion[/]")
+    if result.missing:
+        for step in result.missing:
+            console.print(f"[red]demo incomplete: {step}[/]")
         raise typer.Exit(1)
+    out.print("demo complete: a champion serves, a later candidate was judged against it in shadow, "
+              "and Triton answered")
 
 
 def _evidence_text(decision) -> str:

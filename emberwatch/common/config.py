@@ -14,6 +14,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The five services, in the order their default /metrics ports follow EMBERWATCH_SERVICES_METRICS_BASE_PORT.
+SERVICE_NAMES = ("ingestor", "tiler", "trainer", "gatekeeper", "notifier")
 
 
 class Settings(BaseSettings):
@@ -66,7 +68,9 @@ class Settings(BaseSettings):
         REPO_ROOT / ".state", description="Where the stack keeps state, logs and PID files."
     )
     triton_model_repository: Path = Field(
-        REPO_ROOT / "triton_models", description="Triton model repository (explicit model control)."
+        REPO_ROOT / ".state" / "triton_models",
+        description="The model repository Triton serves (explicit model control), written by the "
+        "gatekeeper alone from the templates in triton_models/ (default: <EMBERWATCH_STATE_DIR>/triton_models).",
     )
     stack_host: str = Field("127.0.0.1", description="Address the local stack binds to.")
     kafka_port: int = Field(9092, description="Local broker (Tansu) port.")
@@ -79,8 +83,8 @@ class Settings(BaseSettings):
     mapbox_sim_port: int = Field(8082, description="Port of the local Mapbox simulator (stack part sim-mapbox).")
     discord_sim_port: int = Field(8083, description="Port of the local Discord simulator (stack part sim-discord).")
     services_metrics_base_port: int = Field(
-        9101, description="When the stack runs the services: /metrics ports from here, in the order "
-        "ingestor, tiler, trainer, gatekeeper, notifier.",
+        9101, description="Default /metrics ports of the services, from here in the order ingestor, "
+        "tiler, trainer, gatekeeper, notifier (9101-9105), so services started by hand coexist.",
     )
     stack_parts: str = Field(
         "kafka,mlflow,triton,prometheus",
@@ -90,8 +94,9 @@ class Settings(BaseSettings):
 
     # --- observability -----------------------------------------------------------------------
     metrics_host: str = Field("127.0.0.1", description="Address each service's /metrics binds to.")
-    metrics_port: int = Field(
-        9100, description="Port of this service's /metrics (0 = choose a free port)."
+    metrics_port: int | None = Field(
+        None, description="Port of this service's /metrics (unset: the service's own default, "
+        "EMBERWATCH_SERVICES_METRICS_BASE_PORT + its place; 0 = choose a free port)."
     )
     log_level: str = Field("INFO", description="Log level for structured logs on stderr.")
     log_format: str = Field("json", description="json (structured) or console.")
@@ -104,11 +109,20 @@ class Settings(BaseSettings):
             "mlflow_tracking_uri": f"http://{self.stack_host}:{self.mlflow_port}",
             "triton_url": f"{self.stack_host}:{self.triton_http_port}",
             "triton_grpc_url": f"{self.stack_host}:{self.triton_grpc_port}",
+            "triton_model_repository": Path(self.state_dir) / "triton_models",
         }
         for name, value in derived.items():
             if name not in self.model_fields_set:
                 object.__setattr__(self, name, value)
         return self
+
+    def service_metrics_port(self, service: str) -> int:
+        """The /metrics port of ``service``: EMBERWATCH_METRICS_PORT when set, else its own default."""
+        if self.metrics_port is not None:
+            return self.metrics_port
+        if service not in SERVICE_NAMES:
+            raise ValueError(f"unknown service {service!r}; known: {', '.join(SERVICE_NAMES)}")
+        return self.services_metrics_base_port + SERVICE_NAMES.index(service)
 
     @property
     def kafka_servers(self) -> list[str]:

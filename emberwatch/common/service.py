@@ -23,7 +23,15 @@ def run_service(name: str, build_app: Callable[[Settings], FastStream]) -> None:
     """
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    port, _ = serve_metrics(settings.metrics_host, settings.metrics_port)
+    wanted = settings.service_metrics_port(name)
+    try:
+        port, _ = serve_metrics(settings.metrics_host, wanted)
+    except OSError as exc:
+        setting = "EMBERWATCH_METRICS_PORT" if settings.metrics_port is not None else \
+            "EMBERWATCH_METRICS_PORT (or EMBERWATCH_SERVICES_METRICS_BASE_PORT)"
+        raise SystemExit(f"emberwatch run {name}: cannot serve /metrics on {settings.metrics_host}:{wanted} "
+                         f"({exc.strerror or exc}); another process uses it — set {setting} to a free "
+                         "port, or 0 for any free port") from None
     try:
         from emberwatch.stack.prometheus_config import register_target
 

@@ -106,6 +106,9 @@ class ModelCandidate(Envelope):
     dataset_digest: str
     counts: dict[Split, SplitCounts]
     metrics: dict[str, float] = Field(description="Validation metrics, e.g. val_accuracy.")
+    backbone_id: str | None = Field(None, description="The frozen backbone the model stands on.")
+    backbone_weights: str | None = Field(
+        None, description='What the backbone was initialised from: "imagenet", "file:<name>" or "random(seed=N)".')
 
     def key(self) -> str:
         return f"{self.model_name}:{self.version}"
@@ -153,6 +156,9 @@ class ModelDecision(Envelope):
     evidence: Evidence = Field(default_factory=Evidence)
     reason: str
     run_id: str | None = None
+    basis: Literal["gate", "floor", "validation", "inconclusive", "superseded", "operator"] | None = Field(
+        None, description="What decided: the shadow gate on paired evidence, the first model's floor, "
+        "infra validation, a shadow that stayed inconclusive, a newer candidate, or an operator.")
 
     def key(self) -> str:
         return f"{self.model_name}:{self.candidate_version}"

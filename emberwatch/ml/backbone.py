@@ -100,6 +100,7 @@ class Backbone:
     backbone_id: str
     image_size: int
     embedding_dim: int = EMBEDDING_DIM
+    weights_source: str = "unknown"  # "imagenet", "file:<name>" or "random(seed=N)"
     _infer: Any = field(default=None, repr=False, compare=False)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
@@ -137,17 +138,30 @@ def backbone_root(settings: MLSettings) -> Path:
     return Path(settings.state_dir) / "backbone"
 
 
+def weights_source(settings: MLSettings, weights: Path | None) -> str:
+    """What a backbone stands on, in words every candidate event and ``emberwatch models`` show."""
+    from emberwatch.ml.settings import keras_cache_weights
+
+    if weights is None:
+        return f"random(seed={settings.backbone_seed})"
+    if settings.backbone_weights is None and Path(weights) == keras_cache_weights():
+        return "imagenet"
+    return f"file:{Path(weights).name}"
+
+
 def load_backbone(settings: MLSettings) -> Backbone:
     """The backbone for ``settings``: from the on-disk cache when this recipe was built before."""
     weights = settings.resolved_backbone_weights()
+    source = weights_source(settings, weights)
     size = settings.image_size
     root = backbone_root(settings)
     recipe_file = root / "recipes" / f"{_recipe(settings, weights)}.json"
     if weights is None:
         log.warning(
-            "no ResNet50 ImageNet weights found (EMBERWATCH_BACKBONE_WEIGHTS unset and no Keras cache "
-            "file): using a RANDOMLY INITIALISED backbone (seed %d); embeddings are still useful after "
-            "normalisation but much weaker than ImageNet features",
+            "no ResNet50 ImageNet weights (EMBERWATCH_BACKBONE_WEIGHTS unset, none in the Keras cache, "
+            "and they could not be fetched): using a RANDOMLY INITIALISED backbone (seed %d); its "
+            "embeddings still separate the scenes after standardisation, but are much weaker than "
+            "ImageNet features",
             settings.backbone_seed,
             extra={"seed": settings.backbone_seed},
         )
@@ -159,17 +173,16 @@ def load_backbone(settings: MLSettings) -> Backbone:
             model.load_weights(cached)
             model.trainable = False
             if make_backbone_id(model, size) == cached_id:
-                log.info("backbone loaded from cache", extra={"backbone_id": cached_id})
-                return Backbone(model=model, backbone_id=cached_id, image_size=size)
+                log.info("backbone loaded from cache", extra={"backbone_id": cached_id, "weights": source})
+                return Backbone(model=model, backbone_id=cached_id, image_size=size, weights_source=source)
             log.warning("cached backbone does not match its id; rebuilding", extra={"backbone_id": cached_id})
     model = build_backbone(size, weights, settings.backbone_seed)
     backbone_id = make_backbone_id(model, size)
     _save_cache(root, backbone_id, model, size, weights, settings.backbone_seed)
     recipe_file.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write_text(recipe_file, json.dumps({"backbone_id": backbone_id}))
-    log.info("backbone built", extra={"backbone_id": backbone_id,
-                                      "weights": str(weights) if weights else "random"})
-    return Backbone(model=model, backbone_id=backbone_id, image_size=size)
+    log.info("backbone built", extra={"backbone_id": backbone_id, "weights": source})
+    return Backbone(model=model, backbone_id=backbone_id, image_size=size, weights_source=source)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -233,5 +246,6 @@ def export_backbone_openvino(backbone: Backbone, out_dir: str | Path) -> Path:
     (out / "backbone.json").write_text(json.dumps({
         "backbone_id": backbone.backbone_id, "image_size": s, "embedding_dim": backbone.embedding_dim,
         "input": INPUT_NAME, "output": OUTPUT_NAME, "dtype": "float32",
+        "weights_source": backbone.weights_source,
     }, indent=2))
     return out

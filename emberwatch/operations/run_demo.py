@@ -1,11 +1,15 @@
 """``emberwatch demo``: the whole loop on one machine, on the embedded defaults.
 
 Starts the stack (Kafka, MLflow, Triton, Prometheus), the three simulators and the five services,
-then advances the simulated CWFIS season round by round: fires are ingested, tiled, a model is
-trained, validated in Triton, compared in shadow with the champion and promoted (or rejected), the
-team is told on the Discord simulator, and finally an image is scored through Triton. Everything
-stays up afterwards (``emberwatch stack down`` stops it). Running it again continues: state lives
-under ``EMBERWATCH_STATE_DIR`` and every step is idempotent, so nothing is done twice.
+then advances the simulated CWFIS season step by step: fires are ingested, tiled, a model is
+trained, validated in Triton and crowned champion over the floor; a later candidate is compared in
+shadow with it and promoted or rejected by the gate on paired evidence; the team is told on the
+Discord simulator, and finally an image is scored through Triton. The demo succeeds only when all of
+that happened (``DemoResult.missing``); otherwise it says which step did not.
+
+Everything stays up afterwards (``emberwatch stack down`` stops it). Running it again continues:
+state lives under ``EMBERWATCH_STATE_DIR`` and every step is idempotent, so nothing is done twice
+(the goal then is a new shadow decision against the champion).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from emberwatch.operations.watch_pipeline import PipelineWatcher, Tally
 from emberwatch.stack import manage
 from emberwatch.stack.parts import SERVICES, SIMULATORS
 
+DEMO_POLL_INTERVAL_S = 2
+DEMO_GATE_MIN_SAMPLES = 60
 DEMO_PARTS = ",".join(["kafka", "mlflow", "triton", "prometheus",
                        *(f"sim-{s}" for s in SIMULATORS), *SERVICES])
 DISCORD_SIM_WEBHOOK = "/api/webhooks/1000000000000000001/emberwatch-demo-token"
@@ -33,7 +39,8 @@ def demo_environment(settings: Settings) -> dict[str, str]:
     """Environment the demo gives the services and simulators. A variable already set wins.
 
     These keep the loop to a few minutes on 2 cores: a 128 px backbone input (224 for the
-    reference size), polls every 5 s, training after 60 new tiles, decisions after 60 pairs.
+    reference size), polls every 2 s, training after 100 new tiles (so a shadow can collect its
+    60 pairs before the next candidate arrives), the gate looked at every 10 new pairs.
     """
     host = settings.stack_host
     cwfis = f"http://{host}:{settings.cwfis_sim_port}"
@@ -53,16 +60,39 @@ def demo_environment(settings: Settings) -> dict[str, str]:
         "EMBERWATCH_SIM_DISCORD_TOKEN": token,
         "EMBERWATCH_MAPBOX_SIM_CWFIS_SEASON": "default",
         "EMBERWATCH_SIM_CWFIS_SPEED": "0",
-        "EMBERWATCH_INGESTOR_POLL_INTERVAL_S": "5",
+        "EMBERWATCH_INGESTOR_POLL_INTERVAL_S": str(DEMO_POLL_INTERVAL_S),
         "EMBERWATCH_IMAGE_SIZE": "128",
-        "EMBERWATCH_TRAINER_TRAIN_AFTER_NEW_TILES": "60",
-        "EMBERWATCH_TRAINER_DEBOUNCE_S": "10",
+        "EMBERWATCH_TRAINER_TRAIN_AFTER_NEW_TILES": "100",
+        "EMBERWATCH_TRAINER_DEBOUNCE_S": "5",
         "EMBERWATCH_TRAINER_UNITS": "128,256",
         "EMBERWATCH_TRAINER_LEARNING_RATES": "0.001",
-        "EMBERWATCH_GATE_MIN_SAMPLES": "60",
+        "EMBERWATCH_GATE_MIN_SAMPLES": str(DEMO_GATE_MIN_SAMPLES),
         "EMBERWATCH_GATE_MIN_WILDFIRE_SAMPLES": "20",
+        "EMBERWATCH_GATE_CHECK_EVERY": "10",
         "EMBERWATCH_LOG_FORMAT": "json",
     }
+
+
+def gate_minimum() -> int:
+    """The paired samples the gate needs before it decides, as the demo starts the services
+    (a variable already set wins, as in ``start_system``)."""
+    return int(os.environ.get("EMBERWATCH_GATE_MIN_SAMPLES", DEMO_GATE_MIN_SAMPLES))
+
+
+def served_champion(decisions: list) -> object | None:
+    """The decision that made the champion now serving (the latest promotion), if any."""
+    return next((d for d in reversed(decisions) if d.decision == "promoted"), None)
+
+
+def shadow_decision(decisions: list, min_samples: int, after: int = 0) -> object | None:
+    """The latest decision (from index ``after``) the shadow gate took on paired evidence against a
+    champion, with at least ``min_samples`` pairs — not an infra-validation, floor, superseded or
+    operator verdict."""
+    for d in reversed(decisions[after:]):
+        if (d.basis == "gate" and d.champion_version and d.decision in ("promoted", "rejected")
+                and (d.evidence.n or 0) >= min_samples):
+            return d
+    return None
 
 
 @dataclass
@@ -72,11 +102,38 @@ class DemoResult:
     prediction: object | None
     seconds: float
     settings: Settings
+    min_samples: int = DEMO_GATE_MIN_SAMPLES
+    decisions_before: int = 0  # decisions already on the topics when this run started
+    seconds_to_goal: float | None = None
+
+    @property
+    def champion(self):
+        return served_champion(self.tally.decisions)
+
+    @property
+    def judged(self):
+        return shadow_decision(self.tally.decisions, self.min_samples, self.decisions_before)
+
+    @property
+    def missing(self) -> list[str]:
+        """The steps of the README's promise that did not happen in this run (empty = success)."""
+        out = []
+        if self.champion is None:
+            out.append("no model became champion (see the decisions above: infra validation or the floor "
+                       "rejected every candidate)")
+        if self.judged is None:
+            out.append(f"no later candidate was decided by a shadow comparison against the champion with "
+                       f"at least {self.min_samples} paired samples")
+        if self.prediction is None:
+            out.append("no prediction was made through Triton")
+        if self.discord_posts == 0:
+            out.append("nothing was posted to the Discord simulator")
+        return out
 
 
 Reporter = Callable[[str], None]
 STEP_HOURS = 12.0  # simulated hours per step: fires last days, so each is polled several times
-POLL_WAIT_S = 6.0  # a little over the demo's poll interval
+POLL_WAIT_S = DEMO_POLL_INTERVAL_S + 0.5  # a little over the demo's poll interval
 
 
 async def _wait(cond: Callable[[], bool], timeout_s: float, tick: Callable[[], None]) -> bool:
@@ -141,42 +198,63 @@ async def run_demo(
     report: Reporter = print,
     on_progress: Callable[[Tally], None] = lambda tally: None,
 ) -> DemoResult:
+    """Step the season (at most ``rounds`` × ``hours_per_round`` simulated hours) until a champion
+    serves and a later candidate was judged against it on evidence; then wait at most
+    ``round_timeout_s`` for work still in flight, tell Discord, and predict one tile through Triton."""
     started = time.monotonic()
     settings = await asyncio.to_thread(start_system, settings, report)
+    min_samples = gate_minimum()
 
     watcher = PipelineWatcher(settings.kafka_bootstrap_servers)
     await watcher.start()
     tally = watcher.tally
     tick = lambda: on_progress(tally)  # noqa: E731
+    seconds_to_goal = None
     try:
         await asyncio.sleep(3)  # catch up with what earlier runs left on the topics
-        for round_no in range(1, rounds + 1):
-            decisions_before = len(tally.decisions)
+        before = len(tally.decisions)
+        reported = before
+
+        def goal() -> bool:
+            return served_champion(tally.decisions) is not None and \
+                shadow_decision(tally.decisions, min_samples, before) is not None
+
+        def report_new_decisions() -> None:
+            nonlocal reported
+            for d in tally.decisions[reported:]:
+                n = f", n={d.evidence.n}" if d.evidence.n else ""
+                report(f"decision: version {d.candidate_version} {d.decision} ({d.basis or 'unknown'}"
+                       f"{n}; champion was {d.champion_version or 'none'}): {d.reason}")
+            reported = len(tally.decisions)
+
+        budget_h = rounds * hours_per_round
+        advanced_h, state = 0.0, {}
+        while advanced_h < budget_h and not goal():
+            step = min(STEP_HOURS, budget_h - advanced_h)
             fires_before = len(tally.fires)
-            state = await advance_season(settings, hours_per_round, tick)
-            report(f"round {round_no}: season advanced {hours_per_round:g} h to {state.get('now', '?')}, "
-                   f"{len(tally.fires) - fires_before} new fires")
-            got = await _wait(lambda: len(tally.decisions) > decisions_before, round_timeout_s, tick)
-            last = tally.decisions[-1] if tally.decisions else None
-            if got and last is not None:
-                report(f"round {round_no}: decision {last.decision} for version {last.candidate_version}"
-                       f" (champion was {last.champion_version}): {last.reason}")
-            else:
-                report(f"round {round_no}: no new decision within {round_timeout_s:.0f}s "
-                       f"({len(tally.tile_ids)} tiles, {len(tally.candidates)} candidates so far)")
-            promoted = [d for d in tally.decisions if d.decision == "promoted"]
-            compared = [d for d in tally.decisions
-                        if d.champion_version and d.decision in ("promoted", "rejected")]
-            if promoted and compared:
-                break  # a champion serves and a challenger has been judged against it
+            state = await asyncio.to_thread(_advance_season, settings, step)
+            advanced_h += step
+            await _wait(goal, POLL_WAIT_S, tick)
+            report_new_decisions()
+            if advanced_h % hours_per_round < STEP_HOURS or len(tally.fires) > fires_before + 25:
+                report(f"season at {state.get('now', '?')} (+{advanced_h:g} h): {len(tally.fires)} fires, "
+                       f"{len(tally.tile_ids)} tiles, {len(tally.candidates)} candidates")
+        if not goal():
+            report(f"season budget of {budget_h:g} h used; waiting up to {round_timeout_s:.0f}s for work "
+                   "in flight")
+            await _wait(goal, round_timeout_s, lambda: (tick(), report_new_decisions()))
+        report_new_decisions()
+        if goal():
+            seconds_to_goal = time.monotonic() - started
         await _wait(lambda: len(discord_posts(settings)) >= min(1, len(tally.decisions)), 60, tick)
         prediction = None
-        if any(d.decision == "promoted" for d in tally.decisions):
+        if served_champion(tally.decisions) is not None:
             prediction = await asyncio.to_thread(_predict_one_tile, settings, tally)
     finally:
         await watcher.stop()
     return DemoResult(tally=tally, discord_posts=len(discord_posts(settings)), prediction=prediction,
-                      seconds=time.monotonic() - started, settings=settings)
+                      seconds=time.monotonic() - started, settings=settings, min_samples=min_samples,
+                      decisions_before=before, seconds_to_goal=seconds_to_goal)
 
 
 def _predict_one_tile(settings: Settings, tally: Tally):

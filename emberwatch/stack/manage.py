@@ -127,7 +127,10 @@ def down(settings: Settings, *, on_event: Callable[[str, str], None] = lambda na
 
 
 def status(settings: Settings) -> list[PartStatus]:
-    return [part_status(settings, name) for name in selected_parts(settings)]
+    """The selected parts, and every other part this stack started (e.g. by the demo)."""
+    names = selected_parts(settings)
+    names += [n for n in PART_BUILDERS if n not in names and pid_path(settings, n).is_file()]
+    return [part_status(settings, name) for name in names]
 
 
 def tail(path: Path, lines: int = 40) -> str:

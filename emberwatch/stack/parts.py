@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from emberwatch.common.config import REPO_ROOT, Settings
+from emberwatch.common.config import REPO_ROOT, SERVICE_NAMES, Settings
 
 # One thread per numeric library in Triton's python stubs: numpy threads otherwise fight the
 # inference runtime for the two cores (DESIGN §7).
@@ -177,7 +177,7 @@ def prometheus(settings: Settings) -> Part:
     )
 
 
-SERVICES = ("ingestor", "tiler", "trainer", "gatekeeper", "notifier")
+SERVICES = SERVICE_NAMES
 SIMULATORS = ("cwfis", "mapbox", "discord")
 
 
@@ -205,7 +205,7 @@ def simulator(name: str):
 
 
 def service_metrics_port(settings: Settings, name: str) -> int:
-    return settings.services_metrics_base_port + SERVICES.index(name)
+    return settings.services_metrics_base_port + SERVICES.index(name)  # the stack's own numbering
 
 
 def service(name: str):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emberwatch.contracts.events import Evidence, ModelCandidate, ModelDecision, TileReady
+from emberwatch.contracts.events import Evidence, ModelCandidate, ModelDecision, PipelineAlert, TileReady
 from emberwatch.ml import LABEL_INDEX
 from services.gatekeeper.decide_promotion import GateResult, decide_promotion, passes_floor
 from services.gatekeeper.evidence import evidence_metrics, floor_evidence, gate_evidence, result_document
@@ -41,6 +41,8 @@ class Gatekeeper:
         self.registry = registry or Registry(settings.mlflow_tracking_uri, settings.model_name)
         self.shadows = ShadowStore(settings.gatekeeper_dir)
         self.decisions_path = settings.gatekeeper_dir / "decisions.json"
+        self.failures_path = settings.gatekeeper_dir / "validation_failures.json"
+        self.alerts: list[PipelineAlert] = []  # to publish after the decisions (handlers.py drains it)
         self.quality = ModelQuality(settings.gatekeeper_dir, settings.model_name,
                                     window=settings.quality_live_window,
                                     min_live=settings.quality_min_live_samples)
@@ -67,11 +69,11 @@ class Gatekeeper:
 
     def _decide(self, *, candidate_version: str, champion_version: str | None, decision: str,
                 reason: str, evidence: Evidence, run_id: str | None, result: GateResult | None = None,
-                extra: dict | None = None) -> ModelDecision:
+                extra: dict | None = None, basis: str | None = None) -> ModelDecision:
         event = ModelDecision.create(
             producer=SERVICE, model_name=self.settings.model_name, candidate_version=str(candidate_version),
             champion_version=champion_version, decision=decision, evidence=evidence, reason=reason,
-            run_id=run_id)
+            run_id=run_id, basis=basis)
         if run_id:
             try:
                 doc = result_document(result, {"decision": decision, "reason": reason,
@@ -85,6 +87,28 @@ class Gatekeeper:
                 log.warning("could not log evidence to MLflow", extra={"run_id": run_id, "error": str(exc)})
         log.info("decision", extra={"candidate": candidate_version, "decision": decision, "reason": reason})
         return self._remember(event)
+
+    def _validation_outcome(self, version: str, problem: str | None) -> None:
+        """Track consecutive infra-validation failures; every ``validation_alert_after``-th in a row
+        raises a critical alert with the reasons (a pass resets the streak)."""
+        streak = json.loads(self.failures_path.read_text()) if self.failures_path.is_file() else []
+        if problem is None:
+            if streak:
+                atomic_write_text(self.failures_path, "[]")
+            return
+        if any(f["version"] == version for f in streak):
+            return  # the same candidate again (redelivered): already counted
+        streak.append({"version": version, "reason": problem})
+        atomic_write_text(self.failures_path, json.dumps(streak))
+        n = self.settings.validation_alert_after
+        if n and len(streak) % n == 0:
+            last = streak[-n:]
+            self.alerts.append(PipelineAlert.create(
+                producer=SERVICE, alert="validation_failing", severity="critical", component=SERVICE,
+                message=(f"{len(streak)} candidates in a row failed infra validation in Triton "
+                         f"(versions {', '.join(f['version'] for f in last)}); latest: {problem}")[:1000],
+                details={"versions": [f["version"] for f in last], "reasons": [f["reason"][:300] for f in last],
+                         "consecutive": len(streak)}))
 
     def _log_validation(self, run_id: str | None, report: ValidationReport) -> None:
         if not run_id:
@@ -121,12 +145,13 @@ class Gatekeeper:
 
         def reject(reason: str, report: ValidationReport | None = None) -> list[ModelDecision]:
             extra = {"validation": report.__dict__} if report else {}
+            self._validation_outcome(str(c.version), reason)
             if report:
                 self._log_validation(c.run_id, report)
             self.registry.clear_alias(CHALLENGER, only_if=str(c.version))
             return out + [self._decide(candidate_version=c.version, champion_version=champion,
                                        decision="rejected", reason=reason, evidence=Evidence(),
-                                       run_id=c.run_id, extra=extra)]
+                                       run_id=c.run_id, extra=extra, basis="validation")]
 
         try:
             head_meta = json.loads((files.triton_dir / "head.json").read_text())
@@ -149,6 +174,7 @@ class Gatekeeper:
             self.serving.drop_head(str(c.version))
             return reject("infra validation: " + "; ".join(report.problems), report)
         self._log_validation(c.run_id, report)
+        self._validation_outcome(str(c.version), None)
 
         test = self._test_tiles(files.test_split)
         if champion is None:
@@ -201,13 +227,15 @@ class Gatekeeper:
             self.registry.clear_alias(CHALLENGER, only_if=version)
             return [self._decide(candidate_version=version, champion_version=None, decision="rejected",
                                  reason=f"first model below the floor: {why}", evidence=evidence,
-                                 run_id=c.run_id)]
+                                 run_id=c.run_id, basis="floor")]
         return [self._promote(version, evidence=evidence, run_id=c.run_id,
-                              reason=f"first model: validated and {why}")]
+                              reason=f"first model: validated and {why}", basis="floor")]
 
     # --- live shadow traffic -----------------------------------------------------------------
     def on_tile(self, tile: TileReady) -> list[ModelDecision]:
         with state_lock(self.settings):
+            if self.serving.champion() is not None:  # a restarting Triton is waited for, not an error
+                self.serving.wait_until_serving(self.settings.triton_wait_s)
             shadow = self.shadows.load()
             if shadow is None:
                 SHADOW_TILES.labels("no_shadow").inc()
@@ -265,7 +293,7 @@ class Gatekeeper:
             if len(shadow.pairs) >= self.settings.gate_max_shadow_samples:
                 return self._end_shadow(shadow, "rejected", "inconclusive after "
                                         f"{len(shadow.pairs)} paired samples: {result.reason}",
-                                        evidence, result, extra)
+                                        evidence, result, extra, basis="inconclusive")
             self.shadows.save(shadow)
             log.info("shadow continues", extra={"candidate": shadow.candidate_version, "n": result.n,
                                                 "reason": result.reason})
@@ -275,11 +303,11 @@ class Gatekeeper:
             self.quality.shadow_ended()
             SHADOW_PAIRS.set(0)
             return [self._promote(shadow.candidate_version, evidence=evidence, run_id=shadow.run_id,
-                                  reason=result.reason, result=result, extra=extra)]
-        return self._end_shadow(shadow, "rejected", result.reason, evidence, result, extra)
+                                  reason=result.reason, result=result, extra=extra, basis="gate")]
+        return self._end_shadow(shadow, "rejected", result.reason, evidence, result, extra, basis="gate")
 
     def _end_shadow(self, shadow: Shadow, decision: str, reason: str, evidence: Evidence,
-                    result: GateResult | None, extra: dict) -> list[ModelDecision]:
+                    result: GateResult | None, extra: dict, basis: str | None = None) -> list[ModelDecision]:
         self.serving.set_challenger(None)
         self.serving.drop_head(shadow.candidate_version)
         self.registry.clear_alias(CHALLENGER, only_if=shadow.candidate_version)
@@ -288,17 +316,19 @@ class Gatekeeper:
         SHADOW_PAIRS.set(0)
         return [self._decide(candidate_version=shadow.candidate_version,
                              champion_version=shadow.champion_version, decision=decision, reason=reason,
-                             evidence=evidence, run_id=shadow.run_id, result=result, extra=extra)]
+                             evidence=evidence, run_id=shadow.run_id, result=result, extra=extra,
+                             basis=basis)]
 
     def _supersede(self, shadow: Shadow, by: str) -> list[ModelDecision]:
         result = decide_promotion(shadow.counts(), self.settings.thresholds())
         return self._end_shadow(shadow, "rejected", f"superseded by version {by} before the gate "
                                 f"decided ({result.reason})", gate_evidence(result), result,
-                                {"pairs_by_source": shadow.n_by_source()})
+                                {"pairs_by_source": shadow.n_by_source()}, basis="superseded")
 
     # --- promotion ---------------------------------------------------------------------------
     def _promote(self, version: str, *, evidence: Evidence, run_id: str | None, reason: str,
-                 result: GateResult | None = None, extra: dict | None = None) -> ModelDecision:
+                 result: GateResult | None = None, extra: dict | None = None,
+                 basis: str | None = None) -> ModelDecision:
         old = self.serving.champion()
         history = [v for v in self.serving.history() if v != str(version)] + [str(version)]
         self.serving.switch_champion(str(version), previous=old, history=history)
@@ -306,4 +336,5 @@ class Gatekeeper:
         self.registry.clear_alias(CHALLENGER, only_if=str(version))
         self.serving.retire_unused()
         return self._decide(candidate_version=version, champion_version=old, decision="promoted",
-                            reason=reason, evidence=evidence, run_id=run_id, result=result, extra=extra)
+                            reason=reason, evidence=evidence, run_id=run_id, result=result, extra=extra,
+                            basis=basis)

@@ -30,6 +30,9 @@ class Handlers:
     async def _publish(self, decisions: list[ModelDecision]) -> None:
         for decision in decisions:
             await publish_event(self.broker, decision, service=SERVICE)
+        while self.gatekeeper.alerts:
+            await publish_event(self.broker, self.gatekeeper.alerts[0], service=SERVICE)
+            self.gatekeeper.alerts.pop(0)
 
     async def on_candidate(self, candidate: ModelCandidate) -> None:
         decisions = await asyncio.to_thread(self.gatekeeper.on_candidate, candidate)

@@ -48,15 +48,35 @@ def build_app(settings: Settings, *, gatekeeper: Gatekeeper | None = None) -> Fa
         except Exception as exc:  # noqa: BLE001 - Triton may come later; the watchdog retries
             log.warning("could not load the served models at startup", extra={"error": str(exc)})
 
+    def _check_serving() -> str:
+        """One watchdog round: 'down' (Triton unreachable), 'reloaded' or 'ok'."""
+        if not gk.serving.triton.live():
+            return "down"
+        with state_lock(s):
+            return "reloaded" if gk.serving.ensure_loaded() else "ok"
+
     async def _watch_serving() -> None:
-        """A restarted Triton (explicit model control) comes back empty: load what is served."""
+        """A restarted Triton (explicit model control) comes back empty: load what is served.
+        Triton being away is expected during a restart (info, once); a Triton that answers but
+        refuses to load what is served is a real problem (warning, counted)."""
+        down_since: float | None = None
         while True:
             await asyncio.sleep(s.gatekeeper_serving_check_s)
             try:
-                await asyncio.to_thread(_ensure_loaded)
-            except Exception as exc:  # noqa: BLE001 - Triton down: try again next round
+                state = await asyncio.to_thread(_check_serving)
+            except Exception as exc:  # noqa: BLE001 - Triton answers but cannot load: retry next round
                 SERVING_CHECK_FAILURES.inc()
                 log.warning("served models could not be (re)loaded", extra={"error": str(exc)})
+                continue
+            if state == "down":
+                if down_since is None:
+                    down_since = asyncio.get_running_loop().time()
+                    log.info("Triton is not reachable; served models are re-loaded when it is back",
+                             extra={"url": s.triton_url})
+                continue
+            if state == "reloaded" or down_since is not None:
+                log.info("Triton is back; served models re-loaded", extra={"roles": gk.serving.roles()})
+            down_since = None
 
     @app.after_startup
     async def _start_watchdog() -> None:

@@ -51,7 +51,7 @@ def promote(settings: Settings | None, version: str, *, publish: bool = True) ->
             gk.shadows.clear()
             gk.quality.shadow_ended()
         decision = gk._promote(version, evidence=Evidence(), run_id=run_id,
-                               reason="promoted by hand (operator), bypassing the shadow gate")
+                               reason="promoted by hand (operator), bypassing the shadow gate", basis="operator")
         # an operator's act, like a rollback: its own event even if this version was promoted before
         decision = decision.model_copy(update={"event_id": new_id()})
     if publish:

@@ -48,7 +48,8 @@ def rollback_decisions(settings: GatekeeperSettings, gatekeeper: Gatekeeper | No
         decision = gk._decide(candidate_version=current, champion_version=target, decision="rolled_back",
                               reason=f"rolled back by hand: champion {current} replaced by the previous "
                                      f"champion {target}",
-                              evidence=gk_evidence(None, gk), run_id=gk.registry.run_id_of(current))
+                              evidence=gk_evidence(None, gk), run_id=gk.registry.run_id_of(current),
+                              basis="operator")
         return out + [decision]
 
 

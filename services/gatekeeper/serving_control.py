@@ -145,15 +145,40 @@ class ServingControl:
         if keep:
             self.apply_head_versions(keep)
 
-    def ensure_loaded(self) -> None:
-        """After a restart of Triton: load backbone, the heads with a role, and the BLS model."""
+    def ensure_loaded(self) -> bool:
+        """After a restart of Triton: load backbone, the heads with a role, and the BLS model.
+        Returns whether anything had to be loaded."""
+        loaded = False
         if self.backbone() is not None and not self.triton.ready("backbone"):
             self.triton.load("backbone")
+            loaded = True
         keep = self.keep_versions()
         if keep and any(not self.triton.ready("head", str(v)) for v in keep):
             self.apply_head_versions(keep)
+            loaded = True
         if not self.triton.ready(self.settings.triton_model):
             self.triton.load(self.settings.triton_model)
+            loaded = True
+        return loaded
+
+    def wait_until_serving(self, timeout_s: float, poll_s: float = 1.0) -> None:
+        """Block until Triton answers and serves what the repository says (re-loading it after a
+        restart). A Triton restart is an expected event, logged once at info level; only a Triton
+        that stays away for ``timeout_s`` raises ``TritonError`` (and the message is retried)."""
+        deadline = time.monotonic() + timeout_s
+        waited = False
+        while True:
+            if self.triton.live():
+                if self.ensure_loaded() or waited:
+                    log.info("Triton is back; served models re-loaded", extra={"roles": self.roles()})
+                return
+            if not waited:
+                log.info("Triton is not reachable; waiting for it", extra={"url": self.settings.triton_url,
+                                                                            "timeout_s": timeout_s})
+                waited = True
+            if time.monotonic() >= deadline:
+                raise TritonError(f"Triton at {self.settings.triton_url} did not come back within {timeout_s:.0f}s")
+            time.sleep(poll_s)
 
     # --- roles -------------------------------------------------------------------------------
     def set_challenger(self, version: str | None) -> None:

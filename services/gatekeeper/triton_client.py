@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,13 +39,48 @@ def png_bytes(image_uint8: np.ndarray) -> bytes:
 
 
 class Triton:
+    """Triton over HTTP, safe to use from any thread.
+
+    ``tritonclient.http`` runs on gevent: a client (its connection pool) belongs to the thread that
+    made it, and using it from another thread fails with "Cannot switch to a different thread". The
+    service calls Triton from asyncio worker threads, so every thread gets a client of its own.
+    """
+
     def __init__(self, url: str, *, model: str = "wildfire", timeout_s: float = 120.0):
         self.model = model
-        self.client = httpclient.InferenceServerClient(
-            url, connection_timeout=timeout_s, network_timeout=timeout_s)
+        self.url = url
+        self.timeout_s = timeout_s
+        self._local = threading.local()
+        self._clients: list[httpclient.InferenceServerClient] = []
+        self._clients_lock = threading.Lock()
+
+    @property
+    def client(self) -> httpclient.InferenceServerClient:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = httpclient.InferenceServerClient(
+                self.url, connection_timeout=self.timeout_s, network_timeout=self.timeout_s)
+            self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
 
     def close(self) -> None:
-        self.client.close()
+        """Close this thread's client (others are closed by their threads' end or at exit)."""
+        client = getattr(self._local, "client", None)
+        if client is not None:
+            self._local.client = None
+            with self._clients_lock:
+                if client in self._clients:
+                    self._clients.remove(client)
+            client.close()
+
+    def live(self) -> bool:
+        """Whether the server answers at all (a refused connection is ``False``, not an error)."""
+        try:
+            return bool(self.client.is_server_live())
+        except Exception:  # noqa: BLE001 - connection refused/reset while Triton restarts
+            return False
 
     # --- control ---------------------------------------------------------------------------
     def load(self, name: str) -> None:

@@ -29,6 +29,21 @@ def binary_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int = 10) -> float:
+    """ECE: the mean gap between confidence and accuracy over equal-width confidence bins,
+    weighted by each bin's share of the samples (Guo et al., 2017)."""
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == y_true).astype(np.float64)
+    edges = np.linspace(0.5, 1.0, bins + 1)
+    idx = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        sel = idx == b
+        if sel.any():
+            ece += sel.mean() * abs(correct[sel].mean() - conf[sel].mean())
+    return float(ece)
+
+
 def split_metrics(y_true: np.ndarray, probs: np.ndarray, prefix: str) -> dict[str, float]:
     """accuracy, precision/recall/F1 of the wildfire class, AUC and log loss on one split."""
     if len(y_true) == 0:
@@ -49,6 +64,7 @@ def split_metrics(y_true: np.ndarray, probs: np.ndarray, prefix: str) -> dict[st
         f"{prefix}_loss": float(loss),
         f"{prefix}_n": float(len(y_true)),
     }
+    out[f"{prefix}_ece"] = expected_calibration_error(y_true, probs)
     auc = binary_auc(y_true, probs[:, 1])
     if not np.isnan(auc):
         out[f"{prefix}_auc"] = auc

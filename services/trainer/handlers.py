@@ -109,7 +109,8 @@ class TrainerHandlers:
             producer=SERVICE, model_name=cand.model_name, version=cand.version, run_id=cand.run_id,
             artifact_uri=cand.artifact_uri, dataset_digest=outcome.dataset_digest,
             counts={split: SplitCounts(**c) for split, c in outcome.check.counts.items()},
-            metrics=cand.metrics,
+            metrics=cand.metrics, backbone_id=self.trainer.backbone.backbone_id,
+            backbone_weights=self.trainer.backbone.weights_source,
         )
         async for attempt in AsyncRetrying(stop=stop_after_attempt(8), wait=wait_exponential(0.5, max=10),
                                            reraise=True):

@@ -52,6 +52,13 @@ class HeadResult:
     epochs_run: int
     history: dict[str, list[float]]
     trials: list[dict[str, Any]]
+    temperature: float = 1.0  # fitted on the validation split, already folded into the model
+
+    @property
+    def arrays(self) -> dict[str, Any]:
+        from emberwatch.ml.head import head_arrays
+
+        return head_arrays(self.model)
 
 
 @dataclass

@@ -38,6 +38,18 @@ from services.trainer.tile_index import TileIndex
 log = logging.getLogger(__name__)
 
 
+def keep_clear_decisions(records, images, probs, n: int, margin: float):
+    """The first ``n`` known images whose P(wildfire) is at least ``margin`` from 0.5: infra
+    validation demands the same decision on each, which is only defined away from the threshold."""
+    p = np.asarray(probs, dtype=np.float32)
+    keep = [i for i in range(len(records)) if abs(float(p[i, 1]) - 0.5) >= margin][:n]
+    if len(keep) < min(n, len(records)):  # too few clear ones: fill up with the clearest of the rest
+        rest = sorted((i for i in range(len(records)) if i not in keep), key=lambda i: -abs(float(p[i, 1]) - 0.5))
+        keep += rest[:min(n, len(records)) - len(keep)]
+    keep = sorted(keep)
+    return [records[i] for i in keep], np.asarray(images)[keep], p[keep]
+
+
 class Trainer:
     def __init__(self, settings: TrainerSettings, *, backbone: Backbone | None = None) -> None:
         self.settings = settings
@@ -166,7 +178,8 @@ class Trainer:
         probs = {name: head.predict(x[name], verbose=0) if len(x[name]) else np.empty((0, 2))
                  for name in splits}
         known_pool = splits["test"] or splits["val"]
-        known = pick_known(known_pool, s.trainer_known_images)
+        # twice as many as needed: only tiles with a clear decision are kept (below)
+        known = pick_known(known_pool, 2 * s.trainer_known_images)
         known_ok, known_images, _ = read_images(known, bb.image_size)
 
         # What is exported and registered: the head on the shared backbone, or a fine-tuned full model.
@@ -190,6 +203,8 @@ class Trainer:
         full = full_model if full_model is not None else compose(bb.model, head)
         known_probs = (full.predict(known_images.astype(np.float32), verbose=0) if len(known_ok)
                        else np.empty((0, 2), np.float32))
+        known_ok, known_images, known_probs = keep_clear_decisions(
+            known_ok, known_images, known_probs, s.trainer_known_images, s.trainer_known_margin)
 
         for name in ("train", "val", "test"):
             summary.update(split_metrics(y[name], probs[name], name))
@@ -215,7 +230,7 @@ class Trainer:
             "max_epochs": s.trainer_epochs, "patience": s.trainer_patience, "batch_size": s.trainer_batch_size,
             "search_units": s.trainer_units, "search_learning_rates": s.trainer_learning_rates,
             "image_size": bb.image_size, "backbone_id": bb.backbone_id,
-            "backbone_weights": str(s.resolved_backbone_weights() or f"random(seed={s.backbone_seed})"),
+            "backbone_weights": bb.weights_source, "temperature": round(result.temperature, 4),
             "dataset_digest": digest, "training_key": key, "n_tiles": len(usable), "seed": s.trainer_seed,
             "fine_tune": s.trainer_fine_tune, "model_kind": "full" if full_model is not None else "head",
             "device": device_name(), **extra_params,

@@ -1,4 +1,8 @@
-"""A small hyperparameter search over the head (units × learning rate), early stopping on val_loss."""
+"""A small hyperparameter search over the head (units × learning rate), early stopping on val_loss.
+
+The best trial's logits are then divided by a temperature fitted on the validation split (one
+scalar, by maximum likelihood): it calibrates the probabilities without changing any decision.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,11 @@ import math
 
 import numpy as np
 
-from emberwatch.ml.head import build_head
+from emberwatch.ml.head import apply_temperature, build_head, logits_model
 from services.trainer.models import HeadResult
 
 log = logging.getLogger(__name__)
+TEMPERATURE_RANGE = (0.05, 20.0)
 
 
 def class_weights(y: np.ndarray) -> dict[int, float]:
@@ -18,6 +23,25 @@ def class_weights(y: np.ndarray) -> dict[int, float]:
     counts = np.bincount(y, minlength=2).astype(float)
     total = counts.sum()
     return {i: (total / (2 * c) if c else 1.0) for i, c in enumerate(counts)}
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature T minimising the negative log-likelihood of softmax(logits / T) on ``y``."""
+    from scipy.optimize import minimize_scalar
+
+    if len(y) < 2 or len(np.unique(y)) < 2:
+        return 1.0
+    z = np.asarray(logits, dtype=np.float64)
+
+    def nll(log_t: float) -> float:
+        s = z / math.exp(log_t)
+        s = s - s.max(axis=1, keepdims=True)
+        logp = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+        return float(-logp[np.arange(len(y)), y].mean())
+
+    lo, hi = (math.log(v) for v in TEMPERATURE_RANGE)
+    res = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-3})
+    return float(math.exp(res.x))
 
 
 def search_head(
@@ -33,6 +57,7 @@ def search_head(
     patience: int,
     batch_size: int,
     seed: int,
+    calibrate: bool = True,
 ) -> HeadResult:
     """Train one head per (units, learning rate); keep the one with the lowest best val_loss."""
     import keras
@@ -70,4 +95,9 @@ def search_head(
                                   epochs_run=len(history["val_loss"]), history=history, trials=trials)
     assert best is not None, "empty search grid"
     best.trials = trials
+    if calibrate and len(x_val):
+        logits = logits_model(best.model).predict(x_val, verbose=0)
+        best.temperature = fit_temperature(logits, y_val)
+        apply_temperature(best.model, best.temperature)
+        log.info("head calibrated", extra={"temperature": best.temperature})
     return best

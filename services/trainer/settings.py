@@ -51,6 +51,10 @@ class TrainerSettings(MLSettings):
     trainer_known_images: int = Field(
         8, ge=1, description="Held-out tiles logged with the full model's outputs for infra validation.",
     )
+    trainer_known_margin: float = Field(
+        0.05, ge=0, lt=0.5, description="Known images are chosen at least this far from P=0.5, so the "
+        "decision infra validation compares is well defined.",
+    )
     trainer_mixed_precision: str = Field(
         "auto", description="auto (on when TensorFlow sees a GPU), on or off; used for fine-tuning.",
     )

@@ -28,7 +28,8 @@ def _consecutive_free_ports(count: int) -> int:
 
 
 def demo_env(state_dir: Path, **extra: str) -> dict[str, str]:
-    """Every EMBERWATCH_*_PORT free now, state under ``state_dir``, small settings for CI."""
+    """Every EMBERWATCH_*_PORT free now and state under ``state_dir``; everything else at the
+    defaults a user gets (``extra`` for the tests that need otherwise)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMBERWATCH_")}
     ports = {name: free_port() for name in (
         "KAFKA_PORT", "MLFLOW_PORT", "TRITON_HTTP_PORT", "TRITON_GRPC_PORT", "TRITON_METRICS_PORT",
@@ -36,8 +37,5 @@ def demo_env(state_dir: Path, **extra: str) -> dict[str, str]:
     env.update({f"EMBERWATCH_{k}": str(v) for k, v in ports.items()})
     env["EMBERWATCH_SERVICES_METRICS_BASE_PORT"] = str(_consecutive_free_ports(5))
     env["EMBERWATCH_STATE_DIR"] = str(state_dir)
-    env["EMBERWATCH_TRITON_MODEL_REPOSITORY"] = str(state_dir / "triton_models")
-    env["EMBERWATCH_KAFKA_SESSION_TIMEOUT_MS"] = "6000"
-    env["EMBERWATCH_IMAGE_SIZE"] = "64"
     env.update(extra)
     return env

@@ -1,13 +1,17 @@
-"""The whole loop end to end: `emberwatch demo` on ports chosen at run time, then checks.
+"""The whole loop end to end: the README's main command, `emberwatch demo`, at its defaults.
 
-CI runs it on small settings (64 px backbone input). It proves the README's main command: fires
-ingested → tiles → training → candidate → validation in Triton → promotion → Discord → prediction,
-that a second run continues without duplicate work, that Prometheus scrapes the services and
-answers the dashboards' queries, and that `stack down` leaves nothing behind.
+Only the ports are chosen at run time (so a leftover process cannot break the run) and the state
+directory is a temporary one; every other setting is what a user gets. It proves what the README
+promises: fires ingested → tiles → training → candidate → validation in Triton → a champion → a
+later candidate judged against it in shadow on evidence → Discord → a prediction through Triton.
+Then: the source tree is untouched, a Triton kill is recovered without a warning, bytes that are not
+an image get a client error, a second run continues without duplicate work, Prometheus answers the
+dashboards' queries, and `stack down` leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -22,7 +26,7 @@ import pytest
 from emberwatch.operations.run_demo import message_fingerprint
 from tests.e2e.demo_env import demo_env
 
-pytestmark = [pytest.mark.timeout(1500), pytest.mark.e2e]
+pytestmark = [pytest.mark.timeout(1800), pytest.mark.e2e]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,19 +43,52 @@ def _prom_query(env: dict[str, str], query: str) -> list:
     return r.json()["data"]["result"]
 
 
-def test_demo_runs_the_whole_loop_and_reruns_without_duplicates(tmp_path):
-    env = demo_env(tmp_path / "state", COLUMNS="160")
-    try:
-        first = _cli(env, "demo", "--rounds", "3", "--round-timeout-s", "360")
-        print(first.stdout[-4000:], first.stderr[-4000:])
-        assert first.returncode == 0, first.stderr[-3000:]
-        assert "prediction through Triton" in first.stdout
-        assert "Champion and its evidence" in first.stdout
+def _git_status() -> set[str]:
+    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO,
+                         capture_output=True, text=True)
+    return set(out.stdout.splitlines()) if out.returncode == 0 else set()
 
-        # Every tile stored once (content-addressed), every event once per fact.
-        tiles = [p for p in (tmp_path / "state" / "tiles").rglob("*") if p.is_file() and p.suffix in (".jpg", ".png")]
+
+def _log_problems(log: Path, since_line: int) -> list[str]:
+    """Warning/error lines a service logged after line ``since_line`` of its log."""
+    lines = log.read_text(errors="replace").splitlines()[since_line:] if log.is_file() else []
+    bad = []
+    for line in lines:
+        try:
+            level = str(json.loads(line).get("level", "")).lower()
+        except ValueError:
+            level = "warning" if ("Traceback" in line or " WARNING" in line or " ERROR" in line) else ""
+        if level in ("warning", "error", "critical"):
+            bad.append(line[:300])
+    return bad
+
+
+def _tiles(state: Path) -> list[Path]:
+    return [p for p in (state / "tiles").rglob("*") if p.is_file() and p.suffix in (".jpg", ".png")]
+
+
+def test_demo_at_the_readme_defaults_runs_the_whole_loop(tmp_path):
+    state = tmp_path / "state"
+    env = demo_env(state, COLUMNS="160")
+    tree_before = _git_status()
+    try:
+        first = _cli(env, "demo")
+        print(first.stdout[-6000:], first.stderr[-3000:])
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        assert "demo complete" in first.stdout
+        assert "Champion and its evidence" in first.stdout and "Latest shadow comparison" in first.stdout
+        assert "prediction through Triton" in first.stdout
+        assert "duplicate events seen: 0" in first.stdout
+
+        # Nothing was written into the source tree; the served repository is under the state dir.
+        assert _git_status() == tree_before, sorted(_git_status() ^ tree_before)
+        repo = state / "triton_models"
+        assert (repo / "wildfire" / "serving.json").is_file() and (repo / "backbone" / "1" / "backbone.xml").is_file()
+
+        # Tiles are content-addressed: each file's name is the sha256 of its bytes.
+        tiles = _tiles(state)
         assert tiles
-        assert len({p.name for p in tiles}) == len(tiles)
+        assert all(hashlib.sha256(p.read_bytes()).hexdigest() == p.stem for p in tiles[:200])
 
         # The Discord simulator got exactly one post per notified event.
         posts = httpx.get(f"http://127.0.0.1:{env['EMBERWATCH_DISCORD_SIM_PORT']}/api/_posted").json()["messages"]
@@ -65,13 +102,28 @@ def test_demo_runs_the_whole_loop_and_reruns_without_duplicates(tmp_path):
                       "emberwatch_notifier_posts_total", "nv_inference_request_success"):
             assert _prom_query(env, query), f"Prometheus has no series for {query}"
 
-        # Triton restarted (SIGKILL, then `stack up`): the gatekeeper re-loads what is served.
-        state = tmp_path / "state"
+        # `stack status` lists every part the demo started, simulators and services included.
+        status = _cli(env, "stack", "status", timeout=60)
+        for part in ("kafka", "mlflow", "triton", "prometheus", "sim-cwfis", "sim-mapbox", "sim-discord",
+                     "ingestor", "tiler", "trainer", "gatekeeper", "notifier"):
+            assert part in status.stdout, status.stdout
+
+        # Bytes that are not an image: a client error (400), not a server error.
+        triton = f"http://127.0.0.1:{env['EMBERWATCH_TRITON_HTTP_PORT']}"
+        body = {"inputs": [{"name": "IMAGE_BYTES", "shape": [1, 1], "datatype": "BYTES",
+                            "data": ["this is not an image"]}]}
+        r = httpx.post(f"{triton}/v2/models/wildfire/infer", json=body, timeout=30)
+        assert r.status_code == 400, (r.status_code, r.text)
+
+        # Triton killed (SIGKILL), then `stack up`: the gatekeeper re-loads what is served, quietly.
+        gk_log = state / "logs" / "gatekeeper.log"
+        log_mark = len(gk_log.read_text(errors="replace").splitlines())
         record = json.loads((state / "run" / "triton.json").read_text())
         os.killpg(record["pid"], 9)
+        time.sleep(15)  # the gatekeeper's watchdog and live tiles meet a Triton that is gone
         up = _cli(env, "stack", "up", timeout=300)
         assert up.returncode == 0, up.stderr[-2000:]
-        image = next(iter(tiles))
+        image = tiles[0]
         deadline = time.monotonic() + 120
         while True:
             predicted = _cli(env, "predict", str(image), "--protocol", "grpc", timeout=60)
@@ -80,15 +132,19 @@ def test_demo_runs_the_whole_loop_and_reruns_without_duplicates(tmp_path):
             time.sleep(3)
         assert predicted.returncode == 0, predicted.stderr[-2000:]
         assert "model version" in predicted.stdout
+        time.sleep(12)  # one more watchdog round after the recovery
+        problems = _log_problems(gk_log, log_mark)
+        assert not problems, problems[:5]
 
-        # A second run continues: no duplicate tiles, no duplicate facts.
+        # A second run continues: no duplicate tiles, no duplicate facts, a new shadow decision.
         n_tiles = len(tiles)
-        second = _cli(env, "demo", "--rounds", "1", "--round-timeout-s", "120")
+        second = _cli(env, "demo")
         print(second.stdout[-3000:])
-        assert second.returncode == 0, second.stderr[-3000:]
-        tiles2 = [p for p in (tmp_path / "state" / "tiles").rglob("*") if p.is_file() and p.suffix in (".jpg", ".png")]
-        assert len({p.name for p in tiles2}) == len(tiles2) >= n_tiles
+        assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+        tiles2 = _tiles(state)
+        assert len(tiles2) >= n_tiles
         assert "duplicate events seen: 0" in second.stdout
+        assert _git_status() == tree_before
     finally:
         down = _cli(env, "stack", "down", timeout=180)
         print(down.stderr[-2000:])

@@ -10,6 +10,7 @@ lost, and the DLQs hold exactly the poisoned inputs. The figures are printed (ru
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 from collections import Counter
@@ -132,15 +133,20 @@ async def test_the_system_survives_faults_and_loses_nothing(tmp_path, monkeypatc
     report = {
         "faults injected": len(faults), "fires": len(new_fires), "tile events": len(tile_events),
         "tiles stored": len(files), "fires without a tile": len(new_fires - tiled_fires),
-        "duplicate tile files": len(files) - len({p.name for p in files}),
-        "duplicate tile facts": len(tile_events) - len({t.event_id for t in tile_events}),
+        "tile files not matching their sha256": sum(
+            hashlib.sha256(p.read_bytes()).hexdigest() != p.stem for p in files),
+        # one fact per tile: a tile announced under two event ids would be counted twice downstream
+        "duplicate tile facts": len({t.event_id for t in tile_events}) - len({t.tile_id for t in tile_events}),
+        # the same fact published again after a kill (same event id): consumers skip it
+        "redelivered tile records": len(tile_events) - len({t.event_id for t in tile_events}),
         "discord posts": len(posts), "dlq": {str(k): dict(v) for k, v in dlq.items()},
     }
     print("\nFAULT SUITE:", faults)
     print("FAULT SUITE FIGURES:", report)
     assert new_fires, "no fire was observed"
     assert not new_fires - tiled_fires, f"fires lost their tiles: {sorted(new_fires - tiled_fires)[:5]}"
-    assert report["duplicate tile files"] == 0
+    assert report["tile files not matching their sha256"] == 0
+    assert report["duplicate tile facts"] == 0, "a tile was announced as two different facts"
     assert len({t.tile_id for t in tile_events}) == len(files), "a stored tile was never announced (or vice versa)"
     for topic, bodies in POISON.items():
         for service in CONSUMERS[topic]:

@@ -88,7 +88,8 @@ def test_export_openvino_matches_keras(backbone, tmp_path):
     out = bb.export_backbone_openvino(backbone, tmp_path / "ov")
     meta = json.loads((out / "backbone.json").read_text())
     assert meta == {"backbone_id": backbone.backbone_id, "image_size": SIZE, "embedding_dim": 2048,
-                    "input": "images", "output": "embeddings", "dtype": "float32"}
+                    "input": "images", "output": "embeddings", "dtype": "float32",
+                    "weights_source": "random(seed=0)"}
     compiled = ov.Core().compile_model(str(out / "backbone.xml"), "CPU")
     x = _images(3, seed=5)
     got = compiled({"images": x.astype(np.float32)})[compiled.outputs[0]]

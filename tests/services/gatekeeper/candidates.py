@@ -107,7 +107,7 @@ def analytic_head(world: World, quantile: float, *, scale: float = 4.0):
     w1 = np.stack([w_in, -w_in], axis=1).astype(np.float32) * (scale / spread)
     b1 = (np.array([b_in - threshold, threshold - b_in]) * (scale / spread)).astype(np.float32)
     head.get_layer("hidden").set_weights([w1, b1])
-    head.get_layer("probs").set_weights([np.array([[-1, 1], [1, -1]], np.float32), np.zeros(2, np.float32)])
+    head.get_layer("logits").set_weights([np.array([[-1, 1], [1, -1]], np.float32), np.zeros(2, np.float32)])
     return head
 
 

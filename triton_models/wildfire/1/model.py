@@ -18,6 +18,12 @@ BACKBONE_MAX_BATCH = 16
 ROLES = ("champion", "challenger", "previous")
 
 
+def client_error(message):
+    """An error that is the client's fault: HTTP 400 / gRPC INVALID_ARGUMENT, not a server error."""
+    code = getattr(pb_utils.TritonError, "INVALID_ARG", None)
+    return pb_utils.TritonError(message, code) if code is not None else pb_utils.TritonError(message)
+
+
 class _JsonFile:
     """A small JSON file re-read only when it changes (it is replaced atomically)."""
 
@@ -41,9 +47,11 @@ class _JsonFile:
 
 class TritonPythonModel:
     def initialize(self, args):
+        from emberwatch.ml.evidence import shrink_to_evidence
         from emberwatch.ml.images import decode_image
 
         self.decode_image = decode_image
+        self.shrink_to_evidence = shrink_to_evidence
         model_dir = Path(args["model_repository"])
         self.serving = _JsonFile(model_dir / "serving.json")
         self.backbone_meta = _JsonFile(model_dir.parent / "backbone" / "1" / "backbone.json")
@@ -106,19 +114,21 @@ class TritonPythonModel:
             try:
                 versions = self._versions(request, serving)
                 images = self._images(request, size)
-            except Exception as exc:  # bad input fails this request only
-                responses[i] = pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc)))
+            except Exception as exc:  # bad input (not an image, wrong shape, unknown version): this request only
+                responses[i] = pb_utils.InferenceResponse(error=client_error(str(exc)))
                 continue
             plan.append((i, len(images), versions))
             batch.append(images)
         if not batch:
             return responses
         try:
-            emb = await self._embed(np.concatenate(batch))
+            images = np.concatenate(batch)
+            emb = await self._embed(images)
             needed = sorted({v for _, _, vs in plan for v in vs}, key=int)
             outs = await asyncio.gather(*[self._call("head", "EMBEDDINGS", emb, "PROBABILITIES", v)
                                           for v in needed])
-            by_version = dict(zip(needed, outs))
+            # an image without spatial variation is evidence of nothing (emberwatch.ml.evidence)
+            by_version = {v: self.shrink_to_evidence(p, images) for v, p in zip(needed, outs)}
         except Exception as exc:
             for i, _, _ in plan:
                 responses[i] = pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc)))
