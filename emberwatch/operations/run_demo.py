@@ -114,6 +114,31 @@ class DemoResult:
     def judged(self):
         return shadow_decision(self.tally.decisions, self.min_samples, self.decisions_before)
 
+    def summary(self) -> dict:
+        """What this run did, as JSON (``<state>/demo/summary.json``; benchmarks/bench_demo.py reads it)."""
+        t = self.tally
+        decisions = [{"version": d.candidate_version, "decision": d.decision, "basis": d.basis,
+                      "champion": d.champion_version, "n": d.evidence.n, "n_wildfire": d.evidence.n_wildfire,
+                      "p_value": d.evidence.p_value, "reason": d.reason} for d in t.decisions[self.decisions_before:]]
+        p = self.prediction
+        return {
+            "ok": not self.missing, "missing": self.missing, "seconds": round(self.seconds, 1),
+            "seconds_to_shadow_decision": None if self.seconds_to_goal is None else round(self.seconds_to_goal, 1),
+            "fires": len(t.fires), "tiles": len(t.tile_ids), "candidates": [c.version for c in t.candidates],
+            "backbones": sorted({c.backbone_weights for c in t.candidates if c.backbone_weights}),
+            "decisions": decisions, "discord_posts": self.discord_posts, "duplicate_events": t.duplicate_events,
+            "prediction": None if p is None else {"label": p.label, "probabilities": p.probabilities,
+                                                   "model_version": p.model_version},
+        }
+
+    def write_summary(self) -> Path:
+        import json
+
+        path = Path(self.settings.state_dir) / "demo" / "summary.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.summary(), indent=2))
+        return path
+
     @property
     def missing(self) -> list[str]:
         """The steps of the README's promise that did not happen in this run (empty = success)."""
@@ -252,9 +277,11 @@ async def run_demo(
             prediction = await asyncio.to_thread(_predict_one_tile, settings, tally)
     finally:
         await watcher.stop()
-    return DemoResult(tally=tally, discord_posts=len(discord_posts(settings)), prediction=prediction,
-                      seconds=time.monotonic() - started, settings=settings, min_samples=min_samples,
-                      decisions_before=before, seconds_to_goal=seconds_to_goal)
+    result = DemoResult(tally=tally, discord_posts=len(discord_posts(settings)), prediction=prediction,
+                        seconds=time.monotonic() - started, settings=settings, min_samples=min_samples,
+                        decisions_before=before, seconds_to_goal=seconds_to_goal)
+    result.write_summary()
+    return result
 
 
 def _predict_one_tile(settings: Settings, tally: Tally):
@@ -264,7 +291,10 @@ def _predict_one_tile(settings: Settings, tally: Tally):
         (settings.state_dir / "tiles").rglob("*.png"))
     if not tiles:
         return None
-    return predict_file(Path(tiles[0]), url=settings.triton_url, protocol="http")
+    try:
+        return predict_file(Path(tiles[0]), url=settings.triton_url, protocol="http")
+    except Exception:  # noqa: BLE001 - reported as the missing step "no prediction"
+        return None
 
 
 def where_to_look(settings: Settings) -> dict[str, str]:
