@@ -234,8 +234,6 @@ class Gatekeeper:
     # --- live shadow traffic -----------------------------------------------------------------
     def on_tile(self, tile: TileReady) -> list[ModelDecision]:
         with state_lock(self.settings):
-            if self.serving.champion() is not None:  # a restarting Triton is waited for, not an error
-                self.serving.wait_until_serving(self.settings.triton_wait_s)
             shadow = self.shadows.load()
             if shadow is None:
                 SHADOW_TILES.labels("no_shadow").inc()
@@ -246,6 +244,8 @@ class Gatekeeper:
                 SHADOW_TILES.labels("duplicate").inc()
                 return []
             data = read_tile(tile.uri, timeout_s=self.settings.tile_fetch_timeout_s)
+            # a restarting Triton is waited for (bounded), not an error: the pair must not be lost
+            self.serving.wait_until_serving(self.settings.triton_wait_s)
             versions = f"{shadow.champion_version},{shadow.candidate_version}"
             scores = self.serving.triton.score_bytes([data], versions)
             pair = Pair(tile.tile_id, LABEL_INDEX[tile.label],
@@ -271,6 +271,11 @@ class Gatekeeper:
         self.quality.retain([champion])
         if champion is None:
             CHAMPION_TILES.labels("no_champion").inc()
+            return
+        if not self.serving.triton.live():  # a Triton restart: expected, the watchdog re-loads it
+            CHAMPION_TILES.labels("failed").inc()
+            log.info("Triton not reachable: the champion's live monitoring skips a tile",
+                     extra={"tile": tile.tile_id})
             return
         try:
             data = read_tile(tile.uri, timeout_s=self.settings.tile_fetch_timeout_s)

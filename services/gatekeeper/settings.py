@@ -41,8 +41,8 @@ class GatekeeperSettings(MLSettings):
         3, ge=0, description="Alert (pipeline.alerts.v1) when this many candidates in a row fail infra "
         "validation; 0 switches the alert off.")
     triton_wait_s: float = Field(
-        300.0, gt=0, description="How long a live tile waits for a restarting Triton before its handling "
-        "fails (and is retried).")
+        120.0, gt=0, description="How long a live shadow tile waits for a restarting Triton before its "
+        "handling fails (and is retried); below the consumer's 300 s poll interval.")
     validation_max_latency_ms: float = Field(
         5000.0, gt=0, description="Max p50 latency of one image through Triton during warm-up.")
     validation_warmup_requests: int = Field(3, ge=1, description="Warm-up requests before measuring.")
