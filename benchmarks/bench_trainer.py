@@ -1,6 +1,7 @@
 """Time to a new candidate after N new tiles on top of M already-embedded ones, vs full retraining.
 
-Emberwatch's trainer keeps every tile's backbone embedding (DESIGN §3), so a retraining costs the new
+Emberwatch's trainer keeps every tile's backbone embedding (docs/architecture.md#compute-once), so a
+retraining costs the new
 tiles' forward passes plus a small head search. The reference project instead runs Keras ``fit`` of
 backbone + head over all images for every epoch. Both sides run here on the same synthetic tiles,
 each phase in its own process so its peak memory (VmHWM) is its own:
@@ -152,7 +153,8 @@ def phase_reference(args) -> dict:
             y = np.asarray([LABEL_INDEX[t.label] for t in part])
             return x, y
 
-    # The head needs a Normalization adapted on embeddings for a random backbone to learn (DESIGN §7);
+    # The head needs a Normalization adapted on embeddings for a random backbone to learn
+    # (docs/architecture.md#facts-the-code-relies-on);
     # give the reference the same head, adapted on a few embeddings (cost not counted).
     sample = Images(train[:32], 32)[0][0]
     head = build_head(2048, args.units, 0.3, bb.infer(sample), seed=0)

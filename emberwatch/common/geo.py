@@ -52,11 +52,6 @@ def px_to_lonlat(x: float, y: float, zoom: float, tile_px: int = TILE_PX) -> tup
     return lon, lat
 
 
-def mercator_m_per_px(zoom: float, tile_px: int = TILE_PX) -> float:
-    """Web Mercator metres per pixel at ``zoom`` (ground metres = this × cos(lat))."""
-    return 2 * math.pi * MERCATOR_RADIUS_M / (tile_px * 2.0 ** zoom)
-
-
 def lonlat_to_mercator_m(lat: float, lon: float) -> tuple[float, float]:
     """Web Mercator metres (x east, y north)."""
     lat = max(-MAX_MERCATOR_LAT, min(MAX_MERCATOR_LAT, lat))

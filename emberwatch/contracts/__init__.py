@@ -1,4 +1,7 @@
-"""Event contracts of DESIGN §2: one pydantic model per event type, a version in each topic name."""
+"""Event contracts: one pydantic model per event type, a version in each topic name.
+
+See docs/architecture.md#event-contracts.
+"""
 
 from emberwatch.contracts.envelope import Envelope, fact_id, new_id
 from emberwatch.contracts.events import (

@@ -32,7 +32,7 @@ def asyncapi_document() -> dict[str, Any]:
         contracts_broker(),
         title="Emberwatch events",
         version=__version__,
-        description="Event contracts of Emberwatch (DESIGN §2). JSON on the wire; "
+        description="Event contracts of Emberwatch (docs/architecture.md). JSON on the wire; "
         "every event carries the envelope event_id, type, occurred_at, producer, trace_id.",
         schema_version="3.0.0",
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
@@ -96,7 +95,3 @@ class Envelope(BaseModel):
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
         return cls.model_validate_json(data)
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

@@ -1,4 +1,7 @@
-"""The six event types of DESIGN §2. Field names are the contract: add fields, never rename."""
+"""The six event types. Field names are the contract: add fields, never rename.
+
+See docs/architecture.md#event-contracts.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Topic names, exactly as DESIGN §2 spells them."""
+"""Topic names, exactly as docs/architecture.md#event-contracts spells them."""
 
 from enum import StrEnum
 

@@ -1,4 +1,5 @@
-"""The shared ML core (ML_CONTRACT.md): image decoding, the frozen ResNet50 backbone, the head.
+"""The shared ML core: image decoding, the frozen ResNet50 backbone, the head
+(docs/architecture.md#compute-once, #what-a-candidate-run-carries).
 
 Used by the trainer (training, embedding cache) and the gatekeeper (Triton export, validation), so
 preprocessing and the head's math never disagree between training and serving.

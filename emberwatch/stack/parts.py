@@ -15,7 +15,7 @@ import httpx
 from emberwatch.common.config import REPO_ROOT, SERVICE_NAMES, Settings
 
 # One thread per numeric library in Triton's python stubs: numpy threads otherwise fight the
-# inference runtime for the two cores (DESIGN §7).
+# inference runtime for the two cores (docs/architecture.md#facts-the-code-relies-on).
 SINGLE_THREAD_ENV = {
     "OPENBLAS_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",

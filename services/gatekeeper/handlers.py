@@ -1,4 +1,4 @@
-"""What the gatekeeper does with each event (DESIGN §1, §3).
+"""What the gatekeeper does with each event (docs/architecture.md: Services, Promotion).
 
 A candidate is placed in Triton's repository, loaded and validated; then it scores the held-out test
 tiles beside the champion (shadow), and every live tile that arrives while it is in shadow; the gate

@@ -1,4 +1,5 @@
-"""Model quality per version, fed whenever a model scores labelled tiles (DESIGN §3 monitoring).
+"""Model quality per version, fed whenever a model scores labelled tiles
+(docs/architecture.md#monitoring).
 
 - every scored labelled tile: the confusion outcome of the wildfire class and P(wildfire), by source
   (``test``: the candidate's held-out split; ``live``: tiles.ready.v1 tiles, which carry their label);

@@ -1,6 +1,7 @@
 """What Triton serves: heads placed and loaded, the champion switched without downtime.
 
-Order of every change (DESIGN §3/§7): write the repository on disk, then ask Triton to load; a new
+Order of every change (docs/architecture.md#serving-never-goes-dark): write the repository on disk,
+then ask Triton to load; a new
 champion answers before the old one may be unloaded; a retired head is unloaded only after the
 champion has moved away from it (plus a grace period for requests in flight).
 """

@@ -1,7 +1,8 @@
 """The Triton model repository on disk: templates, backbone, head versions, the serving file.
 
 Every change is written to disk (atomically where Triton or the BLS model may read it) before the
-gatekeeper asks Triton to (re)load anything: no config overrides (DESIGN §7).
+gatekeeper asks Triton to (re)load anything: no config overrides
+(docs/architecture.md#facts-the-code-relies-on).
 """
 
 from __future__ import annotations

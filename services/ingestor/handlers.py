@@ -1,4 +1,4 @@
-"""The ingestor's poll cycle, as DESIGN §1 tells it.
+"""The ingestor's poll cycle, as docs/architecture.md#services tells it.
 
 Every poll fetches each configured CWFIS feed (a conditional request: an unchanged feed costs a
 304), parses what came back, and keeps it as that feed's last good snapshot — unless the feed

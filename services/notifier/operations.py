@@ -5,7 +5,8 @@
 * ``promote`` / ``rollback``: the operator functions named by settings
   (``module:function``, default ``emberwatch.operations.manage_champion:promote`` / ``:rollback``). They are called in
   a worker thread with whichever of ``model_name``/``model``, ``version``, ``requested_by`` they
-  accept. While they do not exist, :class:`NotWired` is raised and nothing changes.
+  accept. A setting naming a function that cannot be imported raises :class:`NotWired`; nothing
+  changes.
 """
 
 from __future__ import annotations

@@ -1,1 +1,4 @@
-"""Tiler: Mapbox imagery for every new fire and its matched fire-free places (DESIGN §1, §3)."""
+"""Tiler: Mapbox imagery for every new fire and its matched fire-free places.
+
+See docs/architecture.md#services and #data-honesty.
+"""

@@ -1,4 +1,4 @@
-"""Split assignment by spatial cell (DESIGN §3): a pure function of a location.
+"""Split assignment by spatial cell (docs/architecture.md#data-honesty): a pure function of a location.
 
 A tile's split is the hash of the coarse grid cell it falls in, so neighbouring tiles share a split
 (no near-duplicates across train and test) and a tile's split never changes when data arrives.

@@ -1,4 +1,4 @@
-"""Fire-free places matched to a fire (DESIGN §3): a pure, deterministic function.
+"""Fire-free places matched to a fire: a pure, deterministic function (docs/architecture.md#data-honesty).
 
 Candidates are drawn uniformly by area in the annulus ``min_km``–``max_km`` around the fire (same
 region), from a random generator seeded by the fire key, so the same fire always proposes the same

@@ -29,7 +29,7 @@ class TilerSettings(Settings):
     tiler_token_file: Path | None = Field(
         None, description="Optional secrets file holding the Mapbox token (wins over the env var).")
 
-    # --- negatives and splits (DESIGN §3) -----------------------------------------------------
+    # --- negatives and splits (docs/architecture.md#data-honesty) -----------------------------------
     tiler_negatives_per_fire: int = Field(1, ge=0, le=20, description="Fire-free places per new fire.")
     tiler_negative_min_km: float = Field(10.0, gt=0, description="Nearest a negative may be to its fire.")
     tiler_negative_max_km: float = Field(50.0, gt=0, description="Farthest a negative may be from its fire.")

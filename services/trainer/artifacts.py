@@ -1,4 +1,7 @@
-"""Write the files a run carries (ML_CONTRACT): triton/, validation/, test_split.json, lineage, plots."""
+"""Write the files a run carries: triton/, validation/, test_split.json, lineage, plots.
+
+See docs/architecture.md#what-a-candidate-run-carries.
+"""
 
 from __future__ import annotations
 

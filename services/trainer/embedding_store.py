@@ -1,4 +1,5 @@
-"""The embedding cache (DESIGN §3): one embedding per (tile id, backbone id), computed once.
+"""The embedding cache (docs/architecture.md#compute-once): one embedding per (tile id, backbone id),
+computed once.
 
 Layout: ``<state_dir>/embeddings/<backbone_id>/shard-*.npz``, each shard holding ``tile_ids`` and
 ``embeddings`` (float32). A write is a new shard written to a temporary name, fsynced and renamed,

@@ -29,7 +29,7 @@ def _kind(path: Path) -> str:
 
 
 @pytest.mark.skipif(not os.environ.get("EMBERWATCH_FIXTURES_DIR"),
-                    reason="set EMBERWATCH_FIXTURES_DIR to the shared fixtures folder")
+                    reason="set EMBERWATCH_FIXTURES_DIR to a folder of recorded responses")
 def test_every_real_snapshot_parses_and_every_rejection_is_explained():
     files = _files()
     assert len(files) >= 4
