@@ -199,7 +199,7 @@ def subscribe(
     return broker.subscriber(
         topic,
         group_id=group_id,
-        ack_policy=AckPolicy.ACK,
+        ack_policy=AckPolicy.NACK_ON_ERROR,  # a failed DLQ write rewinds: the record comes back
         auto_offset_reset=auto_offset_reset,
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(100, session_timeout_ms // 5),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from emberwatch.contracts import PipelineAlert, event_for_topic
@@ -86,3 +88,41 @@ async def test_poison_messages_go_to_the_dlq_with_reason_and_do_not_block(kafka_
     assert "RuntimeError: downstream exploded" in headers[2]["x-dlq-error"]
     assert "abcdefghijklmnop" not in headers[2]["x-dlq-error"]  # secrets never leave in headers
     assert dead[0].value == b"{not json"  # the original bytes are kept
+
+
+async def test_a_failed_dlq_write_loses_nothing_the_record_comes_back(kafka_settings):
+    """When even the DLQ cannot be written, the offset is not committed: the record is delivered
+    again, and lands in the DLQ once the DLQ can be written."""
+    topic, group = f"dlqfail-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    calls: list[str] = []
+
+    async def handle(event: PipelineAlert) -> None:
+        calls.append(event.alert)
+        raise PermanentError("never works")
+
+    broker = build_broker(kafka_settings, "dlqfail")
+    subscribe(broker, topic, PipelineAlert, handle, service="dlqfail", group_id=group, max_attempts=1,
+              backoff_s=0.01, session_timeout_ms=kafka_settings.kafka_session_timeout_ms)
+    real_publish = broker.publish
+    dlq_down = {"failures": 0}
+
+    async def publish(body, topic=None, **kwargs):  # the DLQ refuses its first two writes
+        if topic and topic.endswith(".dlq") and dlq_down["failures"] < 2:
+            dlq_down["failures"] += 1
+            raise ConnectionError("DLQ unavailable")
+        return await real_publish(body, topic=topic, **kwargs)
+
+    producer = build_broker(kafka_settings, "dlqfail-pub")
+    await producer.start()
+    await producer.publish(PipelineAlert.create(producer="t", alert="x", component="t", message="m").to_bytes(),
+                           topic=topic, key=b"k")
+    await producer.stop()
+    broker.publish = publish
+    await broker.start()
+    try:
+        dead = await read_all(kafka_settings.kafka_bootstrap_servers, dlq_topic(topic), expect=1, timeout_s=60)
+    finally:
+        await broker.stop()
+    assert dlq_down["failures"] == 2
+    assert len(calls) == 3, calls  # delivered again after each failed DLQ write
+    assert len(dead) == 1 and dict(dead[0].headers)["x-dlq-reason"] == b"permanent"
