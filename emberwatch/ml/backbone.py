@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from emberwatch.common.atomic_files import atomic_write_text
 from emberwatch.ml.settings import MLSettings
 
 log = logging.getLogger(__name__)
@@ -180,15 +181,9 @@ def load_backbone(settings: MLSettings) -> Backbone:
     backbone_id = make_backbone_id(model, size)
     _save_cache(root, backbone_id, model, size, weights, settings.backbone_seed)
     recipe_file.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(recipe_file, json.dumps({"backbone_id": backbone_id}))
+    atomic_write_text(recipe_file, json.dumps({"backbone_id": backbone_id}))
     log.info("backbone built", extra={"backbone_id": backbone_id, "weights": source})
     return Backbone(model=model, backbone_id=backbone_id, image_size=size, weights_source=source)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _save_cache(root: Path, backbone_id: str, model, size: int, weights: Path | None, seed: int) -> None:

@@ -25,9 +25,9 @@ from services.gatekeeper.registry import CHALLENGER, CHAMPION, Registry
 from services.gatekeeper.serving_control import ServingControl, state_lock
 from services.gatekeeper.settings import GatekeeperSettings
 from services.gatekeeper.shadow_state import Pair, Shadow, ShadowStore
-from services.gatekeeper.tile_source import TileUnavailable, read_tile
+from emberwatch.common.tile_store import TileUnavailable, read_tile
 from services.gatekeeper.triton_client import TritonError
-from services.gatekeeper.triton_repo import atomic_write_text
+from emberwatch.common.atomic_files import atomic_write_text
 from services.gatekeeper.validate_candidate import ValidationReport, check_head_meta, validate_loaded
 
 log = logging.getLogger(__name__)

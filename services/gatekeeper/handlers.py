@@ -17,7 +17,7 @@ from emberwatch.contracts.events import ModelCandidate, ModelDecision, TileReady
 from emberwatch.messaging.broker import publish_event
 from emberwatch.messaging.consumer import PermanentError
 from services.gatekeeper.gatekeeper import SERVICE, Gatekeeper
-from services.gatekeeper.tile_source import TileUnavailable
+from emberwatch.common.tile_store import PERMANENT as TILE_GONE
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,6 @@ class Handlers:
     async def on_tile(self, tile: TileReady) -> None:
         try:
             decisions = await asyncio.to_thread(self.gatekeeper.on_tile, tile)
-        except TileUnavailable as exc:
-            if "No such file" in str(exc) or "unsupported" in str(exc):
-                raise PermanentError(str(exc)) from exc
-            raise
+        except TILE_GONE as exc:  # a missing tile or a URI no reader accepts never gets better
+            raise PermanentError(str(exc)) from exc
         await self._publish(decisions)

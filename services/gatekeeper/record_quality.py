@@ -22,7 +22,7 @@ from services.gatekeeper.metrics import (
     LIVE_WINDOW, PREDICTIONS, PSI, SHADOW_AGREEMENT, SHADOW_PAIRS_TOTAL, SHADOW_STARTED,
     WILDFIRE_PROBABILITY)
 from services.gatekeeper.models import THRESHOLD, Pair, Shadow
-from services.gatekeeper.triton_repo import atomic_write_text
+from emberwatch.common.atomic_files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from services.gatekeeper import triton_repo as repo_files
 from services.gatekeeper.settings import GatekeeperSettings
 from services.gatekeeper.triton_client import Triton, TritonError, png_bytes
-from services.gatekeeper.triton_repo import atomic_write_text
+from emberwatch.common.atomic_files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

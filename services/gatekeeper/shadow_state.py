@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from services.gatekeeper.models import Pair, Shadow
-from services.gatekeeper.triton_repo import atomic_write_text
+from emberwatch.common.atomic_files import atomic_write_text
 
 __all__ = ["Pair", "Shadow", "ShadowStore"]
 

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from emberwatch.common.atomic_files import atomic_write_text
 from emberwatch.common.config import REPO_ROOT
 
 TEMPLATES = REPO_ROOT / "triton_models"
@@ -39,20 +40,6 @@ output [
 instance_group [ {{ kind: KIND_CPU, count: 1 }} ]
 version_policy: {{ specific: {{ versions: [ {versions} ] }} }}
 """
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def install_templates(repo: Path) -> None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from emberwatch.common.atomic_files import atomic_write_bytes
 from services.ingestor.models import FireRecord
 
 log = logging.getLogger(__name__)
@@ -81,18 +81,7 @@ class StateStore:
 
     def save(self, state: IngestorState) -> None:
         """Write to a temporary file in the same folder, fsync, then rename over the old one."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(state.to_json(), separators=(",", ":")).encode()
-        fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(self.path, json.dumps(state.to_json(), separators=(",", ":")).encode())
         dir_fd = os.open(self.path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)

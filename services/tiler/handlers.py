@@ -28,7 +28,7 @@ from services.tiler.metrics import TILES_EMITTED, TILES_SKIPPED, TILES_STORED
 from services.tiler.sample_negatives import sample_negatives
 from services.tiler.settings import TilerSettings
 from services.tiler.state import EmittedIndex, FireRegistry
-from services.tiler.tile_store import TileStore
+from emberwatch.common.tile_store import TileStore
 from services.tiler.validate_image import ImageRejected
 
 log = logging.getLogger(__name__)

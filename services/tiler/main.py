@@ -15,7 +15,7 @@ from services.tiler.handlers import SERVICE, Publish, Tiler, alert_publisher
 from services.tiler.mapbox_client import ClientConfig, MapboxClient, TokenSource
 from services.tiler.settings import TilerSettings
 from services.tiler.state import EmittedIndex, FireRegistry
-from services.tiler.tile_store import TileStore
+from emberwatch.common.tile_store import TileStore
 
 
 def client_config(s: TilerSettings) -> ClientConfig:

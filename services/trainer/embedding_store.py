@@ -9,13 +9,14 @@ tile; many small shards are compacted into one.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
+
+from emberwatch.common.atomic_files import atomic_writer, fsync_dir
 
 
 class EmbeddingStore:
@@ -113,17 +114,9 @@ class EmbeddingStore:
     def _write_shard(self, ids: list[str], emb: np.ndarray, name: str | None = None) -> Path:
         name = name or f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
         final = self.dir / name
-        tmp = self.dir / f".{name}.tmp"
-        with open(tmp, "wb") as fh:
+        with atomic_writer(final) as fh:
             np.savez(fh, tile_ids=np.asarray(ids, dtype="U64"), embeddings=emb)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        dir_fd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(self.dir)
         return final
 
     def _compact(self) -> None:

@@ -23,7 +23,7 @@ from emberwatch.messaging.consumer import PermanentError
 from services.trainer import metrics as m
 from services.trainer.models import TrainingOutcome
 from services.trainer.pipeline import Trainer
-from services.trainer.read_tiles import UnsupportedUri, uri_to_path
+from emberwatch.common.tile_store import UnsupportedTileUri, check_tile_uri
 from services.trainer.schedule import TrainingScheduler
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,8 @@ class TrainerHandlers:
     # --- consumers ---------------------------------------------------------------------------
     async def on_tile_ready(self, event: TileReady) -> None:
         try:
-            uri_to_path(event.uri)
-        except UnsupportedUri as exc:
+            check_tile_uri(event.uri)
+        except UnsupportedTileUri as exc:
             raise PermanentError(f"tile {event.tile_id}: {exc}") from exc
         topic, partition, offset = _message_origin(self.broker)
         new = await asyncio.to_thread(

@@ -9,7 +9,7 @@ import pytest
 
 from services.gatekeeper import triton_repo
 from services.gatekeeper.shadow_state import Pair, Shadow, ShadowStore
-from services.gatekeeper.tile_source import TileUnavailable, read_tile
+from emberwatch.common.tile_store import TileMissing, TileUnreachable, UnsupportedTileUri, read_tile
 
 
 def test_shadow_pairs_survive_a_restart(tmp_path):
@@ -73,8 +73,10 @@ def test_tiles_are_read_by_uri(tmp_path):
     tile = tmp_path / "a b.png"
     tile.write_bytes(b"png")
     assert read_tile(tile.as_uri()) == b"png"
-    assert read_tile(str(tile)) == b"png"
-    with pytest.raises(TileUnavailable):
+    with pytest.raises(TileMissing):
         read_tile((tmp_path / "missing.png").as_uri())
-    with pytest.raises(TileUnavailable):
-        read_tile("s3://bucket/x.png")
+    for bad in ("s3://bucket/x.png", str(tile), "file://otherhost/x.png"):  # not a URI the store hands out
+        with pytest.raises(UnsupportedTileUri):
+            read_tile(bad)
+    with pytest.raises(TileUnreachable):
+        read_tile("http://127.0.0.1:9/x.png", timeout_s=2)

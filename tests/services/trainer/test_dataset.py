@@ -5,7 +5,8 @@ from PIL import Image
 
 from services.trainer.dataset import check_dataset, counts_by_split, dataset_digest
 from services.trainer.models import TileRecord
-from services.trainer.read_tiles import UnsupportedUri, read_images, uri_to_path
+from emberwatch.common.tile_store import UnsupportedTileUri, tile_path
+from services.trainer.read_tiles import read_images
 
 
 def _rec(i: int, label: str, split: str, uri: str = "file:///nowhere") -> TileRecord:
@@ -44,11 +45,11 @@ def test_digest_depends_on_content_not_order():
 
 
 def test_uri_must_be_a_local_file():
-    assert str(uri_to_path("file:///tmp/a%20b.png")) == "/tmp/a b.png"
+    assert str(tile_path("file:///tmp/a%20b.png")) == "/tmp/a b.png"
     for bad in ("s3://bucket/x.png", "http://host/x.png", "/tmp/x.png", "file://otherhost/x.png"):
         try:
-            uri_to_path(bad)
-        except UnsupportedUri:
+            tile_path(bad)
+        except UnsupportedTileUri:
             continue
         raise AssertionError(f"{bad} accepted")
 
@@ -67,4 +68,4 @@ def test_read_images_skips_and_counts_unreadable(tmp_path):
     assert [r.tile_id for r in ok] == [recs[0].tile_id]
     assert images.shape == (1, 32, 32, 3) and images.dtype == np.uint8
     assert [t for t, _ in bad] == [r.tile_id for r in recs[1:]]
-    assert "UnreadableImage" in bad[0][1] and "FileNotFoundError" in bad[1][1] and "UnsupportedUri" in bad[2][1]
+    assert "UnreadableImage" in bad[0][1] and "TileMissing" in bad[1][1] and "UnsupportedTileUri" in bad[2][1]
