@@ -15,7 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from emberwatch.contracts.events import Evidence, ModelCandidate, ModelDecision, PipelineAlert, TileReady
+from emberwatch.common.atomic_files import atomic_write_text
+from emberwatch.common.tile_store import TileUnavailable, read_tile
+from emberwatch.contracts.events import Evidence, ModelCandidate, ModelDecision, TileReady
+from emberwatch.messaging.alerts import make_alert
 from emberwatch.ml import LABEL_INDEX
 from services.gatekeeper.decide_promotion import GateResult, decide_promotion, passes_floor
 from services.gatekeeper.evidence import evidence_metrics, floor_evidence, gate_evidence, result_document
@@ -25,9 +28,7 @@ from services.gatekeeper.registry import CHALLENGER, CHAMPION, Registry
 from services.gatekeeper.serving_control import ServingControl, state_lock
 from services.gatekeeper.settings import GatekeeperSettings
 from services.gatekeeper.shadow_state import Pair, Shadow, ShadowStore
-from emberwatch.common.tile_store import TileUnavailable, read_tile
 from services.gatekeeper.triton_client import TritonError
-from emberwatch.common.atomic_files import atomic_write_text
 from services.gatekeeper.validate_candidate import ValidationReport, check_head_meta, validate_loaded
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class Gatekeeper:
         self.shadows = ShadowStore(settings.gatekeeper_dir)
         self.decisions_path = settings.gatekeeper_dir / "decisions.json"
         self.failures_path = settings.gatekeeper_dir / "validation_failures.json"
-        self.alerts: list[PipelineAlert] = []  # to publish after the decisions (handlers.py drains it)
+        self.alerts: list = []  # PipelineAlert events  # to publish after the decisions (handlers.py drains it)
         self.quality = ModelQuality(settings.gatekeeper_dir, settings.model_name,
                                     window=settings.quality_live_window,
                                     min_live=settings.quality_min_live_samples)
@@ -103,10 +104,10 @@ class Gatekeeper:
         n = self.settings.validation_alert_after
         if n and len(streak) % n == 0:
             last = streak[-n:]
-            self.alerts.append(PipelineAlert.create(
-                producer=SERVICE, alert="validation_failing", severity="critical", component=SERVICE,
-                message=(f"{len(streak)} candidates in a row failed infra validation in Triton "
-                         f"(versions {', '.join(f['version'] for f in last)}); latest: {problem}")[:1000],
+            self.alerts.append(make_alert(
+                SERVICE, "validation_failing", "critical",
+                f"{len(streak)} candidates in a row failed infra validation in Triton "
+                f"(versions {', '.join(f['version'] for f in last)}); latest: {problem}",
                 details={"versions": [f["version"] for f in last], "reasons": [f["reason"][:300] for f in last],
                          "consecutive": len(streak)}))
 

@@ -27,12 +27,19 @@ import httpx
 
 from emberwatch.contracts import FireObserved, PipelineAlert
 from emberwatch.contracts.envelope import Envelope
+from emberwatch.messaging.alerts import make_alert, publish_alert
 from services.ingestor import metrics
 from services.ingestor.detect_changes import detect_changes
 from services.ingestor.fetch_feed import FetchError, RetryPolicy, Validators, fetch
 from services.ingestor.filters import FireFilter
 from services.ingestor.merge_feeds import merge_feeds
-from services.ingestor.models import SOURCE_CSV, SOURCE_WFS, Change, FeedError, ParseResult
+from services.ingestor.models import (
+    SOURCE_CSV,
+    SOURCE_WFS,
+    Change,
+    FeedError,
+    ParseResult,
+)
 from services.ingestor.parse_feed import parse
 from services.ingestor.settings import IngestorSettings
 from services.ingestor.state_store import FeedSnapshot, IngestorState, StateStore
@@ -269,10 +276,9 @@ class Ingestor:
         if o.outcome in ("ok", "not_modified", "unchanged"):
             if o.source in self._failing:
                 reason, _ = self._failing.pop(o.source)
-                return PipelineAlert.create(
-                    producer=SERVICE, alert="feed_recovered", severity="info", component=component,
-                    message=f"CWFIS feed {o.source} answers again (it failed with {reason}).",
-                    details={"feed": o.source, "previous_reason": reason})
+                return make_alert(
+                    SERVICE, "feed_recovered", "info", f"CWFIS feed {o.source} answers again (it failed with "
+                    f"{reason}).", {"feed": o.source, "previous_reason": reason}, component=component)
             return None
         reason = o.reason or o.outcome
         last = self._failing.get(o.source)
@@ -286,19 +292,15 @@ class Ingestor:
         keeping = (f"keeping the last good snapshot of {kept.snapshot_at.isoformat()} "
                    f"({len(kept.fires)} fires); no fire is marked out" if kept else
                    "no good snapshot yet; nothing is emitted for this feed")
-        return PipelineAlert.create(
-            producer=SERVICE, alert=name, severity="warning", component=component,
-            message=f"CWFIS feed {o.source}: {o.error}; {keeping}.",
+        return make_alert(
+            SERVICE, name, "warning", f"CWFIS feed {o.source}: {o.error}; {keeping}.", component=component,
             details={"feed": o.source, "reason": reason, "outcome": o.outcome,
                      "last_good_snapshot_at": kept.snapshot_at.isoformat() if kept else None,
                      "fires_kept": len(kept.fires) if kept else 0})
 
     async def _publish_alert(self, alert: PipelineAlert, source: str) -> None:
-        try:
-            await self.publish(alert)
+        if await publish_alert(self.publish, alert):
             metrics.ALERTS.labels(source, alert.alert).inc()
-        except Exception:
-            log.exception("could not publish the alert", extra={"alert": alert.alert, "feed": source})
 
     # --- gauges --------------------------------------------------------------------------------
     def _update_gauges(self) -> None:

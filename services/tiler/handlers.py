@@ -19,8 +19,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from emberwatch.contracts import FireObserved, PipelineAlert, TileReady
+from emberwatch.common.tile_store import TileStore
+from emberwatch.contracts import FireObserved, TileReady
 from emberwatch.contracts.envelope import Envelope
+from emberwatch.messaging.alerts import Severity, make_alert, publish_alert
 from emberwatch.messaging.consumer import PermanentError
 from services.tiler.assign_split import assign_split
 from services.tiler.fetch_tile import TileFetcher
@@ -28,7 +30,6 @@ from services.tiler.metrics import TILES_EMITTED, TILES_SKIPPED, TILES_STORED
 from services.tiler.sample_negatives import sample_negatives
 from services.tiler.settings import TilerSettings
 from services.tiler.state import EmittedIndex, FireRegistry
-from emberwatch.common.tile_store import TileStore
 from services.tiler.validate_image import ImageRejected
 
 log = logging.getLogger(__name__)
@@ -143,8 +144,7 @@ class Tiler:
 def alert_publisher(publish: Publish) -> Callable[[str, str, str, dict], Awaitable[None]]:
     """An alert callback for the Mapbox client that publishes ``PipelineAlert`` events."""
 
-    async def alert(name: str, severity: str, message: str, details: dict) -> None:
-        await publish(PipelineAlert.create(producer=SERVICE, alert=name, severity=severity,
-                                           component=SERVICE, message=message, details=details))
+    async def alert(name: str, severity: Severity, message: str, details: dict) -> None:
+        await publish_alert(publish, make_alert(SERVICE, name, severity, message, details))
 
     return alert

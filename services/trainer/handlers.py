@@ -16,14 +16,19 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
 
-from emberwatch.contracts import ModelCandidate, PipelineAlert, TileReady, TrainingRequest
+from emberwatch.common.tile_store import UnsupportedTileUri, check_tile_uri
+from emberwatch.contracts import (
+    ModelCandidate,
+    TileReady,
+    TrainingRequest,
+)
 from emberwatch.contracts.events import SplitCounts
+from emberwatch.messaging.alerts import Severity, make_alert, publish_alert
 from emberwatch.messaging.broker import publish_event
 from emberwatch.messaging.consumer import PermanentError
 from services.trainer import metrics as m
 from services.trainer.models import TrainingOutcome
 from services.trainer.pipeline import Trainer
-from emberwatch.common.tile_store import UnsupportedTileUri, check_tile_uri
 from services.trainer.schedule import TrainingScheduler
 
 log = logging.getLogger(__name__)
@@ -120,13 +125,9 @@ class TrainerHandlers:
         log.info("candidate announced", extra={"version": cand.version, "run_id": cand.run_id,
                                                "reused": cand.reused, "seconds": round(outcome.seconds, 2)})
 
-    async def _alert(self, alert: str, severity: str, message: str, details: dict[str, Any]) -> None:
-        try:
-            await publish_event(self.broker, PipelineAlert.create(
-                producer=SERVICE, alert=alert, severity=severity, component=SERVICE,
-                message=message[:1000], details=details), service=SERVICE)
-        except Exception:  # noqa: BLE001 - an alert must not break the trainer
-            log.warning("could not publish alert", extra={"alert": alert})
+    async def _alert(self, alert: str, severity: Severity, message: str, details: dict[str, Any]) -> None:
+        await publish_alert(lambda e: publish_event(self.broker, e, service=SERVICE),
+                            make_alert(SERVICE, alert, severity, message, details))
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
