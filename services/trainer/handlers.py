@@ -14,8 +14,8 @@ import logging
 from typing import Any
 
 from faststream.kafka import KafkaBroker
-from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
 
+from emberwatch.common.retries import Backoff, async_retrying
 from emberwatch.common.tile_store import UnsupportedTileUri, check_tile_uri
 from emberwatch.contracts import (
     ModelCandidate,
@@ -117,8 +117,9 @@ class TrainerHandlers:
             metrics=cand.metrics, backbone_id=self.trainer.backbone.backbone_id,
             backbone_weights=self.trainer.backbone.weights_source,
         )
-        async for attempt in AsyncRetrying(stop=stop_after_attempt(8), wait=wait_exponential(0.5, max=10),
-                                           reraise=True):
+        backoff = Backoff(attempts=self.trainer.settings.trainer_publish_attempts, first_s=0.5, max_s=10)
+        async for attempt in async_retrying(backoff, what="publishing the candidate", logger=log,
+                                            extra={"version": cand.version}):
             with attempt:
                 await publish_event(self.broker, event, service=SERVICE)
         m.CANDIDATES.inc()

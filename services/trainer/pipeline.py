@@ -26,8 +26,8 @@ from services.trainer.accelerator import device_name, use_mixed_precision
 from services.trainer.artifacts import pick_known, write_artifacts
 from services.trainer.dataset import by_split, check_dataset, dataset_digest, labels_of
 from services.trainer.embedding_store import EmbeddingStore
-from services.trainer.fine_tune import export_fine_tuned_backbone, fine_tune
 from services.trainer.evaluate import confusion, plot_confusion, split_metrics
+from services.trainer.fine_tune import export_fine_tuned_backbone, fine_tune
 from services.trainer.models import TileRecord, TrainingBundle, TrainingOutcome
 from services.trainer.read_tiles import read_images
 from services.trainer.registry import MlflowPublisher

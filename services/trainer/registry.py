@@ -17,8 +17,7 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
-
+from emberwatch.common.retries import Backoff, retrying
 from services.trainer.metrics import MLFLOW_RETRIES
 from services.trainer.models import RegisteredCandidate, TrainingBundle
 from services.trainer.settings import TrainerSettings
@@ -73,21 +72,10 @@ class MlflowPublisher:
 
     # --- retry wrapper -----------------------------------------------------------------------
     def _retrying(self, what: str, fn: Callable[[], Any]) -> Any:
-        def before_sleep(state) -> None:
-            MLFLOW_RETRIES.inc()
-            exc = state.outcome.exception() if state.outcome else None
-            log.warning("MLflow %s failed; retrying", what, extra={
-                "attempt": state.attempt_number, "error": f"{type(exc).__name__}: {exc}"[:500],
-                "tracking_uri": self.uri})
-
-        retrying = Retrying(
-            stop=stop_after_delay(self.settings.trainer_mlflow_retry_s),
-            retry=retry_if_exception(is_transient),
-            wait=wait_exponential(multiplier=0.5, max=self.settings.trainer_mlflow_retry_max_wait_s),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        return retrying(fn)
+        backoff = Backoff(attempts=None, total_s=self.settings.trainer_mlflow_retry_s, first_s=0.5,
+                          max_s=self.settings.trainer_mlflow_retry_max_wait_s)
+        return retrying(backoff, what=f"MLflow {what}", logger=log, retry_on=is_transient,
+                        counter=MLFLOW_RETRIES, extra={"tracking_uri": self.uri})(fn)
 
     def _client(self):
         import mlflow

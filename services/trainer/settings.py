@@ -60,6 +60,10 @@ class TrainerSettings(MLSettings):
     )
     # --- MLflow ------------------------------------------------------------------------------
     trainer_mlflow_experiment: str = Field("emberwatch-trainer", description="MLflow experiment name.")
+    trainer_publish_attempts: int = Field(
+        8, ge=1, description="Attempts to publish a candidate event (exponential backoff 0.5-10 s) before "
+        "the training counts as failed (and is retried).",
+    )
     trainer_mlflow_retry_s: float = Field(
         600.0, gt=0, description="Keep retrying MLflow this long before a training is given up.",
     )
