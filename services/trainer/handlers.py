@@ -3,7 +3,7 @@
 A ``tiles.ready.v1`` event is recorded in the durable tile index (before the offset is committed) and
 counts towards the next training. A ``training.requests.v1`` command makes a training due. When one
 is due, the trainer embeds only the tiles its cache has not seen, checks the data, searches the head,
-logs the run to MLflow, registers the version with the alias ``challenger`` and announces it on
+logs the run to MLflow, registers the version (the gatekeeper alone sets aliases) and announces it on
 ``models.candidates.v1``.
 """
 

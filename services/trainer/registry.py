@@ -1,11 +1,12 @@
-"""Publish one training to MLflow: a run with everything logged, THEN a registered version + alias.
+"""Publish one training to MLflow: a run with everything logged, THEN a registered version.
 
 Order matters: params, metrics, artifacts and the Keras model are logged first; only then is the
-model version registered (tagged with the training key) and given the alias ``challenger``; only
-then is the run marked FINISHED. Any failure marks the run FAILED (best effort) and the whole
-publication is retried with backoff (tenacity) until ``trainer_mlflow_retry_s`` runs out. Before a
-retry registers anything it looks the training key up among the model's versions, so a version whose
-registration succeeded but whose answer was lost is finished (alias set), never duplicated.
+model version registered (tagged with the training key); only then is the run marked FINISHED. The
+trainer sets no alias: ``champion`` and ``challenger`` are the gatekeeper's alone to move. Any
+failure marks the run FAILED (best effort) and the whole publication is retried with backoff until
+``trainer_mlflow_retry_s`` runs out. Before a retry registers anything it looks the training key up
+among the model's versions, so a version whose registration succeeded but whose answer was lost is
+finished, never duplicated.
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ from services.trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
 
-ALIAS = "challenger"
 TAG_KEY = "training_key"
-TAG_ALIAS_SET = "challenger_alias_set"
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_PER_BATCH = 100
 
@@ -108,10 +107,6 @@ class MlflowPublisher:
                 continue
             if mv.status != "READY":
                 raise PendingVersion(f"version {mv.version} is still {mv.status}")
-            tags = mv.tags or {}
-            if tags.get(TAG_ALIAS_SET) != "true":
-                client.set_registered_model_alias(self.model_name, ALIAS, mv.version)
-                client.set_model_version_tag(self.model_name, mv.version, TAG_ALIAS_SET, "true")
             run = client.get_run(mv.run_id)
             if run.info.status == "RUNNING":
                 client.set_terminated(mv.run_id, "FINISHED")
@@ -210,8 +205,6 @@ class MlflowPublisher:
                 description=f"head trained on {sum(sum(c.values()) for c in bundle.counts.values())} tiles",
             )
             self._step("registered", run_id)
-            client.set_registered_model_alias(self.model_name, ALIAS, mv.version)
-            client.set_model_version_tag(self.model_name, mv.version, TAG_ALIAS_SET, "true")
             client.set_terminated(run_id, "FINISHED")
         except BaseException:
             try:

@@ -1,7 +1,7 @@
 """The trainer end to end on real parts: Tansu (Kafka protocol) and an MLflow server.
 
 Tiles written to a tile store and announced as TileReady → the trainer's handlers → a training run
-in MLflow → a registered version with the alias ``challenger`` and lineage → a ModelCandidate on the
+in MLflow → a registered version (no alias: those are the gatekeeper's) and lineage → a ModelCandidate on the
 broker. Then: a retraining embeds only the new tiles; MLflow stopped in the middle of publishing is
 retried and never leaves a half-registered or duplicate version.
 """
@@ -22,7 +22,7 @@ from emberwatch.ml.head import compose, head_predict_numpy, load_head_npz
 from emberwatch.stack import manage, processes
 from services.trainer import metrics as m
 from services.trainer.main import build_service
-from services.trainer.registry import ALIAS, TAG_KEY
+from services.trainer.registry import TAG_KEY
 from services.trainer.settings import TrainerSettings
 from services.trainer.tile_index import TileIndex
 from tests.conftest import stack_settings
@@ -99,8 +99,9 @@ async def test_tiles_to_registered_candidate_incremental_and_mlflow_outage(stack
         assert {"val_accuracy", "val_loss", "val_recall", "val_auc"} <= set(cand1.metrics)
         assert cand1.artifact_uri == f"runs:/{cand1.run_id}/triton"
 
-        mv = client.get_model_version_by_alias(settings.model_name, ALIAS)
-        assert mv.version == cand1.version and mv.run_id == cand1.run_id
+        mv = client.get_model_version(settings.model_name, cand1.version)
+        assert mv.run_id == cand1.run_id
+        assert not mv.aliases  # aliases are the gatekeeper's alone to set
         assert mv.tags["dataset_digest"] == cand1.dataset_digest
         run = client.get_run(cand1.run_id)
         assert run.info.status == "FINISHED"
@@ -130,7 +131,7 @@ async def test_tiles_to_registered_candidate_incremental_and_mlflow_outage(stack
         # model's outputs, which the backbone + numpy head reproduce (what Triton will do).
         arrays, meta = load_head_npz(local / "triton")
         assert meta["backbone_id"] == handlers.trainer.backbone.backbone_id and meta["image_size"] == 32
-        head = mlflow.keras.load_model(f"models:/{settings.model_name}@{ALIAS}")
+        head = mlflow.keras.load_model(f"models:/{settings.model_name}/{cand1.version}")
         known = np.load(local / "validation/known_images.npz")
         assert known["images"].shape == (4, 32, 32, 3) and known["images"].dtype == np.uint8
         bb = handlers.trainer.backbone
@@ -159,7 +160,6 @@ async def test_tiles_to_registered_candidate_incremental_and_mlflow_outage(stack
         assert outcome2.embedded_new == 6 and outcome2.embedding_cache_hits == FIRST
         assert client.get_run(cand2.run_id).data.metrics["embedded_new"] == 6
         assert cand2.version == "2" and cand2.dataset_digest != cand1.dataset_digest
-        assert client.get_model_version_by_alias(settings.model_name, ALIAS).version == "2"
         assert TileIndex(handlers.trainer.index.path).count() == FIRST + 1 + 6  # durable
 
         # --- 3. MLflow dies after the run was created: retried, one version, old run FAILED ------
@@ -187,7 +187,6 @@ async def test_tiles_to_registered_candidate_incremental_and_mlflow_outage(stack
         key = client.get_run(cand3.run_id).data.tags[TAG_KEY]
         versions = client.search_model_versions(f"name = '{settings.model_name}' and tags.{TAG_KEY} = '{key}'")
         assert [v.version for v in versions] == ["3"]
-        assert client.get_model_version_by_alias(settings.model_name, ALIAS).version == "3"
 
         # --- 4. MLflow dies right after the version was registered: finished, not duplicated ----
         failed_runs.clear()
@@ -205,7 +204,6 @@ async def test_tiles_to_registered_candidate_incremental_and_mlflow_outage(stack
         assert client.get_run(cand4.run_id).info.status == "FINISHED"
         all_versions = client.search_model_versions(f"name = '{settings.model_name}'")
         assert sorted(int(v.version) for v in all_versions) == [1, 2, 3, 4]
-        assert client.get_model_version_by_alias(settings.model_name, ALIAS).version == "4"
     finally:
         handlers.trainer.publisher.on_step = None
         await handlers.stop()
