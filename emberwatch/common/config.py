@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -127,6 +128,19 @@ class Settings(BaseSettings):
     @property
     def kafka_servers(self) -> list[str]:
         return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+
+S = TypeVar("S", bound=Settings)
+
+
+def narrow(settings: Settings | None, cls: type[S]) -> S:
+    """The service's own typed settings (``cls``) from the common ones: the same values, plus the
+    service's fields from the environment. Every service narrows its settings this one way."""
+    if settings is None:
+        return cls()
+    if isinstance(settings, cls):
+        return settings
+    return cls(**settings.model_dump(exclude_unset=False))
 
 
 @lru_cache

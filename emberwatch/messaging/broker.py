@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable, Callable
 
 from faststream.kafka import KafkaBroker
 from faststream.security import (
@@ -57,3 +58,15 @@ async def publish_event(broker: KafkaBroker, event: Envelope, *, service: str) -
         headers={"event_type": event.type, "event_id": event.event_id, "content-type": "application/json"},
     )
     MESSAGES_PUBLISHED.labels(service, event.TOPIC).inc()
+
+
+Publish = Callable[[Envelope], Awaitable[None]]
+
+
+def publisher(broker: KafkaBroker, service: str) -> Publish:
+    """The one way a service's handlers publish: ``await publish(event)``."""
+
+    async def publish(event: Envelope) -> None:
+        await publish_event(broker, event, service=service)
+
+    return publish
