@@ -145,7 +145,7 @@ async def test_tiles_to_registered_candidate_incremental_and_mlflow_outage(stack
 
         dlq = await read_all(settings.kafka_bootstrap_servers, "tiles.ready.v1.dlq", 1)
         headers = dict(dlq[0].headers)
-        assert headers["x-dlq-reason"] == b"permanent" and b"file://" in headers["x-dlq-error"]
+        assert headers["x-dlq-reason"] == b"permanent" and b"unsupported tile uri scheme" in headers["x-dlq-error"]
 
         # --- 2. a few more tiles + a request: only the new ones are embedded ----------------------
         more = write_tiles(store, 6, seed=2)
