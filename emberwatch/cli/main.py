@@ -339,6 +339,7 @@ def _command(kind: str, *, version: str | None, reason: str, wait_s: float, mode
     except CommandError as exc:
         console.print(f"[red]{kind}:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
+    console.print(f"decision {decision.event_id} answers command {command.event_id}", highlight=False)
     if decision.refused:
         console.print(f"[red]{kind} refused by the gatekeeper:[/] {escape(decision.reason)}", highlight=False)
         raise typer.Exit(1)

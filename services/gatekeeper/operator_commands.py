@@ -226,11 +226,11 @@ class OperatorCommands:
         gk, serving = self.gk, self.gk.serving
         history = serving.history()
         current = serving.champion()
+        if c.version is not None and c.version != current:
+            raise Refused(f"version {c.version} is not the champion (the champion is {current or 'none'})")
         if current is None or len(history) < 2:
             raise Refused(f"there is no previous champion to roll back to (champions so far: "
                           f"{', '.join(history) or 'none'})")
-        if c.version is not None and c.version != current:
-            raise Refused(f"version {c.version} is not the champion (version {current} is)")
         target = history[-2]
         if int(target) not in head_versions_on_disk(serving.repo):
             dst = self.settings.gatekeeper_dir / "rollback" / target
