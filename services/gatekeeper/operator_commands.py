@@ -120,8 +120,8 @@ class OperatorCommands:
             (shadow.candidate_version if shadow is not None else None) or ""
         return ModelDecision.create(
             producer=SERVICE, model_name=c.model_name, candidate_version=subject, champion_version=champion,
-            decision="rejected", reason=f"{c.command} refused: {why}", requested_by=c.requested_by,
-            command_id=c.event_id, refused=True)
+            decision="rejected", reason=f"{c.command} refused: {why}", basis="operator",
+            requested_by=c.requested_by, command_id=c.event_id, refused=True)
 
     @staticmethod
     def _why(text: str, c: ModelCommand) -> str:
@@ -145,7 +145,7 @@ class OperatorCommands:
             return self.gk._end_shadow(  # noqa: SLF001 - the gatekeeper's own flow
                 shadow, "rejected", f"{what} by {c.requested_by} while this challenger was in shadow",
                 gate_evidence(result), result, {"pairs_by_source": shadow.n_by_source()},
-                requested_by=c.requested_by)
+                basis="operator", requested_by=c.requested_by)
         except Exception as exc:  # noqa: BLE001 - the command itself was carried out
             log.warning("the shadow could not be ended", extra={"candidate": shadow.candidate_version,
                                                                  "error": str(exc)})
@@ -193,7 +193,7 @@ class OperatorCommands:
         answer = gk._promote(  # noqa: SLF001
             version, evidence=Evidence(), run_id=run_id,
             reason=self._why(f"promoted by hand by {c.requested_by}, bypassing the shadow gate", c),
-            requested_by=c.requested_by, command_id=c.event_id)
+            basis="operator", requested_by=c.requested_by, command_id=c.event_id)
         return self._end_shadow_under(shadow, c, f"champion {champion} was replaced by version {version} "
                                       "by hand") + [answer]
 
@@ -206,7 +206,7 @@ class OperatorCommands:
             shadow.candidate_version, evidence=gate_evidence(result), run_id=shadow.run_id,
             reason=f"{reason} (the gate so far: {result.reason})", result=result,
             extra={"pairs_by_source": shadow.n_by_source()},
-            requested_by=c.requested_by, command_id=c.event_id)]
+            basis="operator", requested_by=c.requested_by, command_id=c.event_id)]
 
     def _approve(self, c: ModelCommand) -> list[ModelDecision]:
         shadow = self._shadow_of(c)
@@ -220,7 +220,7 @@ class OperatorCommands:
             shadow, "rejected",
             self._why(f"rejected by {c.requested_by} (the gate so far: {result.reason})", c),
             gate_evidence(result), result, {"pairs_by_source": shadow.n_by_source()},
-            requested_by=c.requested_by, command_id=c.event_id)
+            basis="operator", requested_by=c.requested_by, command_id=c.event_id)
 
     def _rollback(self, c: ModelCommand) -> list[ModelDecision]:
         gk, serving = self.gk, self.gk.serving
@@ -247,6 +247,6 @@ class OperatorCommands:
             reason=self._why(f"rolled back by {c.requested_by}: champion {current} replaced by the "
                              f"previous champion {target}", c),
             evidence=Evidence(), run_id=gk.registry.run_id_of(current),
-            requested_by=c.requested_by, command_id=c.event_id)
+            basis="operator", requested_by=c.requested_by, command_id=c.event_id)
         ended = self._end_shadow_under(shadow, c, f"champion {current} was rolled back to {target}")
         return ended + [answer]

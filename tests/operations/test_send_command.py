@@ -104,7 +104,9 @@ async def test_cli_and_bot_commands_are_carried_out_by_the_gatekeeper_in_another
     caller = base.model_copy(update={"state_dir": caller_state,
                                      "triton_model_repository": caller_state / "no-repository"})
     mlflow = MlflowClient(base.mlflow_tracking_uri, registry_uri=base.mlflow_tracking_uri)
-    world = make_world(tmp / "world-state", tmp / "tiles")
+    # the candidates' backbone is built where the gatekeeper finds it cached, as the trainer's is when
+    # they share a state directory (a random backbone built in two processes may differ)
+    world = make_world(gk_state, tmp / "tiles")
     log = tmp / "gatekeeper.log"
     with open(log, "wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "emberwatch.cli.main", "run", "gatekeeper"],
@@ -125,8 +127,9 @@ async def test_cli_and_bot_commands_are_carried_out_by_the_gatekeeper_in_another
 
         async def decided(version: str, kind: str):
             async def check():
-                return next((d for d in await decisions(base)
-                             if d.candidate_version == version and d.decision == kind), None)
+                found = [d for d in await decisions(base) if d.candidate_version == version]
+                assert all(d.decision == kind for d in found), [(d.decision, d.reason) for d in found]
+                return found[0] if found else None
             return await eventually(check, 480, f"v{version} {kind}", proc, log)
 
         async def in_shadow():
