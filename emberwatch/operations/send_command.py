@@ -55,6 +55,7 @@ async def send_command(settings: Settings, command: ModelCommand, *, wait_s: flo
     try:
         await consumer.start()
     except KafkaError as exc:
+        await consumer.stop()
         raise CommandError(f"Kafka at {settings.kafka_bootstrap_servers} did not answer: {exc}") from None
     try:
         await _from_the_end(consumer, ModelDecision.TOPIC)  # the answer comes after the command
