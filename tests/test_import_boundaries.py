@@ -1,4 +1,4 @@
-"""Import boundaries (DESIGN §1): the shared package never imports a service, and no service imports
+"""Import boundaries (docs/architecture.md): the shared package never imports a service, and no service imports
 another. Every .py file of the repository is parsed with ``ast``; static imports (absolute and
 relative) and ``importlib.import_module``/``__import__`` calls with a literal or f-string name count.
 The one allowed exception is ``emberwatch run <service>``, which imports ``services.<name>.main`` by

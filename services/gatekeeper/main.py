@@ -8,7 +8,7 @@ import logging
 
 from faststream import FastStream
 
-from emberwatch.common.config import Settings
+from emberwatch.common.config import Settings, narrow
 from emberwatch.common.service import run_service
 from emberwatch.contracts.events import ModelCandidate, ModelCommand, TileReady
 from emberwatch.messaging.broker import build_broker
@@ -17,13 +17,13 @@ from services.gatekeeper.gatekeeper import SERVICE, Gatekeeper
 from services.gatekeeper.handlers import Handlers
 from services.gatekeeper.metrics import SERVING_CHECK_FAILURES
 from services.gatekeeper.serving_control import state_lock
-from services.gatekeeper.settings import as_gatekeeper_settings
+from services.gatekeeper.settings import GatekeeperSettings
 
 log = logging.getLogger(__name__)
 
 
 def build_app(settings: Settings, *, gatekeeper: Gatekeeper | None = None) -> FastStream:
-    s = as_gatekeeper_settings(settings)
+    s = narrow(settings, GatekeeperSettings)
     broker = build_broker(s, SERVICE)
     gk = gatekeeper or Gatekeeper(s)
     handlers = Handlers(broker, gk)

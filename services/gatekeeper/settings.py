@@ -6,7 +6,6 @@ from pathlib import Path
 
 from pydantic import Field
 
-from emberwatch.common.config import Settings
 from emberwatch.ml.settings import MLSettings
 from services.gatekeeper.decide_promotion import GateThresholds
 
@@ -85,12 +84,3 @@ class GatekeeperSettings(MLSettings):
     @property
     def gatekeeper_dir(self) -> Path:
         return Path(self.state_dir) / "gatekeeper"
-
-
-def as_gatekeeper_settings(settings: Settings | None) -> GatekeeperSettings:
-    """The gatekeeper's settings from common ones (same values; the gatekeeper's own from the env)."""
-    if settings is None:
-        return GatekeeperSettings()
-    if isinstance(settings, GatekeeperSettings):
-        return settings
-    return GatekeeperSettings(**settings.model_dump())
