@@ -258,66 +258,128 @@ def _evidence_text(decision) -> str:
 
 
 @app.command("models")
-def models(limit: int = typer.Option(10, help="How many recent versions to list.")) -> None:
-    """Show the champion and the challengers: MLflow versions, aliases, metrics, what Triton serves."""
-    from mlflow import MlflowClient
+def models(limit: int = typer.Option(10, help="How many recent versions to list."),
+           decisions: int = typer.Option(5, help="How many of the latest decisions to show.")) -> None:
+    """Show the champion and the challengers: MLflow versions, aliases, metrics, what Triton has
+    loaded, and the latest decisions (from MLflow, Triton and Kafka; nothing local is read)."""
+    import asyncio
 
     from emberwatch.ml.settings import MLSettings
+    from emberwatch.operations.send_command import describe
+    from emberwatch.operations.show_models import latest_decisions, registry_versions, triton_view
 
     settings = MLSettings()
-    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
     try:
-        versions = client.search_model_versions(f"name='{settings.model_name}'")
+        rows = registry_versions(settings.mlflow_tracking_uri, settings.model_name, limit)
     except Exception as exc:  # noqa: BLE001 - MLflow raises many types when unreachable
         console.print(f"[red]MLflow at {settings.mlflow_tracking_uri} did not answer:[/] {exc}")
         raise typer.Exit(1) from None
+    triton = triton_view(settings.triton_url, [r.version for r in rows])
     table = Table(title=f"{settings.model_name} in MLflow")
-    for col in ("version", "aliases", "created", "val_accuracy", "val_recall", "test_recall", "shadow n", "run"):
+    for col in ("version", "aliases", "created", "val_accuracy", "val_recall", "test_recall", "shadow n",
+                "in Triton", "run"):
         table.add_column(col)
-    for mv in sorted(versions, key=lambda v: int(v.version), reverse=True)[:limit]:
-        metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
-        aliases = ",".join(mv.aliases or [])
-        style = "bold green" if "champion" in (mv.aliases or []) else ""
-        table.add_row(f"[{style}]{mv.version}[/]" if style else mv.version, aliases,
-                      datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).strftime("%Y-%m-%d %H:%M"),
-                      _fmt(metrics.get("val_accuracy")), _fmt(metrics.get("val_recall")), _fmt(metrics.get("test_recall")),
-                      str(int(metrics["gate_n"])) if "gate_n" in metrics else "-", (mv.run_id or "")[:8])
+    for r in rows:
+        style = "bold green" if "champion" in r.aliases else ""
+        loaded = "?" if triton.error else ("loaded" if r.version in triton.heads_ready else "-")
+        gate_n = r.metrics.get("gate_n")
+        table.add_row(f"[{style}]{r.version}[/]" if style else r.version, ",".join(r.aliases),
+                      r.created.strftime("%Y-%m-%d %H:%M"), _fmt(r.metrics.get("val_accuracy")),
+                      _fmt(r.metrics.get("val_recall")), _fmt(r.metrics.get("test_recall")),
+                      "-" if gate_n is None else str(int(gate_n)), loaded, (r.run_id or "")[:8])
     out.print(table)
+    if triton.error:
+        console.print(f"[yellow]Triton at {triton.url} did not answer:[/] {triton.error}")
+    else:
+        out.print(f"Triton at {triton.url}: {triton.public_model} "
+                  f"{'ready' if triton.public_ready else 'NOT ready'}, backbone "
+                  f"{'ready' if triton.backbone_ready else 'not loaded'}, head versions loaded: "
+                  f"{', '.join(triton.heads_ready) or 'none'}")
+    if decisions <= 0:
+        return
     try:
-        from emberwatch.operations.manage_champion import champion_status
-
-        serving = champion_status(settings)
-        out.print(f"Triton serves: {serving.get('serving')}; shadow: {serving.get('shadow', '-')}")
-    except Exception as exc:  # noqa: BLE001 - serving view is best effort beside the registry
-        console.print(f"[yellow]serving state unavailable:[/] {type(exc).__name__}: {exc}")
+        latest = asyncio.run(latest_decisions(settings, settings.model_name, limit=decisions))
+    except Exception as exc:  # noqa: BLE001 - the registry view stands without the decisions
+        console.print(f"[yellow]decisions unavailable (Kafka at {settings.kafka_bootstrap_servers}):[/] "
+                      f"{exc}")
+        return
+    out.print("Latest decisions:" if latest else "No decisions yet.")
+    for d in latest:
+        out.print(f"  {d.occurred_at.strftime('%Y-%m-%d %H:%M:%S')} {describe(d)}", markup=False,
+                  highlight=False)
 
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-@app.command("promote")
-def promote(version: str = typer.Argument(..., help="MLflow model version to serve as champion.")) -> None:
-    """Promote a version by hand (validated in Triton first; the old champion stays loaded)."""
-    from emberwatch.operations.manage_champion import promote as do_promote
+def _command(kind: str, *, version: str | None, reason: str, wait_s: float, model: str | None) -> None:
+    """Send one command to the gatekeeper, wait for its answer, print it. Exit 1 when it was refused,
+    2 when it could not be sent or no answer came."""
+    import asyncio
 
+    from pydantic import ValidationError
+    from rich.markup import escape
+
+    from emberwatch.ml.settings import MLSettings
+    from emberwatch.operations.send_command import (
+        CommandError, cli_user, describe, model_command, send_command,
+    )
+
+    settings = MLSettings()
     try:
-        console.print(do_promote(version))
-    except Exception as exc:  # noqa: BLE001 - report any failure plainly
-        console.print(f"[red]promotion failed:[/] {type(exc).__name__}: {exc}")
-        raise typer.Exit(1) from None
+        command = model_command(kind, model or settings.model_name, requested_by=cli_user(), version=version,
+                                reason=reason, wait_s=wait_s)
+    except ValidationError as exc:
+        raise typer.BadParameter("; ".join(e["msg"] for e in exc.errors())) from None
+    try:
+        with console.status(f"{kind}: waiting up to {wait_s:g}s for the gatekeeper's answer "
+                            f"(command {command.event_id})…"):
+            decision = asyncio.run(send_command(settings, command, wait_s=wait_s))
+    except CommandError as exc:
+        console.print(f"[red]{kind}:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"decision {decision.event_id} answers command {command.event_id}", highlight=False)
+    if decision.refused:
+        console.print(f"[red]{kind} refused by the gatekeeper:[/] {escape(decision.reason)}", highlight=False)
+        raise typer.Exit(1)
+    out.print(describe(decision), markup=False, highlight=False)
+
+
+_REASON = typer.Option("", "--reason", help="Why (kept with the decision and in MLflow).")
+_WAIT = typer.Option(60.0, "--wait-s", help="How long to wait for the gatekeeper's answer.")
+_MODEL = typer.Option(None, "--model", help="Registered model (default: EMBERWATCH_MODEL_NAME).")
+
+
+@app.command("promote")
+def promote(version: str = typer.Argument(..., help="MLflow model version to serve as champion."),
+            reason: str = _REASON, wait_s: float = _WAIT, model: str = _MODEL) -> None:
+    """Promote a version by hand: the gatekeeper validates it in Triton, then switches the champion
+    without downtime (the old champion stays loaded); answered on models.decisions.v1."""
+    _command("promote", version=version, reason=reason, wait_s=wait_s, model=model)
 
 
 @app.command("rollback")
-def rollback() -> None:
+def rollback(reason: str = _REASON, wait_s: float = _WAIT, model: str = _MODEL,
+             from_version: str = typer.Option(None, "--from",
+                                              help="Roll back only if this version is still the champion.")
+             ) -> None:
     """Restore the previous champion at once (no downtime: both versions stay loaded)."""
-    from emberwatch.operations.manage_champion import rollback as do_rollback
+    _command("rollback", version=from_version, reason=reason, wait_s=wait_s, model=model)
 
-    try:
-        console.print(do_rollback())
-    except Exception as exc:  # noqa: BLE001 - report any failure plainly
-        console.print(f"[red]rollback failed:[/] {type(exc).__name__}: {exc}")
-        raise typer.Exit(1) from None
+
+@app.command("approve")
+def approve(version: str = typer.Argument(None, help="The challenger in shadow (default: the one there is)."),
+            reason: str = _REASON, wait_s: float = _WAIT, model: str = _MODEL) -> None:
+    """Promote the challenger in shadow now, on the evidence so far (a person's approval)."""
+    _command("approve", version=version, reason=reason, wait_s=wait_s, model=model)
+
+
+@app.command("reject")
+def reject(version: str = typer.Argument(None, help="The challenger in shadow (default: the one there is)."),
+           reason: str = _REASON, wait_s: float = _WAIT, model: str = _MODEL) -> None:
+    """End the challenger's shadow comparison: it is rejected (a person's verdict)."""
+    _command("reject", version=version, reason=reason, wait_s=wait_s, model=model)
 
 
 @app.command("train")

@@ -21,8 +21,9 @@ def contracts_broker() -> KafkaBroker:
             model.TOPIC,
             schema=model,
             title=f"{model.TOPIC}:{model.__name__}",
-            description=(model.__doc__ or "").strip()
-            + f" Message key: the entity it is about. Poison messages go to {dlq_topic(model.TOPIC)}.",
+            description=" ".join((model.__doc__ or "").split())
+            + f" Message key: {getattr(model, 'KEY_DOC', 'the entity it is about')}."
+            + f" Poison messages go to {dlq_topic(model.TOPIC)}.",
         )
     return broker
 

@@ -1,4 +1,4 @@
-"""The six event types. Field names are the contract: add fields, never rename.
+"""The event types. Field names are the contract: add fields, never rename.
 
 See docs/architecture.md#event-contracts.
 """
@@ -8,13 +8,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from emberwatch.contracts.envelope import Envelope
 from emberwatch.contracts.topics import Topic
 
 Label = Literal["wildfire", "nowildfire"]
 Split = Literal["train", "val", "test"]
+CommandKind = Literal["promote", "rollback", "approve", "reject"]
 
 
 class _Part(BaseModel):
@@ -162,14 +163,55 @@ class ModelDecision(Envelope):
     basis: Literal["gate", "floor", "validation", "inconclusive", "superseded", "operator"] | None = Field(
         None, description="What decided: the shadow gate on paired evidence, the first model's floor, "
         "infra validation, a shadow that stayed inconclusive, a newer candidate, or an operator.")
+    requested_by: str | None = Field(
+        None, description="Who asked, when an operator's command caused the decision (e.g. cli:alice, "
+                          "discord:bob); None for the gatekeeper's own decisions.")
+    command_id: str | None = Field(
+        None, description="The event_id of the models.commands.v1 command this decision answers.")
+    refused: bool = Field(
+        False, description="True when the decision answers a command that could not be carried out "
+                           "(decision rejected): nothing changed, the reason says why.")
 
     def key(self) -> str:
         return f"{self.model_name}:{self.candidate_version}"
 
     def id_parts(self) -> tuple[Any, ...] | None:
-        if self.decision == "rolled_back":
-            return None  # an operator's act: each rollback is its own event
+        if self.decision == "rolled_back" or self.command_id is not None:
+            return None  # an operator's act: each answer to a command is its own event
         return (self.model_name, self.candidate_version, self.decision)
+
+
+class ModelCommand(Envelope):
+    """An operator's command on the served model: promote a version by hand, roll back to the
+    previous champion, approve (promote now) or reject the challenger in shadow. The gatekeeper alone
+    carries it out and answers with the models.decisions.v1 event whose command_id is this event's id
+    (a command it cannot carry out is answered too: decision rejected, refused true, and why)."""
+
+    TYPE: ClassVar[str] = "models.commands"
+    TOPIC: ClassVar[str] = Topic.MODELS_COMMANDS
+    KEY_DOC: ClassVar[str] = "the model name (one model's commands stay in order)"
+
+    command: CommandKind
+    model_name: str = Field(description="The registered model the command is about.")
+    version: str | None = Field(
+        None, pattern=r"^[0-9]+$",
+        description="promote: the version to serve (required); approve/reject: the challenger in shadow "
+                    "(default: whichever it is); rollback: the champion expected to be rolled back "
+                    "(default: the current one).")
+    requested_by: str = Field(description="Who asks, e.g. cli:alice or discord:bob.")
+    reason: str = Field("", description="Why, in the operator's words (kept with the decision).")
+    expires_at: datetime | None = Field(
+        None, description="The gatekeeper refuses the command after this time (UTC): its caller has "
+                          "stopped waiting for the answer.")
+
+    @model_validator(mode="after")
+    def _promote_names_a_version(self) -> ModelCommand:
+        if self.command == "promote" and self.version is None:
+            raise ValueError("a promote command needs the version to promote")
+        return self
+
+    def key(self) -> str:
+        return self.model_name
 
 
 class PipelineAlert(Envelope):
@@ -189,7 +231,7 @@ class PipelineAlert(Envelope):
 
 
 EVENT_TYPES: tuple[type[Envelope], ...] = (
-    FireObserved, TileReady, TrainingRequest, ModelCandidate, ModelDecision, PipelineAlert,
+    FireObserved, TileReady, TrainingRequest, ModelCandidate, ModelDecision, PipelineAlert, ModelCommand,
 )
 
 _BY_TOPIC = {cls.TOPIC: cls for cls in EVENT_TYPES}

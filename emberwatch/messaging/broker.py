@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from faststream.kafka import KafkaBroker
+from faststream.kafka.security import parse_security
 from faststream.security import (
     BaseSecurity,
     SASLPlaintext,
@@ -47,6 +49,11 @@ def build_broker(settings: Settings, service: str, *, graceful_timeout: float = 
         acks="all",
         logger=None,
     )
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Bootstrap servers and SASL/TLS options for a plain aiokafka client (as ``build_broker`` uses)."""
+    return {"bootstrap_servers": settings.kafka_servers, **parse_security(build_security(settings))}
 
 
 async def publish_event(broker: KafkaBroker, event: Envelope, *, service: str) -> None:

@@ -70,11 +70,14 @@ class Gatekeeper:
 
     def _decide(self, *, candidate_version: str, champion_version: str | None, decision: str,
                 reason: str, evidence: Evidence, run_id: str | None, result: GateResult | None = None,
-                extra: dict | None = None, basis: str | None = None) -> ModelDecision:
+                extra: dict | None = None, basis: str | None = None, requested_by: str | None = None,
+                command_id: str | None = None) -> ModelDecision:
         event = ModelDecision.create(
             producer=SERVICE, model_name=self.settings.model_name, candidate_version=str(candidate_version),
             champion_version=champion_version, decision=decision, evidence=evidence, reason=reason,
-            run_id=run_id, basis=basis)
+            run_id=run_id, basis=basis, requested_by=requested_by, command_id=command_id)
+        if requested_by:
+            extra = {**(extra or {}), "requested_by": requested_by, "command_id": command_id}
         if run_id:
             try:
                 doc = result_document(result, {"decision": decision, "reason": reason,
@@ -313,7 +316,8 @@ class Gatekeeper:
         return self._end_shadow(shadow, "rejected", result.reason, evidence, result, extra, basis="gate")
 
     def _end_shadow(self, shadow: Shadow, decision: str, reason: str, evidence: Evidence,
-                    result: GateResult | None, extra: dict, basis: str | None = None) -> list[ModelDecision]:
+                    result: GateResult | None, extra: dict, basis: str | None = None,
+                    requested_by: str | None = None, command_id: str | None = None) -> list[ModelDecision]:
         self.serving.set_challenger(None)
         self.serving.drop_head(shadow.candidate_version)
         self.registry.clear_alias(CHALLENGER, only_if=shadow.candidate_version)
@@ -323,7 +327,7 @@ class Gatekeeper:
         return [self._decide(candidate_version=shadow.candidate_version,
                              champion_version=shadow.champion_version, decision=decision, reason=reason,
                              evidence=evidence, run_id=shadow.run_id, result=result, extra=extra,
-                             basis=basis)]
+                             basis=basis, requested_by=requested_by, command_id=command_id)]
 
     def _supersede(self, shadow: Shadow, by: str) -> list[ModelDecision]:
         result = decide_promotion(shadow.counts(), self.settings.thresholds())
@@ -334,7 +338,8 @@ class Gatekeeper:
     # --- promotion ---------------------------------------------------------------------------
     def _promote(self, version: str, *, evidence: Evidence, run_id: str | None, reason: str,
                  result: GateResult | None = None, extra: dict | None = None,
-                 basis: str | None = None) -> ModelDecision:
+                 basis: str | None = None, requested_by: str | None = None,
+                 command_id: str | None = None) -> ModelDecision:
         old = self.serving.champion()
         history = [v for v in self.serving.history() if v != str(version)] + [str(version)]
         self.serving.switch_champion(str(version), previous=old, history=history)
@@ -343,4 +348,4 @@ class Gatekeeper:
         self.serving.retire_unused()
         return self._decide(candidate_version=version, champion_version=old, decision="promoted",
                             reason=reason, evidence=evidence, run_id=run_id, result=result, extra=extra,
-                            basis=basis)
+                            basis=basis, requested_by=requested_by, command_id=command_id)

@@ -2,8 +2,9 @@
 
 A candidate is placed in Triton's repository, loaded and validated; then it scores the held-out test
 tiles beside the champion (shadow), and every live tile that arrives while it is in shadow; the gate
-promotes it only on evidence, or rejects it with the reason. Each decision goes to
-models.decisions.v1. The blocking work (Triton, MLflow) runs in a worker thread.
+promotes it only on evidence, or rejects it with the reason. An operator's command
+(models.commands.v1: promote, rollback, approve, reject) is carried out here too, and answered. Each
+decision goes to models.decisions.v1. The blocking work (Triton, MLflow) runs in a worker thread.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import logging
 
 from faststream.kafka import KafkaBroker
 
-from emberwatch.contracts.events import ModelCandidate, ModelDecision, TileReady
+from emberwatch.contracts.events import ModelCandidate, ModelCommand, ModelDecision, TileReady
 from emberwatch.messaging.broker import publish_event
 from emberwatch.messaging.consumer import PermanentError
 from services.gatekeeper.gatekeeper import SERVICE, Gatekeeper
 from emberwatch.common.tile_store import PERMANENT as TILE_GONE
+from services.gatekeeper.operator_commands import OperatorCommands
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,7 @@ class Handlers:
     def __init__(self, broker: KafkaBroker, gatekeeper: Gatekeeper):
         self.broker = broker
         self.gatekeeper = gatekeeper
+        self.commands = OperatorCommands(gatekeeper)
 
     async def _publish(self, decisions: list[ModelDecision]) -> None:
         for decision in decisions:
@@ -43,4 +46,8 @@ class Handlers:
             decisions = await asyncio.to_thread(self.gatekeeper.on_tile, tile)
         except TILE_GONE as exc:  # a missing tile or a URI no reader accepts never gets better
             raise PermanentError(str(exc)) from exc
+        await self._publish(decisions)
+
+    async def on_command(self, command: ModelCommand) -> None:
+        decisions = await asyncio.to_thread(self.commands.on_command, command)
         await self._publish(decisions)

@@ -1,4 +1,4 @@
-"""Wiring: the gatekeeper consumes candidates and live tiles, publishes decisions."""
+"""Wiring: the gatekeeper consumes candidates, live tiles and operator commands, publishes decisions."""
 
 from __future__ import annotations
 
@@ -8,22 +8,22 @@ import logging
 
 from faststream import FastStream
 
-from emberwatch.common.config import Settings
+from emberwatch.common.config import Settings, narrow
 from emberwatch.common.service import run_service
-from emberwatch.contracts.events import ModelCandidate, TileReady
+from emberwatch.contracts.events import ModelCandidate, ModelCommand, TileReady
 from emberwatch.messaging.broker import build_broker
 from emberwatch.messaging.consumer import subscribe
 from services.gatekeeper.gatekeeper import SERVICE, Gatekeeper
 from services.gatekeeper.handlers import Handlers
 from services.gatekeeper.metrics import SERVING_CHECK_FAILURES
-from services.gatekeeper.promote import as_gatekeeper_settings
 from services.gatekeeper.serving_control import state_lock
+from services.gatekeeper.settings import GatekeeperSettings
 
 log = logging.getLogger(__name__)
 
 
 def build_app(settings: Settings, *, gatekeeper: Gatekeeper | None = None) -> FastStream:
-    s = as_gatekeeper_settings(settings)
+    s = narrow(settings, GatekeeperSettings)
     broker = build_broker(s, SERVICE)
     gk = gatekeeper or Gatekeeper(s)
     handlers = Handlers(broker, gk)
@@ -33,6 +33,8 @@ def build_app(settings: Settings, *, gatekeeper: Gatekeeper | None = None) -> Fa
               group_id=s.gatekeeper_group_id, **common)
     subscribe(broker, TileReady.TOPIC, TileReady, handlers.on_tile,
               group_id=f"{s.gatekeeper_group_id}-shadow", **common)
+    subscribe(broker, ModelCommand.TOPIC, ModelCommand, handlers.on_command,
+              group_id=f"{s.gatekeeper_group_id}-commands", **common)
     app = FastStream(broker)
 
     watchdog: dict[str, asyncio.Task] = {}

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def state_lock(settings: GatekeeperSettings) -> Iterator[None]:
-    """One writer at a time (the service and an operator's promote/rollback share the state)."""
+    """One writer at a time: the handlers (candidates, tiles, commands) and the serving check."""
     settings.gatekeeper_dir.mkdir(parents=True, exist_ok=True)
     with open(settings.gatekeeper_dir / "lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)

@@ -68,6 +68,9 @@ class GatekeeperSettings(MLSettings):
         10.0, ge=0, description="How often the gatekeeper checks that Triton still has the served "
         "models loaded and re-loads them (after a Triton restart); 0 switches the check off.")
     gatekeeper_group_id: str = Field("gatekeeper", description="Consumer group of the gatekeeper.")
+    gatekeeper_command_max_age_s: float = Field(
+        900.0, gt=0, description="An operator's command (models.commands.v1) older than this is refused, "
+        "not carried out (a replayed or long-queued command; the caller's own expires_at may be sooner).")
     tile_fetch_timeout_s: float = Field(30.0, gt=0, description="Timeout fetching a tile by URI.")
 
     def thresholds(self) -> GateThresholds:

@@ -4,13 +4,12 @@
 Who may run them: members holding one of the configured role ids (``EMBERWATCH_NOTIFIER_BOT_ROLE_IDS``).
 An empty list allows nobody — the safe default for commands that move the champion.
 
-What is wired (see ``operations.LocalOperations``):
+What they do (see ``operations.LocalOperations``):
 * ``/status`` — the local stack's parts (``emberwatch.stack.manage.status``).
 * ``/champion`` — the registered model version behind the MLflow alias ``champion``.
-* ``/promote`` and ``/rollback`` — call the operator functions named by
-  ``EMBERWATCH_NOTIFIER_PROMOTE_CALLABLE`` / ``..._ROLLBACK_CALLABLE`` (the CLI's ``emberwatch
-  promote`` / ``rollback``, which the gatekeeper work provides). Until those exist the commands
-  answer that they are not wired, and change nothing.
+* ``/promote`` and ``/rollback`` — a command on models.commands.v1 with ``requested_by`` =
+  ``discord:<name>`` and the asked model; the gatekeeper carries it out and its decision is the
+  reply (a refusal says why; no answer in time says so).
 """
 
 from __future__ import annotations
@@ -18,6 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+from emberwatch.contracts.events import ModelDecision
+from emberwatch.operations.send_command import describe
 
 
 @dataclass(frozen=True)
@@ -53,19 +55,15 @@ class ChampionInfo:
     description: str | None = None
 
 
-class NotWired(Exception):
-    """The operation exists in the protocol but its implementation is not available yet."""
-
-
 @runtime_checkable
 class Operations(Protocol):
     async def stack_status(self) -> list[PartStatus]: ...
 
     async def champion(self, model_name: str) -> ChampionInfo | None: ...
 
-    async def promote(self, model_name: str, version: str, *, requested_by: str) -> str: ...
+    async def promote(self, model_name: str, version: str, *, requested_by: str) -> ModelDecision: ...
 
-    async def rollback(self, model_name: str, *, requested_by: str) -> str: ...
+    async def rollback(self, model_name: str, *, requested_by: str) -> ModelDecision: ...
 
 
 def is_allowed(invoker: Invoker, allowed_role_ids: Iterable[int]) -> bool:
@@ -110,13 +108,12 @@ async def promote_command(ops: Operations, invoker: Invoker, version: str, *,
     if not version.isdigit():
         return Reply(f"`{version}` is not a model version number.", ok=False)
     try:
-        result = await ops.promote(model_name, version, requested_by=f"discord:{invoker.name}")
-    except NotWired as exc:
-        return Reply(f"Promotion is not wired yet: {exc}", ok=False)
-    except Exception as exc:  # noqa: BLE001 - the operator sees why it failed
-        return Reply(f"Promotion of v{version} failed: {exc}", ok=False)
-    return Reply(f"Promotion of `{model_name}` v{version} requested by {invoker.name}: {result}",
-                 ephemeral=False)
+        decision = await ops.promote(model_name, version, requested_by=f"discord:{invoker.name}")
+    except Exception as exc:  # noqa: BLE001 - the operator sees why it failed (e.g. no answer in time)
+        return Reply(f"Promotion of `{model_name}` v{version} failed: {exc}", ok=False)
+    if decision.refused:
+        return Reply(f"Promotion of `{model_name}` v{version} was refused: {decision.reason}", ok=False)
+    return Reply(f"Promotion of `{model_name}` v{version}: {describe(decision)}", ephemeral=False)
 
 
 async def rollback_command(ops: Operations, invoker: Invoker, *, allowed_role_ids: Iterable[int],
@@ -124,12 +121,12 @@ async def rollback_command(ops: Operations, invoker: Invoker, *, allowed_role_id
     if not is_allowed(invoker, allowed_role_ids):
         return DENIED
     try:
-        result = await ops.rollback(model_name, requested_by=f"discord:{invoker.name}")
-    except NotWired as exc:
-        return Reply(f"Rollback is not wired yet: {exc}", ok=False)
+        decision = await ops.rollback(model_name, requested_by=f"discord:{invoker.name}")
     except Exception as exc:  # noqa: BLE001
-        return Reply(f"Rollback failed: {exc}", ok=False)
-    return Reply(f"Rollback of `{model_name}` requested by {invoker.name}: {result}", ephemeral=False)
+        return Reply(f"Rollback of `{model_name}` failed: {exc}", ok=False)
+    if decision.refused:
+        return Reply(f"Rollback of `{model_name}` was refused: {decision.reason}", ok=False)
+    return Reply(f"Rollback of `{model_name}`: {describe(decision)}", ephemeral=False)
 
 
 class BotCommands:

@@ -1,47 +1,22 @@
 """The real ``Operations`` behind the bot's commands.
 
 * ``stack_status``: ``emberwatch.stack.manage.status(settings)`` (the local stack's parts).
-* ``champion``: the MLflow model registry, alias ``champion`` of the configured model.
-* ``promote`` / ``rollback``: the operator functions named by settings
-  (``module:function``, default ``emberwatch.operations.manage_champion:promote`` / ``:rollback``). They are called in
-  a worker thread with whichever of ``model_name``/``model``, ``version``, ``requested_by`` they
-  accept. A setting naming a function that cannot be imported raises :class:`NotWired`; nothing
-  changes.
+* ``champion``: the MLflow model registry, alias ``champion`` of the asked model.
+* ``promote`` / ``rollback``: a command on models.commands.v1 (``requested_by`` = ``discord:<name>``),
+  carried out by the gatekeeper; the answer is its decision on models.decisions.v1
+  (``emberwatch.operations.send_command``), awaited for ``EMBERWATCH_NOTIFIER_COMMAND_WAIT_S``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-import inspect
-from collections.abc import Callable
-from typing import Any
 
-from services.notifier.bot_commands import ChampionInfo, NotWired, PartStatus
+from emberwatch.contracts.events import CommandKind, ModelDecision
+from emberwatch.operations.send_command import model_command, send_command
+from services.notifier.bot_commands import ChampionInfo, PartStatus
 from services.notifier.settings import NotifierSettings
 
-
-def resolve_callable(spec: str) -> Callable[..., Any]:
-    """``module:function`` → the function, or :class:`NotWired` saying what is missing."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise NotWired(f"{spec!r} is not of the form module:function")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise NotWired(f"module {module_name} is not available ({exc.__class__.__name__})") from None
-    func = getattr(module, attr, None)
-    if not callable(func):
-        raise NotWired(f"{module_name} has no {attr}() yet")
-    return func
-
-
-def call_with_accepted(func: Callable[..., Any], **candidates: Any) -> Any:
-    """Call ``func`` with the keyword arguments it declares among ``candidates``."""
-    params = inspect.signature(func).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return func(**candidates)
-    return func(**{k: v for k, v in candidates.items() if k in params})
+SERVICE = "notifier"
 
 
 class LocalOperations:
@@ -73,14 +48,15 @@ class LocalOperations:
                             source=mv.source, aliases=tuple(sorted(mv.aliases or ())),
                             description=mv.description)
 
-    async def promote(self, model_name: str, version: str, *, requested_by: str) -> str:
-        func = resolve_callable(self.settings.notifier_promote_callable)
-        result = await asyncio.to_thread(call_with_accepted, func, model_name=model_name, model=model_name,
-                                         version=version, requested_by=requested_by)
-        return str(result) if result is not None else "done"
+    async def _send(self, command: CommandKind, model_name: str, version: str | None,
+                    requested_by: str) -> ModelDecision:
+        wait_s = self.settings.notifier_command_wait_s
+        event = model_command(command, model_name, requested_by=requested_by, version=version,
+                              wait_s=wait_s, producer=SERVICE)
+        return await send_command(self.settings, event, wait_s=wait_s, service=SERVICE)
 
-    async def rollback(self, model_name: str, *, requested_by: str) -> str:
-        func = resolve_callable(self.settings.notifier_rollback_callable)
-        result = await asyncio.to_thread(call_with_accepted, func, model_name=model_name, model=model_name,
-                                         requested_by=requested_by)
-        return str(result) if result is not None else "done"
+    async def promote(self, model_name: str, version: str, *, requested_by: str) -> ModelDecision:
+        return await self._send("promote", model_name, version, requested_by)
+
+    async def rollback(self, model_name: str, *, requested_by: str) -> ModelDecision:
+        return await self._send("rollback", model_name, None, requested_by)

@@ -39,6 +39,8 @@ class Links:
         return f"{self.mlflow_url}/#/runs/{quote(run_id)}"
 
     def model_version(self, name: str, version: str) -> str:
+        if not version:  # e.g. a refused command that named no version: the model's page
+            return f"{self.mlflow_url}/#/models/{quote(name)}"
         return f"{self.mlflow_url}/#/models/{quote(name)}/versions/{quote(version)}"
 
     def dashboard(self, **variables: str) -> str:
@@ -111,14 +113,22 @@ class Renderer:
         titles = {
             "promoted": f"{ICONS['promoted']} {e.model_name} v{e.candidate_version} promoted to champion",
             "rejected": f"{ICONS['rejected']} {e.model_name} v{e.candidate_version} rejected",
-            "rolled_back": f"{ICONS['rolled_back']} {e.model_name} rolled back to v{e.candidate_version}",
+            # the gatekeeper's rollback: candidate_version is the champion rolled back, champion_version
+            # the previous champion that serves again
+            "rolled_back": f"{ICONS['rolled_back']} {e.model_name} rolled back from v{e.candidate_version} "
+                           f"to {champion}",
         }
+        title = titles[e.decision]
+        if e.refused:  # an operator's command the gatekeeper could not carry out: nothing changed
+            title = f"{ICONS['rejected']} {e.model_name}: an operator's command was refused"
         fields: list[dict[str, Any]] = []
         if e.decision == "rolled_back":
-            fields.append({"name": "Champion now", "value": f"v{e.candidate_version} (was {champion})",
+            fields.append({"name": "Champion now", "value": f"{champion} (was v{e.candidate_version})",
                            "inline": True})
         else:
             fields.append({"name": "Champion", "value": champion, "inline": True})
+        if e.requested_by:
+            fields.append({"name": "Requested by", "value": e.requested_by, "inline": True})
         if ev.n:
             fields.append({"name": "Paired samples", "value": f"n = {ev.n} ({ev.n_wildfire} wildfire)",
                            "inline": True})
@@ -140,7 +150,7 @@ class Renderer:
         fields.append({"name": "Links", "value": f"{run_link} · [Grafana dashboard]({dashboard})",
                        "inline": False})
         embed = {
-            "title": titles[e.decision],
+            "title": title,
             "description": e.reason,
             "url": self.links.run(e.run_id) if e.run_id else
             self.links.model_version(e.model_name, e.candidate_version),

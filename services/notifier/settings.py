@@ -52,7 +52,7 @@ class NotifierSettings(Settings):
         description="Alert names (the `alert` field) that go into the digest whatever their severity.",
     )
     notifier_model_name: str = Field(
-        "emberwatch-resnet50", description="Registered model the bot's /champion looks up."
+        "emberwatch-resnet50", description="Registered model the bot's commands are about when none is given."
     )
     discord_bot_token: SecretStr | None = Field(
         None, description="Discord bot token (secret); the slash-command bot starts only when set."
@@ -63,11 +63,8 @@ class NotifierSettings(Settings):
     notifier_bot_guild_id: int | None = Field(
         None, description="Guild to sync slash commands to at once (else global sync, which is slow)."
     )
-    notifier_promote_callable: str = Field(
-        "emberwatch.operations.manage_champion:promote", description="module:function the bot's /promote calls."
-    )
-    notifier_rollback_callable: str = Field(
-        "emberwatch.operations.manage_champion:rollback", description="module:function the bot's /rollback calls."
+    notifier_command_wait_s: float = Field(
+        60.0, gt=0, description="How long the bot's /promote and /rollback wait for the gatekeeper's answer."
     )
 
     @property

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from emberwatch.contracts import (
     FireObserved,
     ModelCandidate,
+    ModelCommand,
     ModelDecision,
     PipelineAlert,
     TileReady,
@@ -40,4 +41,7 @@ def sample_events() -> list[Envelope]:
                              reason="better recall"),
         PipelineAlert.create(producer="test", alert="feed_malformed", component="ingestor",
                              message="HTML instead of CSV", severity="warning"),
+        ModelCommand.create(producer="test", command="promote", model_name="emberwatch-resnet50",
+                            version="3", requested_by="cli:ops", reason="hotfix",
+                            expires_at=datetime(2026, 7, 1, 12, 1, tzinfo=UTC)),
     ]

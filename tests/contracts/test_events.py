@@ -11,6 +11,8 @@ from emberwatch.contracts import (
     ALL_TOPICS,
     EVENT_TYPES,
     FireObserved,
+    ModelCommand,
+    ModelDecision,
     TileReady,
     TrainingRequest,
     dlq_topic,
@@ -72,7 +74,7 @@ def test_invalid_events_are_rejected_with_a_reason():
 def test_topics_are_exactly_the_design_names():
     assert set(ALL_TOPICS) == {
         "fires.observed.v1", "tiles.ready.v1", "training.requests.v1",
-        "models.candidates.v1", "models.decisions.v1", "pipeline.alerts.v1",
+        "models.candidates.v1", "models.decisions.v1", "pipeline.alerts.v1", "models.commands.v1",
     }
     assert dlq_topic("tiles.ready.v1") == "tiles.ready.v1.dlq"
 
@@ -87,3 +89,55 @@ def test_asyncapi_document_describes_every_topic_and_schema():
         props = schemas[model.__name__]["properties"]
         assert {"event_id", "type", "occurred_at", "producer", "trace_id"} <= set(props)
     assert "fire_key" in schemas["FireObserved"]["properties"]
+    command_fields = set(schemas["ModelCommand"]["properties"])
+    assert {"command", "model_name", "version", "requested_by", "reason"} <= command_fields
+    assert {"requested_by", "command_id", "refused"} <= set(schemas["ModelDecision"]["properties"])
+    commands = next(ch for ch in doc["channels"].values() if ch["address"] == "models.commands.v1")
+    assert "models.commands.v1.dlq" in commands["description"] and "model name" in commands["description"]
+
+
+def command(**over) -> ModelCommand:
+    fields = dict(command="rollback", model_name="emberwatch-resnet50", requested_by="discord:ops#1")
+    fields.update(over)
+    return ModelCommand.create(producer="test", **fields)
+
+
+def test_a_command_round_trips_is_keyed_by_model_and_validates_its_fields():
+    c = command(command="promote", version="7", reason="hotfix")
+    again = ModelCommand.from_bytes(c.to_bytes())
+    assert again == c and (again.command, again.version, again.requested_by) == ("promote", "7", "discord:ops#1")
+    assert c.key() == "emberwatch-resnet50" and c.TOPIC == "models.commands.v1"
+    assert command().event_id != command().event_id  # a command, not a fact: a fresh id each time
+    assert command().version is None and command().reason == "" and command().expires_at is None
+    for kind in ("approve", "reject"):
+        assert command(command=kind).version is None  # the challenger in shadow, whichever it is
+    with pytest.raises(ValidationError, match="needs the version"):
+        command(command="promote")
+    with pytest.raises(ValidationError, match="command"):
+        command(command="delete")
+    with pytest.raises(ValidationError, match="version"):
+        command(command="promote", version="latest")
+    with pytest.raises(ValidationError, match="requested_by"):
+        ModelCommand.model_validate(c.model_dump(mode="json") | {"requested_by": None})
+
+
+def test_decisions_say_who_asked_and_which_command_they_answer():
+    base = dict(producer="gatekeeper", model_name="emberwatch-resnet50", candidate_version="7",
+                champion_version="6", reason="gate")
+    automatic = ModelDecision.create(decision="promoted", **base)
+    assert (automatic.requested_by, automatic.command_id, automatic.refused) == (None, None, False)
+    assert automatic.event_id == ModelDecision.create(decision="promoted", **base).event_id  # a fact
+    c = command(command="promote", version="7")
+    answer = ModelDecision.create(decision="promoted", requested_by=c.requested_by, command_id=c.event_id,
+                                  **base)
+    again = ModelDecision.from_bytes(answer.to_bytes())
+    assert again == answer and (again.requested_by, again.command_id) == ("discord:ops#1", c.event_id)
+    # an answer is an operator's act: its own event, never the same id as the gate's decision
+    assert answer.event_id != automatic.event_id
+    refused = ModelDecision.create(decision="rejected", requested_by="cli:me", command_id=c.event_id,
+                                   refused=True, **base | {"reason": "promote refused: no version 7"})
+    assert ModelDecision.from_bytes(refused.to_bytes()).refused is True
+    # an event written before these fields existed still reads (fields were only added)
+    old = {k: v for k, v in automatic.model_dump(mode="json").items()
+           if k not in ("requested_by", "command_id", "refused")}
+    assert ModelDecision.model_validate(old) == automatic

@@ -1,5 +1,7 @@
 """Against the real Kafka (Tansu), MLflow and Triton servers: candidate -> validation -> shadow ->
-promotion; broken candidates rejected; rollback; a client loop sees no failed request throughout."""
+promotion; broken candidates rejected; rollback and promotion by hand as commands on
+models.commands.v1; a client loop sees no failed request throughout. (The gatekeeper in another
+process than its callers: tests/operations/test_send_command.py.)"""
 
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ from prometheus_client import REGISTRY
 
 from emberwatch.contracts.events import ModelCandidate, ModelDecision, SplitCounts, TileReady
 from emberwatch.messaging.broker import publish_event
+from emberwatch.operations.send_command import model_command, send_command
 from emberwatch.stack import manage
+from services.gatekeeper.gatekeeper import Gatekeeper
 from services.gatekeeper.main import build_app
-from services.gatekeeper.promote import promote, status
-from services.gatekeeper.rollback import rollback
+from services.gatekeeper.registry import CHALLENGER, CHAMPION
 from services.gatekeeper.settings import GatekeeperSettings
 from services.gatekeeper.triton_repo import head_versions_on_disk
 from tests.conftest import stack_settings
@@ -91,6 +94,19 @@ def live_tiles(folder: Path, seed: int = 7) -> list[TileReady]:
         out.append(TileReady.create(
             producer="test", tile_id=rec["tile_id"], uri=rec["uri"], lat=55.0, lon=-110.0, zoom=14,
             size_px=IMAGE_SIZE, label=rec["label"], split="test", fire_key="fire-1", provider="test"))
+    return out
+
+
+def status(s: GatekeeperSettings) -> dict:
+    """The gatekeeper's state as it keeps it: roles in Triton, champion history, aliases, shadow."""
+    gk = Gatekeeper(s)
+    roles = gk.serving.roles()
+    out = {"serving": roles, "history": gk.serving.history(),
+           "aliases": {CHAMPION: gk.registry.alias(CHAMPION), CHALLENGER: gk.registry.alias(CHALLENGER)},
+           "loaded": {v: gk.serving.triton.ready("head", v) for v in roles.values() if v}}
+    shadow = gk.shadows.load()
+    if shadow is not None:
+        out["shadow"] = {"n": len(shadow.pairs), "by_source": shadow.n_by_source()}
     return out
 
 
@@ -193,21 +209,31 @@ async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_ba
         assert status(s)["serving"]["champion"] == v2
         assert int(v3) not in head_versions_on_disk(repo) and int(v4) not in head_versions_on_disk(repo)
 
-        # 4. rollback: one call, the previous champion answers again
-        d5 = await asyncio.to_thread(rollback, s)
+        # 4. rollback: one command, the previous champion answers again. The caller shares nothing
+        #    with the gatekeeper but the broker (its own state directory, no Triton repository).
+        caller = base.model_copy(update={"state_dir": tmp / "caller",
+                                         "triton_model_repository": tmp / "caller" / "none"})
+        back = model_command("rollback", MODEL, requested_by="test:ops", reason="v2 misbehaves", wait_s=120)
+        d5 = await send_command(caller, back, wait_s=120)
         assert (d5.decision, d5.candidate_version, d5.champion_version) == ("rolled_back", v2, v1)
+        assert (d5.requested_by, d5.command_id, d5.refused) == ("test:ops", back.event_id, False)
+        assert "v2 misbehaves" in d5.reason
         assert mlflow.get_model_version_by_alias(MODEL, "champion").version == v1
         await wait_for(lambda: loop.ok[-1:] == [v1], timeout_s=30)
         published = (await decisions_so_far(s, 5))[v2]
         assert published.decision == "rolled_back" and published.event_id == d5.event_id
 
         # 5. an operator promotes a version by hand (validated, no shadow); again no downtime
-        d6 = await asyncio.to_thread(promote, s, v2)
+        d6 = await send_command(caller, model_command("promote", MODEL, version=v2, requested_by="test:ops",
+                                                      wait_s=120), wait_s=120)
         assert (d6.decision, d6.candidate_version, d6.champion_version) == ("promoted", v2, v1)
+        assert d6.requested_by == "test:ops" and not d6.refused
         await wait_for(lambda: loop.ok[-1:] == [v2], timeout_s=30)
+        assert not (tmp / "caller").exists()  # the caller kept no state of its own
         st = status(s)
         assert st["serving"]["champion"] == v2 and st["history"] == [v1, v2]
         assert st["loaded"] == {v2: True, v1: True}
+        assert st["aliases"] == {"champion": v2, "challenger": None}
     finally:
         if loop is not None:
             loop.stop.set()

@@ -58,7 +58,7 @@ def decision(kind: str = "promoted", version: str = "7", model: str = MODEL, rea
              **extra: Any) -> ModelDecision:
     return ModelDecision.create(
         producer="gatekeeper", model_name=model, candidate_version=version, champion_version="6",
-        decision=kind, run_id=f"evalrun{version}",
+        decision=kind, run_id=extra.pop("run_id", f"evalrun{version}"),
         evidence={"n": 412, "n_wildfire": 201, "both_correct": 350, "champion_only_correct": 9,
                   "challenger_only_correct": 31, "both_wrong": 22, "p_value": 0.00041,
                   "deltas": [{"metric": "recall_wildfire", "champion": 0.871, "challenger": 0.935,

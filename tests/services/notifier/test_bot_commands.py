@@ -1,32 +1,23 @@
 """The bot's commands without Discord: role checks, the stack status, the MLflow champion alias,
-and what /promote and /rollback call."""
+and /promote and /rollback as commands to the gatekeeper (with it running: tests/operations)."""
 
 from __future__ import annotations
 
 import pytest
 
+from emberwatch.contracts import ModelCommand, ModelDecision
+from emberwatch.operations.send_command import NoAnswer
 from services.notifier.bot import COMMANDS, build_bot
 from services.notifier.bot_commands import DENIED, BotCommands, Invoker, Operations
-from services.notifier.operations import LocalOperations, call_with_accepted, resolve_callable
+from services.notifier.operations import LocalOperations
 from services.notifier.settings import NotifierSettings
+from tests.messaging.helpers import read_all, unique
 
 pytestmark = pytest.mark.timeout(120)
 
 OPS_ROLE = 111
 OPERATOR = Invoker(user_id=1, name="ops#1", role_ids=frozenset({999, OPS_ROLE}))
 STRANGER = Invoker(user_id=2, name="stranger#2", role_ids=frozenset({999}))
-
-CALLS: list[dict] = []
-
-
-def record_promote(model_name: str, version: str, requested_by: str) -> str:
-    """A promote function as the CLI will provide it (used through its module:function name)."""
-    CALLS.append({"op": "promote", "model_name": model_name, "version": version, "by": requested_by})
-    return f"v{version} is champion"
-
-
-def record_rollback(model: str, **kwargs) -> None:
-    CALLS.append({"op": "rollback", "model": model, **kwargs})
 
 
 def settings_for(tmp_path, **overrides) -> NotifierSettings:
@@ -75,37 +66,72 @@ async def test_champion_reads_the_mlflow_alias(tmp_path):
     assert not other.ok
 
 
-async def test_promote_and_rollback_say_when_they_are_not_wired(tmp_path):
-    settings = settings_for(tmp_path, notifier_promote_callable="emberwatch.cli.main:no_such_promote",
-                            notifier_rollback_callable="emberwatch.not_a_module:rollback")
-    bot = commands(settings)
-    promote = await bot.promote(OPERATOR, "4")
-    rollback = await bot.rollback(OPERATOR)
-    assert not promote.ok and "not wired" in promote.text and "no_such_promote" in promote.text
-    assert not rollback.ok and "not wired" in rollback.text
+class FakeOperations:
+    """Answers /promote and /rollback like the gatekeeper would, and records what was asked."""
+
+    def __init__(self, answer: str = "done") -> None:
+        self.answer, self.calls = answer, []
+
+    async def stack_status(self):
+        return []
+
+    async def champion(self, model_name):
+        return None
+
+    def _decision(self, kind: str, model_name: str, version: str, requested_by: str) -> ModelDecision:
+        refused = self.answer == "refused"
+        return ModelDecision.create(
+            producer="gatekeeper", model_name=model_name, candidate_version=version, champion_version="1",
+            decision="rejected" if refused else kind, requested_by=requested_by, command_id="c-1",
+            refused=refused, reason="promote refused: no registered version 9" if refused else "by hand")
+
+    async def promote(self, model_name, version, *, requested_by):
+        self.calls.append(("promote", model_name, version, requested_by))
+        if self.answer == "timeout":
+            raise NoAnswer("no answer from the gatekeeper within 1s; is `emberwatch run gatekeeper` running?")
+        return self._decision("promoted", model_name, version, requested_by)
+
+    async def rollback(self, model_name, *, requested_by):
+        self.calls.append(("rollback", model_name, None, requested_by))
+        return self._decision("rolled_back", model_name, "2", requested_by)
 
 
-async def test_promote_and_rollback_call_the_configured_functions(tmp_path):
-    CALLS.clear()
-    module = __name__
-    settings = settings_for(tmp_path, notifier_promote_callable=f"{module}:record_promote",
-                            notifier_rollback_callable=f"{module}:record_rollback")
-    bot = commands(settings)
+async def test_promote_and_rollback_reply_with_the_gatekeepers_answer():
+    ops = FakeOperations()
+    bot = BotCommands(ops, {OPS_ROLE}, "emberwatch-resnet50")
     reply = await bot.promote(OPERATOR, "v5")
-    assert reply.ok and "v5 is champion" in reply.text and not reply.ephemeral
-    assert (await bot.promote(OPERATOR, "five")).ok is False  # not a version number: nothing called
-    reply = await bot.rollback(OPERATOR)
-    assert reply.ok and "done" in reply.text
-    assert CALLS == [
-        {"op": "promote", "model_name": "emberwatch-resnet50", "version": "5", "by": "discord:ops#1"},
-        {"op": "rollback", "model": "emberwatch-resnet50", "model_name": "emberwatch-resnet50",
-         "requested_by": "discord:ops#1"},
-    ]
+    assert reply.ok and not reply.ephemeral
+    assert "version 5 promoted to champion" in reply.text and "discord:ops#1" in reply.text
+    assert (await bot.promote(OPERATOR, "five")).ok is False  # not a version number: nothing asked
+    reply = await bot.rollback(OPERATOR, model_name="other-model")
+    assert reply.ok and "rolled back from version 2 to 1" in reply.text and "`other-model`" in reply.text
+    assert ops.calls == [("promote", "emberwatch-resnet50", "5", "discord:ops#1"),
+                         ("rollback", "other-model", None, "discord:ops#1")]  # the model option counts
+
+    refused = BotCommands(FakeOperations("refused"), {OPS_ROLE}, "m")
+    reply = await refused.promote(OPERATOR, "9")
+    assert not reply.ok and "refused" in reply.text and "no registered version 9" in reply.text
+    silent = BotCommands(FakeOperations("timeout"), {OPS_ROLE}, "m")
+    reply = await silent.promote(OPERATOR, "9")
+    assert not reply.ok and "failed" in reply.text and "emberwatch run gatekeeper" in reply.text
 
 
-def test_call_with_accepted_passes_only_declared_arguments():
-    assert call_with_accepted(lambda version: version, version="3", model="m") == "3"
-    assert resolve_callable("os.path:join")("a", "b") == "a/b"
+async def test_without_a_gatekeeper_promote_sends_the_command_and_says_no_answer_came(kafka_settings,
+                                                                                      tmp_path):
+    settings = NotifierSettings(**{**kafka_settings.model_dump(), "state_dir": tmp_path,
+                                   "notifier_command_wait_s": 2.0})
+    model = unique("no-gatekeeper")  # no gatekeeper serves it on this broker
+    before = await read_all(kafka_settings.kafka_bootstrap_servers, ModelCommand.TOPIC, 10**6, timeout_s=2)
+    reply = await commands(settings).promote(OPERATOR, "4", model_name=model)
+    assert not reply.ok and "no answer from the gatekeeper within 2s" in reply.text
+    records = await read_all(kafka_settings.kafka_bootstrap_servers, ModelCommand.TOPIC, len(before) + 1)
+    ours = [(r.key, ModelCommand.from_bytes(r.value)) for r in records[len(before):]
+            if ModelCommand.from_bytes(r.value).model_name == model]
+    assert len(ours) == 1
+    key, c = ours[0]
+    assert key == model.encode()  # one model's commands stay in order on one partition
+    assert (c.command, c.version, c.requested_by, c.producer) == ("promote", "4", "discord:ops#1", "notifier")
+    assert c.expires_at is not None and 1 < (c.expires_at - c.occurred_at).total_seconds() <= 2.0
 
 
 async def test_the_discord_bot_registers_four_slash_commands_without_connecting(tmp_path):

@@ -33,7 +33,7 @@ def test_candidate_links_to_its_run_and_model_version():
 @pytest.mark.parametrize("kind,title", [
     ("promoted", "✅ emberwatch-resnet50 v7 promoted to champion"),
     ("rejected", "⛔ emberwatch-resnet50 v7 rejected"),
-    ("rolled_back", "↩️ emberwatch-resnet50 rolled back to v7"),
+    ("rolled_back", "↩️ emberwatch-resnet50 rolled back from v7 to v6"),
 ])
 def test_each_decision_has_its_colour_title_and_reason(kind, title):
     event = decision(kind, "7")
@@ -54,6 +54,26 @@ def test_a_decision_without_evidence_or_run_links_to_the_model_version():
     names = [f["name"] for f in e["fields"]]
     assert "Paired samples" not in names and "p-value (exact McNemar)" not in names
     assert e["url"].endswith("/#/models/emberwatch-resnet50/versions/9")
+
+
+def test_a_rollback_names_the_champion_that_serves_again():
+    # the gatekeeper's rollback: candidate_version is the champion rolled back, champion_version the
+    # previous champion that serves again
+    fields = {f["name"]: f["value"] for f in embed(R.decision(decision("rolled_back", "7")))["fields"]}
+    assert fields["Champion now"] == "v6 (was v7)"
+
+
+def test_an_operators_decision_says_who_asked_and_a_refusal_says_so():
+    by_hand = embed(R.decision(decision("promoted", "7", requested_by="discord:ops#1", command_id="c1")))
+    assert {"name": "Requested by", "value": "discord:ops#1", "inline": True} in by_hand["fields"]
+    assert by_hand["title"] == "✅ emberwatch-resnet50 v7 promoted to champion"
+    assert "Requested by" not in [f["name"] for f in embed(R.decision(decision("promoted")))["fields"]]
+    refused = decision("rejected", "", reason="rollback refused: there is no previous champion",
+                       requested_by="cli:me", command_id="c2", refused=True, run_id=None)
+    e = embed(R.decision(refused))
+    assert e["title"] == "⛔ emberwatch-resnet50: an operator's command was refused"
+    assert e["description"] == "rollback refused: there is no previous champion"
+    assert e["url"].endswith("/#/models/emberwatch-resnet50")  # no version: the model's page
 
 
 def test_alerts_are_coloured_by_severity_and_show_details():
