@@ -63,11 +63,30 @@ def preprocess_layer():
     return _PREPROCESS(name="preprocess")
 
 
+def seeded_initialisation(model, seed: int) -> None:
+    """Re-draw every kernel of ``model`` from a generator of its own (Glorot uniform, as Keras
+    initialises ResNet50's convolutions), so a random backbone depends on ``seed`` alone.
+
+    Seeding Keras' global generators is not enough: in a service, other threads draw from the same
+    global ``random`` while the model is built, and two processes built different "seed 0" backbones
+    (the gatekeeper then refused every head trained by the trainer: another backbone id). Biases,
+    BatchNorm scales/offsets and moving statistics are constants at initialisation and stay as built.
+    """
+    for i, w in enumerate(model.weights):
+        shape = tuple(int(d) for d in w.shape)
+        if len(shape) < 2:
+            continue
+        receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+        fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        rng = np.random.default_rng([seed, i])
+        w.assign(rng.uniform(-limit, limit, shape).astype(np.float32))
+
+
 def build_backbone(image_size: int, weights_path: str | Path | None, seed: int = 0):
-    """ResNet50 (notop, avg pooling) with preprocessing inside; frozen. Random init is seeded."""
+    """ResNet50 (notop, avg pooling) with preprocessing inside; frozen. Random init depends on
+    ``seed`` alone (``seeded_initialisation``)."""
     keras = _keras()
-    if weights_path is None:
-        keras.utils.set_random_seed(seed)
     inputs = keras.Input((image_size, image_size, 3), dtype="float32", name=INPUT_NAME)
     x = preprocess_layer()(inputs)
     base = keras.applications.ResNet50(
@@ -79,6 +98,8 @@ def build_backbone(image_size: int, weights_path: str | Path | None, seed: int =
     x = base(x)
     outputs = keras.layers.Activation("linear", dtype="float32", name=OUTPUT_NAME)(x)
     model = keras.Model(inputs, outputs, name="backbone")
+    if weights_path is None:
+        seeded_initialisation(model, seed)
     model.trainable = False
     return model
 

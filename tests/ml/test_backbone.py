@@ -57,6 +57,32 @@ def test_identical_construction_gives_identical_id_and_seed_changes_it():
     assert bb.make_backbone_id(a, SIZE) != bb.make_backbone_id(c, SIZE)
 
 
+def test_other_threads_drawing_random_numbers_do_not_change_the_backbone():
+    """In a service, other threads use Python's and numpy's global generators while the backbone is
+    built; the random backbone must not depend on them (the trainer and the gatekeeper must agree)."""
+    import random
+    import threading
+
+    expected = bb.make_backbone_id(bb.build_backbone(SIZE, None, 0), SIZE)
+    stop = threading.Event()
+
+    def noise():
+        while not stop.is_set():
+            random.random()
+            np.random.random()
+
+    worker = threading.Thread(target=noise, daemon=True)
+    worker.start()
+    try:
+        random.seed(12345)
+        np.random.seed(54321)
+        got = bb.make_backbone_id(bb.build_backbone(SIZE, None, 0), SIZE)
+    finally:
+        stop.set()
+        worker.join()
+    assert got == expected
+
+
 def test_configured_weights_file_is_used(tmp_path, backbone):
     source = bb.build_backbone(SIZE, None, 7)
     weights = tmp_path / "resnet50_notop.weights.h5"
