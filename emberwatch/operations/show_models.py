@@ -29,6 +29,7 @@ class VersionRow:
     created: datetime
     run_id: str | None
     metrics: dict[str, float] = field(default_factory=dict)
+    backbone: str | None = None  # what the backbone stands on: imagenet, file:<name>, random(seed=N)
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,13 @@ def registry_versions(tracking_uri: str, model_name: str, limit: int = 10) -> li
     versions = client.search_model_versions(f"name='{model_name}'")
     rows = []
     for mv in sorted(versions, key=lambda v: int(v.version), reverse=True)[:limit]:
-        metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+        run = client.get_run(mv.run_id) if mv.run_id else None
+        metrics = run.data.metrics if run else {}
         rows.append(VersionRow(
             version=str(mv.version), aliases=tuple(sorted(mv.aliases or ())),
             created=datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC), run_id=mv.run_id,
-            metrics={k: float(v) for k, v in metrics.items() if k in SHOWN_METRICS}))
+            metrics={k: float(v) for k, v in metrics.items() if k in SHOWN_METRICS},
+            backbone=run.data.params.get("backbone_weights") if run else None))
     return rows
 
 
