@@ -14,11 +14,11 @@ import logging
 
 from faststream.kafka import KafkaBroker
 
+from emberwatch.common.tile_store import PERMANENT as TILE_GONE
 from emberwatch.contracts.events import ModelCandidate, ModelCommand, ModelDecision, TileReady
 from emberwatch.messaging.broker import publish_event
 from emberwatch.messaging.consumer import PermanentError
 from services.gatekeeper.gatekeeper import SERVICE, Gatekeeper
-from emberwatch.common.tile_store import PERMANENT as TILE_GONE
 from services.gatekeeper.operator_commands import OperatorCommands
 
 log = logging.getLogger(__name__)

@@ -17,12 +17,18 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from emberwatch.common.atomic_files import atomic_write_text
 from services.gatekeeper.measure_drift import bin_counts, psi
 from services.gatekeeper.metrics import (
-    LIVE_WINDOW, PREDICTIONS, PSI, SHADOW_AGREEMENT, SHADOW_PAIRS_TOTAL, SHADOW_STARTED,
-    WILDFIRE_PROBABILITY)
+    LIVE_WINDOW,
+    PREDICTIONS,
+    PSI,
+    SHADOW_AGREEMENT,
+    SHADOW_PAIRS_TOTAL,
+    SHADOW_STARTED,
+    WILDFIRE_PROBABILITY,
+)
 from services.gatekeeper.models import THRESHOLD, Pair, Shadow
-from emberwatch.common.atomic_files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

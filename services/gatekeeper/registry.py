@@ -80,8 +80,9 @@ class Registry:
     def log_evidence(self, run_id: str, evidence: dict[str, Any], metrics: dict[str, float],
                      params: dict[str, Any], name: str = "gatekeeper/evidence.json") -> None:
         """Metrics, params and the full evidence as a JSON artifact on the candidate's run."""
-        from mlflow.entities import Metric, Param
         import time
+
+        from mlflow.entities import Metric, Param
 
         now = int(time.time() * 1000)
         existing = self.client.get_run(run_id).data.params

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from emberwatch.common.atomic_files import atomic_write_text
 from services.gatekeeper import triton_repo as repo_files
 from services.gatekeeper.settings import GatekeeperSettings
 from services.gatekeeper.triton_client import Triton, TritonError, png_bytes
-from emberwatch.common.atomic_files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from services.gatekeeper.models import Pair, Shadow
 from emberwatch.common.atomic_files import atomic_write_text
+from services.gatekeeper.models import Pair, Shadow
 
 __all__ = ["Pair", "Shadow", "ShadowStore"]
 

@@ -13,30 +13,26 @@ import logging
 
 from faststream import FastStream
 
-from emberwatch.common.config import Settings
+from emberwatch.common.config import Settings, narrow
 from emberwatch.common.service import run_service
-from emberwatch.contracts.envelope import Envelope
-from emberwatch.messaging.broker import build_broker, publish_event
+from emberwatch.messaging.broker import build_broker, publisher
 from services.ingestor.handlers import SERVICE, Ingestor
-from services.ingestor.settings import ingestor_settings
+from services.ingestor.settings import IngestorSettings
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 30.0
 
 
 def build_app(settings: Settings) -> FastStream:
-    s = ingestor_settings(settings)
+    s = narrow(settings, IngestorSettings)
     broker = build_broker(s, SERVICE)
     app = FastStream(broker)
     stop = asyncio.Event()
     running: dict[str, object] = {}
 
-    async def publish(event: Envelope) -> None:
-        await publish_event(broker, event, service=SERVICE)
-
     @app.after_startup
     async def start_polling() -> None:
-        ingestor = Ingestor(s, publish)
+        ingestor = Ingestor(s, publisher(broker, SERVICE))
         running["ingestor"] = ingestor
         running["task"] = asyncio.create_task(ingestor.run(stop), name="ingestor-poll-loop")
 

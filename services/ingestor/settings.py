@@ -50,12 +50,3 @@ class IngestorSettings(Settings):
     ingestor_publish_concurrency: int = Field(
         256, description="Events in flight at once while publishing one poll's changes.")
 
-
-def ingestor_settings(settings: Settings | None = None) -> IngestorSettings:
-    """IngestorSettings from the environment, with the common fields of ``settings`` on top."""
-    if isinstance(settings, IngestorSettings):
-        return settings
-    if settings is None:
-        return IngestorSettings()
-    common = {name: getattr(settings, name) for name in Settings.model_fields}
-    return IngestorSettings(**common)

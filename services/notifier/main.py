@@ -8,7 +8,7 @@ import logging
 import httpx
 from faststream import FastStream
 
-from emberwatch.common.config import Settings
+from emberwatch.common.config import Settings, narrow
 from emberwatch.common.service import run_service
 from emberwatch.contracts import ModelCandidate, ModelDecision, PipelineAlert
 from emberwatch.messaging.broker import build_broker
@@ -141,8 +141,7 @@ def _report_bot_exit(task: asyncio.Task[None]) -> None:
 
 
 def build_app(settings: Settings) -> FastStream:
-    notifier_settings = settings if isinstance(settings, NotifierSettings) else NotifierSettings()
-    runtime = NotifierRuntime(notifier_settings)
+    runtime = NotifierRuntime(narrow(settings, NotifierSettings))
     return FastStream(runtime.broker, after_startup=[runtime.start_background],
                       on_shutdown=[runtime.stop_background], after_shutdown=[runtime.close])
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from faststream import FastStream
 
-from emberwatch.common.config import Settings
+from emberwatch.common.config import Settings, narrow
 from emberwatch.common.service import run_service
+from emberwatch.common.tile_store import TileStore
 from emberwatch.contracts import FireObserved
-from emberwatch.messaging.broker import build_broker, publish_event
 from emberwatch.messaging.batch_consumer import subscribe_batch
+from emberwatch.messaging.broker import build_broker, publisher
 from emberwatch.messaging.consumer import subscribe
 from services.tiler.fetch_tile import FetchConfig, TileFetcher
 from services.tiler.handlers import SERVICE, Publish, Tiler, alert_publisher
 from services.tiler.mapbox_client import ClientConfig, MapboxClient, TokenSource
 from services.tiler.settings import TilerSettings
 from services.tiler.state import EmittedIndex, FireRegistry
-from emberwatch.common.tile_store import TileStore
 
 
 def client_config(s: TilerSettings) -> ClientConfig:
@@ -54,13 +54,10 @@ def consume(broker, s: TilerSettings, topic: str, handler, *, group_id: str) -> 
 
 
 def build_app(settings: Settings) -> FastStream:
-    s = settings if isinstance(settings, TilerSettings) else TilerSettings()
+    s = narrow(settings, TilerSettings)
     broker = build_broker(s, SERVICE)
 
-    async def publish(event) -> None:
-        await publish_event(broker, event, service=SERVICE)
-
-    tiler, client = build_tiler(s, publish)
+    tiler, client = build_tiler(s, publisher(broker, SERVICE))
     consume(broker, s, FireObserved.TOPIC, tiler.on_fire, group_id=s.tiler_group_id)
     app = FastStream(broker)
     app.after_shutdown(client.aclose)

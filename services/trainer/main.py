@@ -5,7 +5,7 @@ from __future__ import annotations
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
-from emberwatch.common.config import Settings
+from emberwatch.common.config import Settings, narrow
 from emberwatch.common.service import run_service
 from emberwatch.contracts import TileReady, Topic, TrainingRequest
 from emberwatch.messaging.broker import build_broker
@@ -15,14 +15,8 @@ from services.trainer.pipeline import Trainer
 from services.trainer.settings import TrainerSettings
 
 
-def trainer_settings(settings: Settings) -> TrainerSettings:
-    if isinstance(settings, TrainerSettings):
-        return settings
-    return TrainerSettings(**settings.model_dump())
-
-
 def build_service(settings: Settings) -> tuple[KafkaBroker, TrainerHandlers]:
-    s = trainer_settings(settings)
+    s = narrow(settings, TrainerSettings)
     broker = build_broker(s, SERVICE, graceful_timeout=60.0)
     handlers = TrainerHandlers(Trainer(s), broker)
     common = dict(service=SERVICE, group_id=s.trainer_group_id, max_attempts=s.kafka_max_attempts,

@@ -6,15 +6,15 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from emberwatch.common.config import Settings
+from emberwatch.common.config import Settings, narrow
 from emberwatch.contracts import FireObserved, PipelineAlert
-from services.ingestor.settings import IngestorSettings, ingestor_settings
+from services.ingestor.settings import IngestorSettings
 
 
 def settings_for(base: Settings, state_dir: Path, csv_url: str = "", wfs_url: str = "",
                  **overrides) -> IngestorSettings:
     """Ingestor settings on ``base``'s broker, quick retries, the given feeds only."""
-    s = ingestor_settings(base)
+    s = narrow(base, IngestorSettings)
     update = {"state_dir": state_dir, "cwfis_csv_url": csv_url, "cwfis_wfs_url": wfs_url,
               "ingestor_retry_attempts": 3, "ingestor_retry_backoff_s": 0.01,
               "ingestor_retry_backoff_max_s": 0.05, "ingestor_total_timeout_s": 2.0,
