@@ -129,73 +129,85 @@ class Gatekeeper:
             return self._on_candidate(candidate)
 
     def _on_candidate(self, c: ModelCandidate) -> list[ModelDecision]:
+        """Intake → validation in Triton → shadow (or the floor, for the first model) → the gate."""
         if c.model_name != self.settings.model_name:
             log.info("candidate for another model ignored", extra={"model_name": c.model_name})
             return []
         done = self.decision_for(c.model_name, c.version)
         if done is not None:
             return [done]  # redelivered: publish the same decision again (same event id)
-        out: list[ModelDecision] = []
         shadow = self.shadows.load()
         if shadow is not None and shadow.candidate_version == str(c.version):
-            return self._evaluate(shadow)
-        if shadow is not None:
-            out += self._supersede(shadow, by=str(c.version))
+            return self._evaluate(shadow)  # redelivered while in shadow: look at the gate again
+        out = self._supersede(shadow, by=str(c.version)) if shadow is not None else []
 
+        # 1. intake: the candidate's artifacts from MLflow
         work = self.settings.gatekeeper_dir / "candidates" / str(c.version)
         shutil.rmtree(work, ignore_errors=True)
         files = self.registry.download_candidate(c.run_id, c.artifact_uri, work)
         champion = self.serving.champion()
 
-        def reject(reason: str, report: ValidationReport | None = None) -> list[ModelDecision]:
-            extra = {"validation": report.__dict__} if report else {}
-            self._validation_outcome(str(c.version), reason)
-            if report:
-                self._log_validation(c.run_id, report)
+        # 2. infra validation: loaded next to the champion, checked on the known images
+        problem, report = self._validate_in_triton(str(c.version), files)
+        self._validation_outcome(str(c.version), problem)
+        if report is not None:
+            self._log_validation(c.run_id, report)
+        if problem is not None:
             self.registry.clear_alias(CHALLENGER, only_if=str(c.version))
-            return out + [self._decide(candidate_version=c.version, champion_version=champion,
-                                       decision="rejected", reason=reason, evidence=Evidence(),
-                                       run_id=c.run_id, extra=extra, basis="validation")]
+            return out + [self._decide(
+                candidate_version=c.version, champion_version=champion, decision="rejected", reason=problem,
+                evidence=Evidence(), run_id=c.run_id, basis="validation",
+                extra={"validation": report.__dict__} if report else {})]
 
-        try:
-            head_meta = json.loads((files.triton_dir / "head.json").read_text())
-        except (OSError, ValueError) as exc:
-            return reject(f"infra validation: unreadable head.json: {exc}")
-        problems = self.serving.ensure_backbone(head_meta, files.triton_dir / "backbone")
-        problems += check_head_meta(head_meta, self.serving.backbone())
-        if problems:
-            return reject("infra validation: " + "; ".join(problems))
-        try:
-            self.serving.add_head(str(c.version), files.triton_dir)
-        except TritonError as exc:
-            return reject(f"infra validation: Triton could not load the head: {exc}")
-        report = validate_loaded(
-            self.serving.triton, str(c.version), files.known_images,
-            image_size=int(head_meta["image_size"]), tolerance=self.settings.validation_tolerance,
-            max_latency_ms=self.settings.validation_max_latency_ms,
-            warmup=self.settings.validation_warmup_requests, timed=self.settings.validation_latency_requests)
-        if not report.ok:
-            self.serving.drop_head(str(c.version))
-            return reject("infra validation: " + "; ".join(report.problems), report)
-        self._log_validation(c.run_id, report)
-        self._validation_outcome(str(c.version), None)
-
+        # 3. the first model meets the floor; any later one goes into shadow beside the champion
         test = self._test_tiles(files.test_split)
         if champion is None:
             return out + self._first_model(c, test)
-        shadow = Shadow(model_name=c.model_name, candidate_version=str(c.version),
-                        champion_version=champion, run_id=c.run_id)
-        if test:
-            scores = self.serving.triton.score_many([b for _, _, b in test], f"{champion},{c.version}")
-            for (tile_id, label, _), pa, pb in zip(test, scores.wildfire(champion),
-                                                   scores.wildfire(str(c.version))):
-                shadow.add(Pair(tile_id, label, float(pa), float(pb), "test"))
-            self.quality.set_reference(str(c.version), scores.wildfire(str(c.version)))
-        self.quality.shadow_pairs(shadow, shadow.pairs)
-        self.serving.set_challenger(str(c.version))
-        self.registry.set_alias(CHALLENGER, str(c.version))
-        self.shadows.save(shadow)
+        shadow = self._start_shadow(c, champion, test)
+
+        # 4. the gate (it may wait for more live pairs: on_tile looks again)
         return out + self._evaluate(shadow)
+
+    def _validate_in_triton(self, version: str, files) -> tuple[str | None, ValidationReport | None]:
+        """Backbone and head placed and loaded, then infra validation. Returns (problem, report):
+        problem is None when the candidate is served correctly; a failed head is unloaded again."""
+        try:
+            head_meta = json.loads((files.triton_dir / "head.json").read_text())
+        except (OSError, ValueError) as exc:
+            return f"infra validation: unreadable head.json: {exc}", None
+        problems = self.serving.ensure_backbone(head_meta, files.triton_dir / "backbone")
+        problems += check_head_meta(head_meta, self.serving.backbone())
+        if problems:
+            return "infra validation: " + "; ".join(problems), None
+        try:
+            self.serving.add_head(version, files.triton_dir)
+        except TritonError as exc:
+            return f"infra validation: Triton could not load the head: {exc}", None
+        s = self.settings
+        report = validate_loaded(
+            self.serving.triton, version, files.known_images, image_size=int(head_meta["image_size"]),
+            tolerance=s.validation_tolerance, max_latency_ms=s.validation_max_latency_ms,
+            warmup=s.validation_warmup_requests, timed=s.validation_latency_requests)
+        if not report.ok:
+            self.serving.drop_head(version)
+            return "infra validation: " + "; ".join(report.problems), report
+        return None, report
+
+    def _start_shadow(self, c: ModelCandidate, champion: str, test: list[tuple[str, int, bytes]]) -> Shadow:
+        """Pair the candidate with the champion on its held-out test tiles; live tiles follow."""
+        version = str(c.version)
+        shadow = Shadow(model_name=c.model_name, candidate_version=version, champion_version=champion,
+                        run_id=c.run_id)
+        if test:
+            scores = self.serving.triton.score_many([b for _, _, b in test], f"{champion},{version}")
+            for (tile_id, label, _), pa, pb in zip(test, scores.wildfire(champion), scores.wildfire(version)):
+                shadow.add(Pair(tile_id, label, float(pa), float(pb), "test"))
+            self.quality.set_reference(version, scores.wildfire(version))
+        self.quality.shadow_pairs(shadow, shadow.pairs)
+        self.serving.set_challenger(version)
+        self.registry.set_alias(CHALLENGER, version)
+        self.shadows.save(shadow)
+        return shadow
 
     def _test_tiles(self, path: Path | None) -> list[tuple[str, int, bytes]]:
         if path is None or not path.is_file():
