@@ -1,0 +1,54 @@
+"""``emberwatch demo``: the whole loop on the embedded defaults (calls ``operations.run_demo``)."""
+
+from __future__ import annotations
+
+import typer
+
+from emberwatch.cli.consoles import console, out
+from emberwatch.cli.render import (
+    demo_prediction_line,
+    demo_progress_table,
+    demo_summary_line,
+    evidence_text,
+    where_to_look_table,
+)
+from emberwatch.common.config import get_settings
+
+
+def demo(
+    rounds: int = typer.Option(3, help="Most rounds of simulated season to run."),
+    hours_per_round: float = typer.Option(240.0, help="Simulated hours the CWFIS season advances per round."),
+    round_timeout_s: float = typer.Option(420.0, help="Longest wait for a round's decision (seconds)."),
+) -> None:
+    """Run the whole loop on the embedded defaults: stack + simulators + services, fires → tiles →
+    training → candidate → shadow comparison → promotion → Discord → a prediction through Triton."""
+    import asyncio
+
+    from rich.live import Live
+    from rich.panel import Panel
+
+    from emberwatch.operations.run_demo import run_demo, where_to_look
+
+    settings = get_settings()
+    with Live(console=console, refresh_per_second=2, transient=True) as live:
+        result = asyncio.run(run_demo(
+            settings, rounds=rounds, hours_per_round=hours_per_round, round_timeout_s=round_timeout_s,
+            report=lambda msg: live.console.print(msg),
+            on_progress=lambda tally: live.update(demo_progress_table(tally))))
+    out.print(demo_progress_table(result.tally))
+    champion, judged = result.champion, result.judged
+    if champion is not None:
+        out.print(Panel(evidence_text(champion), title="Champion and its evidence"))
+    if judged is not None and judged is not champion:
+        out.print(Panel(evidence_text(judged), title="Latest shadow comparison"))
+    if result.prediction is not None:
+        out.print(demo_prediction_line(result.prediction))
+    out.print(demo_summary_line(result))
+    out.print(where_to_look_table(where_to_look(result.settings)))
+    out.print("The stack keeps running; stop it with: emberwatch stack down")
+    if result.missing:
+        for step in result.missing:
+            console.print(f"[red]demo incomplete: {step}[/]")
+        raise typer.Exit(1)
+    out.print("demo complete: a champion serves, a later candidate was judged against it in shadow, "
+              "and Triton answered")

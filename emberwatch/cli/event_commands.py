@@ -1,0 +1,70 @@
+"""``emberwatch replay`` and ``emberwatch asyncapi``: the event topics and their contracts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import typer
+
+from emberwatch.cli.consoles import console, out
+from emberwatch.cli.render import replay_plan_table
+from emberwatch.common.config import get_settings
+
+
+def replay(
+    topic: str = typer.Argument(..., help="Topic to replay, e.g. fires.observed.v1"),
+    group: str = typer.Option(None, "--group", "-g",
+                              help="Consumer group to rewind (offsets mode). Omit with --republish."),
+    from_time: datetime = typer.Option(None, "--from-time", help="Start at this time (UTC, ISO 8601)."),
+    from_offset: int = typer.Option(None, "--from-offset", help="Start at this offset on every partition."),
+    republish: bool = typer.Option(False, "--republish",
+                                   help="Publish the records again instead of rewinding a group."),
+    target: str = typer.Option(None, "--to", help="With --republish: publish to this topic instead."),
+) -> None:
+    """Replay a topic: rewind a consumer group's offsets (refused while the group is active), or
+    re-publish its records (facts keep their ids, so consumers do not duplicate work)."""
+    import asyncio
+
+    from rich.progress import Progress
+
+    from emberwatch.operations.replay_topic import ReplayError, Start, rewind_group
+    from emberwatch.operations.replay_topic import republish as do_republish
+
+    settings = get_settings()
+    if from_time is not None and from_time.tzinfo is None:
+        from_time = from_time.replace(tzinfo=UTC)
+    try:
+        start = Start(time=from_time, offset=from_offset)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    try:
+        if republish:
+            with Progress(console=console) as progress:
+                task = progress.add_task(f"re-publishing {topic}", total=None)
+                count = asyncio.run(do_republish(
+                    settings, topic, start, target=target,
+                    on_progress=lambda done, total: progress.update(task, completed=done, total=total)))
+            console.print(f"re-published {count} record(s) of {topic} to {target or topic}")
+            return
+        if not group:
+            raise typer.BadParameter("--group is required unless --republish is given")
+        plan = asyncio.run(rewind_group(settings, topic, group, start))
+    except ReplayError as exc:
+        console.print(f"[red]replay refused:[/] {exc}")
+        raise typer.Exit(2) from None
+    out.print(replay_plan_table(group, topic, plan))
+
+
+def asyncapi(
+    output: str = typer.Option("-", "--output", "-o", help="File to write, - for stdout."),
+) -> None:
+    """Print the AsyncAPI document of Emberwatch's event contracts, generated from the code."""
+    from emberwatch.contracts.asyncapi import asyncapi_json
+
+    text = asyncapi_json()
+    if output == "-":
+        print(text)
+    else:
+        with open(output, "w") as fh:
+            fh.write(text + "\n")
+        console.print(f"wrote {output}")

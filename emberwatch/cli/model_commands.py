@@ -1,0 +1,154 @@
+"""Model commands: ``models`` (the registry view), ``promote``/``rollback``/``approve``/``reject`` (operator
+commands to the gatekeeper), ``train`` (a training request) and ``predict`` (one image through Triton).
+The work is in ``emberwatch.operations``; this module parses, calls and prints."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from emberwatch.cli.consoles import console, out
+from emberwatch.cli.render import models_table, prediction_table, triton_summary
+from emberwatch.common.config import get_settings
+
+
+def models(limit: int = typer.Option(10, help="How many recent versions to list."),
+           decisions: int = typer.Option(5, help="How many of the latest decisions to show.")) -> None:
+    """Show the champion and the challengers: MLflow versions, aliases, metrics, what Triton has
+    loaded, and the latest decisions (from MLflow, Triton and Kafka; nothing local is read)."""
+    import asyncio
+
+    from emberwatch.ml.settings import MLSettings
+    from emberwatch.operations.send_command import describe
+    from emberwatch.operations.show_models import latest_decisions, registry_versions, triton_view
+
+    settings = MLSettings()
+    try:
+        rows = registry_versions(settings.mlflow_tracking_uri, settings.model_name, limit)
+    except Exception as exc:  # noqa: BLE001 - MLflow raises many types when unreachable
+        console.print(f"[red]MLflow at {settings.mlflow_tracking_uri} did not answer:[/] {exc}")
+        raise typer.Exit(1) from None
+    triton = triton_view(settings.triton_url, [r.version for r in rows])
+    out.print(models_table(settings.model_name, rows, triton))
+    if triton.error:
+        console.print(f"[yellow]Triton at {triton.url} did not answer:[/] {triton.error}")
+    else:
+        out.print(triton_summary(triton))
+    if decisions <= 0:
+        return
+    try:
+        latest = asyncio.run(latest_decisions(settings, settings.model_name, limit=decisions))
+    except Exception as exc:  # noqa: BLE001 - the registry view stands without the decisions
+        console.print(f"[yellow]decisions unavailable (Kafka at {settings.kafka_bootstrap_servers}):[/] "
+                      f"{exc}")
+        return
+    out.print("Latest decisions:" if latest else "No decisions yet.")
+    for d in latest:
+        out.print(f"  {d.occurred_at.strftime('%Y-%m-%d %H:%M:%S')} {describe(d)}", markup=False,
+                  highlight=False)
+
+
+def _command(kind: str, *, version: str | None, reason: str, wait_s: float, model: str | None) -> None:
+    """Send one command to the gatekeeper, wait for its answer, print it. Exit 1 when it was refused,
+    2 when it could not be sent or no answer came."""
+    import asyncio
+
+    from pydantic import ValidationError
+    from rich.markup import escape
+
+    from emberwatch.ml.settings import MLSettings
+    from emberwatch.operations.send_command import (
+        CommandError,
+        cli_user,
+        describe,
+        model_command,
+        send_command,
+    )
+
+    settings = MLSettings()
+    try:
+        command = model_command(kind, model or settings.model_name, requested_by=cli_user(), version=version,
+                                reason=reason, wait_s=wait_s)
+    except ValidationError as exc:
+        raise typer.BadParameter("; ".join(e["msg"] for e in exc.errors())) from None
+    try:
+        with console.status(f"{kind}: waiting up to {wait_s:g}s for the gatekeeper's answer "
+                            f"(command {command.event_id})…"):
+            decision = asyncio.run(send_command(settings, command, wait_s=wait_s))
+    except CommandError as exc:
+        console.print(f"[red]{kind}:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"decision {decision.event_id} answers command {command.event_id}", highlight=False)
+    if decision.refused:
+        console.print(f"[red]{kind} refused by the gatekeeper:[/] {escape(decision.reason)}", highlight=False)
+        raise typer.Exit(1)
+    out.print(describe(decision), markup=False, highlight=False)
+
+
+_REASON = typer.Option("", "--reason", help="Why (kept with the decision and in MLflow).")
+_WAIT = typer.Option(60.0, "--wait-s", help="How long to wait for the gatekeeper's answer.")
+_MODEL = typer.Option(None, "--model", help="Registered model (default: EMBERWATCH_MODEL_NAME).")
+
+
+def promote(version: str = typer.Argument(..., help="MLflow model version to serve as champion."),
+            reason: str = _REASON, wait_s: float = _WAIT, model: str = _MODEL) -> None:
+    """Promote a version by hand: the gatekeeper validates it in Triton, then switches the champion
+    without downtime (the old champion stays loaded); answered on models.decisions.v1."""
+    _command("promote", version=version, reason=reason, wait_s=wait_s, model=model)
+
+
+def rollback(reason: str = _REASON, wait_s: float = _WAIT, model: str = _MODEL,
+             from_version: str = typer.Option(None, "--from",
+                                              help="Roll back only if this version is still the champion.")
+             ) -> None:
+    """Restore the previous champion at once (no downtime: both versions stay loaded)."""
+    _command("rollback", version=from_version, reason=reason, wait_s=wait_s, model=model)
+
+
+def approve(version: str = typer.Argument(None, help="The challenger in shadow (default: the one there is)."),
+            reason: str = _REASON, wait_s: float = _WAIT, model: str = _MODEL) -> None:
+    """Promote the challenger in shadow now, on the evidence so far (a person's approval)."""
+    _command("approve", version=version, reason=reason, wait_s=wait_s, model=model)
+
+
+def reject(version: str = typer.Argument(None, help="The challenger in shadow (default: the one there is)."),
+           reason: str = _REASON, wait_s: float = _WAIT, model: str = _MODEL) -> None:
+    """End the challenger's shadow comparison: it is rejected (a person's verdict)."""
+    _command("reject", version=version, reason=reason, wait_s=wait_s, model=model)
+
+
+def train(
+    reason: str = typer.Option("manual", help="Why (kept in the event and the MLflow run)."),
+    requested_by: str = typer.Option(None, help="Who asks (default: the current user)."),
+) -> None:
+    """Ask the trainer to train now (publishes a training.requests.v1 command)."""
+    import asyncio
+
+    from emberwatch.operations.request_training import request_training
+
+    event = asyncio.run(request_training(get_settings(), reason, requested_by))
+    console.print(f"training requested: event {event.event_id} (reason: {reason})")
+
+
+class Protocol(StrEnum):
+    http = "http"
+    grpc = "grpc"
+
+
+def predict(
+    image: Path = typer.Argument(..., exists=True, dir_okay=False, help="A JPEG or PNG image."),
+    protocol: Protocol = typer.Option(Protocol.http, help="Talk to Triton over http or grpc."),
+) -> None:
+    """Ask the served champion (Triton) whether IMAGE shows a wildfire location."""
+    from emberwatch.operations.predict_image import predict_file
+
+    settings = get_settings()
+    url = settings.triton_url if protocol is Protocol.http else settings.triton_grpc_url
+    try:
+        result = predict_file(image, url=url, protocol=protocol.value)
+    except Exception as exc:  # noqa: BLE001 - tritonclient raises many types; report them plainly
+        console.print(f"[red]prediction failed:[/] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+    out.print(prediction_table(image.name, result))

@@ -1,0 +1,131 @@
+"""Rendering for the ``emberwatch`` commands: pure functions from data to rich renderables or strings.
+Nothing here does I/O; the commands print what these return."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from rich.table import Table
+
+
+def fmt_metric(value: float | None) -> str:
+    """A metric with three decimals, ``-`` when there is none."""
+    return "-" if value is None else f"{value:.3f}"
+
+
+def stack_status_table(statuses: Iterable) -> tuple[Table, bool]:
+    """The ``stack status`` table of the parts (name, state, address, pid), and whether every part is up."""
+    table = Table(title="Emberwatch local stack")
+    for col in ("part", "state", "address", "pid"):
+        table.add_column(col)
+    all_up = True
+    for st in statuses:
+        colour = {"up": "green", "down": "red"}.get(st.state, "yellow")
+        all_up &= st.state == "up"
+        table.add_row(st.name, f"[{colour}]{st.state}[/]", st.address, str(st.pid or "-"))
+    return table, all_up
+
+
+def replay_plan_table(group: str, topic: str, plan: Iterable) -> Table:
+    """The partitions a rewound group will replay."""
+    table = Table(title=f"{group} rewound on {topic}")
+    for col in ("partition", "new offset", "end offset", "to replay"):
+        table.add_column(col, justify="right")
+    for p in plan:
+        table.add_row(str(p.partition), str(p.start), str(p.end), str(p.count))
+    return table
+
+
+def demo_progress_table(tally) -> Table:
+    """The demo's live tally: fires, tiles, candidates, decisions, alerts."""
+    t = Table(title="Emberwatch demo", show_header=False)
+    t.add_row("fires observed", f"{len(tally.fires)} ({dict(tally.fire_events)})")
+    t.add_row("tiles", f"{len(tally.tile_ids)} ({dict(tally.tiles)})")
+    t.add_row("candidates", ", ".join(c.version for c in tally.candidates) or "-")
+    t.add_row("decisions", ", ".join(f"v{d.candidate_version}:{d.decision}" for d in tally.decisions) or "-")
+    t.add_row("alerts", str(len(tally.alerts)))
+    return t
+
+
+def evidence_text(decision) -> str:
+    """A decision and its shadow evidence: paired n, discordant counts, p-value, each metric's Δ and CI."""
+    ev = decision.evidence
+    lines = [(f"version {decision.candidate_version}: {decision.decision} "
+              f"(champion then: {decision.champion_version or 'none'})"),
+             f"reason: {decision.reason}",
+             (f"paired samples n={ev.n} (wildfire {ev.n_wildfire}); discordant: champion-only "
+              f"{ev.champion_only_correct}, challenger-only {ev.challenger_only_correct}; p-value={ev.p_value}")]
+    for d in ev.deltas:
+        delta = "-" if d.delta is None else f"{d.delta:+.3f}"
+        ci = "" if d.ci_low is None else f", {d.confidence:.0%} CI [{d.ci_low:+.3f}, {d.ci_high:+.3f}]"
+        lines.append(f"  {d.metric}: {d.challenger:.3f} (Δ {delta}{ci})")
+    return "\n".join(lines)
+
+
+def demo_prediction_line(p) -> str:
+    return f"prediction through Triton: {p.label} {p.probabilities} (model version {p.model_version})"
+
+
+def demo_summary_line(result) -> str:
+    """Discord posts, duplicate events, backbone weights and timings of a demo run."""
+    tally = result.tally
+    backbones = sorted({c.backbone_weights for c in tally.candidates if c.backbone_weights})
+    return (f"Discord posts: {result.discord_posts}; duplicate events seen: {tally.duplicate_events}; "
+            f"backbone: {', '.join(backbones) or '-'}; took {result.seconds:.0f}s"
+            + (f" ({result.seconds_to_goal:.0f}s to the shadow decision)" if result.seconds_to_goal else ""))
+
+
+def where_to_look_table(places: Mapping[str, str]) -> Table:
+    look = Table(title="Where to look", show_header=False)
+    for k, v in places.items():
+        look.add_row(k, v)
+    return look
+
+
+MODELS_COLUMNS = ("version", "aliases", "created", "val_accuracy", "val_recall", "test_recall", "shadow n",
+                  "in Triton", "run")
+
+
+def models_table(model_name: str, rows: Iterable, triton) -> Table:
+    """The registry's versions with aliases, metrics, shadow n and whether Triton has them loaded."""
+    table = Table(title=f"{model_name} in MLflow")
+    for col in MODELS_COLUMNS:
+        table.add_column(col)
+    for r in rows:
+        style = "bold green" if "champion" in r.aliases else ""
+        loaded = "?" if triton.error else ("loaded" if r.version in triton.heads_ready else "-")
+        gate_n = r.metrics.get("gate_n")
+        table.add_row(f"[{style}]{r.version}[/]" if style else r.version, ",".join(r.aliases),
+                      r.created.strftime("%Y-%m-%d %H:%M"), fmt_metric(r.metrics.get("val_accuracy")),
+                      fmt_metric(r.metrics.get("val_recall")), fmt_metric(r.metrics.get("test_recall")),
+                      "-" if gate_n is None else str(int(gate_n)), loaded, (r.run_id or "")[:8])
+    return table
+
+
+def triton_summary(triton) -> str:
+    """One line on what Triton serves (for a Triton that answered)."""
+    return (f"Triton at {triton.url}: {triton.public_model} "
+            f"{'ready' if triton.public_ready else 'NOT ready'}, backbone "
+            f"{'ready' if triton.backbone_ready else 'not loaded'}, head versions loaded: "
+            f"{', '.join(triton.heads_ready) or 'none'}")
+
+
+def prediction_table(image_name: str, result) -> Table:
+    """Each class's probability; the predicted one in bold."""
+    table = Table(title=f"{image_name} — model version {result.model_version} ({result.protocol})")
+    table.add_column("class")
+    table.add_column("probability", justify="right")
+    for label, p in result.probabilities.items():
+        style = "bold" if label == result.label else ""
+        table.add_row(f"[{style}]{label}[/]" if style else label, f"{p:.4f}")
+    return table
+
+
+def settings_table(rows: Iterable[Iterable[str]]) -> Table:
+    """Every setting: variable, default, meaning."""
+    table = Table(title="Emberwatch settings (EMBERWATCH_*)")
+    for col in ("variable", "default", "meaning"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    return table

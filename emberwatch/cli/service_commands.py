@@ -1,0 +1,38 @@
+"""``emberwatch run`` and ``emberwatch sim``: one service or one simulator in the foreground."""
+
+from __future__ import annotations
+
+import importlib
+from enum import StrEnum
+
+import typer
+
+
+class ServiceName(StrEnum):
+    ingestor = "ingestor"
+    tiler = "tiler"
+    trainer = "trainer"
+    gatekeeper = "gatekeeper"
+    notifier = "notifier"
+
+
+class SimulatorName(StrEnum):
+    cwfis = "cwfis"
+    mapbox = "mapbox"
+    discord = "discord"
+
+
+def run_service(service: ServiceName = typer.Argument(..., help="The service to run.")) -> None:
+    """Run one service in the foreground (what each compose.yaml service runs)."""
+    module = importlib.import_module(f"services.{service.value}.main")
+    module.main()
+
+
+def run_simulator(
+    name: SimulatorName = typer.Argument(..., help="The simulator to run."),
+    port: int = typer.Option(0, help="Port to listen on (0 = the simulator's default)."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+) -> None:
+    """Run one simulator of an external service (CWFIS, Mapbox, Discord) over real HTTP."""
+    module = importlib.import_module(f"simulators.{name.value}.main")
+    module.main(host=host, port=port)
