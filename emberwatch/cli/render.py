@@ -83,7 +83,7 @@ def where_to_look_table(places: Mapping[str, str]) -> Table:
 
 
 MODELS_COLUMNS = ("version", "aliases", "created", "val_accuracy", "val_recall", "test_recall", "shadow n",
-                  "in Triton", "run")
+                  "in Triton", "backbone", "run")
 
 
 def models_table(model_name: str, rows: Iterable, triton) -> Table:
@@ -98,7 +98,7 @@ def models_table(model_name: str, rows: Iterable, triton) -> Table:
         table.add_row(f"[{style}]{r.version}[/]" if style else r.version, ",".join(r.aliases),
                       r.created.strftime("%Y-%m-%d %H:%M"), fmt_metric(r.metrics.get("val_accuracy")),
                       fmt_metric(r.metrics.get("val_recall")), fmt_metric(r.metrics.get("test_recall")),
-                      "-" if gate_n is None else str(int(gate_n)), loaded, (r.run_id or "")[:8])
+                      "-" if gate_n is None else str(int(gate_n)), loaded, r.backbone or "-", (r.run_id or "")[:8])
     return table
 
 
