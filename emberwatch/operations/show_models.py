@@ -46,9 +46,9 @@ class TritonView:
 
 def registry_versions(tracking_uri: str, model_name: str, limit: int = 10) -> list[VersionRow]:
     """The newest ``limit`` registered versions with their aliases and run metrics (MLflow errors raise)."""
-    from mlflow import MlflowClient
+    from emberwatch.common.model_registry import mlflow_client
 
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    client = mlflow_client(tracking_uri)
     versions = client.search_model_versions(f"name='{model_name}'")
     rows = []
     for mv in sorted(versions, key=lambda v: int(v.version), reverse=True)[:limit]:

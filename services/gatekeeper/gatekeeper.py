@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from emberwatch.common.atomic_files import atomic_write_text
+from emberwatch.common.model_registry import CHALLENGER, CHAMPION
 from emberwatch.common.tile_store import TileUnavailable, read_tile
 from emberwatch.contracts.events import Evidence, ModelCandidate, ModelDecision, TileReady
 from emberwatch.messaging.alerts import make_alert
@@ -24,7 +25,7 @@ from services.gatekeeper.decide_promotion import GateResult, decide_promotion, p
 from services.gatekeeper.evidence import evidence_metrics, floor_evidence, gate_evidence, result_document
 from services.gatekeeper.metrics import CHAMPION_TILES, DECISIONS, SHADOW_PAIRS, SHADOW_TILES
 from services.gatekeeper.record_quality import ModelQuality
-from services.gatekeeper.registry import CHALLENGER, CHAMPION, Registry
+from services.gatekeeper.registry import Registry
 from services.gatekeeper.serving_control import ServingControl, state_lock
 from services.gatekeeper.settings import GatekeeperSettings
 from services.gatekeeper.shadow_state import Pair, Shadow, ShadowStore

@@ -27,13 +27,13 @@ from pathlib import Path
 
 from emberwatch.common.atomic_files import atomic_write_text
 from emberwatch.common.logging import redact
+from emberwatch.common.model_registry import CHAMPION
 from emberwatch.contracts.events import Evidence, ModelCommand, ModelDecision
 from services.gatekeeper.decide_promotion import decide_promotion
 from services.gatekeeper.evidence import gate_evidence
 from services.gatekeeper.gatekeeper import SERVICE, Gatekeeper
 from services.gatekeeper.metrics import COMMANDS, SHADOW_PAIRS
 from services.gatekeeper.models import Shadow
-from services.gatekeeper.registry import CHAMPION
 from services.gatekeeper.serving_control import state_lock
 from services.gatekeeper.triton_client import TritonError
 from services.gatekeeper.triton_repo import head_versions_on_disk

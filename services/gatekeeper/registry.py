@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-CHAMPION, CHALLENGER = "champion", "challenger"
+from emberwatch.common.model_registry import mlflow_client
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,7 @@ class Registry:
     def __init__(self, tracking_uri: str, model_name: str):
         self.tracking_uri = tracking_uri
         self.model_name = model_name
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self.client = mlflow_client(tracking_uri)
 
     # --- artifacts ---------------------------------------------------------------------------
     def download_candidate(self, run_id: str, artifact_uri: str, dst: Path) -> CandidateFiles:

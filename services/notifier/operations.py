@@ -33,13 +33,13 @@ class LocalOperations:
         return await asyncio.to_thread(self._champion, model_name)
 
     def _champion(self, model_name: str) -> ChampionInfo | None:
-        from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
-        client = MlflowClient(tracking_uri=self.settings.mlflow_tracking_uri,
-                              registry_uri=self.settings.mlflow_tracking_uri)
+        from emberwatch.common.model_registry import CHAMPION, mlflow_client
+
+        client = mlflow_client(self.settings.mlflow_tracking_uri)
         try:
-            mv = client.get_model_version_by_alias(model_name, "champion")
+            mv = client.get_model_version_by_alias(model_name, CHAMPION)
         except MlflowException as exc:
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
                 return None

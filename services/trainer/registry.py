@@ -77,11 +77,9 @@ class MlflowPublisher:
                         counter=MLFLOW_RETRIES, extra={"tracking_uri": self.uri})(fn)
 
     def _client(self):
-        import mlflow
-        from mlflow import MlflowClient
+        from emberwatch.common.model_registry import mlflow_client
 
-        mlflow.set_tracking_uri(self.uri)
-        return MlflowClient(self.uri)
+        return mlflow_client(self.uri)
 
     # --- lookups -----------------------------------------------------------------------------
     def _versions_with_key(self, client, key: str) -> list:

@@ -5,7 +5,6 @@ process than its callers: tests/operations/test_send_command.py.)"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from pathlib import Path
@@ -22,7 +21,7 @@ from emberwatch.operations.send_command import model_command, send_command
 from emberwatch.stack import manage
 from services.gatekeeper.gatekeeper import Gatekeeper
 from services.gatekeeper.main import build_app
-from services.gatekeeper.registry import CHALLENGER, CHAMPION
+from emberwatch.common.model_registry import CHALLENGER, CHAMPION
 from services.gatekeeper.settings import GatekeeperSettings
 from services.gatekeeper.triton_repo import head_versions_on_disk
 from tests.conftest import stack_settings
