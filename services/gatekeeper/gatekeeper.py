@@ -27,13 +27,12 @@ from services.gatekeeper.metrics import CHAMPION_TILES, DECISIONS, SHADOW_PAIRS,
 from services.gatekeeper.record_quality import ModelQuality
 from services.gatekeeper.registry import Registry
 from services.gatekeeper.serving_control import ServingControl, state_lock
-from services.gatekeeper.settings import GatekeeperSettings
+from services.gatekeeper.settings import SERVICE, GatekeeperSettings
 from services.gatekeeper.shadow_state import Pair, Shadow, ShadowStore
 from services.gatekeeper.triton_client import TritonError
 from services.gatekeeper.validate_candidate import ValidationReport, check_head_meta, validate_loaded
 
 log = logging.getLogger(__name__)
-SERVICE = "gatekeeper"
 
 class Gatekeeper:
     def __init__(self, settings: GatekeeperSettings, *, serving: ServingControl | None = None,

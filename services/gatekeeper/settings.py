@@ -9,6 +9,7 @@ from pydantic import Field
 from emberwatch.ml.settings import MLSettings
 from services.gatekeeper.decide_promotion import GateThresholds
 
+SERVICE = "gatekeeper"  # the service's name: logs, metrics, client ids, event producer
 
 class GatekeeperSettings(MLSettings):
     # --- the promotion gate (EMBERWATCH_GATE_*) -------------------------------------------------

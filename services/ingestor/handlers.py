@@ -41,11 +41,10 @@ from services.ingestor.models import (
     ParseResult,
 )
 from services.ingestor.parse_feed import parse
-from services.ingestor.settings import IngestorSettings
+from services.ingestor.settings import SERVICE, IngestorSettings
 from services.ingestor.state_store import FeedSnapshot, IngestorState, StateStore
 
 log = logging.getLogger(__name__)
-SERVICE = "ingestor"
 MAX_REJECTION_LOGS = 50
 
 Publish = Callable[[Envelope], Awaitable[None]]

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from emberwatch.common.config import Settings
 
+SERVICE = "ingestor"  # the service's name: logs, metrics, client ids, event producer
 
 class IngestorSettings(Settings):
     ingestor_poll_interval_s: float = Field(

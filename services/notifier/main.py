@@ -18,11 +18,10 @@ from services.notifier.discord_webhook import DiscordWebhook
 from services.notifier.handlers import Notifier
 from services.notifier.models import Topics
 from services.notifier.render import Links, Renderer
-from services.notifier.settings import NotifierSettings
+from services.notifier.settings import SERVICE, NotifierSettings
 
 log = logging.getLogger(__name__)
 
-SERVICE = "notifier"
 
 
 class NotifierRuntime:

@@ -14,9 +14,7 @@ import asyncio
 from emberwatch.contracts.events import CommandKind, ModelDecision
 from emberwatch.operations.send_command import model_command, send_command
 from services.notifier.bot_commands import ChampionInfo, PartStatus
-from services.notifier.settings import NotifierSettings
-
-SERVICE = "notifier"
+from services.notifier.settings import SERVICE, NotifierSettings
 
 
 class LocalOperations:

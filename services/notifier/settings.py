@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr
 
 from emberwatch.common.config import Settings
 
+SERVICE = "notifier"  # the service's name: logs, metrics, client ids, event producer
 
 class NotifierSettings(Settings):
     notifier_username: str = Field("Emberwatch", description="Name the webhook posts under.")

@@ -28,13 +28,12 @@ from services.tiler.assign_split import assign_split
 from services.tiler.fetch_tile import TileFetcher
 from services.tiler.metrics import TILES_EMITTED, TILES_SKIPPED, TILES_STORED
 from services.tiler.sample_negatives import sample_negatives
-from services.tiler.settings import TilerSettings
+from services.tiler.settings import SERVICE, TilerSettings
 from services.tiler.state import EmittedIndex, FireRegistry
 from services.tiler.validate_image import ImageRejected
 
 log = logging.getLogger(__name__)
 
-SERVICE = "tiler"
 Publish = Callable[[Envelope], Awaitable[None]]
 
 

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from emberwatch.common.config import Settings
 
+SERVICE = "tiler"  # the service's name: logs, metrics, client ids, event producer
 
 class TilerSettings(Settings):
     # --- imagery ---------------------------------------------------------------------------------

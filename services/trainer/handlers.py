@@ -30,10 +30,10 @@ from services.trainer import metrics as m
 from services.trainer.models import TrainingOutcome
 from services.trainer.pipeline import Trainer
 from services.trainer.schedule import TrainingScheduler
+from services.trainer.settings import SERVICE
 
 log = logging.getLogger(__name__)
 
-SERVICE = "trainer"
 
 
 def _message_origin(broker: KafkaBroker) -> tuple[str | None, int | None, int | None]:

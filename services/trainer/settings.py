@@ -6,6 +6,7 @@ from pydantic import Field
 
 from emberwatch.ml.settings import MLSettings
 
+SERVICE = "trainer"  # the service's name: logs, metrics, client ids, event producer
 
 class TrainerSettings(MLSettings):
     # --- when to train -----------------------------------------------------------------------
