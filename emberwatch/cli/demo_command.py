@@ -16,7 +16,7 @@ from emberwatch.common.config import get_settings
 
 
 def demo(
-    rounds: int = typer.Option(3, help="Most rounds of simulated season to run."),
+    rounds: int = typer.Option(5, help="Most rounds of simulated season to run (each --hours-per-round)."),
     hours_per_round: float = typer.Option(240.0, help="Simulated hours the CWFIS season advances per round."),
     round_timeout_s: float = typer.Option(420.0, help="Longest wait for a round's decision (seconds)."),
 ) -> None:

@@ -217,7 +217,7 @@ async def advance_season(settings: Settings, hours: float, tick: Callable[[], No
 async def run_demo(
     settings: Settings,
     *,
-    rounds: int = 3,
+    rounds: int = 5,
     hours_per_round: float = 240.0,
     round_timeout_s: float = 420.0,
     report: Reporter = print,
