@@ -22,7 +22,21 @@ def test_every_service_has_its_own_default_port():
         s.service_metrics_port("nope")
 
 
-def test_a_port_in_use_is_one_clear_line_naming_the_setting(monkeypatch):
+@pytest.fixture
+def restore_logging():
+    """run_service configures logging for a service process; give the other tests theirs back."""
+    import logging
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level,
+             {n: logging.getLogger(n).level for n in ("aiokafka", "kafka", "httpx", "httpcore")})
+    yield
+    root.handlers[:], root.level = saved[0], saved[1]
+    for name, level in saved[2].items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_a_port_in_use_is_one_clear_line_naming_the_setting(monkeypatch, restore_logging):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
