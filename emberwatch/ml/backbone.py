@@ -83,9 +83,11 @@ def seeded_initialisation(model, seed: int) -> None:
         w.assign(rng.uniform(-limit, limit, shape).astype(np.float32))
 
 
-def build_backbone(image_size: int, weights_path: str | Path | None, seed: int = 0):
+def build_backbone(image_size: int, weights_path: str | Path | None, seed: int = 0, *,
+                   initialise: bool = True):
     """ResNet50 (notop, avg pooling) with preprocessing inside; frozen. Random init depends on
-    ``seed`` alone (``seeded_initialisation``)."""
+    ``seed`` alone (``seeded_initialisation``); ``initialise=False`` skips it for a model whose
+    weights are loaded right after."""
     keras = _keras()
     inputs = keras.Input((image_size, image_size, 3), dtype="float32", name=INPUT_NAME)
     x = preprocess_layer()(inputs)
@@ -98,7 +100,7 @@ def build_backbone(image_size: int, weights_path: str | Path | None, seed: int =
     x = base(x)
     outputs = keras.layers.Activation("linear", dtype="float32", name=OUTPUT_NAME)(x)
     model = keras.Model(inputs, outputs, name="backbone")
-    if weights_path is None:
+    if weights_path is None and initialise:
         seeded_initialisation(model, seed)
     model.trainable = False
     return model
@@ -191,7 +193,7 @@ def load_backbone(settings: MLSettings) -> Backbone:
         cached_id = json.loads(recipe_file.read_text())["backbone_id"]
         cached = root / cached_id / WEIGHTS_FILE
         if cached.is_file():
-            model = build_backbone(size, None, settings.backbone_seed)
+            model = build_backbone(size, None, settings.backbone_seed, initialise=False)
             model.load_weights(cached)
             model.trainable = False
             if make_backbone_id(model, size) == cached_id:

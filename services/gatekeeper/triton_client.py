@@ -51,8 +51,6 @@ class Triton:
         self.url = url
         self.timeout_s = timeout_s
         self._local = threading.local()
-        self._clients: list[httpclient.InferenceServerClient] = []
-        self._clients_lock = threading.Lock()
 
     @property
     def client(self) -> httpclient.InferenceServerClient:
@@ -61,8 +59,6 @@ class Triton:
             client = httpclient.InferenceServerClient(
                 self.url, connection_timeout=self.timeout_s, network_timeout=self.timeout_s)
             self._local.client = client
-            with self._clients_lock:
-                self._clients.append(client)
         return client
 
     def close(self) -> None:
@@ -70,9 +66,6 @@ class Triton:
         client = getattr(self._local, "client", None)
         if client is not None:
             self._local.client = None
-            with self._clients_lock:
-                if client in self._clients:
-                    self._clients.remove(client)
             client.close()
 
     def live(self) -> bool:
