@@ -5,6 +5,10 @@ tries (exponential from ``first_s`` up to ``max_s``, plus optional jitter); ``as
 ``retrying`` turn it into tenacity loops that log every retry the same way (and count it when a
 counter is given). Services build their ``Backoff`` from their settings; nothing is hard-coded at
 the call site.
+
+A server's own word on when to come back is honoured: an exception with a ``retry_after`` attribute
+(seconds, e.g. parsed from an HTTP ``Retry-After`` by ``retry_after_seconds``) makes the next wait at
+least that long, capped at ``max_s``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from tenacity import (
@@ -24,7 +30,25 @@ from tenacity import (
     stop_any,
     wait_exponential,
     wait_random,
+    wait_random_exponential,
 )
+
+
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds an HTTP ``Retry-After`` value asks for (delta-seconds or an HTTP date); None if unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -33,7 +57,8 @@ class Backoff:
     total_s: float | None = None  # None: bounded by attempts only
     first_s: float = 0.5
     max_s: float = 30.0
-    jitter_s: float = 0.0
+    jitter_s: float = 0.0  # added uniform jitter (ignored with full_jitter)
+    full_jitter: bool = False  # wait uniformly between 0 and the exponential cap (AWS "full jitter")
 
     def stop(self):
         stops = []
@@ -45,19 +70,42 @@ class Backoff:
             raise ValueError("a Backoff needs attempts or total_s")
         return stops[0] if len(stops) == 1 else stop_any(*stops)
 
-    def wait(self):
-        w = wait_exponential(multiplier=self.first_s, max=self.max_s)
-        return w + wait_random(0, self.jitter_s) if self.jitter_s > 0 else w
+    def wait(self) -> Callable[[RetryCallState], float]:
+        if self.full_jitter:
+            base = wait_random_exponential(multiplier=self.first_s, max=self.max_s)
+        else:
+            base = wait_exponential(multiplier=self.first_s, max=self.max_s)
+            if self.jitter_s > 0:
+                base = base + wait_random(0, self.jitter_s)
+
+        def wait(state: RetryCallState) -> float:
+            delay = base(state)
+            exc = state.outcome.exception() if state.outcome else None
+            asked = getattr(exc, "retry_after", None)
+            if isinstance(asked, int | float):
+                delay = max(delay, min(float(asked), self.max_s))
+            return delay
+
+        return wait
 
 
-def log_retry(logger: logging.Logger, what: str, counter: Any = None,
-              extra: dict[str, Any] | None = None) -> Callable[[RetryCallState], None]:
-    """A ``before_sleep`` callback: one warning line per retry (what, attempt, error, sleep)."""
+def log_retry(logger: logging.Logger | None, what: str, counter: Any = None,
+              extra: dict[str, Any] | None = None,
+              on_retry: Callable[[BaseException | None], None] | None = None) -> Callable[[RetryCallState], None]:
+    """A ``before_sleep`` callback: one warning line per retry (what, attempt, error, sleep).
+
+    ``counter`` is incremented on every retry; ``on_retry`` is called with the failure (e.g. to count
+    it by reason). Without a logger the retry is counted but not logged.
+    """
 
     def before_sleep(state: RetryCallState) -> None:
         if counter is not None:
             counter.inc()
         exc = state.outcome.exception() if state.outcome else None
+        if on_retry is not None:
+            on_retry(exc)
+        if logger is None:
+            return
         logger.warning(f"{what} failed; retrying", extra={
             **(extra or {}), "attempt": state.attempt_number, "error": f"{type(exc).__name__}: {exc}"[:500],
             "sleep_s": round(state.next_action.sleep, 2) if state.next_action else None})
@@ -69,15 +117,17 @@ def _retry(on: Callable[[BaseException], bool] | None):
     return retry_if_exception(on or (lambda exc: isinstance(exc, Exception)))
 
 
-def async_retrying(backoff: Backoff, *, what: str, logger: logging.Logger,
+def async_retrying(backoff: Backoff, *, what: str, logger: logging.Logger | None,
                    retry_on: Callable[[BaseException], bool] | None = None, counter: Any = None,
-                   extra: dict[str, Any] | None = None, reraise: bool = True) -> AsyncRetrying:
+                   extra: dict[str, Any] | None = None, reraise: bool = True,
+                   on_retry: Callable[[BaseException | None], None] | None = None) -> AsyncRetrying:
     return AsyncRetrying(stop=backoff.stop(), wait=backoff.wait(), retry=_retry(retry_on),
-                         before_sleep=log_retry(logger, what, counter, extra), reraise=reraise)
+                         before_sleep=log_retry(logger, what, counter, extra, on_retry), reraise=reraise)
 
 
-def retrying(backoff: Backoff, *, what: str, logger: logging.Logger,
+def retrying(backoff: Backoff, *, what: str, logger: logging.Logger | None,
              retry_on: Callable[[BaseException], bool] | None = None, counter: Any = None,
-             extra: dict[str, Any] | None = None, reraise: bool = True) -> Retrying:
+             extra: dict[str, Any] | None = None, reraise: bool = True,
+             on_retry: Callable[[BaseException | None], None] | None = None) -> Retrying:
     return Retrying(stop=backoff.stop(), wait=backoff.wait(), retry=_retry(retry_on),
-                    before_sleep=log_retry(logger, what, counter, extra), reraise=reraise)
+                    before_sleep=log_retry(logger, what, counter, extra, on_retry), reraise=reraise)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from emberwatch.common.retries import Backoff, async_retrying, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +64,6 @@ class RetryPolicy:
     total_timeout_s: float = 60.0
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-        except (TypeError, ValueError):
-            return None
-
-
 async def _attempt(client: httpx.AsyncClient, url: str, params: dict[str, str] | None,
                    validators: Validators, total_timeout_s: float) -> FetchResult:
     headers = {"Accept-Encoding": "gzip, deflate"}
@@ -97,7 +85,7 @@ async def _attempt(client: httpx.AsyncClient, url: str, params: dict[str, str] |
                            resp.headers.get("last-modified") or validators.last_modified, "", 1)
     if status >= 500 or status == 429:
         raise FetchError(f"http_{status}", f"{url} answered HTTP {status}", retryable=True,
-                         retry_after=_retry_after(resp.headers.get("retry-after")))
+                         retry_after=retry_after_seconds(resp.headers.get("retry-after")))
     if status >= 400 or status < 200 or status >= 300:
         raise FetchError(f"http_{status}", f"{url} answered HTTP {status}: {resp.text[:120]!r}",
                          retryable=False)
@@ -105,37 +93,18 @@ async def _attempt(client: httpx.AsyncClient, url: str, params: dict[str, str] |
                        resp.headers.get("last-modified"), resp.headers.get("content-type", ""), 1)
 
 
-def _wait(policy: RetryPolicy):
-    def wait(state: RetryCallState) -> float:
-        # full jitter: uniform between 0 and the exponential cap; a Retry-After is a lower bound
-        cap = min(policy.backoff_max_s, policy.backoff_s * 2 ** (state.attempt_number - 1))
-        delay = random.uniform(0, cap)
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, FetchError) and exc.retry_after is not None:
-            delay = max(delay, min(exc.retry_after, policy.backoff_max_s))
-        return delay
-    return wait
-
-
 async def fetch(client: httpx.AsyncClient, url: str, *, params: dict[str, str] | None = None,
                 validators: Validators = Validators(), policy: RetryPolicy = RetryPolicy(),
                 feed: str = "") -> FetchResult:
     """GET ``url``; retry timeouts, transport errors, 5xx and 429 (bounded); raise FetchError."""
-    def before_sleep(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        log.warning("feed fetch failed, retrying", extra={
-            "feed": feed, "attempt": state.attempt_number, "error": str(exc),
-            "sleep_s": round(state.next_action.sleep, 2) if state.next_action else None})
-
+    # full jitter (uniform between 0 and the exponential cap); a Retry-After is a lower bound
+    backoff = Backoff(attempts=max(1, policy.attempts), first_s=policy.backoff_s,
+                      max_s=policy.backoff_max_s, full_jitter=True)
     attempts = 0
     try:
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(max(1, policy.attempts)),
-            wait=_wait(policy),
-            retry=retry_if_exception(lambda e: isinstance(e, FetchError) and e.retryable),
-            before_sleep=before_sleep,
-            reraise=True,
-        ):
+        async for attempt in async_retrying(
+                backoff, what="feed fetch", logger=log, extra={"feed": feed},
+                retry_on=lambda e: isinstance(e, FetchError) and e.retryable):
             with attempt:
                 attempts = attempt.retry_state.attempt_number
                 result = await _attempt(client, url, params, validators, policy.total_timeout_s)

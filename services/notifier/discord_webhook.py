@@ -29,6 +29,7 @@ import httpx
 from pydantic import SecretStr
 
 from emberwatch.common.logging import redact
+from emberwatch.common.retries import retry_after_seconds as common_retry_after
 from emberwatch.messaging.consumer import PermanentError
 from services.notifier.metrics import RATE_LIMIT_WAIT_SECONDS, RATE_LIMIT_WAITS, RETRIES
 
@@ -113,11 +114,10 @@ def retry_after_seconds(response: httpx.Response) -> float:
         value = _float(body.get("retry_after"))
         if value is not None:
             return value
-    for header in ("X-RateLimit-Reset-After", "Retry-After"):
-        value = _float(response.headers.get(header))
-        if value is not None:
-            return value
-    return 1.0
+    value = _float(response.headers.get("X-RateLimit-Reset-After"))
+    if value is None:
+        value = common_retry_after(response.headers.get("Retry-After"))
+    return 1.0 if value is None else value
 
 
 def _discord_error(response: httpx.Response) -> tuple[int | None, str]:

@@ -16,7 +16,6 @@ The token travels only in the query string; it is never logged or put in an exce
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import hashlib
 import logging
 import os
@@ -27,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
+from emberwatch.common.retries import Backoff, async_retrying, retry_after_seconds
 from emberwatch.messaging.consumer import PermanentError
 from services.tiler.metrics import (
     AUTH_BREAKER_OPEN,
@@ -237,19 +236,13 @@ class MapboxClient:
                             deadline: float) -> bytes:
         cfg = self.config
 
-        def before_sleep(state) -> None:
-            exc = state.outcome.exception()
-            RETRIES.labels(getattr(exc, "reason", "error")).inc()
-
+        backoff = Backoff(attempts=cfg.retry_attempts, first_s=cfg.retry_backoff_s,
+                          max_s=cfg.retry_backoff_max_s, jitter_s=cfg.retry_backoff_s)
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(cfg.retry_attempts),
-                wait=wait_exponential(multiplier=cfg.retry_backoff_s, max=cfg.retry_backoff_max_s)
-                + wait_random(0, cfg.retry_backoff_s),
-                retry=retry_if_exception_type(_Transient),
-                before_sleep=before_sleep,
-                reraise=True,
-            ):
+            async for attempt in async_retrying(
+                    backoff, what="mapbox request", logger=None,  # counted; the outage is logged once
+                    retry_on=lambda exc: isinstance(exc, _Transient),
+                    on_retry=lambda exc: RETRIES.labels(getattr(exc, "reason", "error")).inc()):
                 with attempt:
                     return await self._send(path, params, token, api, deadline)
         except _Transient as exc:
@@ -304,14 +297,9 @@ class MapboxClient:
 
     def _rate_limit_wait(self, response: httpx.Response) -> float:
         cap = self.config.rate_limit_max_wait_s
-        retry_after = response.headers.get("Retry-After")
-        if retry_after:
-            try:
-                return min(max(float(retry_after), 0.0), cap)
-            except ValueError:
-                when = email.utils.parsedate_to_datetime(retry_after)
-                if when is not None:
-                    return min(max(when.timestamp() - time.time(), 0.0), cap)
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        if retry_after is not None:
+            return min(retry_after, cap)
         reset = response.headers.get("X-Rate-Limit-Reset")
         if reset:
             try:

@@ -6,7 +6,11 @@ import logging
 
 import pytest
 
-from emberwatch.common.retries import Backoff, async_retrying, retrying
+from datetime import UTC, datetime
+
+from tenacity import RetryCallState
+
+from emberwatch.common.retries import Backoff, async_retrying, retry_after_seconds, retrying
 
 
 class Counter:
@@ -70,3 +74,41 @@ def test_a_time_bound_alone_is_allowed_and_no_bound_is_not():
     assert 2 <= len(calls) <= 10
     with pytest.raises(ValueError):
         Backoff(attempts=None, total_s=None).stop()
+
+
+def test_retry_after_reads_seconds_and_http_dates():
+    now = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds("-3") == 0.0
+    assert retry_after_seconds("Tue, 01 Dec 2026 12:00:30 GMT", now=now) == 30.0
+    assert retry_after_seconds("Tue, 01 Dec 2026 11:00:00 GMT", now=now) == 0.0
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds(None) is None
+
+
+class AskedToWait(Exception):
+    def __init__(self, seconds):
+        super().__init__("busy")
+        self.retry_after = seconds
+
+
+def _state_after(exc: BaseException, attempt: int) -> RetryCallState:
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})
+    state.attempt_number = attempt
+    state.set_exception((type(exc), exc, None))
+    return state
+
+
+def test_a_servers_retry_after_is_a_lower_bound_capped_at_max():
+    wait = Backoff(attempts=5, first_s=0.1, max_s=10.0).wait()
+    assert wait(_state_after(ConnectionError(), 1)) == pytest.approx(0.1)
+    assert wait(_state_after(AskedToWait(4.0), 1)) == pytest.approx(4.0)
+    assert wait(_state_after(AskedToWait(600.0), 1)) == pytest.approx(10.0)
+
+
+def test_full_jitter_stays_between_zero_and_the_exponential_cap():
+    wait = Backoff(attempts=9, first_s=1.0, max_s=5.0, full_jitter=True).wait()
+    seen = [wait(_state_after(ConnectionError(), attempt)) for attempt in (1, 2, 3, 4, 5) for _ in range(50)]
+    assert all(0.0 <= s <= 5.0 for s in seen)
+    assert max(wait(_state_after(ConnectionError(), 1)) for _ in range(50)) <= 1.0
+    assert len({round(s, 6) for s in seen}) > 10  # jittered, not a fixed schedule
