@@ -24,8 +24,8 @@ from rich.table import Table  # noqa: E402
 from emberwatch.contracts import TileReady  # noqa: E402
 from emberwatch.messaging.broker import build_broker  # noqa: E402
 from emberwatch.messaging.consumer import subscribe  # noqa: E402
-from tests.conftest import stack_settings  # noqa: E402
 from emberwatch.stack import manage  # noqa: E402
+from tests.conftest import stack_settings  # noqa: E402
 
 
 def tile_event(i: int) -> TileReady:

@@ -36,8 +36,8 @@ from rich.table import Table  # noqa: E402
 
 from emberwatch.common.telemetry import free_port  # noqa: E402
 from emberwatch.stack import manage  # noqa: E402
-from services.gatekeeper import triton_repo  # noqa: E402
-from services.gatekeeper.triton_client import Triton  # noqa: E402
+from services.gatekeeper.serving import repository as triton_repo  # noqa: E402
+from services.gatekeeper.serving.triton_client import Triton  # noqa: E402
 from tests.conftest import stack_settings  # noqa: E402
 
 

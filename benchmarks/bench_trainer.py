@@ -50,8 +50,8 @@ def _settings(args):
 
 
 def _tiles(args):
-    import io
     import hashlib
+    import io
 
     import numpy as np
     from PIL import Image

@@ -16,9 +16,9 @@ def build_app(state_dir: str, head_path: str, image_size: int):
     import keras
     import numpy as np
     from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import JSONResponse
-    from starlette.concurrency import run_in_threadpool
     from starlette.routing import Route
 
     from emberwatch.ml.backbone import load_backbone

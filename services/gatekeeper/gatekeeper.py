@@ -26,10 +26,10 @@ from services.gatekeeper.evidence import evidence_metrics, floor_evidence, gate_
 from services.gatekeeper.metrics import CHAMPION_TILES, DECISIONS, SHADOW_PAIRS, SHADOW_TILES
 from services.gatekeeper.record_quality import ModelQuality
 from services.gatekeeper.registry import Registry
-from services.gatekeeper.serving_control import ServingControl, state_lock
+from services.gatekeeper.serving.control import ServingControl, state_lock
+from services.gatekeeper.serving.triton_client import TritonError
 from services.gatekeeper.settings import SERVICE, GatekeeperSettings
 from services.gatekeeper.shadow_state import Pair, Shadow, ShadowStore
-from services.gatekeeper.triton_client import TritonError
 from services.gatekeeper.validate_candidate import ValidationReport, check_head_meta, validate_loaded
 
 log = logging.getLogger(__name__)

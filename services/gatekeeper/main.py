@@ -16,7 +16,7 @@ from emberwatch.messaging.consumer import subscribe
 from services.gatekeeper.gatekeeper import SERVICE, Gatekeeper
 from services.gatekeeper.handlers import Handlers
 from services.gatekeeper.metrics import SERVING_CHECK_FAILURES
-from services.gatekeeper.serving_control import state_lock
+from services.gatekeeper.serving.control import state_lock
 from services.gatekeeper.settings import GatekeeperSettings
 
 log = logging.getLogger(__name__)

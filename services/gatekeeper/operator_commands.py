@@ -34,9 +34,9 @@ from services.gatekeeper.evidence import gate_evidence
 from services.gatekeeper.gatekeeper import SERVICE, Gatekeeper
 from services.gatekeeper.metrics import COMMANDS, SHADOW_PAIRS
 from services.gatekeeper.models import Shadow
-from services.gatekeeper.serving_control import state_lock
-from services.gatekeeper.triton_client import TritonError
-from services.gatekeeper.triton_repo import head_versions_on_disk
+from services.gatekeeper.serving.control import state_lock
+from services.gatekeeper.serving.repository import head_versions_on_disk
+from services.gatekeeper.serving.triton_client import TritonError
 from services.gatekeeper.validate_candidate import check_head_meta, validate_loaded
 
 log = logging.getLogger(__name__)

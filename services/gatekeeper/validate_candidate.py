@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from emberwatch.ml import CLASSES
-from services.gatekeeper.triton_client import Triton, TritonError, png_bytes
+from services.gatekeeper.serving.triton_client import Triton, TritonError, png_bytes
 
 
 @dataclass

@@ -15,19 +15,25 @@ import tritonclient.grpc as grpcclient
 from mlflow import MlflowClient
 from prometheus_client import REGISTRY
 
+from emberwatch.common.model_registry import CHALLENGER, CHAMPION
 from emberwatch.contracts.events import ModelCandidate, ModelDecision, SplitCounts, TileReady
 from emberwatch.messaging.broker import publish_event
 from emberwatch.operations.send_command import model_command, send_command
 from emberwatch.stack import manage
 from services.gatekeeper.gatekeeper import Gatekeeper
 from services.gatekeeper.main import build_app
-from emberwatch.common.model_registry import CHALLENGER, CHAMPION
+from services.gatekeeper.serving.repository import head_versions_on_disk
 from services.gatekeeper.settings import GatekeeperSettings
-from services.gatekeeper.triton_repo import head_versions_on_disk
 from tests.conftest import stack_settings
 from tests.messaging.helpers import read_all, wait_for
 from tests.services.gatekeeper.candidates import (
-    IMAGE_SIZE, analytic_head, encode, log_candidate, make_world, scenes, write_tiles,
+    IMAGE_SIZE,
+    analytic_head,
+    encode,
+    log_candidate,
+    make_world,
+    scenes,
+    write_tiles,
 )
 
 pytestmark = pytest.mark.timeout(900)

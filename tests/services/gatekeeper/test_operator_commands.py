@@ -10,10 +10,10 @@ from prometheus_client import REGISTRY
 
 from emberwatch.contracts.envelope import utcnow
 from emberwatch.contracts.events import ModelCommand, ModelDecision
-from services.gatekeeper import triton_repo
 from services.gatekeeper.gatekeeper import Gatekeeper
 from services.gatekeeper.handlers import Handlers
 from services.gatekeeper.operator_commands import OperatorCommands
+from services.gatekeeper.serving import repository as triton_repo
 from services.gatekeeper.settings import GatekeeperSettings
 from services.gatekeeper.shadow_state import Shadow
 

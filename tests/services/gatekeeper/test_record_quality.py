@@ -12,10 +12,10 @@ from prometheus_client import REGISTRY
 from emberwatch.contracts.events import TileReady
 from services.gatekeeper.gatekeeper import Gatekeeper
 from services.gatekeeper.record_quality import ModelQuality, agreement, outcome
+from services.gatekeeper.serving.repository import write_serving
+from services.gatekeeper.serving.triton_client import png_bytes
 from services.gatekeeper.settings import GatekeeperSettings
 from services.gatekeeper.shadow_state import Pair, Shadow
-from services.gatekeeper.triton_client import png_bytes
-from services.gatekeeper.triton_repo import write_serving
 
 
 def value(name: str, **labels) -> float:

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from emberwatch.stack import manage
-from services.gatekeeper.triton_client import Triton
+from services.gatekeeper.serving.triton_client import Triton
 from tests.conftest import stack_settings
 
 pytestmark = pytest.mark.timeout(300)

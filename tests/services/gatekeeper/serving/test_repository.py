@@ -1,4 +1,4 @@
-"""The files the gatekeeper owns: shadow pairs survive a restart; the Triton repository layout."""
+"""The Triton model repository's files: templates, heads and their config, the serving roles."""
 
 from __future__ import annotations
 
@@ -7,30 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from services.gatekeeper import triton_repo
-from services.gatekeeper.shadow_state import Pair, Shadow, ShadowStore
-from emberwatch.common.tile_store import TileMissing, TileUnreachable, UnsupportedTileUri, read_tile
-
-
-def test_shadow_pairs_survive_a_restart(tmp_path):
-    store = ShadowStore(tmp_path)
-    assert store.load() is None
-    shadow = Shadow(model_name="m", candidate_version="3", champion_version="2", run_id="r")
-    assert shadow.add(Pair("t1", 1, 0.2, 0.9, "test"))
-    assert shadow.add(Pair("t2", 0, 0.1, 0.6, "live"))
-    assert not shadow.add(Pair("t1", 1, 0.2, 0.9, "live"))  # a redelivered tile counts once
-    shadow.last_checked_n = 2
-    store.save(shadow)
-
-    again = ShadowStore(tmp_path).load()
-    assert again == shadow
-    counts = again.counts()
-    assert (counts.n, counts.n_wildfire) == (2, 1)
-    # t1: champion wrong (0.2 < 0.5), challenger right; t2: champion right, challenger wrong
-    assert counts.flat().tolist() == [0, 0, 1, 0, 0, 1, 0, 0]
-    assert again.n_by_source() == {"test": 1, "live": 1}
-    store.clear()
-    assert store.load() is None
+from services.gatekeeper.serving import repository as triton_repo
 
 
 def test_head_versions_and_config_are_written_before_loading(tmp_path):
@@ -67,16 +44,3 @@ def test_serving_roles_are_replaced_atomically(tmp_path):
     assert not [p for p in (repo / "wildfire").iterdir() if p.name.startswith(".")]
     with pytest.raises(ValueError):
         triton_repo.write_serving(repo, king="1")
-
-
-def test_tiles_are_read_by_uri(tmp_path):
-    tile = tmp_path / "a b.png"
-    tile.write_bytes(b"png")
-    assert read_tile(tile.as_uri()) == b"png"
-    with pytest.raises(TileMissing):
-        read_tile((tmp_path / "missing.png").as_uri())
-    for bad in ("s3://bucket/x.png", str(tile), "file://otherhost/x.png"):  # not a URI the store hands out
-        with pytest.raises(UnsupportedTileUri):
-            read_tile(bad)
-    with pytest.raises(TileUnreachable):
-        read_tile("http://127.0.0.1:9/x.png", timeout_s=2)
