@@ -53,11 +53,15 @@ def evidence_text(decision) -> str:
     lines = [(f"version {decision.candidate_version}: {decision.decision} "
               f"(champion then: {decision.champion_version or 'none'})"),
              f"reason: {decision.reason}",
-             (f"paired samples n={ev.n} (wildfire {ev.n_wildfire}); discordant: champion-only "
-              f"{ev.champion_only_correct}, challenger-only {ev.challenger_only_correct}; p-value={ev.p_value}")]
+             (f"paired samples n={ev.n} (wildfire {ev.n_wildfire}, fire-free {ev.n_fire_free}); discordant: "
+              f"champion-only {ev.champion_only_correct}, challenger-only {ev.challenger_only_correct}; "
+              f"p-value={ev.p_value}")]
+    if ev.rule:
+        lines.append(f"rule: {ev.rule}" + (f" (alpha at this look {ev.alpha:.3g})" if ev.alpha else "")
+                     + (f"; method: {ev.method}" if ev.method else ""))
     for d in ev.deltas:
         delta = "-" if d.delta is None else f"{d.delta:+.3f}"
-        ci = "" if d.ci_low is None else f", {d.confidence:.0%} CI [{d.ci_low:+.3f}, {d.ci_high:+.3f}]"
+        ci = "" if d.ci_low is None else f", {d.confidence * 100:.3g}% CI [{d.ci_low:+.3f}, {d.ci_high:+.3f}]"
         lines.append(f"  {d.metric}: {d.challenger:.3f} (Δ {delta}{ci})")
     return "\n".join(lines)
 

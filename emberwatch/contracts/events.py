@@ -138,13 +138,21 @@ class Evidence(_Part):
 
     n: int = Field(0, ge=0, description="Paired samples scored by both models.")
     n_wildfire: int = Field(0, ge=0)
+    n_fire_free: int = Field(0, ge=0)
     both_correct: int = 0
     champion_only_correct: int = 0
     challenger_only_correct: int = 0
     both_wrong: int = 0
-    p_value: float | None = None
-    deltas: list[MetricDelta] = Field(default_factory=list)
-    thresholds: dict[str, float] = Field(default_factory=dict)
+    p_value: float | None = Field(
+        None, description="Exact one-sided McNemar p (challenger better) on the primary metric's class.")
+    deltas: list[MetricDelta] = Field(
+        default_factory=list, description="Per metric (wildfire_recall, specificity): both models' values "
+        "and the challenger-minus-champion difference with its bounds at the look's confidence.")
+    rule: str | None = Field(
+        None, description="The rule that decided: superior, worse, inconclusive, minimum, sequential, floor.")
+    method: str | None = Field(None, description="How the intervals and the test were computed.")
+    alpha: float | None = Field(None, description="The share of the false-promotion rate this look used.")
+    thresholds: dict[str, float | str] = Field(default_factory=dict)
 
 
 class ModelDecision(Envelope):

@@ -66,9 +66,9 @@ def demo_environment(settings: Settings) -> dict[str, str]:
         "EMBERWATCH_TRAINER_DEBOUNCE_S": "5",
         "EMBERWATCH_TRAINER_UNITS": "128,256",
         "EMBERWATCH_TRAINER_LEARNING_RATES": "0.001",
-        "EMBERWATCH_GATE_MIN_SAMPLES": str(DEMO_GATE_MIN_SAMPLES),
-        "EMBERWATCH_GATE_MIN_WILDFIRE_SAMPLES": "20",
-        "EMBERWATCH_GATE_CHECK_EVERY": "10",
+        "EMBERWATCH_GATEKEEPER_MIN_PAIRS": str(DEMO_GATE_MIN_SAMPLES),
+        "EMBERWATCH_GATEKEEPER_MIN_WILDFIRE_PAIRS": "20",
+        "EMBERWATCH_GATEKEEPER_CHECK_EVERY": "10",
         "EMBERWATCH_LOG_FORMAT": "json",
     }
 
@@ -76,7 +76,7 @@ def demo_environment(settings: Settings) -> dict[str, str]:
 def gate_minimum() -> int:
     """The paired samples the gate needs before it decides, as the demo starts the services
     (a variable already set wins, as in ``start_system``)."""
-    return int(os.environ.get("EMBERWATCH_GATE_MIN_SAMPLES", DEMO_GATE_MIN_SAMPLES))
+    return int(os.environ.get("EMBERWATCH_GATEKEEPER_MIN_PAIRS", DEMO_GATE_MIN_SAMPLES))
 
 
 def served_champion(decisions: list) -> object | None:

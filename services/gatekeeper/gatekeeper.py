@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from emberwatch.common.tile_store import TileUnavailable, read_tile
 from emberwatch.contracts.events import Evidence, ModelCandidate, ModelDecision, TileReady
 from emberwatch.messaging.alerts import make_alert
 from emberwatch.ml import LABEL_INDEX
-from services.gatekeeper.decide_promotion import GateResult, decide_promotion, passes_floor
+from services.gatekeeper.decide_promotion import GateResult, Look, decide_promotion, gate_look_due, passes_floor
 from services.gatekeeper.evidence import evidence_metrics, floor_evidence, gate_evidence, result_document
 from services.gatekeeper.metrics import CHAMPION_TILES, DECISIONS, SHADOW_PAIRS, SHADOW_TILES
 from services.gatekeeper.record_quality import ModelQuality
@@ -30,6 +31,7 @@ from services.gatekeeper.serving.control import ServingControl, state_lock
 from services.gatekeeper.serving.triton_client import TritonError
 from services.gatekeeper.settings import SERVICE, GatekeeperSettings
 from services.gatekeeper.shadow_state import Pair, Shadow, ShadowStore
+from services.gatekeeper.training_lineage import TrainingLineage
 from services.gatekeeper.validate_candidate import ValidationReport, check_head_meta, validate_loaded
 
 log = logging.getLogger(__name__)
@@ -43,10 +45,12 @@ class Gatekeeper:
         self.shadows = ShadowStore(settings.gatekeeper_dir)
         self.decisions_path = settings.gatekeeper_dir / "decisions.json"
         self.failures_path = settings.gatekeeper_dir / "validation_failures.json"
+        self.drift_path = settings.gatekeeper_dir / "drift.json"
+        self.lineage = TrainingLineage(settings.gatekeeper_dir, self.registry)
         self.alerts: list = []  # PipelineAlert events  # to publish after the decisions (handlers.py drains it)
         self.quality = ModelQuality(settings.gatekeeper_dir, settings.model_name,
-                                    window=settings.quality_live_window,
-                                    min_live=settings.quality_min_live_samples)
+                                    window=settings.gatekeeper_quality_live_window,
+                                    min_live=settings.gatekeeper_quality_min_live_samples)
         shadow = self.shadows.load()
         if shadow is not None:  # a restart: the shadow's gauges come back from its stored pairs
             self.quality.shadow_state(shadow)
@@ -63,6 +67,26 @@ class Gatekeeper:
             atomic_write_text(self.decisions_path, json.dumps(done))
         DECISIONS.labels(decision.decision).inc()
         return decision
+
+    def drift_used(self) -> dict[str, float]:
+        """What each class's drift budget has used up over the gate's promotions so far."""
+        return json.loads(self.drift_path.read_text()) if self.drift_path.is_file() else {}
+
+    def thresholds(self):
+        return self.settings.thresholds(self.drift_used())
+
+    def gate_so_far(self, shadow: Shadow) -> GateResult:
+        """What the gate says of a shadow's pairs now (for a person's decision or a supersede)."""
+        return decide_promotion(shadow.counts(), self.thresholds(), Look(alpha_spent=shadow.alpha_spent))
+
+    def _spend_drift(self, result: GateResult) -> dict[str, float]:
+        """A promotion uses up each class's worst plausible loss (its lower bound, when negative)."""
+        used = self.drift_used()
+        for c in (result.recall, result.specificity):
+            low = c.delta.low
+            used[c.metric] = round(used.get(c.metric, 0.0) + (max(0.0, -low) if low is not None else 0.0), 6)
+        atomic_write_text(self.drift_path, json.dumps(used))
+        return used
 
     def decision_for(self, model_name: str, version: str) -> ModelDecision | None:
         raw = self._decisions().get(f"{model_name}:{version}")
@@ -93,7 +117,7 @@ class Gatekeeper:
         return self._remember(event)
 
     def _validation_outcome(self, version: str, problem: str | None) -> None:
-        """Track consecutive infra-validation failures; every ``validation_alert_after``-th in a row
+        """Track consecutive infra-validation failures; every ``gatekeeper_validation_alert_after``-th in a row
         raises a critical alert with the reasons (a pass resets the streak)."""
         streak = json.loads(self.failures_path.read_text()) if self.failures_path.is_file() else []
         if problem is None:
@@ -104,7 +128,7 @@ class Gatekeeper:
             return  # the same candidate again (redelivered): already counted
         streak.append({"version": version, "reason": problem})
         atomic_write_text(self.failures_path, json.dumps(streak))
-        n = self.settings.validation_alert_after
+        n = self.settings.gatekeeper_validation_alert_after
         if n and len(streak) % n == 0:
             last = streak[-n:]
             self.alerts.append(make_alert(
@@ -145,6 +169,7 @@ class Gatekeeper:
         work = self.settings.gatekeeper_dir / "candidates" / str(c.version)
         shutil.rmtree(work, ignore_errors=True)
         files = self.registry.download_candidate(c.run_id, c.artifact_uri, work)
+        self.lineage.remember(str(c.version), files.lineage)
         champion = self.serving.champion()
 
         # 2. infra validation: loaded next to the champion, checked on the known images
@@ -159,8 +184,10 @@ class Gatekeeper:
                 evidence=Evidence(), run_id=c.run_id, basis="validation",
                 extra={"validation": report.__dict__} if report else {})]
 
-        # 3. the first model meets the floor; any later one goes into shadow beside the champion
-        test = self._test_tiles(files.test_split)
+        # 3. the first model meets the floor; any later one goes into shadow beside the champion.
+        #    No tile either model was fitted on is evaluated.
+        fitted = self.lineage.excluded(str(c.version), *([champion] if champion else []))
+        test = [t for t in self._test_tiles(files.test_split) if t[0] not in fitted]
         if champion is None:
             return out + self._first_model(c, test)
         shadow = self._start_shadow(c, champion, test)
@@ -186,8 +213,8 @@ class Gatekeeper:
         s = self.settings
         report = validate_loaded(
             self.serving.triton, version, files.known_images, image_size=int(head_meta["image_size"]),
-            tolerance=s.validation_tolerance, max_latency_ms=s.validation_max_latency_ms,
-            warmup=s.validation_warmup_requests, timed=s.validation_latency_requests)
+            tolerance=s.gatekeeper_validation_tolerance, max_latency_ms=s.gatekeeper_validation_max_latency_ms,
+            warmup=s.gatekeeper_validation_warmup_requests, timed=s.gatekeeper_validation_latency_requests)
         if not report.ok:
             self.serving.drop_head(version)
             return "infra validation: " + "; ".join(report.problems), report
@@ -218,26 +245,29 @@ class Gatekeeper:
         for r in records:
             try:
                 out.append((r["tile_id"], LABEL_INDEX[r["label"]],
-                            read_tile(r["uri"], timeout_s=self.settings.tile_fetch_timeout_s)))
+                            read_tile(r["uri"], timeout_s=self.settings.gatekeeper_tile_fetch_timeout_s)))
             except (KeyError, TileUnavailable) as exc:
                 log.warning("test tile skipped", extra={"tile": r.get("tile_id"), "error": str(exc)})
         return out
 
     def _first_model(self, c: ModelCandidate, test: list[tuple[str, int, bytes]]) -> list[ModelDecision]:
         version = str(c.version)
-        recall = accuracy = None
         y = np.array([label for _, label, _ in test], dtype=np.int64)
+        pred = np.zeros(0, dtype=np.int64)
         if test:
             wildfire = self.serving.triton.score_many([b for _, _, b in test], version).wildfire(version)
             self.quality.set_reference(version, wildfire)
             self.quality.observe(version, y.tolist(), wildfire.tolist(), "test")
             pred = (wildfire >= 0.5).astype(np.int64)
-            accuracy = float((pred == y).mean())
-            recall = float(pred[y == 1].mean()) if (y == 1).any() else None
         s = self.settings
-        ok, why = passes_floor(recall, accuracy, floor_recall=s.floor_recall, floor_accuracy=s.floor_accuracy)
-        evidence = floor_evidence(len(test), int((y == 1).sum()), recall, accuracy,
-                                  {"floor_recall": s.floor_recall, "floor_accuracy": s.floor_accuracy})
+        floor = passes_floor(y, pred, floor_recall=s.gatekeeper_floor_recall,
+                             floor_specificity=s.gatekeeper_floor_specificity,
+                             min_per_class=s.gatekeeper_floor_min_per_class, alpha=s.gatekeeper_alpha)
+        ok, why = floor.ok, floor.reason
+        evidence = floor_evidence(floor, {"floor_recall": s.gatekeeper_floor_recall,
+                                          "floor_specificity": s.gatekeeper_floor_specificity,
+                                          "floor_min_per_class": s.gatekeeper_floor_min_per_class,
+                                          "floor_confidence": 1 - s.gatekeeper_alpha})
         if not ok:
             self.serving.drop_head(version)
             self.registry.clear_alias(CHALLENGER, only_if=version)
@@ -259,9 +289,12 @@ class Gatekeeper:
             if any(p.tile_id == tile.tile_id for p in shadow.pairs):
                 SHADOW_TILES.labels("duplicate").inc()
                 return []
-            data = read_tile(tile.uri, timeout_s=self.settings.tile_fetch_timeout_s)
+            if tile.tile_id in self.lineage.excluded(shadow.champion_version, shadow.candidate_version):
+                SHADOW_TILES.labels("trained_on").inc()  # a replayed or lagging training tile
+                return self._evaluate(shadow) if self._time_is_up(shadow) else []
+            data = read_tile(tile.uri, timeout_s=self.settings.gatekeeper_tile_fetch_timeout_s)
             # a restarting Triton is waited for (bounded), not an error: the pair must not be lost
-            self.serving.wait_until_serving(self.settings.triton_wait_s)
+            self.serving.wait_until_serving(self.settings.gatekeeper_triton_wait_s)
             versions = f"{shadow.champion_version},{shadow.candidate_version}"
             scores = self.serving.triton.score_bytes([data], versions)
             pair = Pair(tile.tile_id, LABEL_INDEX[tile.label],
@@ -273,14 +306,19 @@ class Gatekeeper:
             self.quality.shadow_pairs(shadow, [pair])
             SHADOW_TILES.labels("scored").inc()
             SHADOW_PAIRS.set(len(shadow.pairs))
-            if len(shadow.pairs) - shadow.last_checked_n >= self.settings.gate_check_every:
+            if self._time_is_up(shadow) or gate_look_due(
+                    len(shadow.pairs), shadow.last_checked_n, shadow.last_look_n, self.thresholds(),
+                    self.settings.gatekeeper_check_every):
                 return self._evaluate(shadow)
             return []
+
+    def _time_is_up(self, shadow: Shadow) -> bool:
+        return time.time() - shadow.started_at >= self.settings.gatekeeper_max_shadow_hours * 3600
 
     def _score_champion(self, tile: TileReady) -> None:
         """Live quality of the champion between shadows. Monitoring only: a failure is counted and
         logged, never retried nor sent to the DLQ (a redelivered tile may be counted twice)."""
-        if not self.settings.quality_score_champion:
+        if not self.settings.gatekeeper_quality_score_champion:
             CHAMPION_TILES.labels("disabled").inc()
             return
         champion = self.serving.champion()
@@ -294,7 +332,7 @@ class Gatekeeper:
                      extra={"tile": tile.tile_id})
             return
         try:
-            data = read_tile(tile.uri, timeout_s=self.settings.tile_fetch_timeout_s)
+            data = read_tile(tile.uri, timeout_s=self.settings.gatekeeper_tile_fetch_timeout_s)
             wildfire = float(self.serving.triton.score_bytes([data], champion).wildfire(champion)[0])
         except (TileUnavailable, TritonError, OSError, KeyError) as exc:
             CHAMPION_TILES.labels("failed").inc()
@@ -305,27 +343,30 @@ class Gatekeeper:
 
     # --- the gate ----------------------------------------------------------------------------
     def _evaluate(self, shadow: Shadow) -> list[ModelDecision]:
-        result = decide_promotion(shadow.counts(), self.settings.thresholds())
+        """One look of the sequential gate; its alpha spent is kept with the shadow."""
+        thresholds = self.thresholds()
+        final = len(shadow.pairs) >= thresholds.max_pairs or self._time_is_up(shadow)
+        result = decide_promotion(shadow.counts(), thresholds, Look(alpha_spent=shadow.alpha_spent, final=final))
         shadow.last_checked_n = len(shadow.pairs)
+        if result.looked:
+            shadow.alpha_spent, shadow.last_look_n = result.alpha_spent, len(shadow.pairs)
         SHADOW_PAIRS.set(len(shadow.pairs))
         evidence = gate_evidence(result)
-        extra = {"pairs_by_source": shadow.n_by_source()}
+        extra = {"pairs_by_source": shadow.n_by_source(), "drift_used": self.drift_used()}
         if result.verdict == "wait":
-            if len(shadow.pairs) >= self.settings.gate_max_shadow_samples:
-                return self._end_shadow(shadow, "rejected", "inconclusive after "
-                                        f"{len(shadow.pairs)} paired samples: {result.reason}",
-                                        evidence, result, extra, basis="inconclusive")
             self.shadows.save(shadow)
             log.info("shadow continues", extra={"candidate": shadow.candidate_version, "n": result.n,
-                                                "reason": result.reason})
+                                                "rule": result.rule, "reason": result.reason})
             return []
         if result.verdict == "promote":
             self.shadows.clear()
             self.quality.shadow_ended()
             SHADOW_PAIRS.set(0)
+            extra["drift_used"] = self._spend_drift(result)
             return [self._promote(shadow.candidate_version, evidence=evidence, run_id=shadow.run_id,
                                   reason=result.reason, result=result, extra=extra, basis="gate")]
-        return self._end_shadow(shadow, "rejected", result.reason, evidence, result, extra, basis="gate")
+        basis = "inconclusive" if result.rule == "inconclusive" else "gate"
+        return self._end_shadow(shadow, "rejected", result.reason, evidence, result, extra, basis=basis)
 
     def _end_shadow(self, shadow: Shadow, decision: str, reason: str, evidence: Evidence,
                     result: GateResult | None, extra: dict, basis: str | None = None,
@@ -342,7 +383,7 @@ class Gatekeeper:
                              basis=basis, requested_by=requested_by, command_id=command_id)]
 
     def _supersede(self, shadow: Shadow, by: str) -> list[ModelDecision]:
-        result = decide_promotion(shadow.counts(), self.settings.thresholds())
+        result = self.gate_so_far(shadow)
         return self._end_shadow(shadow, "rejected", f"superseded by version {by} before the gate "
                                 f"decided ({result.reason})", gate_evidence(result), result,
                                 {"pairs_by_source": shadow.n_by_source()}, basis="superseded")

@@ -30,7 +30,9 @@ class Shadow:
     champion_version: str
     run_id: str
     pairs: list[Pair] = field(default_factory=list)
-    last_checked_n: int = 0
+    last_checked_n: int = 0    # pairs when the gate was last checked
+    last_look_n: int = 0       # pairs at the last real look (one that spent alpha); 0 before the first
+    alpha_spent: float = 0.0   # alpha spent by the looks so far (passed back to the gate as Look)
     started_at: float = field(default_factory=time.time)  # Unix time the shadow began
 
     def add(self, pair: Pair) -> bool:

@@ -29,7 +29,6 @@ from emberwatch.common.atomic_files import atomic_write_text
 from emberwatch.common.logging import redact
 from emberwatch.common.model_registry import CHAMPION
 from emberwatch.contracts.events import Evidence, ModelCommand, ModelDecision
-from services.gatekeeper.decide_promotion import decide_promotion
 from services.gatekeeper.evidence import gate_evidence
 from services.gatekeeper.gatekeeper import SERVICE, Gatekeeper
 from services.gatekeeper.metrics import COMMANDS, SHADOW_PAIRS
@@ -140,7 +139,7 @@ class OperatorCommands:
         """A challenger compared with a champion that no longer serves is rejected (its own decision)."""
         if shadow is None:
             return []
-        result = decide_promotion(shadow.counts(), self.settings.thresholds())
+        result = self.gk.gate_so_far(shadow)
         try:
             return self.gk._end_shadow(  # noqa: SLF001 - the gatekeeper's own flow
                 shadow, "rejected", f"{what} by {c.requested_by} while this challenger was in shadow",
@@ -183,8 +182,8 @@ class OperatorCommands:
                 raise Refused(f"Triton could not load version {version}: {exc}") from None
         report = validate_loaded(
             gk.serving.triton, version, files.known_images, image_size=int(head_meta["image_size"]),
-            tolerance=s.validation_tolerance, max_latency_ms=s.validation_max_latency_ms,
-            warmup=s.validation_warmup_requests, timed=s.validation_latency_requests)
+            tolerance=s.gatekeeper_validation_tolerance, max_latency_ms=s.gatekeeper_validation_max_latency_ms,
+            warmup=s.gatekeeper_validation_warmup_requests, timed=s.gatekeeper_validation_latency_requests)
         if not report.ok:
             if version not in gk.serving.roles().values():
                 gk.serving.drop_head(version)
@@ -198,7 +197,7 @@ class OperatorCommands:
                                       "by hand") + [answer]
 
     def _promote_shadow(self, c: ModelCommand, shadow: Shadow, reason: str) -> list[ModelDecision]:
-        result = decide_promotion(shadow.counts(), self.settings.thresholds())
+        result = self.gk.gate_so_far(shadow)
         self.gk.shadows.clear()
         self.gk.quality.shadow_ended()
         SHADOW_PAIRS.set(0)
@@ -215,7 +214,7 @@ class OperatorCommands:
 
     def _reject(self, c: ModelCommand) -> list[ModelDecision]:
         shadow = self._shadow_of(c)
-        result = decide_promotion(shadow.counts(), self.settings.thresholds())
+        result = self.gk.gate_so_far(shadow)
         return self.gk._end_shadow(  # noqa: SLF001
             shadow, "rejected",
             self._why(f"rejected by {c.requested_by} (the gate so far: {result.reason})", c),

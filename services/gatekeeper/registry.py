@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ class CandidateFiles:
     triton_dir: Path          # head.npz, head.json
     known_images: Path        # validation/known_images.npz
     test_split: Path | None   # test_split.json (None if the run has none)
+    lineage: Path | None = None  # lineage/tiles.json: every tile the run used, with its split
 
 
 class Registry:
@@ -40,7 +42,27 @@ class Registry:
                 tracking_uri=self.tracking_uri))
         except (MlflowException, OSError):
             test_split = None
-        return CandidateFiles(triton_dir=triton, known_images=known, test_split=test_split)
+        try:
+            lineage: Path | None = Path(mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="lineage/tiles.json", dst_path=str(dst),
+                tracking_uri=self.tracking_uri))
+        except (MlflowException, OSError):
+            lineage = None
+        return CandidateFiles(triton_dir=triton, known_images=known, test_split=test_split, lineage=lineage)
+
+    def download_lineage(self, version: str) -> list[dict]:
+        """A registered version's ``lineage/tiles.json`` rows ([] when its run has none)."""
+        run_id = self.run_id_of(version)
+        if run_id is None:
+            return []
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path="lineage/tiles.json", dst_path=tmp,
+                    tracking_uri=self.tracking_uri)
+            except MlflowException:
+                return []
+            return json.loads(Path(path).read_text())
 
     def download_version_head(self, version: str, dst: Path) -> Path:
         """The ``triton/`` folder of a registered version's run (for a rollback to an unloaded one)."""

@@ -68,7 +68,11 @@ def _p(value: float | None) -> str:
 def delta_line(d: MetricDelta) -> str:
     interval = ""
     if d.ci_low is not None and d.ci_high is not None:
-        interval = f" [{_num(d.ci_low, signed=True)}, {_num(d.ci_high, signed=True)}] {d.confidence:.0%} CI"
+        signed = d.delta is not None
+        interval = (f" [{_num(d.ci_low, signed=signed)}, {_num(d.ci_high, signed=signed)}] "
+                    f"{d.confidence * 100:.3g}% CI")
+    if d.delta is None:  # a single model's rate (the first model's floor)
+        return f"{_num(d.challenger)}{interval}"
     return f"Δ {_num(d.delta, signed=True)}{interval} ({_num(d.champion)} → {_num(d.challenger)})"
 
 
@@ -130,9 +134,12 @@ class Renderer:
         if e.requested_by:
             fields.append({"name": "Requested by", "value": e.requested_by, "inline": True})
         if ev.n:
-            fields.append({"name": "Paired samples", "value": f"n = {ev.n} ({ev.n_wildfire} wildfire)",
-                           "inline": True})
-            fields.append({"name": "p-value (exact McNemar)", "value": _p(ev.p_value), "inline": True})
+            fields.append({"name": "Paired samples", "value": f"n = {ev.n} ({ev.n_wildfire} wildfire, "
+                                    f"{ev.n_fire_free} fire-free)", "inline": True})
+            fields.append({"name": "p-value (exact McNemar, one-sided)", "value": _p(ev.p_value), "inline": True})
+        if ev.rule:
+            rule = ev.rule + (f" (alpha at this look {ev.alpha:.3g})" if ev.alpha else "")
+            fields.append({"name": "Rule", "value": rule, "inline": True})
             fields.append({"name": "Discordant pairs",
                            "value": f"challenger only right: {ev.challenger_only_correct} · "
                                     f"champion only right: {ev.champion_only_correct} · "
@@ -142,8 +149,11 @@ class Renderer:
             fields.append({"name": d.metric, "value": delta_line(d), "inline": False})
         if ev.thresholds:
             fields.append({"name": "Thresholds",
-                           "value": " · ".join(f"{k} {v:g}" for k, v in sorted(ev.thresholds.items())),
+                           "value": " · ".join(f"{k} {v:g}" if isinstance(v, float | int) else f"{k} {v}"
+                                               for k, v in sorted(ev.thresholds.items())),
                            "inline": False})
+        if ev.method:
+            fields.append({"name": "Method", "value": ev.method, "inline": False})
         run_link = (f"[MLflow run]({self.links.run(e.run_id)})" if e.run_id else
                     f"[MLflow model]({self.links.model_version(e.model_name, e.candidate_version)})")
         dashboard = self.links.dashboard(model=e.model_name)

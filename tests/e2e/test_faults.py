@@ -61,7 +61,7 @@ async def _until_quiet(watcher: PipelineWatcher, seconds: float = 20, limit_s: f
 
 
 async def test_the_system_survives_faults_and_loses_nothing(tmp_path, monkeypatch):
-    env = demo_env(tmp_path / "state", EMBERWATCH_GATE_MIN_SAMPLES="400",
+    env = demo_env(tmp_path / "state", EMBERWATCH_GATEKEEPER_MIN_PAIRS="400",
                    EMBERWATCH_TILER_OUTAGE_BACKOFF_MAX_S="5", EMBERWATCH_TRAINER_TRAIN_AFTER_NEW_TILES="100000")
     for key in [k for k in os.environ if k.startswith("EMBERWATCH_")]:
         monkeypatch.delenv(key)

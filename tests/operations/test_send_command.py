@@ -89,10 +89,10 @@ async def test_cli_and_bot_commands_are_carried_out_by_the_gatekeeper_in_another
     gk_env = env_for(base) | {
         "EMBERWATCH_STATE_DIR": str(gk_state), "EMBERWATCH_TRITON_MODEL_REPOSITORY": str(tmp / "repo"),
         "EMBERWATCH_MODEL_NAME": MODEL, "EMBERWATCH_IMAGE_SIZE": str(IMAGE_SIZE),
-        "EMBERWATCH_GATE_MIN_SAMPLES": "100000", "EMBERWATCH_GATE_MAX_SHADOW_SAMPLES": "100000",
-        "EMBERWATCH_GATE_BOOTSTRAP": "200", "EMBERWATCH_FLOOR_RECALL": "0.5",
-        "EMBERWATCH_FLOOR_ACCURACY": "0.5", "EMBERWATCH_UNLOAD_GRACE_S": "0.2",
-        "EMBERWATCH_VALIDATION_MAX_LATENCY_MS": "20000", "EMBERWATCH_METRICS_PORT": str(metrics_port),
+        "EMBERWATCH_GATEKEEPER_MIN_PAIRS": "100000", "EMBERWATCH_GATEKEEPER_MAX_PAIRS": "100000",
+        "EMBERWATCH_GATE_BOOTSTRAP": "200", "EMBERWATCH_GATEKEEPER_FLOOR_RECALL": "0.5",
+        "EMBERWATCH_FLOOR_ACCURACY": "0.5", "EMBERWATCH_GATEKEEPER_UNLOAD_GRACE_S": "0.2",
+        "EMBERWATCH_GATEKEEPER_VALIDATION_MAX_LATENCY_MS": "20000", "EMBERWATCH_METRICS_PORT": str(metrics_port),
         "EMBERWATCH_GATEKEEPER_GROUP_ID": unique("gatekeeper"),
     }
     # the callers: the broker's address and nothing else of the gatekeeper's (not even a filesystem)

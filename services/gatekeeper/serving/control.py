@@ -40,8 +40,8 @@ class ServingControl:
     def __init__(self, settings: GatekeeperSettings, triton: Triton | None = None):
         self.settings = settings
         self.repo = Path(settings.triton_model_repository)
-        self.triton = triton or Triton(settings.triton_url, model=settings.triton_model,
-                                       timeout_s=settings.triton_timeout_s)
+        self.triton = triton or Triton(settings.triton_url, model=settings.gatekeeper_triton_model,
+                                       timeout_s=settings.gatekeeper_triton_timeout_s)
         self.history_path = settings.gatekeeper_dir / "champions.json"
         repo_files.install_templates(self.repo)
 
@@ -130,8 +130,8 @@ class ServingControl:
             self.apply_head_versions(self.keep_versions(version))
             if not self.triton.ready("head", version):
                 raise TritonError(f"head version {version} did not become ready")
-            if not self.triton.ready(self.settings.triton_model):
-                self.triton.load(self.settings.triton_model)
+            if not self.triton.ready(self.settings.gatekeeper_triton_model):
+                self.triton.load(self.settings.gatekeeper_triton_model)
         except TritonError:
             self.drop_head(version)
             raise
@@ -157,8 +157,8 @@ class ServingControl:
         if keep and any(not self.triton.ready("head", str(v)) for v in keep):
             self.apply_head_versions(keep)
             loaded = True
-        if not self.triton.ready(self.settings.triton_model):
-            self.triton.load(self.settings.triton_model)
+        if not self.triton.ready(self.settings.gatekeeper_triton_model):
+            self.triton.load(self.settings.gatekeeper_triton_model)
             loaded = True
         return loaded
 
@@ -184,15 +184,15 @@ class ServingControl:
     # --- roles -------------------------------------------------------------------------------
     def set_challenger(self, version: str | None) -> None:
         repo_files.write_serving(self.repo, challenger=version)
-        if version is not None and not self.triton.ready(self.settings.triton_model):
-            self.triton.load(self.settings.triton_model)
+        if version is not None and not self.triton.ready(self.settings.gatekeeper_triton_model):
+            self.triton.load(self.settings.gatekeeper_triton_model)
 
     def switch_champion(self, version: str, *, previous: str | None, history: list[str]) -> None:
         """Make ``version`` (loaded) the champion; returns once ``wildfire`` answers with it."""
         if not self.triton.ready("head", version):
             raise TritonError(f"head version {version} is not loaded; refusing to make it champion")
-        if not self.triton.ready(self.settings.triton_model):
-            self.triton.load(self.settings.triton_model)
+        if not self.triton.ready(self.settings.gatekeeper_triton_model):
+            self.triton.load(self.settings.gatekeeper_triton_model)
         roles = self.roles()
         challenger = roles["challenger"] if roles["challenger"] != str(version) else None
         repo_files.write_serving(self.repo, champion=version, previous=previous, challenger=challenger)
@@ -222,7 +222,7 @@ class ServingControl:
         stale = [v for v in repo_files.head_versions_on_disk(self.repo) if v not in keep]
         if not stale:
             return
-        time.sleep(self.settings.unload_grace_s)
+        time.sleep(self.settings.gatekeeper_unload_grace_s)
         if keep:
             self.apply_head_versions(sorted(keep))
         for v in stale:

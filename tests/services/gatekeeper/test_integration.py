@@ -53,9 +53,9 @@ def stack(tmp_path_factory):
 
 def gatekeeper_settings(settings, **overrides) -> GatekeeperSettings:
     base = dict(settings.model_dump(), image_size=IMAGE_SIZE, model_name=MODEL,
-                gate_min_samples=70, gate_min_wildfire_samples=30, gate_recall_margin=0.05,
-                gate_check_every=8, gate_bootstrap=500, floor_recall=0.5, floor_accuracy=0.5,
-                unload_grace_s=0.5, validation_max_latency_ms=20000)
+                gatekeeper_min_pairs=70, gatekeeper_min_wildfire_pairs=30, gate_recall_margin=0.05,
+                gatekeeper_check_every=8, gate_bootstrap=500, gatekeeper_floor_recall=0.5, floor_accuracy=0.5,
+                gatekeeper_unload_grace_s=0.5, gatekeeper_validation_max_latency_ms=20000)
     base.update(overrides)
     return GatekeeperSettings(**base)
 
@@ -172,7 +172,7 @@ async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_ba
         assert mlflow.get_model_version_by_alias(MODEL, "champion").version == v2
         run = mlflow.get_run(run2)
         assert run.data.metrics["gate_n"] == 76 and "gate_mcnemar_p" in run.data.metrics
-        assert run.data.params["gate_min_samples"] == "70.0"
+        assert run.data.params["gatekeeper_min_pairs"] == "70.0"
         doc = json.loads(Path(mlflow.download_artifacts(run2, "gatekeeper/promoted.json",
                                                           str(tmp))).read_text())
         assert doc["gate"]["verdict"] == "promote" and doc["pairs_by_source"] == {"test": 60, "live": 16}

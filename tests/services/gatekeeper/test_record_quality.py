@@ -114,7 +114,7 @@ def settings(tmp_path, name: str) -> GatekeeperSettings:
     # nothing listens on port 9: Triton and MLflow are unreachable
     return GatekeeperSettings(state_dir=tmp_path / "state", triton_model_repository=tmp_path / "repo",
                               triton_url="127.0.0.1:9", mlflow_tracking_uri="http://127.0.0.1:9",
-                              model_name=name, triton_timeout_s=2)
+                              model_name=name, gatekeeper_triton_timeout_s=2)
 
 
 def live_tile(uri: str, tile_id: str = "cd" * 32) -> TileReady:
@@ -156,6 +156,6 @@ def test_between_shadows_the_champion_scores_live_tiles_and_failures_never_block
     assert gk.on_tile(live_tile((tmp_path / "missing.png").as_uri(), "ef" * 32)) == []  # tile gone
     assert value("emberwatch_gatekeeper_champion_tiles_total", outcome="failed") == before["failed"] + 2
 
-    off = Gatekeeper(settings(tmp_path, s.model_name).model_copy(update={"quality_score_champion": False}))
+    off = Gatekeeper(settings(tmp_path, s.model_name).model_copy(update={"gatekeeper_quality_score_champion": False}))
     assert off.on_tile(live_tile(path.as_uri())) == []
     assert value("emberwatch_gatekeeper_champion_tiles_total", outcome="disabled") == before["disabled"] + 1
