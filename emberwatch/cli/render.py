@@ -53,7 +53,7 @@ def evidence_text(decision) -> str:
     lines = [(f"version {decision.candidate_version}: {decision.decision} "
               f"(champion then: {decision.champion_version or 'none'})"),
              f"reason: {decision.reason}",
-             (f"paired samples n={ev.n} (wildfire {ev.n_wildfire}, fire-free {ev.n_fire_free}); discordant: "
+             (f"paired samples n={ev.n} (wildfire {ev.n_wildfire}, fire-free {ev.n - ev.n_wildfire}); discordant: "
               f"champion-only {ev.champion_only_correct}, challenger-only {ev.challenger_only_correct}; "
               f"p-value={ev.p_value}")]
     if ev.rule:

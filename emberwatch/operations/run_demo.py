@@ -30,6 +30,7 @@ from emberwatch.stack.parts import SERVICES, SIMULATORS
 
 DEMO_POLL_INTERVAL_S = 2
 DEMO_GATE_MIN_SAMPLES = 60
+DEMO_GATE_MAX_PAIRS = 150  # the shadow's last look: a test split (~100-140 tiles) and a few live tiles
 DEMO_PARTS = ",".join(["kafka", "mlflow", "triton", "prometheus",
                        *(f"sim-{s}" for s in SIMULATORS), *SERVICES])
 DISCORD_SIM_WEBHOOK = "/api/webhooks/1000000000000000001/emberwatch-demo-token"
@@ -40,7 +41,10 @@ def demo_environment(settings: Settings) -> dict[str, str]:
 
     These keep the loop to a few minutes on 2 cores: a 128 px backbone input (224 for the
     reference size), polls every 2 s, training after 100 new tiles (so a shadow can collect its
-    60 pairs before the next candidate arrives), the gate looked at every 10 new pairs.
+    pairs before the next candidate arrives), the gate checked every 10 new pairs with 20 pairs of
+    each class at least and its last look at 150 pairs (at the defaults a shadow runs up to 5,000
+    pairs or a week), and a first model's floor of 0.5 on the lower bounds of recall and
+    specificity over at least 20 test tiles per class (defaults: 0.6 and 30).
     """
     host = settings.stack_host
     cwfis = f"http://{host}:{settings.cwfis_sim_port}"
@@ -68,7 +72,12 @@ def demo_environment(settings: Settings) -> dict[str, str]:
         "EMBERWATCH_TRAINER_LEARNING_RATES": "0.001",
         "EMBERWATCH_GATEKEEPER_MIN_PAIRS": str(DEMO_GATE_MIN_SAMPLES),
         "EMBERWATCH_GATEKEEPER_MIN_WILDFIRE_PAIRS": "20",
+        "EMBERWATCH_GATEKEEPER_MIN_FIRE_FREE_PAIRS": "20",
+        "EMBERWATCH_GATEKEEPER_MAX_PAIRS": str(DEMO_GATE_MAX_PAIRS),
         "EMBERWATCH_GATEKEEPER_CHECK_EVERY": "10",
+        "EMBERWATCH_GATEKEEPER_FLOOR_RECALL": "0.5",
+        "EMBERWATCH_GATEKEEPER_FLOOR_SPECIFICITY": "0.5",
+        "EMBERWATCH_GATEKEEPER_FLOOR_MIN_PER_CLASS": "20",
         "EMBERWATCH_LOG_FORMAT": "json",
     }
 
@@ -86,10 +95,11 @@ def served_champion(decisions: list) -> object | None:
 
 def shadow_decision(decisions: list, min_samples: int, after: int = 0) -> object | None:
     """The latest decision (from index ``after``) the shadow gate took on paired evidence against a
-    champion, with at least ``min_samples`` pairs — not an infra-validation, floor, superseded or
-    operator verdict."""
+    champion, with at least ``min_samples`` pairs: promoted, rejected as worse, or rejected as
+    inconclusive at the shadow's last look — not an infra-validation, floor, superseded or operator
+    verdict."""
     for d in reversed(decisions[after:]):
-        if (d.basis == "gate" and d.champion_version and d.decision in ("promoted", "rejected")
+        if (d.basis in ("gate", "inconclusive") and d.champion_version and d.decision in ("promoted", "rejected")
                 and (d.evidence.n or 0) >= min_samples):
             return d
     return None

@@ -75,7 +75,7 @@ class GateThresholds:
     alpha: float = 0.05  # one-sided, over all looks
     primary_metric: Metric = "wildfire_recall"
     recall_margin: float = 0.02
-    specificity_margin: float = 0.02
+    specificity_margin: float = 0.03
     spending: Spending = "obrien_fleming"
     look_growth: float = 1.5  # a new look once the pairs have grown by this factor since the last one
 

@@ -135,7 +135,7 @@ class Renderer:
             fields.append({"name": "Requested by", "value": e.requested_by, "inline": True})
         if ev.n:
             fields.append({"name": "Paired samples", "value": f"n = {ev.n} ({ev.n_wildfire} wildfire, "
-                                    f"{ev.n_fire_free} fire-free)", "inline": True})
+                                    f"{ev.n - ev.n_wildfire} fire-free)", "inline": True})
             fields.append({"name": "p-value (exact McNemar, one-sided)", "value": _p(ev.p_value), "inline": True})
         if ev.rule:
             rule = ev.rule + (f" (alpha at this look {ev.alpha:.3g})" if ev.alpha else "")

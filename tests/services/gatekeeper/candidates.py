@@ -112,10 +112,10 @@ def analytic_head(world: World, quantile: float, *, scale: float = 4.0):
 
 
 def log_candidate(tracking_uri: str, model_name: str, world: World, head, *,
-                  corrupt: str | None = None) -> tuple[str, str, str]:
+                  corrupt: str | None = None, trained_on: list[str] = ()) -> tuple[str, str, str]:
     """Log the contract's artifacts to a new MLflow run and register a version. Returns
     (version, run_id, artifact_uri). ``corrupt``: "npz" (junk head.npz) or "probs" (wrong Keras
-    outputs in known_images.npz)."""
+    outputs in known_images.npz). ``trained_on``: tile ids the run's lineage lists in its train split."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -140,6 +140,11 @@ def log_candidate(tracking_uri: str, model_name: str, world: World, head, *,
         client.log_artifacts(run_id, str(root / "triton"), "triton")
         client.log_artifacts(run_id, str(root / "validation"), "validation")
         client.log_artifact(run_id, str(root / "test_split.json"))
+        lineage = [{"tile_id": t["tile_id"], "label": t["label"], "split": "test"} for t in world.test_split]
+        lineage += [{"tile_id": t, "label": "wildfire", "split": "train"} for t in trained_on]
+        (root / "lineage").mkdir()
+        (root / "lineage" / "tiles.json").write_text(json.dumps(lineage))
+        client.log_artifacts(run_id, str(root / "lineage"), "lineage")
     client.set_tag(run_id, "backbone_id", world.backbone.backbone_id)
     client.set_terminated(run_id)
     try:

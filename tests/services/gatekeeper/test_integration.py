@@ -53,9 +53,11 @@ def stack(tmp_path_factory):
 
 def gatekeeper_settings(settings, **overrides) -> GatekeeperSettings:
     base = dict(settings.model_dump(), image_size=IMAGE_SIZE, model_name=MODEL,
-                gatekeeper_min_pairs=70, gatekeeper_min_wildfire_pairs=30, gate_recall_margin=0.05,
-                gatekeeper_check_every=8, gate_bootstrap=500, gatekeeper_floor_recall=0.5, floor_accuracy=0.5,
-                gatekeeper_unload_grace_s=0.5, gatekeeper_validation_max_latency_ms=20000)
+                gatekeeper_min_pairs=70, gatekeeper_min_wildfire_pairs=30, gatekeeper_min_fire_free_pairs=30,
+                gatekeeper_max_pairs=74, gatekeeper_recall_margin=0.05, gatekeeper_specificity_margin=0.2,
+                gatekeeper_check_every=8, gatekeeper_floor_recall=0.3, gatekeeper_floor_specificity=0.3,
+                gatekeeper_floor_min_per_class=20, gatekeeper_unload_grace_s=0.5,
+                gatekeeper_validation_max_latency_ms=20000)
     base.update(overrides)
     return GatekeeperSettings(**base)
 
@@ -154,38 +156,46 @@ async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_ba
         await wait_for(lambda: len(loop.ok) >= 3, timeout_s=60)
 
         # 2. a better challenger: loaded beside the champion, shadowed on the 60 test tiles (not
-        #    enough: min 70), then on live tiles, then promoted on evidence
-        v2, run2, uri2 = log_candidate(s.mlflow_tracking_uri, MODEL, world, analytic_head(world, 0.0))
+        #    enough: min 70), then on live tiles, then promoted on evidence at its last look (74
+        #    pairs). Two of the 16 live tiles are in its training lineage: they never become pairs.
+        live = live_tiles(tmp / "live")
+        v2, run2, uri2 = log_candidate(s.mlflow_tracking_uri, MODEL, world, analytic_head(world, 0.0),
+                                       trained_on=[t.tile_id for t in live[:2]])
         await publish_event(broker, candidate_event(v2, run2, uri2), service="test")
         await wait_for(lambda: status(s).get("shadow", {}).get("n") == 60, timeout_s=240)
         st = status(s)
         assert st["serving"] == {"champion": v1, "challenger": v2, "previous": None}
         assert st["aliases"] == {"champion": v1, "challenger": v2}
         assert st["shadow"]["by_source"] == {"test": 60}
-        for tile in live_tiles(tmp / "live"):
+        trained_on = metric("emberwatch_gatekeeper_shadow_tiles_total", outcome="trained_on")
+        for tile in live:
             await publish_event(broker, tile, service="test")
         d2 = (await decisions_so_far(s, 2))[v2]
         assert (d2.decision, d2.candidate_version, d2.champion_version) == ("promoted", v2, v1)
-        assert d2.evidence.n == 76 and d2.evidence.challenger_only_correct > d2.evidence.champion_only_correct
-        assert d2.evidence.p_value is not None and d2.evidence.p_value < 0.05
-        assert {d.metric for d in d2.evidence.deltas} == {"wildfire_recall", "accuracy"}
+        assert d2.evidence.n == 74 and d2.evidence.challenger_only_correct > d2.evidence.champion_only_correct
+        assert metric("emberwatch_gatekeeper_shadow_tiles_total", outcome="trained_on") == trained_on + 2
+        assert d2.evidence.p_value is not None and d2.evidence.p_value <= d2.evidence.alpha
+        assert d2.evidence.rule == "superior" and d2.basis == "gate" and "Newcombe" in d2.evidence.method
+        assert {d.metric for d in d2.evidence.deltas} == {"wildfire_recall", "specificity"}
+        assert d2.evidence.n_wildfire + d2.evidence.n_fire_free == 74
         assert mlflow.get_model_version_by_alias(MODEL, "champion").version == v2
         run = mlflow.get_run(run2)
-        assert run.data.metrics["gate_n"] == 76 and "gate_mcnemar_p" in run.data.metrics
-        assert run.data.params["gatekeeper_min_pairs"] == "70.0"
+        assert run.data.metrics["gate_n"] == 74 and "gate_mcnemar_p" in run.data.metrics
+        assert run.data.params["gate_min_pairs"] == "70.0"
+        assert run.data.params["gate_primary_metric"] == "wildfire_recall"
         doc = json.loads(Path(mlflow.download_artifacts(run2, "gatekeeper/promoted.json",
                                                           str(tmp))).read_text())
-        assert doc["gate"]["verdict"] == "promote" and doc["pairs_by_source"] == {"test": 60, "live": 16}
+        assert doc["gate"]["verdict"] == "promote" and doc["pairs_by_source"] == {"test": 60, "live": 14}
         await wait_for(lambda: loop.ok[-1:] == [v2], timeout_s=30)
         # model-quality metrics of the shadow, per version
         pairs = "emberwatch_model_shadow_pairs_total"
         assert metric(pairs, model=MODEL, version=v2, champion=v1, source="test") == 60
-        assert metric(pairs, model=MODEL, version=v2, champion=v1, source="live") == 16
+        assert metric(pairs, model=MODEL, version=v2, champion=v1, source="live") == 14
         predictions = "emberwatch_model_predictions_total"
         assert metric(predictions, model=MODEL, version=v1, source="test") == 120  # first model + shadow
         assert metric(predictions, model=MODEL, version=v2, source="test") == 60
-        assert metric(predictions, model=MODEL, version=v2, source="live") == 16
-        assert metric("emberwatch_model_wildfire_probability_count", model=MODEL, version=v2, source="live") == 16
+        assert metric(predictions, model=MODEL, version=v2, source="live") == 14
+        assert metric("emberwatch_model_wildfire_probability_count", model=MODEL, version=v2, source="live") == 14
         assert metric("emberwatch_model_shadow_started_timestamp_seconds", model=MODEL, version=v2) == 0
         assert (s.gatekeeper_dir / "references" / f"{v2}.json").is_file()
 
@@ -195,7 +205,7 @@ async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_ba
             await publish_event(broker, tile, service="test")
         await wait_for(lambda: metric("emberwatch_gatekeeper_champion_tiles_total", outcome="scored")
                        == scored + 16, timeout_s=120)
-        assert metric(predictions, model=MODEL, version=v2, source="live") == 32
+        assert metric(predictions, model=MODEL, version=v2, source="live") == 30
         assert metric(predictions, model=MODEL, version=v2, source="live", outcome="tp") >= 4
 
         # 3. broken candidates are rejected; the champion is untouched

@@ -52,7 +52,7 @@ def test_a_decision_without_evidence_or_run_links_to_the_model_version():
         decision().evidence)()})
     e = embed(R.decision(event))
     names = [f["name"] for f in e["fields"]]
-    assert "Paired samples" not in names and "p-value (exact McNemar)" not in names
+    assert "Paired samples" not in names and "p-value (exact McNemar, one-sided)" not in names
     assert e["url"].endswith("/#/models/emberwatch-resnet50/versions/9")
 
 

@@ -92,8 +92,8 @@ async def test_each_event_is_posted_once_across_duplicates_restarts_and_replays(
 
     promoted = next(m for m in messages if "promoted to champion" in m["embeds"][0]["title"])
     fields = {f["name"]: f["value"] for f in promoted["embeds"][0]["fields"]}
-    assert fields["Paired samples"] == "n = 412 (201 wildfire)"
-    assert fields["p-value (exact McNemar)"] == "0.0004"
+    assert fields["Paired samples"] == "n = 412 (201 wildfire, 211 fire-free)"
+    assert fields["p-value (exact McNemar, one-sided)"] == "0.0004"
     assert fields["recall_wildfire"] == "Δ +0.064 [+0.031, +0.097] 95% CI (0.871 → 0.935)"
     assert "http://mlflow.example:5000/#/runs/evalrun7" in fields["Links"]
     assert "http://grafana.example:3000/d/emberwatch-models" in fields["Links"]
