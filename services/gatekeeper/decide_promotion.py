@@ -347,7 +347,8 @@ def decide_promotion(counts: PairedCounts, thresholds: GateThresholds, look: Loo
                       f"(McNemar p={primary.p_superior:.3g}) and not worse on either class: {evidence} ({level})")
     if look.final:
         return result("reject", "inconclusive", f"inconclusive after {n} pairs: {evidence} ({level}; "
-                      f"needs {th.primary_metric} better and both classes within their margins)")
+                      f"needs {th.primary_metric} better and both classes within their margins: recall "
+                      f"-{th.recall_margin:.3f}, specificity -{th.specificity_margin:.3f})")
     return result("wait", "sequential", f"inconclusive so far, shadow continues: {evidence} ({level})")
 
 

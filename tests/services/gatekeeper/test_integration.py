@@ -55,6 +55,7 @@ def gatekeeper_settings(settings, **overrides) -> GatekeeperSettings:
     base = dict(settings.model_dump(), image_size=IMAGE_SIZE, model_name=MODEL,
                 gatekeeper_min_pairs=70, gatekeeper_min_wildfire_pairs=30, gatekeeper_min_fire_free_pairs=30,
                 gatekeeper_max_pairs=74, gatekeeper_recall_margin=0.05, gatekeeper_specificity_margin=0.2,
+                gatekeeper_drift_budget=0.5,
                 gatekeeper_check_every=8, gatekeeper_floor_recall=0.3, gatekeeper_floor_specificity=0.3,
                 gatekeeper_floor_min_per_class=20, gatekeeper_unload_grace_s=0.5,
                 gatekeeper_validation_max_latency_ms=20000)
@@ -171,13 +172,16 @@ async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_ba
         for tile in live:
             await publish_event(broker, tile, service="test")
         d2 = (await decisions_so_far(s, 2))[v2]
-        assert (d2.decision, d2.candidate_version, d2.champion_version) == ("promoted", v2, v1)
+        assert (d2.decision, d2.candidate_version, d2.champion_version) == ("promoted", v2, v1), d2.reason
         assert d2.evidence.n == 74 and d2.evidence.challenger_only_correct > d2.evidence.champion_only_correct
         assert metric("emberwatch_gatekeeper_shadow_tiles_total", outcome="trained_on") == trained_on + 2
         assert d2.evidence.p_value is not None and d2.evidence.p_value <= d2.evidence.alpha
         assert d2.evidence.rule == "superior" and d2.basis == "gate" and "Newcombe" in d2.evidence.method
         assert {d.metric for d in d2.evidence.deltas} == {"wildfire_recall", "specificity"}
         assert d2.evidence.n_wildfire + d2.evidence.n_fire_free == 74
+        spec = next(d for d in d2.evidence.deltas if d.metric == "specificity")
+        drift = json.loads((s.gatekeeper_dir / "drift.json").read_text())  # the promotion used its budget
+        assert drift["specificity"] == pytest.approx(max(0.0, -spec.ci_low), abs=1e-5)
         assert mlflow.get_model_version_by_alias(MODEL, "champion").version == v2
         run = mlflow.get_run(run2)
         assert run.data.metrics["gate_n"] == 74 and "gate_mcnemar_p" in run.data.metrics
