@@ -33,7 +33,7 @@ def test_evidence_text_has_n_p_value_and_the_ci():
     text = render.evidence_text(decision())
     assert text.splitlines()[0] == "version 4: promoted (champion then: 3)"
     assert "reason: shadow gate passed" in text
-    assert "paired samples n=120 (wildfire 50)" in text
+    assert "paired samples n=120 (wildfire 50, fire-free 70)" in text
     assert "champion-only 3, challenger-only 11" in text
     assert "p-value=0.057" in text
     assert "  recall: 0.860 (Δ +0.060, 95% CI [+0.010, +0.110])" in text

@@ -230,16 +230,24 @@ async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_ba
 
         # 4. rollback: one command, the previous champion answers again. The caller shares nothing
         #    with the gatekeeper but the broker (its own state directory, no Triton repository).
+        #    A challenger in shadow against v2 is ended by the rollback, with its own decision.
+        v5, run5, uri5 = log_candidate(s.mlflow_tracking_uri, MODEL, world, analytic_head(world, 0.1))
+        await publish_event(broker, candidate_event(v5, run5, uri5), service="test")
+        await wait_for(lambda: status(s).get("shadow", {}).get("n") == 60, timeout_s=240)
         caller = base.model_copy(update={"state_dir": tmp / "caller",
                                          "triton_model_repository": tmp / "caller" / "none"})
         back = model_command("rollback", MODEL, requested_by="test:ops", reason="v2 misbehaves", wait_s=120)
         d5 = await send_command(caller, back, wait_s=120)
+        ended = (await decisions_so_far(s, 6))[v5]
+        assert (ended.decision, ended.basis, ended.champion_version) == ("rejected", "operator", v2)
+        assert "rolled back" in ended.reason and ended.requested_by == "test:ops"
+        assert "shadow" not in status(s)
         assert (d5.decision, d5.candidate_version, d5.champion_version) == ("rolled_back", v2, v1)
         assert (d5.requested_by, d5.command_id, d5.refused) == ("test:ops", back.event_id, False)
         assert "v2 misbehaves" in d5.reason
         assert mlflow.get_model_version_by_alias(MODEL, "champion").version == v1
         await wait_for(lambda: loop.ok[-1:] == [v1], timeout_s=30)
-        published = (await decisions_so_far(s, 5))[v2]
+        published = (await decisions_so_far(s, 6))[v2]
         assert published.decision == "rolled_back" and published.event_id == d5.event_id
 
         # 5. an operator promotes a version by hand (validated, no shadow); again no downtime

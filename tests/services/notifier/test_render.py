@@ -99,3 +99,25 @@ def test_the_service_refuses_to_start_without_a_webhook_url_and_never_echoes_it(
     assert "EMBERWATCH_DISCORD_WEBHOOK_URL" in str(info.value)
     if url and url.strip():
         assert url not in str(info.value)
+
+
+def test_a_gate_decision_shows_both_classes_the_rule_and_the_method():
+    from emberwatch.contracts.events import Evidence, MetricDelta
+
+    evidence = Evidence(
+        n=300, n_wildfire=140, n_fire_free=160, both_correct=250, champion_only_correct=10,
+        challenger_only_correct=30, both_wrong=10, p_value=0.0011, rule="superior", alpha=0.0317,
+        method="Newcombe hybrid score interval (method 10) per class",
+        deltas=[MetricDelta(metric="wildfire_recall", champion=0.8, challenger=0.9, delta=0.1, ci_low=0.04,
+                            ci_high=0.16, confidence=0.9366),
+                MetricDelta(metric="specificity", champion=0.9, challenger=0.89, delta=-0.01, ci_low=-0.025,
+                            ci_high=0.01, confidence=0.9366)],
+        thresholds={"alpha": 0.05, "primary_metric": "wildfire_recall"})
+    e = embed(R.decision(decision("promoted", "7").model_copy(update={"evidence": evidence})))
+    fields = {f["name"]: f["value"] for f in e["fields"]}
+    assert fields["Paired samples"] == "n = 300 (140 wildfire, 160 fire-free)"
+    assert fields["Rule"] == "superior (alpha at this look 0.0317)"
+    assert fields["Method"].startswith("Newcombe")
+    assert fields["specificity"] == "Δ -0.010 [-0.025, +0.010] 93.7% CI (0.900 → 0.890)"
+    assert "primary_metric wildfire_recall" in fields["Thresholds"]
+    assert validate_payload(R.decision(decision("promoted", "7").model_copy(update={"evidence": evidence}))) is None  # Discord accepts it
