@@ -51,17 +51,15 @@ class Registry:
         return CandidateFiles(triton_dir=triton, known_images=known, test_split=test_split, lineage=lineage)
 
     def download_lineage(self, version: str) -> list[dict]:
-        """A registered version's ``lineage/tiles.json`` rows ([] when its run has none)."""
-        run_id = self.run_id_of(version)
-        if run_id is None:
+        """A registered version's ``lineage/tiles.json`` rows ([] when its run has none). MLflow being
+        unreachable is an error, never an empty lineage (that would let training tiles into a shadow)."""
+        run_id = self.client.get_model_version(self.model_name, str(version)).run_id
+        listed = {a.path for a in self.client.list_artifacts(run_id, "lineage")}
+        if "lineage/tiles.json" not in listed:
             return []
         with tempfile.TemporaryDirectory() as tmp:
-            try:
-                path = mlflow.artifacts.download_artifacts(
-                    run_id=run_id, artifact_path="lineage/tiles.json", dst_path=tmp,
-                    tracking_uri=self.tracking_uri)
-            except MlflowException:
-                return []
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="lineage/tiles.json", dst_path=tmp, tracking_uri=self.tracking_uri)
             return json.loads(Path(path).read_text())
 
     def download_version_head(self, version: str, dst: Path) -> Path:

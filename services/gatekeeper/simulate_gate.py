@@ -9,7 +9,7 @@ A "label flip" challenger is right exactly where the champion is wrong.
 
 The gate looks exactly as the gatekeeper makes it look (``gate_look_due``), with its alpha spent
 carried from look to look, until it promotes, rejects, or reaches ``max_pairs`` (the last look).
-``benchmarks/bench_gate.py`` prints the whole grid; ``tests/services/gatekeeper/test_gate_simulation.py``
+``benchmarks/bench_gate.py`` prints the whole grid; ``tests/services/gatekeeper/test_simulate_gate.py``
 guards the same properties on a seeded subset.
 """
 

@@ -13,12 +13,9 @@ once from MLflow) and held in memory while the version is compared.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 from emberwatch.common.atomic_files import atomic_write_text
-
-log = logging.getLogger(__name__)
 
 FITTED_SPLITS = ("train", "val")
 
@@ -51,13 +48,9 @@ class TrainingLineage:
         if path.is_file():
             self._cache[version] = frozenset(json.loads(path.read_text()))
             return self._cache[version]
-        try:
-            rows = self.registry.download_lineage(version)
-        except Exception as exc:  # noqa: BLE001 - MLflow down: nothing is cached, the next tile asks again
-            log.warning("training lineage unavailable; asking again with the next tile",
-                        extra={"version": version, "error": str(exc)})
-            return frozenset()
-        ids = fitted_tile_ids(rows)
+        # MLflow down: the error propagates, so the candidate or tile is retried by its consumer
+        # rather than compared on tiles that might be training tiles
+        ids = fitted_tile_ids(self.registry.download_lineage(version))
         atomic_write_text(path, json.dumps(ids))
         self._cache[version] = frozenset(ids)
         return self._cache[version]
