@@ -175,6 +175,8 @@ async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_ba
         assert (d2.decision, d2.candidate_version, d2.champion_version) == ("promoted", v2, v1), d2.reason
         assert d2.evidence.n == 74 and d2.evidence.challenger_only_correct > d2.evidence.champion_only_correct
         assert metric("emberwatch_gatekeeper_shadow_tiles_total", outcome="trained_on") == trained_on + 2
+        rows = Gatekeeper(s).registry.download_lineage(v2)  # what a fresh gatekeeper would fetch
+        assert {r["tile_id"] for r in rows if r["split"] == "train"} == {t.tile_id for t in live[:2]}
         assert d2.evidence.p_value is not None and d2.evidence.p_value <= d2.evidence.alpha
         assert d2.evidence.rule == "superior" and d2.basis == "gate" and "Newcombe" in d2.evidence.method
         assert {d.metric for d in d2.evidence.deltas} == {"wildfire_recall", "specificity"}
