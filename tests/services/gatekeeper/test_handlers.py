@@ -60,6 +60,31 @@ def test_live_tiles_without_a_challenger_in_shadow_are_skipped(tmp_path):
 async def test_an_unreadable_shadow_tile_goes_to_the_dlq_at_once(tmp_path):
     gk = Gatekeeper(settings(tmp_path))
     gk.shadows.save(Shadow(model_name="m", candidate_version="2", champion_version="1", run_id="r"))
+    gk.lineage.remember("1", None), gk.lineage.remember("2", None)  # both lineages known (and empty)
     with pytest.raises(PermanentError, match="No such file"):
         await Handlers(Published(), gk).on_tile(tile((tmp_path / "missing.png").as_uri()))
+    assert gk.shadows.load().pairs == []
+
+
+async def test_a_tile_either_model_was_trained_on_never_becomes_a_pair(tmp_path):
+    import json
+
+    gk = Gatekeeper(settings(tmp_path))
+    gk.shadows.save(Shadow(model_name="m", candidate_version="2", champion_version="1", run_id="r"))
+    lineage = tmp_path / "tiles.json"
+    lineage.write_text(json.dumps([{"tile_id": TILE, "label": "wildfire", "split": "train"}]))
+    gk.lineage.remember("1", lineage), gk.lineage.remember("2", None)
+    # the tile's file does not exist: it is skipped before it is read (and before Triton, which is down)
+    assert await Handlers(Published(), gk).on_tile(tile((tmp_path / "missing.png").as_uri())) is None
+    assert gk.shadows.load().pairs == []
+
+
+async def test_an_unreachable_mlflow_is_retried_not_taken_as_an_empty_lineage(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    gk = Gatekeeper(settings(tmp_path))
+    gk.shadows.save(Shadow(model_name="m", candidate_version="2", champion_version="1", run_id="r"))
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - whatever MLflow raises, it is not permanent
+        await Handlers(Published(), gk).on_tile(tile((tmp_path / "missing.png").as_uri()))
+    assert not isinstance(caught.value, PermanentError)
     assert gk.shadows.load().pairs == []
