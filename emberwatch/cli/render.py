@@ -53,16 +53,21 @@ def evidence_text(decision) -> str:
     lines = [(f"version {decision.candidate_version}: {decision.decision} "
               f"(champion then: {decision.champion_version or 'none'})"),
              f"reason: {decision.reason}",
-             (f"paired samples n={ev.n} (wildfire {ev.n_wildfire}, fire-free {ev.n - ev.n_wildfire}); discordant: "
+             (f"test tiles n={ev.n} (wildfire {ev.n_wildfire}, fire-free {ev.n - ev.n_wildfire})"
+              if ev.rule == "floor" else
+              f"paired samples n={ev.n} (wildfire {ev.n_wildfire}, fire-free {ev.n - ev.n_wildfire}); discordant: "
               f"champion-only {ev.champion_only_correct}, challenger-only {ev.challenger_only_correct}; "
               f"p-value={ev.p_value}")]
     if ev.rule:
         lines.append(f"rule: {ev.rule}" + (f" (alpha at this look {ev.alpha:.3g})" if ev.alpha else "")
                      + (f"; method: {ev.method}" if ev.method else ""))
     for d in ev.deltas:
-        delta = "-" if d.delta is None else f"{d.delta:+.3f}"
+        if d.delta is None:  # one model's rate (the floor): its interval, no difference
+            ci = "" if d.ci_low is None else f" ({d.confidence * 100:.3g}% CI [{d.ci_low:.3f}, {d.ci_high:.3f}])"
+            lines.append(f"  {d.metric}: {d.challenger:.3f}{ci}")
+            continue
         ci = "" if d.ci_low is None else f", {d.confidence * 100:.3g}% CI [{d.ci_low:+.3f}, {d.ci_high:+.3f}]"
-        lines.append(f"  {d.metric}: {d.challenger:.3f} (Δ {delta}{ci})")
+        lines.append(f"  {d.metric}: {d.challenger:.3f} (Δ {d.delta:+.3f}{ci})")
     return "\n".join(lines)
 
 

@@ -37,7 +37,7 @@ def test_evidence_text_has_n_p_value_and_the_ci():
     assert "champion-only 3, challenger-only 11" in text
     assert "p-value=0.057" in text
     assert "  recall: 0.860 (Δ +0.060, 95% CI [+0.010, +0.110])" in text
-    assert "  accuracy: 0.900 (Δ -)" in text
+    assert text.endswith("  accuracy: 0.900")  # one rate, no difference to show
 
 
 def test_evidence_text_without_a_champion():
@@ -98,3 +98,17 @@ def test_demo_progress_table_and_summary_line():
 def test_fmt_metric():
     assert render.fmt_metric(None) == "-"
     assert render.fmt_metric(0.12345) == "0.123"
+
+
+def test_a_first_models_floor_shows_its_test_tiles_and_bounds_not_pairs():
+    from emberwatch.contracts.events import ModelDecision
+
+    d = ModelDecision.create(
+        producer="t", model_name="m", candidate_version="2", champion_version=None, decision="promoted",
+        reason="first model", basis="floor",
+        evidence=Evidence(n=97, n_wildfire=50, n_fire_free=47, rule="floor", method="Wilson",
+                          deltas=[MetricDelta(metric="wildfire_recall", challenger=0.8, ci_low=0.693,
+                                              ci_high=0.877, confidence=0.9)]))
+    text = render.evidence_text(d)
+    assert "test tiles n=97 (wildfire 50, fire-free 47)" in text and "discordant" not in text
+    assert "wildfire_recall: 0.800 (90% CI [0.693, 0.877])" in text
