@@ -32,7 +32,7 @@ from services.gatekeeper.serving.triton_client import TritonError
 from services.gatekeeper.settings import SERVICE, GatekeeperSettings
 from services.gatekeeper.shadow_state import Pair, Shadow, ShadowStore
 from services.gatekeeper.training_lineage import TrainingLineage
-from services.gatekeeper.validate_candidate import ValidationReport, check_head_meta, validate_loaded
+from services.gatekeeper.validate_candidate import ValidationReport, check_head_files, check_head_meta, validate_loaded
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +202,9 @@ class Gatekeeper:
             head_meta = json.loads((files.triton_dir / "head.json").read_text())
         except (OSError, ValueError) as exc:
             return f"infra validation: unreadable head.json: {exc}", None
+        problems = check_head_files(files.triton_dir)
+        if problems:
+            return "infra validation: " + "; ".join(problems), None
         problems = self.serving.ensure_backbone(head_meta, files.triton_dir / "backbone")
         problems += check_head_meta(head_meta, self.serving.backbone())
         if problems:

@@ -36,7 +36,7 @@ from services.gatekeeper.models import Shadow
 from services.gatekeeper.serving.control import state_lock
 from services.gatekeeper.serving.repository import head_versions_on_disk
 from services.gatekeeper.serving.triton_client import TritonError
-from services.gatekeeper.validate_candidate import check_head_meta, validate_loaded
+from services.gatekeeper.validate_candidate import check_head_files, check_head_meta, validate_loaded
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,8 @@ class OperatorCommands:
             head_meta = json.loads((files.triton_dir / "head.json").read_text())
         except (OSError, ValueError) as exc:
             raise Refused(f"version {version} has no readable head.json: {exc}") from None
-        problems = gk.serving.ensure_backbone(head_meta, files.triton_dir / "backbone")
+        problems = check_head_files(files.triton_dir) or gk.serving.ensure_backbone(
+            head_meta, files.triton_dir / "backbone")
         problems += check_head_meta(head_meta, gk.serving.backbone())
         if problems:
             raise Refused(f"version {version} failed infra validation: " + "; ".join(problems))

@@ -58,6 +58,25 @@ def check_head_meta(meta: dict, backbone: dict | None) -> list[str]:
     return problems
 
 
+HEAD_ARRAYS = ("mean", "variance", "w1", "b1", "w2", "b2")
+
+
+def check_head_files(triton_dir: Path) -> list[str]:
+    """Before Triton sees it: the head's ``head.npz`` reads as plain arrays with the parameters the
+    serving model needs. A corrupt file is refused here, so Triton never has to fail a load (a failed
+    python-backend load has crashed Triton 24.x with SIGSEGV while it cleaned the stub up)."""
+    try:
+        with np.load(triton_dir / "head.npz", allow_pickle=False) as data:
+            missing = [k for k in HEAD_ARRAYS if k not in data.files]
+            if missing:
+                return [f"Triton could not load the head: head.npz lacks {', '.join(missing)}"]
+            for key in HEAD_ARRAYS:
+                np.asarray(data[key], dtype=np.float32)
+    except Exception as exc:  # noqa: BLE001 - whatever makes the file unreadable refuses it
+        return [f"Triton could not load the head: head.npz is unreadable ({type(exc).__name__}: {exc})"[:500]]
+    return []
+
+
 def validate_loaded(triton: Triton, version: str, known_images: Path, *, image_size: int,
                     tolerance: float, max_latency_ms: float, warmup: int = 3,
                     timed: int = 5) -> ValidationReport:
