@@ -36,19 +36,17 @@ class Registry:
         known = Path(mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path="validation/known_images.npz", dst_path=str(dst),
             tracking_uri=self.tracking_uri))
-        try:
-            test_split: Path | None = Path(mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path="test_split.json", dst_path=str(dst),
-                tracking_uri=self.tracking_uri))
-        except (MlflowException, OSError):
-            test_split = None
-        try:
-            lineage: Path | None = Path(mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path="lineage/tiles.json", dst_path=str(dst),
-                tracking_uri=self.tracking_uri))
-        except (MlflowException, OSError):
-            lineage = None
+        test_split = self._optional_artifact(run_id, "test_split.json", dst)
+        lineage = self._optional_artifact(run_id, "lineage/tiles.json", dst)
         return CandidateFiles(triton_dir=triton, known_images=known, test_split=test_split, lineage=lineage)
+
+    def _optional_artifact(self, run_id: str, path: str, dst: Path) -> Path | None:
+        """A run's artifact at ``path``, or None when the run has none."""
+        try:
+            return Path(mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=path, dst_path=str(dst), tracking_uri=self.tracking_uri))
+        except (MlflowException, OSError):
+            return None
 
     def download_lineage(self, version: str) -> list[dict]:
         """A registered version's ``lineage/tiles.json`` rows ([] when its run has none). MLflow being
