@@ -77,6 +77,41 @@ class TileReady(Envelope):
         return (self.tile_id, self.label, self.fire_key)
 
 
+class TileRelabelled(Envelope):
+    """A fire-free tile whose label no longer holds: a fire reported later lies near it.
+
+    ``retire``: the tile is no longer used for training or evaluation (the fire started after the
+    image was taken, or lies near but outside it, so the image cannot say). ``relabel``: the fire
+    lies inside the tile's footprint and had started when the image was taken: it is now a
+    ``wildfire`` tile."""
+
+    TYPE: ClassVar[str] = "tiles.relabelled"
+    TOPIC: ClassVar[str] = Topic.TILES_RELABELLED
+
+    tile_id: str = Field(description="The tile whose label changes.", pattern=r"^[0-9a-f]{64}$")
+    action: Literal["retire", "relabel"]
+    previous_label: Label
+    label: Label | None = Field(None, description="The new label (relabel only).")
+    fire_key: str = Field(description="The later fire that invalidates the tile's label.")
+    matched_fire_key: str = Field(description="The fire the tile was matched to as a negative.")
+    distance_km: float = Field(ge=0, description="From the tile's centre to the later fire.")
+    reason: str
+
+    @model_validator(mode="after")
+    def _label_matches_action(self) -> TileRelabelled:
+        if self.action == "relabel" and self.label is None:
+            raise ValueError("a relabel needs the new label")
+        if self.action == "retire" and self.label is not None:
+            raise ValueError("a retired tile has no new label")
+        return self
+
+    def key(self) -> str:
+        return self.tile_id
+
+    def id_parts(self) -> tuple[Any, ...]:
+        return (self.tile_id, self.action, self.fire_key)
+
+
 class TrainingRequest(Envelope):
     """A command: train now."""
 
@@ -97,6 +132,23 @@ class SplitCounts(_Part):
     nowildfire: int = Field(0, ge=0)
 
 
+class LeakageCheck(_Part):
+    """Shortcut baselines trained and scored on the candidate's own splits, beside the CNN.
+
+    A location-only classifier (latitude, longitude → label) and a classifier on simple hand
+    statistics of the image (colour means and spreads, dark/grey/orange/... shares, edge density).
+    When either comes within ``margin`` of the CNN's accuracy, the CNN may have learned geography
+    or a colour cue rather than fire, and ``warning`` says so."""
+
+    split: str = Field(description="Where the accuracies were measured (test, else val).")
+    n: int = Field(ge=0, description="Tiles scored on that split.")
+    cnn_accuracy: float
+    location_accuracy: float | None = None
+    statistics_accuracy: float | None = None
+    margin: float = Field(description="A baseline this close to the CNN (or above it) warns.")
+    warning: str | None = Field(None, description="Set when a baseline is within the margin.")
+
+
 class ModelCandidate(Envelope):
     """A newly trained model version registered in MLflow with the alias ``challenger``."""
 
@@ -113,6 +165,8 @@ class ModelCandidate(Envelope):
     backbone_id: str | None = Field(None, description="The frozen backbone the model stands on.")
     backbone_weights: str | None = Field(
         None, description='What the backbone was initialised from: "imagenet", "file:<name>" or "random(seed=N)".')
+    leakage: LeakageCheck | None = Field(
+        None, description="The shortcut baselines beside the CNN; a warning when one comes close.")
 
     def key(self) -> str:
         return f"{self.model_name}:{self.version}"
@@ -239,7 +293,7 @@ class PipelineAlert(Envelope):
 
 
 EVENT_TYPES: tuple[type[Envelope], ...] = (
-    FireObserved, TileReady, TrainingRequest, ModelCandidate, ModelDecision, PipelineAlert, ModelCommand,
+    FireObserved, TileReady, TileRelabelled, TrainingRequest, ModelCandidate, ModelDecision, PipelineAlert, ModelCommand,
 )
 
 _BY_TOPIC = {cls.TOPIC: cls for cls in EVENT_TYPES}

@@ -6,6 +6,7 @@ from enum import StrEnum
 class Topic(StrEnum):
     FIRES_OBSERVED = "fires.observed.v1"
     TILES_READY = "tiles.ready.v1"
+    TILES_RELABELLED = "tiles.relabelled.v1"
     TRAINING_REQUESTS = "training.requests.v1"
     MODELS_CANDIDATES = "models.candidates.v1"
     MODELS_DECISIONS = "models.decisions.v1"
