@@ -73,7 +73,7 @@ def test_invalid_events_are_rejected_with_a_reason():
 
 def test_topics_are_exactly_the_design_names():
     assert set(ALL_TOPICS) == {
-        "fires.observed.v1", "tiles.ready.v1", "training.requests.v1",
+        "fires.observed.v1", "tiles.ready.v1", "tiles.relabelled.v1", "training.requests.v1",
         "models.candidates.v1", "models.decisions.v1", "pipeline.alerts.v1", "models.commands.v1",
     }
     assert dlq_topic("tiles.ready.v1") == "tiles.ready.v1.dlq"
