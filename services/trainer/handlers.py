@@ -1,10 +1,13 @@
 """The trainer's handlers.
 
 A ``tiles.ready.v1`` event is recorded in the durable tile index (before the offset is committed) and
-counts towards the next training. A ``training.requests.v1`` command makes a training due. When one
+counts towards the next training; a ``tiles.relabelled.v1`` event (a fire reported later lies near
+a fire-free tile) retires or relabels that tile for every later training. A ``training.requests.v1``
+command makes a training due. When one
 is due, the trainer embeds only the tiles its cache has not seen, checks the data, searches the head,
-logs the run to MLflow, registers the version (the gatekeeper alone sets aliases) and announces it on
-``models.candidates.v1``.
+runs the leakage check (location-only and hand-statistics baselines on the same splits), logs the
+run to MLflow, registers the version (the gatekeeper alone sets aliases) and announces it on
+``models.candidates.v1``, with the leakage check's warning when a baseline comes close to the CNN.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from emberwatch.common.tile_store import UnsupportedTileUri, check_tile_uri
 from emberwatch.contracts import (
     ModelCandidate,
     TileReady,
+    TileRelabelled,
     TrainingRequest,
 )
 from emberwatch.contracts.events import SplitCounts
@@ -73,12 +77,25 @@ class TrainerHandlers:
         topic, partition, offset = _message_origin(self.broker)
         new = await asyncio.to_thread(
             self.trainer.index.record, tile_id=event.tile_id, label=event.label, split=event.split,
-            uri=event.uri, fire_key=event.fire_key, event_id=event.event_id, topic=topic,
-            partition=partition, offset=offset,
+            uri=event.uri, fire_key=event.fire_key, lat=event.lat, lon=event.lon, event_id=event.event_id,
+            topic=topic, partition=partition, offset=offset,
         )
         if new:
             m.TILES_RECORDED.inc()
             m.KNOWN_TILES.inc()
+            self.scheduler.tiles_arrived()
+
+    async def on_tile_relabelled(self, event: TileRelabelled) -> None:
+        """A fire reported later lies near a fire-free tile: the next training leaves it out (retire)
+        or counts it as a wildfire tile (relabel). Recorded before the offset is committed."""
+        changed = await asyncio.to_thread(
+            self.trainer.index.relabel, tile_id=event.tile_id, action=event.action, label=event.label,
+            fire_key=event.fire_key, event_id=event.event_id)
+        if changed:
+            m.TILES_RELABELLED.labels(event.action).inc()
+            log.info("tile label changed by a later fire", extra={
+                "tile_id": event.tile_id, "action": event.action, "fire_key": event.fire_key,
+                "distance_km": event.distance_km})
             self.scheduler.tiles_arrived()
 
     async def on_training_request(self, event: TrainingRequest) -> None:
@@ -115,8 +132,11 @@ class TrainerHandlers:
             artifact_uri=cand.artifact_uri, dataset_digest=outcome.dataset_digest,
             counts={split: SplitCounts(**c) for split, c in outcome.check.counts.items()},
             metrics=cand.metrics, backbone_id=self.trainer.backbone.backbone_id,
-            backbone_weights=self.trainer.backbone.weights_source,
+            backbone_weights=self.trainer.backbone.weights_source, leakage=cand.leakage,
         )
+        if cand.leakage and cand.leakage.get("warning"):
+            log.warning("candidate carries a leakage warning", extra={"version": cand.version,
+                                                                      "warning": cand.leakage["warning"]})
         backoff = Backoff(attempts=self.trainer.settings.trainer_publish_attempts, first_s=0.5, max_s=10)
         async for attempt in async_retrying(backoff, what="publishing the candidate", logger=log,
                                             extra={"version": cand.version}):

@@ -1,4 +1,4 @@
-"""Wiring: the broker, the two subscriptions, the scheduler's lifecycle; ``emberwatch run trainer``."""
+"""Wiring: the broker, the three subscriptions, the scheduler's lifecycle; ``emberwatch run trainer``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from faststream.kafka import KafkaBroker
 
 from emberwatch.common.config import Settings, narrow
 from emberwatch.common.service import run_service
-from emberwatch.contracts import TileReady, Topic, TrainingRequest
+from emberwatch.contracts import TileReady, TileRelabelled, Topic, TrainingRequest
 from emberwatch.messaging.broker import build_broker
 from emberwatch.messaging.consumer import subscribe
 from services.trainer.handlers import SERVICE, TrainerHandlers
@@ -22,6 +22,7 @@ def build_service(settings: Settings) -> tuple[KafkaBroker, TrainerHandlers]:
     common = dict(service=SERVICE, group_id=s.trainer_group_id, max_attempts=s.kafka_max_attempts,
                   backoff_s=s.kafka_retry_backoff_s, session_timeout_ms=s.kafka_session_timeout_ms)
     subscribe(broker, Topic.TILES_READY, TileReady, handlers.on_tile_ready, **common)
+    subscribe(broker, Topic.TILES_RELABELLED, TileRelabelled, handlers.on_tile_relabelled, **common)
     subscribe(broker, Topic.TRAINING_REQUESTS, TrainingRequest, handlers.on_training_request, **common)
     return broker, handlers
 

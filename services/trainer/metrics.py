@@ -28,3 +28,11 @@ MLFLOW_RETRIES = Counter(
 )
 CANDIDATES = Counter("emberwatch_trainer_candidates_total", "ModelCandidate events published.")
 LAST_VAL_ACCURACY = Gauge("emberwatch_trainer_last_val_accuracy", "Validation accuracy of the last candidate.")
+TILES_RELABELLED = Counter(
+    "emberwatch_trainer_tiles_relabelled_total",
+    "Fire-free tiles retired or relabelled because a fire reported later lies near them.", ["action"],
+)
+LEAKAGE_WARNINGS = Counter(
+    "emberwatch_trainer_leakage_warnings_total",
+    "Trainings whose location-only or hand-statistics baseline came within the margin of the CNN.",
+)

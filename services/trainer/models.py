@@ -17,6 +17,8 @@ class TileRecord:
     uri: str
     seq: int = 0
     fire_key: str = ""
+    lat: float | None = None
+    lon: float | None = None
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
@@ -79,6 +81,7 @@ class TrainingBundle:
     head_model: Any
     signature_example: Any
     full_model: Any = None
+    leakage: dict[str, Any] | None = None  # the LeakageCheck fields of the candidate event
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class RegisteredCandidate:
     artifact_uri: str
     metrics: dict[str, float] = field(default_factory=dict)
     reused: bool = False
+    leakage: dict[str, Any] | None = None
 
 
 @dataclass

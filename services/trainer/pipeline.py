@@ -3,7 +3,11 @@
 1. embed the tiles the cache has not seen (unreadable ones skipped and counted);
 2. check the data (minimum examples per class and split) — no training on data that fails;
 3. if this exact training (dataset digest + backbone + search config) is already registered, reuse it;
-4. search the head, evaluate, write the artifacts, publish to MLflow (retried, never half-registered).
+4. search the head, evaluate, run the leakage check (services/trainer/check_leakage.py), write the
+   artifacts, publish to MLflow (retried, never half-registered).
+
+The hand statistics of each tile (for the leakage check) are computed from the same decoded image as
+its embedding and cached beside the embeddings, keyed by the statistics' version and image size.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import numpy as np
 
 from emberwatch.ml.backbone import Backbone, embed, load_backbone
 from emberwatch.ml.head import compose
+from emberwatch.ml.image_statistics import STATISTICS, statistics_matrix
 from services.trainer import metrics as m
 from services.trainer.accelerator import device_name, use_mixed_precision
 from services.trainer.artifacts import pick_known, write_artifacts
+from services.trainer.check_leakage import LeakageResult, SplitData, check_leakage
 from services.trainer.dataset import by_split, check_dataset, dataset_digest, labels_of
 from services.trainer.embedding_store import EmbeddingStore
 from services.trainer.evaluate import confusion, plot_confusion, split_metrics
@@ -36,6 +42,8 @@ from services.trainer.settings import TrainerSettings
 from services.trainer.tile_index import TileIndex
 
 log = logging.getLogger(__name__)
+
+STATISTICS_VERSION = "hand-v1"  # bump when emberwatch.ml.image_statistics changes its definitions
 
 
 def keep_clear_decisions(records, images, probs, n: int, margin: float):
@@ -58,6 +66,7 @@ class Trainer:
         self.publisher = MlflowPublisher(settings)
         self._backbone = backbone
         self._store: EmbeddingStore | None = None
+        self._statistics: EmbeddingStore | None = None
         self._lock = threading.Lock()
 
     # --- lazily built parts ------------------------------------------------------------------
@@ -76,6 +85,15 @@ class Trainer:
                                          bb.embedding_dim)
         return self._store
 
+    @property
+    def statistics(self) -> EmbeddingStore:
+        """The hand statistics per tile, in the same atomic shard store as the embeddings."""
+        key = f"{STATISTICS_VERSION}-{self.backbone.image_size}px"
+        if self._statistics is None or self._statistics.backbone_id != key:
+            self._statistics = EmbeddingStore(Path(self.settings.state_dir) / "image_statistics", key,
+                                              len(STATISTICS))
+        return self._statistics
+
     def search_config(self) -> dict:
         s = self.settings
         return {"units": s.units_grid(), "learning_rates": s.learning_rate_grid(), "dropout": s.trainer_dropout,
@@ -90,6 +108,7 @@ class Trainer:
     def embed_missing(self, records: list[TileRecord]) -> tuple[int, int, list[tuple[str, str]]]:
         """Embed the records without a cached embedding. Returns (embedded, cache hits, unreadable)."""
         store, bb = self.store, self.backbone
+        stats = self.statistics if self.settings.trainer_leakage_check else None
         missing_ids = set(store.missing([r.tile_id for r in records]))
         todo = [r for r in records if r.tile_id in missing_ids]
         hits = len(records) - len(todo)
@@ -100,7 +119,16 @@ class Trainer:
             unreadable += bad
             if ok:
                 store.put([r.tile_id for r in ok], embed(bb, images, self.settings.trainer_embed_batch_size))
+                if stats is not None:
+                    stats.put([r.tile_id for r in ok], statistics_matrix(images))
                 embedded += len(ok)
+        if stats is not None:  # tiles embedded before their statistics were kept (older state)
+            missing_stats = set(stats.missing([r.tile_id for r in records if r.tile_id in store]))
+            late = [r for r in records if r.tile_id in missing_stats]
+            for start in range(0, len(late), chunk):
+                ok, images, _ = read_images(late[start:start + chunk], bb.image_size)
+                if ok:
+                    stats.put([r.tile_id for r in ok], statistics_matrix(images))
         m.EMBEDDINGS_COMPUTED.inc(embedded)
         m.EMBEDDING_CACHE_HITS.inc(hits)
         m.UNREADABLE_TILES.inc(len(unreadable))
@@ -208,6 +236,9 @@ class Trainer:
 
         for name in ("train", "val", "test"):
             summary.update(split_metrics(y[name], probs[name], name))
+        leakage = self._check_leakage(splits, y, probs) if s.trainer_leakage_check else None
+        if leakage is not None:
+            summary.update(leakage.metrics())
         summary.update({f"balance_{split}": share for split, share in check.balance.items()})
         summary.update({"embedded_new": float(embedded), "embedding_cache_hits": float(hits),
                         "unreadable_tiles": float(len(unreadable)), "epochs_run": float(result.epochs_run)})
@@ -216,10 +247,15 @@ class Trainer:
         matrices = {name: confusion(y[name], probs[name].argmax(axis=1))
                     for name in ("val", "test") if len(y[name])}
         plot_confusion(matrices, work / "plots" / "confusion_matrix.png")
+        relabels = self.index.relabel_counts()
         dataset_info = {"dataset_digest": digest, "backbone_id": bb.backbone_id, "counts": check.counts,
                         "balance": check.balance, "unreadable": [{"tile_id": t, "error": e} for t, e in unreadable],
                         "embedded_new": embedded, "embedding_cache_hits": hits,
-                        "confusion": {k: v.tolist() for k, v in matrices.items()}}
+                        "confusion": {k: v.tolist() for k, v in matrices.items()},
+                        "relabels": relabels,
+                        "leakage": leakage.contract() | {"location_model": leakage.location_model,
+                                                         "statistics_model": leakage.statistics_model}
+                        if leakage is not None else None}
         trials = [{k: v for k, v in t.items() if k != "history"} for t in result.trials]
         write_artifacts(work, head_model=export_head, backbone_id=export_backbone_id, image_size=bb.image_size,
                         known=known_ok, known_images=known_images, known_probs=known_probs,
@@ -238,6 +274,15 @@ class Trainer:
         for split, counts in check.counts.items():
             for label, n in counts.items():
                 params[f"n_{split}_{label}"] = n
+        params.update(n_retired_tiles=relabels["retire"], n_relabelled_tiles=relabels["relabel"])
+        if leakage is not None:
+            params.update(leakage_split=leakage.split, leakage_n=leakage.n, leakage_margin=leakage.margin,
+                          leakage_location_model=leakage.location_model,
+                          leakage_statistics_model=leakage.statistics_model)
+            if leakage.warning:
+                m.LEAKAGE_WARNINGS.inc()
+                log.warning("leakage check: a shortcut baseline comes close to the CNN",
+                            extra={"warning": leakage.warning})
         trial_metrics = {}
         for t in result.trials:
             tag = f"search/u{t['units']}_lr{t['learning_rate']:g}"
@@ -248,7 +293,29 @@ class Trainer:
             epoch_metrics=epoch_metrics, trial_metrics=trial_metrics,
             summary_metrics=summary, validation_metrics=validation, counts=check.counts,
             artifacts_dir=work, head_model=registered, signature_example=signature_example,
+            leakage=leakage.contract() if leakage is not None else None,
         )
+
+    def _check_leakage(self, splits, y, probs) -> LeakageResult | None:
+        """The shortcut baselines on the CNN's own splits: scored on test (val if test lacks a class)."""
+        name = "test" if len(set(y["test"].tolist())) == 2 else "val"
+        if len(y[name]) == 0:
+            return None
+
+        def data(split: str) -> SplitData:
+            recs = splits[split]
+            loc = np.array([[r.lat, r.lon] if r.lat is not None and r.lon is not None else [np.nan, np.nan]
+                            for r in recs], dtype=np.float64).reshape(-1, 2)
+            return SplitData(loc, self.statistics.get([r.tile_id for r in recs]).astype(np.float64), y[split])
+
+        parts = {split: data(split) for split in ("train", "val", name)}
+        if any(np.isnan(p.location).any() for p in parts.values()):
+            log.warning("leakage check: some tiles have no location (recorded by an older trainer); "
+                        "the location baseline is skipped")
+        result = check_leakage(parts["train"], parts["val"], parts[name], probs[name].argmax(axis=1), split=name,
+                               margin=self.settings.trainer_leakage_margin, seed=self.settings.trainer_seed)
+        log.info("leakage check", extra=result.metrics())
+        return result
 
     def _fine_tune(self, splits, head, head_probs, y):
         """Fine-tune on the images of train/val; the full model's probabilities on every split."""

@@ -26,6 +26,7 @@ from services.trainer.settings import TrainerSettings
 log = logging.getLogger(__name__)
 
 TAG_KEY = "training_key"
+LEAKAGE_TAG = "leakage_warning"
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_PER_BATCH = 100
 
@@ -41,6 +42,18 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, requests.exceptions.HTTPError) and exc.response is not None:
         return exc.response.status_code >= 500 or exc.response.status_code in (408, 429)
     return isinstance(exc, (requests.exceptions.RequestException, OSError, TimeoutError, PendingVersion))
+
+
+def leakage_from_run(run) -> dict[str, Any] | None:
+    """The leakage check of an already registered run (its metrics, params and tag), for a reused training."""
+    m, p = run.data.metrics, run.data.params
+    if "leakage_cnn_accuracy" not in m:
+        return None
+    return {"split": p.get("leakage_split", "test"), "n": int(float(p.get("leakage_n", 0))),
+            "cnn_accuracy": m["leakage_cnn_accuracy"], "location_accuracy": m.get("leakage_location_accuracy"),
+            "statistics_accuracy": m.get("leakage_statistics_accuracy"),
+            "margin": m.get("leakage_margin", float(p.get("leakage_margin", 0.0))),
+            "warning": run.data.tags.get(LEAKAGE_TAG)}
 
 
 class PendingVersion(RuntimeError):
@@ -110,7 +123,8 @@ class MlflowPublisher:
                 client.set_terminated(mv.run_id, "FINISHED")
             metrics = {k: float(v) for k, v in run.data.metrics.items() if k.startswith("val_")}
             return RegisteredCandidate(self.model_name, str(mv.version), mv.run_id,
-                                       f"runs:/{mv.run_id}/triton", metrics=metrics, reused=True)
+                                       f"runs:/{mv.run_id}/triton", metrics=metrics, reused=True,
+                                       leakage=leakage_from_run(run))
         return None
 
     # --- publishing --------------------------------------------------------------------------
@@ -171,6 +185,8 @@ class MlflowPublisher:
             "reason": bundle.reason[:500],
             "mlflow.runName": f"train-{bundle.dataset_digest[:10]}",
         }
+        if bundle.leakage and bundle.leakage.get("warning"):
+            tags[LEAKAGE_TAG] = str(bundle.leakage["warning"])[:5000]
         run = client.create_run(experiment_id, tags=tags)
         run_id = run.info.run_id
         try:
@@ -213,7 +229,7 @@ class MlflowPublisher:
         log.info("candidate registered", extra={"model": self.model_name, "version": mv.version,
                                                 "run_id": run_id})
         return RegisteredCandidate(self.model_name, str(mv.version), run_id, f"runs:/{run_id}/triton",
-                                   metrics=dict(bundle.validation_metrics))
+                                   metrics=dict(bundle.validation_metrics), leakage=bundle.leakage)
 
     def _step(self, name: str, run_id: str) -> None:
         log.info("MLflow publishing: %s", name, extra={"run_id": run_id})

@@ -59,6 +59,15 @@ class TrainerSettings(MLSettings):
     trainer_mixed_precision: str = Field(
         "auto", description="auto (on when TensorFlow sees a GPU), on or off; used for fine-tuning.",
     )
+    # --- the leakage check (docs/architecture.md#data-honesty) --------------------------------
+    trainer_leakage_check: bool = Field(
+        True, description="Train and score a location-only and a hand-statistics baseline beside the CNN "
+        "on the same splits, and warn when one comes close.",
+    )
+    trainer_leakage_margin: float = Field(
+        0.05, ge=0, le=1, description="A baseline whose accuracy is within this of the CNN's (or above it) "
+        "makes the candidate carry a leakage warning.",
+    )
     # --- MLflow ------------------------------------------------------------------------------
     trainer_mlflow_experiment: str = Field("emberwatch-trainer", description="MLflow experiment name.")
     trainer_publish_attempts: int = Field(

@@ -2,6 +2,11 @@
 
 The handler records a tile here before it returns, and the shared consumer commits the offset only
 after that, so every committed tile is on disk.
+
+A ``tiles.relabelled.v1`` event (a fire reported later lies near a fire-free tile) is kept in its
+own table, so it holds whichever arrives first, the tile or its relabel: :meth:`TileIndex.all`
+leaves retired tiles out and gives relabelled ones their new label. A relabel wins over a retire
+(the image shows the fire); otherwise the first event for a tile stays.
 """
 
 from __future__ import annotations
@@ -29,7 +34,16 @@ CREATE TABLE IF NOT EXISTS tiles (
     received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS relabels (
+    tile_id    TEXT PRIMARY KEY,
+    action     TEXT NOT NULL,
+    label      TEXT,
+    fire_key   TEXT NOT NULL,
+    event_id   TEXT,
+    received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
 """
+ADDED_COLUMNS = {"lat": "REAL", "lon": "REAL"}  # added after the first release: migrated in place
 
 
 class TileIndex:
@@ -39,6 +53,10 @@ class TileIndex:
         self._lock = threading.Lock()
         with self._connect() as db:
             db.executescript(SCHEMA)
+            have = {row[1] for row in db.execute("PRAGMA table_info(tiles)")}
+            for name, kind in ADDED_COLUMNS.items():
+                if name not in have:
+                    db.execute(f"ALTER TABLE tiles ADD COLUMN {name} {kind}")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -60,6 +78,8 @@ class TileIndex:
         split: str,
         uri: str,
         fire_key: str = "",
+        lat: float | None = None,
+        lon: float | None = None,
         event_id: str | None = None,
         topic: str | None = None,
         partition: int | None = None,
@@ -68,21 +88,50 @@ class TileIndex:
         """Store a tile (durably). True when it is new; a known tile keeps its first record."""
         with self._connect() as db:
             cur = db.execute(
-                'INSERT INTO tiles (tile_id, label, split, uri, fire_key, topic, partition, "offset", '
-                "event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tile_id) DO NOTHING",
-                (tile_id, label, split, uri, fire_key, topic, partition, offset, event_id),
+                'INSERT INTO tiles (tile_id, label, split, uri, fire_key, lat, lon, topic, partition, "offset", '
+                "event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tile_id) DO NOTHING",
+                (tile_id, label, split, uri, fire_key, lat, lon, topic, partition, offset, event_id),
             )
             return cur.rowcount == 1
 
+    def relabel(self, *, tile_id: str, action: str, label: str | None, fire_key: str,
+                event_id: str | None = None) -> bool:
+        """Record a retire or relabel (durably). True when it changed what the tile counts as."""
+        if action not in ("retire", "relabel") or (action == "relabel") != (label is not None):
+            raise ValueError(f"bad relabel: action={action!r} label={label!r}")
+        with self._connect() as db:
+            row = db.execute("SELECT action FROM relabels WHERE tile_id = ?", (tile_id,)).fetchone()
+            if row is not None and not (row[0] == "retire" and action == "relabel"):
+                return False
+            db.execute(
+                "INSERT INTO relabels (tile_id, action, label, fire_key, event_id) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(tile_id) DO UPDATE SET action = excluded.action, label = excluded.label, "
+                "fire_key = excluded.fire_key, event_id = excluded.event_id",
+                (tile_id, action, label, fire_key, event_id),
+            )
+            return True
+
+    def relabel_counts(self) -> dict[str, int]:
+        """Known tiles retired and relabelled so far (relabels of tiles not yet known are not counted)."""
+        with self._connect() as db:
+            rows = db.execute("SELECT r.action, COUNT(*) FROM relabels r JOIN tiles t ON t.tile_id = r.tile_id "
+                              "GROUP BY r.action").fetchall()
+        out = {"retire": 0, "relabel": 0}
+        out.update({a: int(n) for a, n in rows})
+        return out
+
     def all(self) -> list[TileRecord]:
+        """Every usable tile: retired ones left out, relabelled ones with their new label."""
         with self._connect() as db:
             rows = db.execute(
-                'SELECT seq, tile_id, label, split, uri, fire_key, topic, partition, "offset" '
-                "FROM tiles ORDER BY seq"
+                "SELECT t.seq, t.tile_id, CASE WHEN r.action = 'relabel' THEN r.label ELSE t.label END, "
+                't.split, t.uri, t.fire_key, t.topic, t.partition, t."offset", t.lat, t.lon '
+                "FROM tiles t LEFT JOIN relabels r ON r.tile_id = t.tile_id "
+                "WHERE r.action IS NULL OR r.action != 'retire' ORDER BY t.seq"
             ).fetchall()
         return [
             TileRecord(seq=r[0], tile_id=r[1], label=r[2], split=r[3], uri=r[4], fire_key=r[5],
-                       topic=r[6], partition=r[7], offset=r[8])
+                       topic=r[6], partition=r[7], offset=r[8], lat=r[9], lon=r[10])
             for r in rows
         ]
 

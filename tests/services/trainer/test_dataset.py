@@ -3,9 +3,9 @@ import io
 import numpy as np
 from PIL import Image
 
+from emberwatch.common.tile_store import UnsupportedTileUri, tile_path
 from services.trainer.dataset import check_dataset, counts_by_split, dataset_digest
 from services.trainer.models import TileRecord
-from emberwatch.common.tile_store import UnsupportedTileUri, tile_path
 from services.trainer.read_tiles import read_images
 
 

@@ -31,3 +31,46 @@ def test_new_since_training_survives_restart(tmp_path):
     again = TileIndex(tmp_path / "t.sqlite")
     assert again.new_since_training() == 1
     assert again.last_trained_seq() == 2
+
+
+def test_relabels_apply_whichever_arrives_first_and_a_relabel_wins_over_a_retire(tmp_path):
+    import pytest
+
+    idx = TileIndex(tmp_path / "t.sqlite")
+    T4 = "d" * 64
+    idx.record(tile_id=T1, label="nowildfire", split="train", uri="file:///1", lat=55.5, lon=-115.25)
+    idx.record(tile_id=T2, label="nowildfire", split="val", uri="file:///2")
+    assert idx.relabel(tile_id=T1, action="retire", label=None, fire_key="later")
+    assert not idx.relabel(tile_id=T1, action="retire", label=None, fire_key="later")  # a replay
+    assert idx.relabel(tile_id=T3, action="relabel", label="wildfire", fire_key="f")  # before its tile
+    idx.record(tile_id=T3, label="nowildfire", split="test", uri="file:///3")
+    assert idx.relabel(tile_id=T2, action="retire", label=None, fire_key="a")
+    assert idx.relabel(tile_id=T2, action="relabel", label="wildfire", fire_key="b")  # the image shows it
+    assert not idx.relabel(tile_id=T2, action="retire", label=None, fire_key="c")
+    assert idx.relabel(tile_id=T4, action="retire", label=None, fire_key="x")  # tile never seen
+    rows = {r.tile_id: r for r in TileIndex(tmp_path / "t.sqlite").all()}  # durable
+    assert set(rows) == {T2, T3}
+    assert rows[T2].label == "wildfire" and rows[T3].label == "wildfire" and rows[T3].split == "test"
+    assert idx.relabel_counts() == {"retire": 1, "relabel": 2}
+    assert idx.count() == 3  # the index still knows the retired tile
+    with pytest.raises(ValueError):
+        idx.relabel(tile_id=T1, action="relabel", label=None, fire_key="x")
+
+
+def test_locations_are_kept_and_an_older_index_is_migrated(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)  # the schema before locations were recorded
+    db.executescript("""CREATE TABLE tiles (seq INTEGER PRIMARY KEY AUTOINCREMENT, tile_id TEXT NOT NULL UNIQUE,
+        label TEXT NOT NULL, split TEXT NOT NULL, uri TEXT NOT NULL, fire_key TEXT NOT NULL DEFAULT '',
+        topic TEXT, partition INTEGER, "offset" INTEGER, event_id TEXT,
+        received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')));
+        INSERT INTO tiles (tile_id, label, split, uri) VALUES ('""" + T1 + """', 'wildfire', 'train', 'file:///1');""")
+    db.commit()
+    db.close()
+    idx = TileIndex(path)
+    idx.record(tile_id=T2, label="nowildfire", split="train", uri="file:///2", lat=60.25, lon=-135.5)
+    rows = idx.all()
+    assert (rows[0].lat, rows[0].lon) == (None, None)
+    assert (rows[1].lat, rows[1].lon) == (60.25, -135.5)
