@@ -7,11 +7,11 @@ from emberwatch.contracts.envelope import Envelope, fact_id, new_id
 from emberwatch.contracts.events import (
     EVENT_TYPES,
     FireObserved,
+    LeakageCheck,
     ModelCandidate,
     ModelCommand,
     ModelDecision,
     PipelineAlert,
-    LeakageCheck,
     TileReady,
     TileRelabelled,
     TrainingRequest,

@@ -233,6 +233,9 @@ class ModelDecision(Envelope):
     refused: bool = Field(
         False, description="True when the decision answers a command that could not be carried out "
                            "(decision rejected): nothing changed, the reason says why.")
+    warnings: list[str] = Field(
+        default_factory=list, description="What a person should know about the candidate, carried from its "
+        "event: e.g. the leakage check's warning that a shortcut baseline comes close to the CNN.")
 
     def key(self) -> str:
         return f"{self.model_name}:{self.candidate_version}"

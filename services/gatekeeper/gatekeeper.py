@@ -19,11 +19,12 @@ import numpy as np
 from emberwatch.common.atomic_files import atomic_write_text
 from emberwatch.common.model_registry import CHALLENGER, CHAMPION
 from emberwatch.common.tile_store import TileUnavailable, read_tile
-from emberwatch.contracts.events import Evidence, ModelCandidate, ModelDecision, TileReady
+from emberwatch.contracts.events import Evidence, ModelCandidate, ModelDecision, TileReady, TileRelabelled
 from emberwatch.messaging.alerts import make_alert
 from emberwatch.ml import LABEL_INDEX
 from services.gatekeeper.decide_promotion import GateResult, Look, decide_promotion, gate_look_due, passes_floor
 from services.gatekeeper.evidence import evidence_metrics, floor_evidence, gate_evidence, result_document
+from services.gatekeeper.label_corrections import LabelCorrections
 from services.gatekeeper.metrics import CHAMPION_TILES, DECISIONS, SHADOW_PAIRS, SHADOW_TILES
 from services.gatekeeper.record_quality import ModelQuality
 from services.gatekeeper.registry import Registry
@@ -36,6 +37,11 @@ from services.gatekeeper.validate_candidate import ValidationReport, check_head_
 
 log = logging.getLogger(__name__)
 
+def candidate_warnings(c: ModelCandidate) -> list[str]:
+    """What a person should know about a candidate before trusting its promotion."""
+    return [c.leakage.warning] if c.leakage is not None and c.leakage.warning else []
+
+
 class Gatekeeper:
     def __init__(self, settings: GatekeeperSettings, *, serving: ServingControl | None = None,
                  registry: Registry | None = None):
@@ -47,6 +53,7 @@ class Gatekeeper:
         self.failures_path = settings.gatekeeper_dir / "validation_failures.json"
         self.drift_path = settings.gatekeeper_dir / "drift.json"
         self.lineage = TrainingLineage(settings.gatekeeper_dir, self.registry)
+        self.corrections = LabelCorrections(settings.gatekeeper_dir)
         self.alerts: list = []  # PipelineAlert events  # to publish after the decisions (handlers.py drains it)
         self.quality = ModelQuality(settings.gatekeeper_dir, settings.model_name,
                                     window=settings.gatekeeper_quality_live_window,
@@ -95,11 +102,12 @@ class Gatekeeper:
     def _decide(self, *, candidate_version: str, champion_version: str | None, decision: str,
                 reason: str, evidence: Evidence, run_id: str | None, result: GateResult | None = None,
                 extra: dict | None = None, basis: str | None = None, requested_by: str | None = None,
-                command_id: str | None = None) -> ModelDecision:
+                command_id: str | None = None, warnings: list[str] | None = None) -> ModelDecision:
         event = ModelDecision.create(
             producer=SERVICE, model_name=self.settings.model_name, candidate_version=str(candidate_version),
             champion_version=champion_version, decision=decision, evidence=evidence, reason=reason,
-            run_id=run_id, basis=basis, requested_by=requested_by, command_id=command_id)
+            run_id=run_id, basis=basis, requested_by=requested_by, command_id=command_id,
+            warnings=list(warnings or []))
         if requested_by:
             extra = {**(extra or {}), "requested_by": requested_by, "command_id": command_id}
         if run_id:
@@ -165,7 +173,10 @@ class Gatekeeper:
             return self._evaluate(shadow)  # redelivered while in shadow: look at the gate again
         out = self._supersede(shadow, by=str(c.version)) if shadow is not None else []
 
-        # 1. intake: the candidate's artifacts from MLflow
+        # 1. intake: the candidate's artifacts from MLflow (and what a person should know about it)
+        warnings = candidate_warnings(c)
+        if warnings:
+            log.warning("candidate carries warnings", extra={"candidate": c.version, "warnings": warnings})
         work = self.settings.gatekeeper_dir / "candidates" / str(c.version)
         shutil.rmtree(work, ignore_errors=True)
         files = self.registry.download_candidate(c.run_id, c.artifact_uri, work)
@@ -182,15 +193,15 @@ class Gatekeeper:
             return out + [self._decide(
                 candidate_version=c.version, champion_version=champion, decision="rejected", reason=problem,
                 evidence=Evidence(), run_id=c.run_id, basis="validation",
-                extra={"validation": report.__dict__} if report else {})]
+                extra={"validation": report.__dict__} if report else {}, warnings=warnings)]
 
         # 3. the first model meets the floor; any later one goes into shadow beside the champion.
         #    No tile either model was fitted on is evaluated.
         fitted = self.lineage.excluded(str(c.version), *([champion] if champion else []))
         test = [t for t in self._test_tiles(files.test_split) if t[0] not in fitted]
         if champion is None:
-            return out + self._first_model(c, test)
-        shadow = self._start_shadow(c, champion, test)
+            return out + self._first_model(c, test, warnings)
+        shadow = self._start_shadow(c, champion, test, warnings)
 
         # 4. the gate (it may wait for more live pairs: on_tile looks again)
         return out + self._evaluate(shadow)
@@ -223,11 +234,12 @@ class Gatekeeper:
             return "infra validation: " + "; ".join(report.problems), report
         return None, report
 
-    def _start_shadow(self, c: ModelCandidate, champion: str, test: list[tuple[str, int, bytes]]) -> Shadow:
+    def _start_shadow(self, c: ModelCandidate, champion: str, test: list[tuple[str, int, bytes]],
+                      warnings: list[str]) -> Shadow:
         """Pair the candidate with the champion on its held-out test tiles; live tiles follow."""
         version = str(c.version)
         shadow = Shadow(model_name=c.model_name, candidate_version=version, champion_version=champion,
-                        run_id=c.run_id)
+                        run_id=c.run_id, warnings=warnings)
         if test:
             scores = self.serving.triton.score_many([b for _, _, b in test], f"{champion},{version}")
             for (tile_id, label, _), pa, pb in zip(test, scores.wildfire(champion), scores.wildfire(version)):
@@ -246,14 +258,17 @@ class Gatekeeper:
         records = data.get("tiles", []) if isinstance(data, dict) else data
         out = []
         for r in records:
+            if self.corrections.retired(r["tile_id"]):
+                continue  # a fire reported after the training lies near it: its label no longer holds
             try:
-                out.append((r["tile_id"], LABEL_INDEX[r["label"]],
+                out.append((r["tile_id"], LABEL_INDEX[self.corrections.label(r["tile_id"], r["label"])],
                             read_tile(r["uri"], timeout_s=self.settings.gatekeeper_tile_fetch_timeout_s)))
             except (KeyError, TileUnavailable) as exc:
                 log.warning("test tile skipped", extra={"tile": r.get("tile_id"), "error": str(exc)})
         return out
 
-    def _first_model(self, c: ModelCandidate, test: list[tuple[str, int, bytes]]) -> list[ModelDecision]:
+    def _first_model(self, c: ModelCandidate, test: list[tuple[str, int, bytes]],
+                     warnings: list[str]) -> list[ModelDecision]:
         version = str(c.version)
         y = np.array([label for _, label, _ in test], dtype=np.int64)
         pred = np.zeros(0, dtype=np.int64)
@@ -276,9 +291,9 @@ class Gatekeeper:
             self.registry.clear_alias(CHALLENGER, only_if=version)
             return [self._decide(candidate_version=version, champion_version=None, decision="rejected",
                                  reason=f"first model below the floor: {why}", evidence=evidence,
-                                 run_id=c.run_id, basis="floor")]
+                                 run_id=c.run_id, basis="floor", warnings=warnings)]
         return [self._promote(version, evidence=evidence, run_id=c.run_id,
-                              reason=f"first model: validated and {why}", basis="floor")]
+                              reason=f"first model: validated and {why}", basis="floor", warnings=warnings)]
 
     # --- live shadow traffic -----------------------------------------------------------------
     def on_tile(self, tile: TileReady) -> list[ModelDecision]:
@@ -292,6 +307,9 @@ class Gatekeeper:
             if any(p.tile_id == tile.tile_id for p in shadow.pairs):
                 SHADOW_TILES.labels("duplicate").inc()
                 return []
+            if self.corrections.retired(tile.tile_id):
+                SHADOW_TILES.labels("retired").inc()  # a later fire lies near it: label untrusted
+                return []
             if tile.tile_id in self.lineage.excluded(shadow.champion_version, shadow.candidate_version):
                 SHADOW_TILES.labels("trained_on").inc()  # a replayed or lagging training tile
                 return self._evaluate(shadow) if self._time_is_up(shadow) else []
@@ -300,7 +318,7 @@ class Gatekeeper:
             self.serving.wait_until_serving(self.settings.gatekeeper_triton_wait_s)
             versions = f"{shadow.champion_version},{shadow.candidate_version}"
             scores = self.serving.triton.score_bytes([data], versions)
-            pair = Pair(tile.tile_id, LABEL_INDEX[tile.label],
+            pair = Pair(tile.tile_id, LABEL_INDEX[self.corrections.label(tile.tile_id, tile.label)],
                         float(scores.wildfire(shadow.champion_version)[0]),
                         float(scores.wildfire(shadow.candidate_version)[0]), "live")
             shadow.add(pair)
@@ -315,6 +333,23 @@ class Gatekeeper:
                 return self._evaluate(shadow)
             return []
 
+    def on_relabel(self, event: TileRelabelled) -> None:
+        """A fire reported later invalidates a fire-free tile's label: remembered for every later
+        tile and test split, and applied to the shadow's pairs now (the next look uses them)."""
+        with state_lock(self.settings):
+            if not self.corrections.record(event.tile_id, event.action, event.label, event.fire_key):
+                return
+            log.info("tile label corrected", extra={"tile_id": event.tile_id, "action": event.action,
+                                                    "fire_key": event.fire_key})
+            shadow = self.shadows.load()
+            if shadow is None:
+                return
+            changed = (shadow.drop(event.tile_id) if event.action == "retire"
+                       else shadow.relabel(event.tile_id, LABEL_INDEX[event.label or "wildfire"]))
+            if changed:
+                self.shadows.save(shadow)
+                SHADOW_PAIRS.set(len(shadow.pairs))
+
     def _time_is_up(self, shadow: Shadow) -> bool:
         return time.time() - shadow.started_at >= self.settings.gatekeeper_max_shadow_hours * 3600
 
@@ -323,6 +358,9 @@ class Gatekeeper:
         logged, never retried nor sent to the DLQ (a redelivered tile may be counted twice)."""
         if not self.settings.gatekeeper_quality_score_champion:
             CHAMPION_TILES.labels("disabled").inc()
+            return
+        if self.corrections.retired(tile.tile_id):
+            CHAMPION_TILES.labels("retired").inc()
             return
         champion = self.serving.champion()
         self.quality.retain([champion])
@@ -341,7 +379,8 @@ class Gatekeeper:
             CHAMPION_TILES.labels("failed").inc()
             log.warning("champion could not score a live tile", extra={"tile": tile.tile_id, "error": str(exc)})
             return
-        self.quality.observe(champion, [LABEL_INDEX[tile.label]], [wildfire], "live")
+        self.quality.observe(champion, [LABEL_INDEX[self.corrections.label(tile.tile_id, tile.label)]],
+                             [wildfire], "live")
         CHAMPION_TILES.labels("scored").inc()
 
     # --- the gate ----------------------------------------------------------------------------
@@ -367,7 +406,8 @@ class Gatekeeper:
             SHADOW_PAIRS.set(0)
             extra["drift_used"] = self._spend_drift(result)
             return [self._promote(shadow.candidate_version, evidence=evidence, run_id=shadow.run_id,
-                                  reason=result.reason, result=result, extra=extra, basis="gate")]
+                                  reason=result.reason, result=result, extra=extra, basis="gate",
+                                  warnings=shadow.warnings)]
         basis = "inconclusive" if result.rule == "inconclusive" else "gate"
         return self._end_shadow(shadow, "rejected", result.reason, evidence, result, extra, basis=basis)
 
@@ -383,7 +423,8 @@ class Gatekeeper:
         return [self._decide(candidate_version=shadow.candidate_version,
                              champion_version=shadow.champion_version, decision=decision, reason=reason,
                              evidence=evidence, run_id=shadow.run_id, result=result, extra=extra,
-                             basis=basis, requested_by=requested_by, command_id=command_id)]
+                             basis=basis, requested_by=requested_by, command_id=command_id,
+                             warnings=shadow.warnings)]
 
     def _supersede(self, shadow: Shadow, by: str) -> list[ModelDecision]:
         result = self.gate_so_far(shadow)
@@ -395,7 +436,7 @@ class Gatekeeper:
     def _promote(self, version: str, *, evidence: Evidence, run_id: str | None, reason: str,
                  result: GateResult | None = None, extra: dict | None = None,
                  basis: str | None = None, requested_by: str | None = None,
-                 command_id: str | None = None) -> ModelDecision:
+                 command_id: str | None = None, warnings: list[str] | None = None) -> ModelDecision:
         old = self.serving.champion()
         history = [v for v in self.serving.history() if v != str(version)] + [str(version)]
         self.serving.switch_champion(str(version), previous=old, history=history)
@@ -404,4 +445,4 @@ class Gatekeeper:
         self.serving.retire_unused()
         return self._decide(candidate_version=version, champion_version=old, decision="promoted",
                             reason=reason, evidence=evidence, run_id=run_id, result=result, extra=extra,
-                            basis=basis, requested_by=requested_by, command_id=command_id)
+                            basis=basis, requested_by=requested_by, command_id=command_id, warnings=warnings)

@@ -2,7 +2,9 @@
 
 A candidate is placed in Triton's repository, loaded and validated; then it scores the held-out test
 tiles beside the champion (shadow), and every live tile that arrives while it is in shadow; the gate
-promotes it only on evidence, or rejects it with the reason. An operator's command
+promotes it only on evidence, or rejects it with the reason; a candidate's warnings (its leakage
+check) travel with its decision. A tiles.relabelled.v1 event (a later fire near a fire-free tile)
+retires or relabels that tile for the shadow and every later evaluation. An operator's command
 (models.commands.v1: promote, rollback, approve, reject) is carried out here too, and answered. Each
 decision goes to models.decisions.v1. The blocking work (Triton, MLflow) runs in a worker thread.
 """
@@ -15,7 +17,7 @@ import logging
 from faststream.kafka import KafkaBroker
 
 from emberwatch.common.tile_store import PERMANENT as TILE_GONE
-from emberwatch.contracts.events import ModelCandidate, ModelCommand, ModelDecision, TileReady
+from emberwatch.contracts.events import ModelCandidate, ModelCommand, ModelDecision, TileReady, TileRelabelled
 from emberwatch.messaging.broker import publish_event
 from emberwatch.messaging.consumer import PermanentError
 from services.gatekeeper.gatekeeper import SERVICE, Gatekeeper
@@ -47,6 +49,9 @@ class Handlers:
         except TILE_GONE as exc:  # a missing tile or a URI no reader accepts never gets better
             raise PermanentError(str(exc)) from exc
         await self._publish(decisions)
+
+    async def on_relabel(self, event: TileRelabelled) -> None:
+        await asyncio.to_thread(self.gatekeeper.on_relabel, event)
 
     async def on_command(self, command: ModelCommand) -> None:
         decisions = await asyncio.to_thread(self.commands.on_command, command)

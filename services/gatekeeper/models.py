@@ -34,6 +34,21 @@ class Shadow:
     last_look_n: int = 0       # pairs at the last real look (one that spent alpha); 0 before the first
     alpha_spent: float = 0.0   # alpha spent by the looks so far (passed back to the gate as Look)
     started_at: float = field(default_factory=time.time)  # Unix time the shadow began
+    warnings: list[str] = field(default_factory=list)  # the candidate's (e.g. its leakage check)
+
+    def drop(self, tile_id: str) -> bool:
+        """Take a tile's pair out (its label can no longer be trusted). True if there was one."""
+        before = len(self.pairs)
+        self.pairs = [p for p in self.pairs if p.tile_id != tile_id]
+        return len(self.pairs) != before
+
+    def relabel(self, tile_id: str, label: int) -> bool:
+        """Give a tile's pair its corrected label. True if a pair changed."""
+        changed = False
+        for p in self.pairs:
+            if p.tile_id == tile_id and p.label != label:
+                p.label, changed = label, True
+        return changed
 
     def add(self, pair: Pair) -> bool:
         """Add a pair once per tile (a redelivered tile changes nothing). True if new."""

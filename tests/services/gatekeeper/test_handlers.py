@@ -88,3 +88,42 @@ async def test_an_unreachable_mlflow_is_retried_not_taken_as_an_empty_lineage(tm
         await Handlers(Published(), gk).on_tile(tile((tmp_path / "missing.png").as_uri()))
     assert not isinstance(caught.value, PermanentError)
     assert gk.shadows.load().pairs == []
+
+
+async def test_a_later_fire_retires_or_relabels_pairs_and_later_tiles(tmp_path):
+    from emberwatch.contracts.events import TileRelabelled
+    from services.gatekeeper.shadow_state import Pair
+
+    other = "cd" * 32
+    gk = Gatekeeper(settings(tmp_path))
+    gk.shadows.save(Shadow(model_name="m", candidate_version="2", champion_version="1", run_id="r",
+                           pairs=[Pair(TILE, 0, 0.2, 0.3, "live"), Pair(other, 0, 0.7, 0.8, "test")]))
+
+    def relabelled(tile_id: str, action: str) -> TileRelabelled:
+        return TileRelabelled.create(producer="tiler", tile_id=tile_id, action=action, previous_label="nowildfire",
+                                     label="wildfire" if action == "relabel" else None, fire_key="later",
+                                     matched_fire_key="f", distance_km=1.0, reason="a later fire")
+
+    handlers = Handlers(Published(), gk)
+    await handlers.on_relabel(relabelled(TILE, "retire"))
+    await handlers.on_relabel(relabelled(other, "relabel"))
+    await handlers.on_relabel(relabelled(other, "retire"))  # a relabel wins over a later retire
+    [pair] = gk.shadows.load().pairs
+    assert pair.tile_id == other and pair.label == 1
+    again = Gatekeeper(settings(tmp_path))  # durable
+    assert again.corrections.retired(TILE) and again.corrections.label(other, "nowildfire") == "wildfire"
+    # the retired tile arriving (again) on tiles.ready.v1 is never read nor scored (Triton is down)
+    assert again.on_tile(tile((tmp_path / "missing.png").as_uri())) == []
+    assert [p.tile_id for p in again.shadows.load().pairs] == [other]
+
+
+def test_a_candidates_leakage_warning_travels_with_its_decision():
+    from services.gatekeeper.gatekeeper import candidate_warnings
+
+    c = ModelCandidate.create(**{**candidate("3").model_dump(exclude={"event_id", "occurred_at", "producer",
+                                                                      "type", "schema_version", "trace_id"}),
+                                 "producer": "t", "leakage": {
+        "split": "test", "n": 40, "cnn_accuracy": 0.9, "location_accuracy": 0.9, "margin": 0.05,
+        "warning": "possible shortcut: a location-only classifier scores 90.0%"}})
+    assert candidate_warnings(c) == ["possible shortcut: a location-only classifier scores 90.0%"]
+    assert candidate_warnings(candidate("4")) == []

@@ -1,0 +1,48 @@
+"""Labels corrected after the fact: ``tiles.relabelled.v1`` (a fire reported later lies near a
+fire-free tile), kept in ``<state>/gatekeeper/relabels.json`` so a restart and a replayed tile both
+see them.
+
+A retired tile is never scored (its label can no longer be trusted) and is taken out of the shadow
+if it was already paired; a relabelled tile counts with its new label, in the shadow's pairs too.
+A relabel wins over a retire (the image shows the fire); otherwise the first event for a tile stays
+(the trainer's tile index applies the same rule).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from emberwatch.common.atomic_files import atomic_write_text
+from emberwatch.ml import LABEL_INDEX
+
+
+class LabelCorrections:
+    def __init__(self, root: Path) -> None:
+        self.path = Path(root) / "relabels.json"
+        self._by_tile: dict[str, dict] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def record(self, tile_id: str, action: str, label: str | None, fire_key: str) -> bool:
+        """Remember a correction (durably). True when it changed what the tile counts as."""
+        old = self._by_tile.get(tile_id)
+        if old is not None and not (old["action"] == "retire" and action == "relabel"):
+            return False
+        self._by_tile[tile_id] = {"action": action, "label": label, "fire_key": fire_key}
+        atomic_write_text(self.path, json.dumps(self._by_tile))
+        return True
+
+    def retired(self, tile_id: str) -> bool:
+        c = self._by_tile.get(tile_id)
+        return c is not None and c["action"] == "retire"
+
+    def label(self, tile_id: str, label: str) -> str:
+        """The tile's label after any relabel."""
+        c = self._by_tile.get(tile_id)
+        return c["label"] if c is not None and c["action"] == "relabel" else label
+
+    def label_index(self, tile_id: str, label_index: int) -> int:
+        names = {i: n for n, i in LABEL_INDEX.items()}
+        return LABEL_INDEX[self.label(tile_id, names[label_index])]
+
+    def __len__(self) -> int:
+        return len(self._by_tile)
