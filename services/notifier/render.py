@@ -84,6 +84,19 @@ def _message(username: str, embed: dict[str, Any], avatar_url: str | None) -> di
     return payload
 
 
+def leakage_fields(e: ModelCandidate) -> list[dict[str, Any]]:
+    """The leakage check beside the CNN: a warning field when a shortcut baseline came close."""
+    lk = e.leakage
+    if lk is None:
+        return []
+    scores = f"CNN {_num(lk.cnn_accuracy)} · location only {_num(lk.location_accuracy)} · " \
+             f"hand statistics {_num(lk.statistics_accuracy)} (accuracy on {lk.split}, n = {lk.n})"
+    if lk.warning:
+        return [{"name": f"{ICONS['warning']} Leakage warning", "value": lk.warning, "inline": False},
+                {"name": "Leakage check", "value": scores, "inline": False}]
+    return [{"name": "Leakage check", "value": f"{scores}: no shortcut within {lk.margin:.0%}", "inline": False}]
+
+
 class Renderer:
     def __init__(self, links: Links, username: str, avatar_url: str | None = None) -> None:
         self.links, self.username, self.avatar_url = links, username, avatar_url
@@ -102,6 +115,7 @@ class Renderer:
                 {"name": "Validation metrics", "value": metrics, "inline": True},
                 {"name": "Examples", "value": counts or "none", "inline": True},
                 {"name": "Dataset", "value": f"`{e.dataset_digest}`", "inline": False},
+                *leakage_fields(e),
                 {"name": "Links", "value": f"[MLflow run]({self.links.run(e.run_id)}) · "
                                            f"[model version]({self.links.model_version(e.model_name, e.version)})",
                  "inline": False},
@@ -154,6 +168,8 @@ class Renderer:
                            "inline": False})
         if ev.method:
             fields.append({"name": "Method", "value": ev.method, "inline": False})
+        for warning in e.warnings:
+            fields.append({"name": f"{ICONS['warning']} Warning", "value": warning, "inline": False})
         run_link = (f"[MLflow run]({self.links.run(e.run_id)})" if e.run_id else
                     f"[MLflow model]({self.links.model_version(e.model_name, e.candidate_version)})")
         dashboard = self.links.dashboard(model=e.model_name)

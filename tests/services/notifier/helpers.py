@@ -46,12 +46,12 @@ def private_topics() -> Topics:
     return Topics(candidates=unique("t-candidates"), decisions=unique("t-decisions"), alerts=unique("t-alerts"))
 
 
-def candidate(version: str = "7", model: str = MODEL) -> ModelCandidate:
+def candidate(version: str = "7", model: str = MODEL, **extra: Any) -> ModelCandidate:
     return ModelCandidate.create(
         producer="trainer", model_name=model, version=version, run_id=f"run{version}abc",
         artifact_uri=f"mlflow-artifacts:/1/run{version}/artifacts/model", dataset_digest="sha256:d1",
         counts={"train": {"wildfire": 120, "nowildfire": 118}, "val": {"wildfire": 30, "nowildfire": 31}},
-        metrics={"val_accuracy": 0.912, "val_recall_wildfire": 0.933})
+        metrics={"val_accuracy": 0.912, "val_recall_wildfire": 0.933}, **extra)
 
 
 def decision(kind: str = "promoted", version: str = "7", model: str = MODEL, reason: str | None = None,

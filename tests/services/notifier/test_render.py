@@ -30,6 +30,28 @@ def test_candidate_links_to_its_run_and_model_version():
     assert "val_accuracy: 0.912" in {f["name"]: f["value"] for f in e["fields"]}["Validation metrics"]
 
 
+LEAK = "possible shortcut: a location-only classifier (latitude, longitude) scores 93.0% on the test split"
+
+
+def test_a_candidates_leakage_check_is_posted_and_its_warning_stands_out():
+    clean = {f["name"]: f["value"] for f in embed(R.candidate(candidate("7", leakage={
+        "split": "test", "n": 80, "cnn_accuracy": 0.91, "location_accuracy": 0.52, "statistics_accuracy": 0.61,
+        "margin": 0.05})))["fields"]}
+    assert clean["Leakage check"] == ("CNN 0.910 · location only 0.520 · hand statistics 0.610 (accuracy on test, "
+                                      "n = 80): no shortcut within 5%")
+    leaky = {f["name"]: f["value"] for f in embed(R.candidate(candidate("8", leakage={
+        "split": "test", "n": 80, "cnn_accuracy": 0.95, "location_accuracy": 0.93, "margin": 0.05,
+        "warning": LEAK})))["fields"]}
+    assert leaky["⚠️ Leakage warning"] == LEAK and "location only 0.930" in leaky["Leakage check"]
+    assert "Leakage check" not in {f["name"] for f in embed(R.candidate(candidate("9")))["fields"]}
+
+
+def test_a_decision_shows_the_candidates_warnings():
+    fields = {f["name"]: f["value"] for f in embed(R.decision(decision("promoted", "7", warnings=[LEAK])))["fields"]}
+    assert fields["⚠️ Warning"] == LEAK
+    assert "⚠️ Warning" not in {f["name"] for f in embed(R.decision(decision("promoted", "7")))["fields"]}
+
+
 @pytest.mark.parametrize("kind,title", [
     ("promoted", "✅ emberwatch-resnet50 v7 promoted to champion"),
     ("rejected", "⛔ emberwatch-resnet50 v7 rejected"),
