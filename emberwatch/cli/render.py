@@ -68,6 +68,7 @@ def evidence_text(decision) -> str:
             continue
         ci = "" if d.ci_low is None else f", {d.confidence * 100:.3g}% CI [{d.ci_low:+.3f}, {d.ci_high:+.3f}]"
         lines.append(f"  {d.metric}: {d.challenger:.3f} (Δ {d.delta:+.3f}{ci})")
+    lines += [f"warning: {w}" for w in getattr(decision, "warnings", None) or []]
     return "\n".join(lines)
 
 
@@ -92,7 +93,14 @@ def where_to_look_table(places: Mapping[str, str]) -> Table:
 
 
 MODELS_COLUMNS = ("version", "aliases", "created", "val_accuracy", "val_recall", "test_recall", "shadow n",
-                  "in Triton", "backbone", "run")
+                  "in Triton", "backbone", "leakage", "run")
+
+
+def leakage_cell(metrics: Mapping[str, float]) -> str:
+    """The leakage check at a glance: WARN (a shortcut baseline came close), ok, or - (not run)."""
+    if "leakage_warning" not in metrics:
+        return "-"
+    return "[bold red]WARN[/]" if metrics["leakage_warning"] else "ok"
 
 
 def models_table(model_name: str, rows: Iterable, triton) -> Table:
@@ -107,7 +115,8 @@ def models_table(model_name: str, rows: Iterable, triton) -> Table:
         table.add_row(f"[{style}]{r.version}[/]" if style else r.version, ",".join(r.aliases),
                       r.created.strftime("%Y-%m-%d %H:%M"), fmt_metric(r.metrics.get("val_accuracy")),
                       fmt_metric(r.metrics.get("val_recall")), fmt_metric(r.metrics.get("test_recall")),
-                      "-" if gate_n is None else str(int(gate_n)), loaded, r.backbone or "-", (r.run_id or "")[:8])
+                      "-" if gate_n is None else str(int(gate_n)), loaded, r.backbone or "-",
+                      leakage_cell(r.metrics), (r.run_id or "")[:8])
     return table
 
 

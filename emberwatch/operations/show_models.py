@@ -17,7 +17,7 @@ from emberwatch.contracts.events import ModelDecision
 from emberwatch.messaging.broker import client_options
 
 HEAD_MODEL, BACKBONE_MODEL = "head", "backbone"
-SHOWN_METRICS = ("val_accuracy", "val_recall", "test_recall", "gate_n")
+SHOWN_METRICS = ("val_accuracy", "val_recall", "test_recall", "gate_n", "leakage_warning")
 
 
 @dataclass(frozen=True)

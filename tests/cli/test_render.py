@@ -40,6 +40,12 @@ def test_evidence_text_has_n_p_value_and_the_ci():
     assert text.endswith("  accuracy: 0.900")  # one rate, no difference to show
 
 
+def test_evidence_text_shows_the_candidates_warnings():
+    d = decision()
+    d.warnings = ["possible shortcut: a location-only classifier scores 93.0%"]
+    assert render.evidence_text(d).endswith("warning: possible shortcut: a location-only classifier scores 93.0%")
+
+
 def test_evidence_text_without_a_champion():
     d = decision()
     d.champion_version = None
@@ -48,18 +54,19 @@ def test_evidence_text_without_a_champion():
 
 def test_models_table_has_the_columns_and_rows():
     rows = [VersionRow(version="2", aliases=("champion",), created=datetime(2026, 5, 1, 12, 30), run_id="abcdef123456",
-                       metrics={"val_accuracy": 0.91234, "val_recall": 0.8, "gate_n": 140.0}, backbone="imagenet"),
+                       metrics={"val_accuracy": 0.91234, "val_recall": 0.8, "gate_n": 140.0, "leakage_warning": 1.0},
+                       backbone="imagenet"),
             VersionRow(version="3", aliases=("challenger",), created=datetime(2026, 5, 2, 8, 0), run_id=None)]
     triton = TritonView(url="http://triton", public_model="wildfire", heads_ready=("2",))
     table = render.models_table("wildfire", rows, triton)
     assert [c.header for c in table.columns] == list(render.MODELS_COLUMNS) == [
         "version", "aliases", "created", "val_accuracy", "val_recall", "test_recall", "shadow n", "in Triton",
-        "backbone", "run"]
+        "backbone", "leakage", "run"]
     assert table.title == "wildfire in MLflow"
     assert table.row_count == 2
     out = text_of(table)
     assert "2026-05-01 12:30" in out and "0.912" in out and "140" in out and "abcdef12" in out
-    assert "loaded" in out and "imagenet" in out
+    assert "loaded" in out and "imagenet" in out and "WARN" in out
     unreachable = render.models_table("wildfire", rows, TritonView(url="u", public_model="w", error="refused"))
     assert "?" in text_of(unreachable)
 
