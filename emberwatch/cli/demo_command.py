@@ -10,6 +10,7 @@ from emberwatch.cli.render import (
     demo_progress_table,
     demo_summary_line,
     evidence_text,
+    leakage_text,
     where_to_look_table,
 )
 from emberwatch.common.config import get_settings
@@ -41,6 +42,9 @@ def demo(
         out.print(Panel(evidence_text(champion), title="Champion and its evidence"))
     if judged is not None and judged is not champion:
         out.print(Panel(evidence_text(judged), title="Latest shadow comparison"))
+    leakage = leakage_text(result.tally.candidates)
+    if leakage:
+        out.print(Panel(leakage, title="Leakage check (shortcut baselines beside the CNN)"))
     if result.prediction is not None:
         out.print(demo_prediction_line(result.prediction))
     out.print(demo_summary_line(result))

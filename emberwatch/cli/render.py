@@ -72,6 +72,20 @@ def evidence_text(decision) -> str:
     return "\n".join(lines)
 
 
+def leakage_text(candidates: Iterable) -> str:
+    """Each candidate's leakage check: the CNN's accuracy beside the shortcut baselines', and any warning."""
+    lines = []
+    for c in candidates:
+        lk = getattr(c, "leakage", None)
+        if lk is None:
+            continue
+        lines.append(f"v{c.version}: CNN {fmt_metric(lk.cnn_accuracy)}, location only "
+                     f"{fmt_metric(lk.location_accuracy)}, hand statistics {fmt_metric(lk.statistics_accuracy)} "
+                     f"({lk.split}, n={lk.n}) — " + (f"WARNING: {lk.warning}" if lk.warning else
+                                                     f"no shortcut within {lk.margin:.0%}"))
+    return "\n".join(lines)
+
+
 def demo_prediction_line(p) -> str:
     return f"prediction through Triton: {p.label} {p.probabilities} (model version {p.model_version})"
 

@@ -119,3 +119,16 @@ def test_a_first_models_floor_shows_its_test_tiles_and_bounds_not_pairs():
     text = render.evidence_text(d)
     assert "test tiles n=97 (wildfire 50, fire-free 47)" in text and "discordant" not in text
     assert "wildfire_recall: 0.800 (90% CI [0.693, 0.877])" in text
+
+
+def test_leakage_text_lists_each_candidates_check():
+    ok = SimpleNamespace(version="1", leakage=SimpleNamespace(cnn_accuracy=0.9, location_accuracy=0.55,
+                                                              statistics_accuracy=0.6, split="test", n=40,
+                                                              margin=0.05, warning=None))
+    warn = SimpleNamespace(version="2", leakage=SimpleNamespace(cnn_accuracy=0.9, location_accuracy=0.88,
+                                                                statistics_accuracy=None, split="val", n=30,
+                                                                margin=0.05, warning="possible shortcut"))
+    text = render.leakage_text([ok, SimpleNamespace(version="3", leakage=None), warn])
+    assert text.splitlines() == [
+        "v1: CNN 0.900, location only 0.550, hand statistics 0.600 (test, n=40) — no shortcut within 5%",
+        "v2: CNN 0.900, location only 0.880, hand statistics - (val, n=30) — WARNING: possible shortcut"]
