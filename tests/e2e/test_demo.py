@@ -79,6 +79,7 @@ def test_demo_at_the_readme_defaults_runs_the_whole_loop(tmp_path):
         assert "Champion and its evidence" in first.stdout and "Latest shadow comparison" in first.stdout
         assert "prediction through Triton" in first.stdout
         assert "duplicate events seen: 0" in first.stdout
+        assert "Leakage check (shortcut baselines beside the CNN)" in first.stdout  # every training checks
 
         # Nothing was written into the source tree; the served repository is under the state dir.
         assert _git_status() == tree_before, sorted(_git_status() ^ tree_before)
