@@ -7,6 +7,8 @@ import io
 import logging
 from dataclasses import dataclass
 
+from PIL import Image
+
 from services.tiler.mapbox_client import MapboxClient
 from services.tiler.metrics import RETRIES, TILES_REJECTED
 from services.tiler.mosaic import assemble, plan_mosaic
@@ -33,6 +35,8 @@ class FetchConfig:
     raster_format: str = "jpg90"
     image_attempts: int = 3
     blank_std: float = 1.0
+    context_zoom: int = 12
+    context_size_px: int = 128
 
 
 class TileFetcher:
@@ -60,31 +64,50 @@ class TileFetcher:
                 RETRIES.labels("image").inc()
         raise AssertionError("unreachable")
 
+    async def fetch_context(self, lat: float, lon: float) -> Image.Image:
+        """The context image of (lat, lon) (``context_zoom``, ``context_size_px``) as RGB: one
+        Static Images request, or the 1–4 raster tiles under it. Invalid images are not retried
+        (:class:`ImageRejected`: the caller moves on to another place)."""
+        cfg = self.config
+        size = cfg.context_size_px
+        if cfg.mode == "raster":
+            crop = await self._mosaic(lat, lon, cfg.context_zoom, size)
+            return crop.convert("RGB")
+        data = await self._static_bytes(lat, lon, cfg.context_zoom, size)
+        return validate_image(data, expected_size=(size, size), allowed_modes=("RGB", "P", "RGBA"),
+                              blank_std=cfg.blank_std).image
+
+    async def _static_bytes(self, lat: float, lon: float, zoom: int, size_px: int) -> bytes:
+        path = f"/styles/v1/{self.config.style}/static/{lon:.6f},{lat:.6f},{zoom},0/{size_px}x{size_px}"
+        return await self.client.fetch(path, {"attribution": "false", "logo": "false"}, api="static")
+
     async def _static(self, lat: float, lon: float) -> TileImage:
         cfg = self.config
-        path = (f"/styles/v1/{cfg.style}/static/{lon:.6f},{lat:.6f},{cfg.zoom},0/"
-                f"{cfg.size_px}x{cfg.size_px}")
-        data = await self.client.fetch(path, {"attribution": "false", "logo": "false"}, api="static")
+        data = await self._static_bytes(lat, lon, cfg.zoom, cfg.size_px)
         image = validate_image(data, expected_size=(cfg.size_px, cfg.size_px),
                                allowed_modes=("RGB", "P", "RGBA"), blank_std=cfg.blank_std)
         return TileImage(data, _EXT.get(image.format, "img"))
 
     async def _raster(self, lat: float, lon: float) -> TileImage:
         cfg = self.config
-        plan = plan_mosaic(lat, lon, cfg.zoom, cfg.size_px, tile_px=512)
-
-        async def one(x: int, y: int):
-            path = f"/v4/{cfg.tileset}/{cfg.zoom}/{x}/{y}@2x.{cfg.raster_format}"
-            data = await self.client.fetch(path, api="raster")
-            return validate_image(data, expected_size=(512, 512), allowed_modes=("RGB", "P", "RGBA", "L"),
-                                  blank_std=cfg.blank_std).image
-
-        xys = plan.tiles()
-        images = await asyncio.gather(*(one(x, y) for x, y in xys))
-        crop = assemble(plan, dict(zip(xys, images, strict=True)))
+        crop = await self._mosaic(lat, lon, cfg.zoom, cfg.size_px)
         buf = io.BytesIO()
         crop.save(buf, "JPEG", quality=90)
         data = buf.getvalue()
         validate_image(data, expected_size=(cfg.size_px, cfg.size_px), allowed_modes=("RGB",),
                        blank_std=cfg.blank_std)
         return TileImage(data, "jpg")
+
+    async def _mosaic(self, lat: float, lon: float, zoom: int, size_px: int) -> Image.Image:
+        cfg = self.config
+        plan = plan_mosaic(lat, lon, zoom, size_px, tile_px=512)
+
+        async def one(x: int, y: int):
+            path = f"/v4/{cfg.tileset}/{zoom}/{x}/{y}@2x.{cfg.raster_format}"
+            data = await self.client.fetch(path, api="raster")
+            return validate_image(data, expected_size=(512, 512), allowed_modes=("RGB", "P", "RGBA", "L"),
+                                  blank_std=cfg.blank_std).image
+
+        xys = plan.tiles()
+        images = await asyncio.gather(*(one(x, y) for x, y in xys))
+        return assemble(plan, dict(zip(xys, images, strict=True)))

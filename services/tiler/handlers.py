@@ -7,6 +7,15 @@ split of its own spatial cell, fetches the images concurrently from Mapbox, vali
 them content-addressed and announces each on ``tiles.ready.v1`` once. Tiles already announced for
 this fire are skipped, so a replay refetches nothing and publishes nothing twice.
 
+Negatives are chosen by ``services/tiler/choose_negatives.py`` (same region, on land, same land
+cover, away from known fires). Every fire event, new or not, is also checked against the negatives
+already announced: one within the exclusion distance is relabelled ``wildfire`` or retired with one
+``tiles.relabelled.v1`` event (``services/tiler/relabel_negatives.py``), recorded in
+``relabelled.jsonl`` so a replay publishes none twice. A negative near a fire that became known after
+its place was chosen, but before its tile was announced, is not announced at all. Relabel scans and
+negative announcements take one lock, so a fire and a negative handled concurrently never miss each
+other.
+
 Outcomes: a Mapbox outage or a rejected token makes the handler wait (the message is not committed);
 a 422 or an image that stays invalid raises ``PermanentError`` (DLQ with the reason) after the other
 tiles of the fire are done; a blank "no coverage" image is counted and skipped.
@@ -18,18 +27,20 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from emberwatch.common.tile_store import TileStore
-from emberwatch.contracts import FireObserved, TileReady
+from emberwatch.contracts import FireObserved, TileReady, TileRelabelled
 from emberwatch.contracts.envelope import Envelope
 from emberwatch.messaging.alerts import Severity, make_alert, publish_alert
 from emberwatch.messaging.consumer import PermanentError
 from services.tiler.assign_split import assign_split
+from services.tiler.choose_negatives import NegativeChooser
 from services.tiler.fetch_tile import TileFetcher
-from services.tiler.metrics import TILES_EMITTED, TILES_SKIPPED, TILES_STORED
-from services.tiler.sample_negatives import sample_negatives
+from services.tiler.metrics import NEGATIVES_DROPPED, TILES_EMITTED, TILES_RELABELLED, TILES_SKIPPED, TILES_STORED
+from services.tiler.relabel_negatives import decide, inside_footprint
 from services.tiler.settings import SERVICE, TilerSettings
-from services.tiler.state import EmittedIndex, FireRegistry
+from services.tiler.state import EmittedIndex, FireRegistry, RelabelLog
 from services.tiler.validate_image import ImageRejected
 
 log = logging.getLogger(__name__)
@@ -48,33 +59,36 @@ class TileJob:
 
 class Tiler:
     def __init__(self, settings: TilerSettings, fetcher: TileFetcher, store: TileStore,
-                 registry: FireRegistry, emitted: EmittedIndex, publish: Publish) -> None:
+                 registry: FireRegistry, emitted: EmittedIndex, publish: Publish,
+                 relabels: RelabelLog | None = None) -> None:
         self.s = settings
         self.fetcher = fetcher
         self.store = store
         self.registry = registry
         self.emitted = emitted
         self.publish = publish
+        self.relabels = relabels if relabels is not None else RelabelLog(settings.tiler_state / "relabelled.jsonl")
+        self.chooser = NegativeChooser(settings, fetcher, registry.near)
         self._busy: dict[str, tuple[asyncio.Lock, int]] = {}  # fire key → (lock, users)
+        self._announce = asyncio.Lock()  # relabel scans and negative announcements, one at a time
+
+    @property
+    def reach_km(self) -> float:
+        """The exclusion distance, less 10 m so a place rounded to 1e-6° never trips on its own fire."""
+        return self.s.tiler_negative_exclusion_km * 0.999
 
     def split_of(self, lat: float, lon: float) -> str:
         s = self.s
         return assign_split(lat, lon, cell_deg=s.tiler_split_cell_deg, val=s.tiler_split_val,
                             test=s.tiler_split_test)
 
-    def plan(self, fire: FireObserved) -> list[TileJob]:
+    async def plan(self, fire: FireObserved) -> list[TileJob]:
         """The fire's tile and its negatives (chosen once, recorded, reused on replay)."""
-        s = self.s
         places = self.registry.negatives_for(fire.fire_key)
         if places is None:
-            places = sample_negatives(
-                fire.fire_key, fire.lat, fire.lon, k=s.tiler_negatives_per_fire,
-                near_fire=self.registry.near, min_km=s.tiler_negative_min_km,
-                max_km=s.tiler_negative_max_km, exclusion_km=s.tiler_negative_exclusion_km)
-            if len(places) < s.tiler_negatives_per_fire:
-                log.warning("fewer negatives than asked: too many fires nearby",
-                            extra={"fire_key": fire.fire_key, "found": len(places)})
-            self.registry.record_negatives(fire.fire_key, places)
+            choice = await self.chooser.choose(fire)
+            places = choice.places
+            self.registry.record_negatives(fire.fire_key, places, choice.audit)
         jobs = [TileJob("fire", "wildfire", fire.lat, fire.lon, self.split_of(fire.lat, fire.lon))]
         jobs += [TileJob(f"neg-{i}", "nowildfire", lat, lon, self.split_of(lat, lon))
                  for i, (lat, lon) in enumerate(places)]
@@ -83,6 +97,7 @@ class Tiler:
     async def on_fire(self, fire: FireObserved) -> None:
         if self.registry.observe(fire.fire_key, fire.lat, fire.lon) and fire.change != "new":
             await asyncio.to_thread(self.registry.sync)
+        await self.relabel_near(fire)
         if fire.change != "new":
             return
         # One fire at a time per key: a batch may hold the same fire twice (replays, re-polls).
@@ -98,21 +113,65 @@ class Tiler:
             else:
                 self._busy[fire.fire_key] = (lock, users - 1)
 
+    async def relabel_near(self, fire: FireObserved) -> int:
+        """One ``tiles.relabelled.v1`` per announced negative within the exclusion distance of
+        ``fire`` (none twice); durable before the offset is committed. Returns how many."""
+        s = self.s
+        published = 0
+        async with self._announce:
+            for neg, km in self.emitted.negatives_near(fire.lat, fire.lon, self.reach_km):
+                if neg.tile_id in self.relabels:
+                    continue
+                inside = inside_footprint(neg.lat, neg.lon, s.tiler_zoom, s.tiler_size_px, fire.lat, fire.lon)
+                d = decide(inside=inside, start_date=fire.start_date, fetched_at=neg.fetched_at)
+                event = TileRelabelled.create(
+                    producer=SERVICE, trace_id=fire.trace_id, tile_id=neg.tile_id, action=d.action,
+                    previous_label="nowildfire", label="wildfire" if d.action == "relabel" else None,
+                    fire_key=fire.fire_key, matched_fire_key=neg.fire_key, distance_km=round(km, 3),
+                    reason=d.reason)
+                await self.publish(event)
+                self.relabels.add(neg.tile_id, d.action, fire.fire_key, event.event_id)
+                TILES_RELABELLED.labels(d.action).inc()
+                published += 1
+                log.warning("negative %s by a later fire", "relabelled" if d.action == "relabel" else "retired",
+                            extra={"tile_id": neg.tile_id, "action": d.action, "fire_key": fire.fire_key,
+                                   "matched_fire_key": neg.fire_key, "distance_km": round(km, 3),
+                                   "reason": d.reason})
+            if published:
+                await asyncio.to_thread(self.relabels.sync)
+        return published
+
+    def _fire_appeared_near(self, fire: FireObserved, job: TileJob) -> bool:
+        return job.label == "nowildfire" and self.registry.near(job.lat, job.lon, self.reach_km,
+                                                                other_than=fire.fire_key)
+
     async def _tile_fire(self, fire: FireObserved) -> None:
-        jobs = self.plan(fire)
+        jobs = await self.plan(fire)
         await asyncio.to_thread(self.registry.sync)  # the places are durable before any tile exists
         todo = []
         for job in jobs:
             if (fire.fire_key, job.slot) in self.emitted:
                 TILES_SKIPPED.labels(job.label).inc()
+            elif self._fire_appeared_near(fire, job):
+                NEGATIVES_DROPPED.inc()
+                log.warning("negative not tiled: a fire became known near it",
+                            extra={"fire_key": fire.fire_key, "slot": job.slot})
             else:
                 todo.append(job)
         results = await asyncio.gather(*(self._make_tile(fire, job) for job in todo), return_exceptions=True)
         permanent: list[str] = []
         for job, result in zip(todo, results, strict=True):
-            if isinstance(result, TileReady):
-                await self.publish(result)
-                self.emitted.add(fire.fire_key, job.slot, result.tile_id)
+            if isinstance(result, tuple):
+                tile, fetched_at = result
+                async with self._announce:
+                    if self._fire_appeared_near(fire, job):
+                        NEGATIVES_DROPPED.inc()
+                        log.warning("negative not announced: a fire became known near it",
+                                    extra={"fire_key": fire.fire_key, "slot": job.slot})
+                        continue
+                    await self.publish(tile)
+                    self.emitted.add(fire.fire_key, job.slot, tile.tile_id, lat=job.lat, lon=job.lon,
+                                     fetched_at=fetched_at)
                 TILES_EMITTED.labels(job.label).inc()
             elif isinstance(result, ImageRejected) and result.reason == "blank":
                 log.warning("no coverage: blank image skipped", extra={"fire_key": fire.fire_key,
@@ -121,7 +180,7 @@ class Tiler:
                 permanent.append(f"{job.slot}: image rejected ({result.reason})")
             elif isinstance(result, PermanentError):
                 permanent.append(f"{job.slot}: {result}")
-        if any(isinstance(r, TileReady) for r in results):
+        if any(isinstance(r, tuple) for r in results):
             await asyncio.to_thread(self.emitted.sync)  # before the consumer commits the offset
         transient = [r for r in results if isinstance(r, BaseException)
                      and not isinstance(r, ImageRejected | PermanentError)]
@@ -130,14 +189,15 @@ class Tiler:
         if permanent:
             raise PermanentError("; ".join(permanent))
 
-    async def _make_tile(self, fire: FireObserved, job: TileJob) -> TileReady:
+    async def _make_tile(self, fire: FireObserved, job: TileJob) -> tuple[TileReady, datetime]:
         image = await self.fetcher.fetch(job.lat, job.lon)
+        fetched_at = datetime.now(UTC)
         stored = await asyncio.to_thread(self.store.put, image.data, image.ext)
         TILES_STORED.labels(job.label, "new" if stored.created else "existing").inc()
         return TileReady.create(
             producer=SERVICE, trace_id=fire.trace_id, tile_id=stored.tile_id, uri=stored.uri,
             lat=job.lat, lon=job.lon, zoom=self.s.tiler_zoom, size_px=self.s.tiler_size_px,
-            label=job.label, split=job.split, fire_key=fire.fire_key, provider=self.s.provider)
+            label=job.label, split=job.split, fire_key=fire.fire_key, provider=self.s.provider), fetched_at
 
 
 def alert_publisher(publish: Publish) -> Callable[[str, str, str, dict], Awaitable[None]]:

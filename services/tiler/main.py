@@ -14,8 +14,9 @@ from emberwatch.messaging.consumer import subscribe
 from services.tiler.fetch_tile import FetchConfig, TileFetcher
 from services.tiler.handlers import SERVICE, Publish, Tiler, alert_publisher
 from services.tiler.mapbox_client import ClientConfig, MapboxClient, TokenSource
+from services.tiler.pin_split import pin_split, split_config
 from services.tiler.settings import TilerSettings
-from services.tiler.state import EmittedIndex, FireRegistry
+from services.tiler.state import EmittedIndex, FireRegistry, RelabelLog
 
 
 def client_config(s: TilerSettings) -> ClientConfig:
@@ -30,16 +31,23 @@ def client_config(s: TilerSettings) -> ClientConfig:
 def fetch_config(s: TilerSettings) -> FetchConfig:
     return FetchConfig(mode=s.tiler_mode, zoom=s.tiler_zoom, size_px=s.tiler_size_px, style=s.tiler_style,
                        tileset=s.tiler_tileset, raster_format=s.tiler_raster_format,
-                       image_attempts=s.tiler_image_attempts, blank_std=s.tiler_blank_std)
+                       image_attempts=s.tiler_image_attempts, blank_std=s.tiler_blank_std,
+                       context_zoom=s.tiler_context_zoom, context_size_px=s.tiler_context_size_px)
 
 
 def build_tiler(s: TilerSettings, publish: Publish) -> tuple[Tiler, MapboxClient]:
-    """The handler and its Mapbox client; ``publish`` sends an event (tiles and alerts)."""
+    """The handler and its Mapbox client; ``publish`` sends an event (tiles, relabels and alerts).
+
+    Refuses to start (:class:`SplitSettingsChanged`) when the split settings differ from those
+    pinned in ``<state_dir>/tiler/split.json``."""
+    pin_split(s.tiler_state / "split.json",
+              split_config(s.tiler_split_cell_deg, s.tiler_split_val, s.tiler_split_test))
     token = s.mapbox_token.get_secret_value() if s.mapbox_token else None
     client = MapboxClient(client_config(s), TokenSource(token, s.tiler_token_file), alert_publisher(publish))
-    tiler = Tiler(s, TileFetcher(client, fetch_config(s)), TileStore(s.tile_root),
-                  FireRegistry(s.tiler_state / "fires.jsonl"), EmittedIndex(s.tiler_state / "emitted.jsonl"),
-                  publish)
+    registry = FireRegistry(s.tiler_state / "fires.jsonl")
+    tiler = Tiler(s, TileFetcher(client, fetch_config(s)), TileStore(s.tile_root), registry,
+                  EmittedIndex(s.tiler_state / "emitted.jsonl", registry.negatives_for), publish,
+                  RelabelLog(s.tiler_state / "relabelled.jsonl"))
     return tiler, client
 
 

@@ -23,3 +23,19 @@ TILES_SKIPPED = Counter("emberwatch_tiler_tiles_skipped_total",
 AUTH_BREAKER_OPEN = Gauge("emberwatch_tiler_auth_breaker_open",
                           "1 while Mapbox rejects the token and requests are held back.")
 MAPBOX_DOWN = Gauge("emberwatch_tiler_mapbox_unavailable", "1 while Mapbox is unreachable/failing.")
+CONTEXT_IMAGES = Counter("emberwatch_tiler_context_images_total",
+                         "Land-cover context images fetched, by outcome (ok, invalid).", ["outcome"])
+NEGATIVE_CANDIDATES = Counter(
+    "emberwatch_tiler_negative_candidates_total",
+    "Candidate negatives judged by land cover, by verdict (matched, water, cover, unreadable, no_image).",
+    ["verdict"])
+NEGATIVES_CHOSEN = Counter(
+    "emberwatch_tiler_negatives_chosen_total",
+    "Negatives chosen, by how: matched (same land cover), fallback (best land candidate, no match), "
+    "unmatched (the fire's cover unreadable), region_only (matching off), missing (none found).", ["how"])
+TILES_RELABELLED = Counter("emberwatch_tiler_tiles_relabelled_total",
+                           "TileRelabelled events published (a later fire near a negative), by action.",
+                           ["action"])
+NEGATIVES_DROPPED = Counter(
+    "emberwatch_tiler_negatives_dropped_total",
+    "Negatives not announced because a fire became known near them before their tile was.")

@@ -36,10 +36,26 @@ class TilerSettings(Settings):
     tiler_negative_max_km: float = Field(50.0, gt=0, description="Farthest a negative may be from its fire.")
     tiler_negative_exclusion_km: float = Field(
         10.0, ge=0, description="A negative closer than this to any fire seen so far is rejected.")
+    tiler_negative_match_cover: bool = Field(
+        True, description="Match each negative to its fire's land cover, read from a small low-zoom "
+        "context image of both places (water, forest, open, bare, built shares); false: region only.")
+    tiler_negative_cover_tolerance: float = Field(
+        0.35, ge=0, le=1, description="Largest land-cover difference (total variation distance of the "
+        "class shares, 0-1) between a negative's context image and its fire's.")
+    tiler_negative_max_water: float = Field(
+        0.25, ge=0, le=1, description="A candidate negative whose tile footprint is more water than this "
+        "share is rejected.")
+    tiler_negative_cover_tries: int = Field(
+        6, ge=1, le=50, description="Candidate places judged per negative (one context image each); when "
+        "none matches, the best-matching land candidate is kept (warning, metric).")
+    tiler_context_zoom: int = Field(12, ge=0, le=22, description="Zoom of the land-cover context images.")
+    tiler_context_size_px: int = Field(
+        128, ge=32, le=1280, description="Width and height of the land-cover context images (pixels).")
     tiler_split_cell_deg: float = Field(
         1.5, gt=0, description="Side of the grid cell (degrees) whose hash assigns a tile's split.")
     tiler_split_val: float = Field(0.15, ge=0, le=1, description="Share of cells in the val split.")
     tiler_split_test: float = Field(0.15, ge=0, le=1, description="Share of cells in the test split.")
+    # The split settings are pinned in <state_dir>/tiler/split.json on first start (services/tiler/pin_split.py).
 
     # --- HTTP behaviour ------------------------------------------------------------------------
     tiler_max_in_flight: int = Field(16, ge=1, le=32, description="Mapbox requests in flight at most.")

@@ -226,7 +226,7 @@ async def test_the_same_fire_twice_in_one_batch_is_tiled_once(tmp_path):
     with running_simulator() as (url, state):
         state.latency_s = 0.05
         client = MapboxClient(ClientConfig(base_url=url), TokenSource(None, token))
-        s = TilerSettings(state_dir=tmp_path, tiler_negatives_per_fire=1)
+        s = TilerSettings(state_dir=tmp_path, tiler_negatives_per_fire=1, tiler_negative_match_cover=False)
         tiler = Tiler(s, TileFetcher(client, FetchConfig()), TileStore(tmp_path / "tiles"),
                       FireRegistry(tmp_path / "f.jsonl"), EmittedIndex(tmp_path / "e.jsonl"), publish)
         event = FireObserved.create(producer="t", fire_key="ab:1", source="cwfis-csv", agency="ab", name="x",

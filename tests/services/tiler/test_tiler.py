@@ -147,7 +147,8 @@ async def test_unprocessable_request_goes_to_the_dlq_and_the_next_fire_is_tiled(
 async def test_rate_limit_is_honoured(kafka_settings, tmp_path, sim, token_file):
     url, state = sim
     state.rate_limit, state.rate_interval_s = 3, 1.0
-    s = tiler_settings(kafka_settings, tmp_path / "state", url, token_file)
+    # Region-only negatives: the 429 bound below counts the waves of tile requests alone.
+    s = tiler_settings(kafka_settings, tmp_path / "state", url, token_file, tiler_negative_match_cover=False)
     waits = metric("emberwatch_tiler_retries_total", reason="429")
     async with running_tiler(s) as run:
         await run.send(fire("sk:1", 55.5, -105.0), fire("sk:2", 57.5, -103.0))
