@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 
 from emberwatch.common.geo import haversine_km, world_px
+from emberwatch.common.tile_store import TileStore
 from services.tiler.assign_split import assign_split, cell_of
 from services.tiler.mosaic import assemble, mosaic, plan_mosaic
 from services.tiler.sample_negatives import sample_negatives
 from services.tiler.state import EmittedIndex, FireRegistry
-from emberwatch.common.tile_store import TileStore
 from services.tiler.validate_image import ImageRejected, validate_image
 
 

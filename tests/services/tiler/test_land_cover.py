@@ -1,0 +1,167 @@
+"""Pure parts of the negatives' honesty: land-cover rules, footprints and relabel decisions, the
+split pin and the state that remembers negatives and relabels."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from emberwatch.common.geo import destination
+from services.tiler.match_land_cover import CLASSES, UNKNOWN, LandCover, classify_blocks, judge, land_cover
+from services.tiler.pin_split import SplitSettingsChanged, pin_split, split_config
+from services.tiler.relabel_negatives import decide, inside_footprint
+from services.tiler.state import EmittedIndex, FireRegistry, RelabelLog
+
+
+def _patch(colour, rough: float = 0.0, size: int = 64, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = np.broadcast_to(np.asarray(colour, np.float32), (size, size, 3)).copy()
+    if rough:
+        base *= (1 + rough * rng.uniform(-1, 1, (size, size, 1))).astype(np.float32)
+    base += rng.uniform(-3, 3, base.shape)  # grain
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("colour,rough,expected", [
+    ((30, 60, 90), 0.0, "water"),      # a lake
+    ((40, 70, 35), 0.5, "forest"),     # canopy: green and rough
+    ((110, 140, 60), 0.03, "open"),    # a crop field: green and smooth
+    ((150, 120, 85), 0.05, "bare"),    # ploughed soil
+    ((130, 128, 125), 0.5, "built"),   # roofs and streets: grey and rough
+])
+def test_block_rules_on_simple_patches(colour, rough, expected):
+    cls = classify_blocks(_patch(colour, rough))
+    assert np.bincount(cls.ravel(), minlength=UNKNOWN + 1).argmax() == CLASSES.index(expected)
+
+
+def test_cloud_and_char_are_unknown_and_left_out_of_the_shares():
+    for colour in ((235, 235, 238), (28, 26, 25)):
+        cover = land_cover(_patch(colour))
+        assert cover.unknown > 0.9 and not cover.readable
+    half = np.concatenate([_patch((40, 70, 35), 0.5), _patch((28, 26, 25))], axis=1)  # forest beside a scar
+    cover = land_cover(half)
+    assert cover.dominant() == "forest" and cover.shares["forest"] > 0.9 and 0.4 < cover.unknown < 0.6
+
+
+def test_water_specks_are_not_lakes():
+    forest = _patch((40, 70, 35), 0.5, size=128)
+    forest[60:64, 60:64] = (30, 60, 90)  # one block of dark blue: a shadow, not a lake
+    assert land_cover(forest).shares.get("water", 0) == 0
+    forest[40:88, 40:88] = (30, 60, 90)  # a pond filling the centre
+    cover = land_cover(forest)
+    assert cover.footprint_water > 0.9
+    assert judge(None, cover, tolerance=0.35, max_water=0.25).reason == "water"
+
+
+def test_judge_rejects_a_different_cover_and_accepts_the_same():
+    forest = land_cover(_patch((40, 70, 35), 0.5, seed=1))
+    farm = land_cover(np.concatenate([_patch((110, 140, 60), 0.03), _patch((150, 120, 85), 0.05)], axis=1))
+    same = judge(forest, land_cover(_patch((40, 70, 35), 0.5, seed=2)), tolerance=0.35, max_water=0.25)
+    assert same.accepted and same.distance < 0.1
+    other = judge(forest, farm, tolerance=0.35, max_water=0.25)
+    assert not other.accepted and other.reason == "cover" and other.distance > 0.9
+    assert judge(LandCover(), farm, tolerance=0.35, max_water=0.25).accepted  # unreadable fire: land only
+
+
+def test_simulated_imagery_lakes_are_water_and_farms_differ_from_forest():
+    render_static = pytest.importorskip("simulators.mapbox.imagery").render_static
+    covers = [land_cover(render_static(lat, lon, 12, 128, 128))
+              for lat in np.arange(50.0, 56.0, 0.5) for lon in np.arange(-120.0, -100.0, 1.0)]
+    readable = [c for c in covers if c.readable]
+    assert len(readable) > len(covers) // 2
+    assert any(c.footprint_water > 0.25 for c in covers)  # lakes exist and are seen
+    assert any(c.shares.get("water", 0) == 0 for c in readable)
+    dominant = {c.dominant() for c in readable}
+    assert len(dominant) >= 2  # the scenes are not all one cover
+
+
+@pytest.fixture(scope="module")
+def mapbox_dir() -> Path:
+    root = os.environ.get("EMBERWATCH_FIXTURES_DIR")
+    if not root or not (Path(root) / "mapbox").is_dir():
+        pytest.skip("set EMBERWATCH_FIXTURES_DIR to run the rules over real Mapbox imagery")
+    return Path(root) / "mapbox"
+
+
+def _block(d: Path, names: list[str], cols: int) -> np.ndarray:
+    tiles = [np.asarray(Image.open(d / n).convert("RGB")) for n in names]
+    rows = [np.concatenate(tiles[i:i + cols], axis=1) for i in range(0, len(tiles), cols)]
+    return np.concatenate(rows, axis=0)
+
+
+@pytest.mark.fixtures
+def test_real_imagery_city_lake_farm_and_burn(mapbox_dir):
+    chicago = land_cover(_block(mapbox_dir, [f"15-{x}-{y}.satellite.png" for y in (12177, 12178)
+                                             for x in (8408, 8409)], 2))
+    assert chicago.dominant() == "built" and chicago.shares["water"] > 0.15
+    berlin = land_cover(_block(mapbox_dir, [f"17-{x}-{y}.satellite.png" for y in (42997, 42998)
+                                            for x in (70420, 70421, 70422)], 3))
+    assert berlin.dominant() == "built" and berlin.shares.get("water", 0) < 0.15
+    burn = land_cover(np.asarray(Image.open(mapbox_dir / "request_89d904d.jpg").convert("RGB")))
+    assert burn.unknown > 0.25 and burn.dominant() == "bare"  # the scar is left out, the fields read
+    mixed = land_cover(np.asarray(Image.open(mapbox_dir / "request_b2b5556.jpg").convert("RGB")))
+    assert min(mixed.shares[c] for c in ("forest", "bare", "built")) > 0.15
+    assert judge(chicago, berlin, tolerance=0.35, max_water=0.25).accepted  # a city matches a city
+    assert judge(burn, mixed, tolerance=0.35, max_water=0.25).reason == "cover"  # open farmland vs woods and suburb
+
+
+# --- relabels ------------------------------------------------------------------------------------
+def test_footprint_is_the_tiles_square_in_web_mercator():
+    lat, lon = 55.0, -115.0  # a 350-px zoom-15 tile: about 836 Mercator m, 480 m of ground, across
+    assert inside_footprint(lat, lon, 15, 350, *destination(lat, lon, 90, 0.2))
+    assert not inside_footprint(lat, lon, 15, 350, *destination(lat, lon, 90, 0.3))
+    assert inside_footprint(lat, lon, 15, 350, *destination(lat, lon, 45, 0.3))  # the corner reaches farther
+    assert not inside_footprint(lat, lon, 15, 350, *destination(lat, lon, 0, 3.0))
+    assert inside_footprint(0.0, 179.9999, 15, 350, 0.0, -179.9999)  # across the antimeridian
+
+
+def test_relabel_only_inside_and_started_before_the_fetch():
+    fetched = datetime(2026, 7, 10, tzinfo=UTC)
+    assert decide(inside=True, start_date=fetched - timedelta(days=2), fetched_at=fetched).action == "relabel"
+    assert decide(inside=True, start_date=datetime(2026, 7, 1), fetched_at=fetched).action == "relabel"  # naive: UTC
+    assert decide(inside=True, start_date=fetched + timedelta(hours=1), fetched_at=fetched).action == "retire"
+    assert decide(inside=True, start_date=None, fetched_at=fetched).action == "retire"
+    assert decide(inside=True, start_date=fetched, fetched_at=None).action == "retire"
+    assert decide(inside=False, start_date=fetched, fetched_at=fetched).action == "retire"
+
+
+def test_emitted_index_finds_negatives_old_records_from_the_registry(tmp_path):
+    reg = FireRegistry(tmp_path / "fires.jsonl")
+    reg.record_negatives("a", [(55.2, -120.3), (55.4, -119.0)])
+    with open(tmp_path / "e.jsonl", "w") as fh:  # an index written before negatives had locations
+        fh.write(json.dumps({"fire_key": "a", "slot": "neg-1", "tile_id": "cd" * 32}) + "\n")
+    idx = EmittedIndex(tmp_path / "e.jsonl", reg.negatives_for)
+    at = datetime(2026, 7, 1, tzinfo=UTC)
+    idx.add("a", "neg-0", "ab" * 32, lat=55.2, lon=-120.3, fetched_at=at)
+    idx.add("a", "fire", "ef" * 32, lat=55.0, lon=-120.0, fetched_at=at)
+    idx.sync()
+    again = EmittedIndex(tmp_path / "e.jsonl", reg.negatives_for)
+    near = again.negatives_near(55.41, -119.0, 10)
+    assert [(n.tile_id, n.fetched_at) for n, _ in near] == [("cd" * 32, None)]
+    assert [(n.slot, n.fetched_at) for n, _ in again.negatives_near(55.2, -120.3, 1)] == [("neg-0", at)]
+    assert again.negatives_near(55.0, -120.0, 1) == []  # the fire tile is no negative
+    log = RelabelLog(tmp_path / "r.jsonl")
+    log.add("ab" * 32, "retire", "b", "e1")
+    log.add("ab" * 32, "relabel", "c", "e2")
+    log.sync()
+    assert "ab" * 32 in RelabelLog(tmp_path / "r.jsonl") and len(RelabelLog(tmp_path / "r.jsonl")) == 1
+
+
+# --- the split pin -------------------------------------------------------------------------------
+def test_split_settings_are_pinned_and_a_change_refuses_to_start(tmp_path):
+    path = tmp_path / "tiler" / "split.json"
+    pin_split(path, split_config(1.5, 0.15, 0.15))
+    assert json.loads(path.read_text())["cell_deg"] == 1.5
+    pin_split(path, split_config(1.5, 0.15, 0.15))  # same settings: fine
+    with pytest.raises(SplitSettingsChanged) as err:
+        pin_split(path, split_config(1.0, 0.15, 0.2))
+    msg = str(err.value)
+    assert "\n" not in msg and str(path) in msg
+    assert "EMBERWATCH_TILER_SPLIT_CELL_DEG is 1.0, pinned 1.5" in msg and "EMBERWATCH_TILER_SPLIT_TEST" in msg
+    assert "EMBERWATCH_TILER_SPLIT_VAL" not in msg and "new EMBERWATCH_STATE_DIR" in msg
