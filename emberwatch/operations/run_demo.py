@@ -198,8 +198,22 @@ def message_fingerprint(message: dict) -> str:
 
 
 def _advance_season(settings: Settings, hours: float) -> dict:
-    r = httpx.post(f"http://{settings.stack_host}:{settings.cwfis_sim_port}/_admin/clock",
-                   json={"advance_hours": hours}, timeout=10)
+    """One season step: the Mapbox simulator's clock is set FIRST to the CWFIS clock's new time, THEN
+    the CWFIS clock is set there, so a fire is never reported (and tiled) before the imagery shows
+    it. Without a Mapbox simulator to reach (real Mapbox) only CWFIS is stepped."""
+    from datetime import datetime, timedelta
+
+    host = settings.stack_host
+    cwfis = f"http://{host}:{settings.cwfis_sim_port}/_admin"
+    r = httpx.get(f"{cwfis}/state", timeout=10)
+    r.raise_for_status()
+    target = (datetime.fromisoformat(r.json()["now"]) + timedelta(hours=hours)).isoformat()
+    try:
+        m = httpx.post(f"http://{host}:{settings.mapbox_sim_port}/_admin/clock", json={"at": target}, timeout=10)
+        m.raise_for_status()
+    except httpx.ConnectError:
+        pass  # no Mapbox simulator running: nothing to keep in step
+    r = httpx.post(f"{cwfis}/clock", json={"at": target}, timeout=10)
     r.raise_for_status()
     return r.json()
 

@@ -12,11 +12,23 @@ x/y outside the zoom's range → 404; over the configured rate limit → 429 wit
 
 Admin API (for operators, tests and benchmarks; JSON in and out):
 
-* ``GET/POST /_admin/fires`` — the fire locations the imagery shows: POST ``[{lat, lon, hectares}]``
-  replaces them (``?append=1`` adds). At start they are read from the JSON file named by
-  ``EMBERWATCH_MAPBOX_SIM_FIRES`` if set, or taken from the CWFIS simulator's season when
-  ``EMBERWATCH_MAPBOX_SIM_CWFIS_SEASON`` is ``SEED,FIRES,YEAR`` (``default`` = the CWFIS simulator's
-  defaults), so the imagery shows every fire the CWFIS simulator will ever report.
+* ``GET/POST /_admin/fires`` — the fires the imagery shows: POST ``[{lat, lon, hectares}]`` replaces
+  them (``?append=1`` adds). A fire may carry ``start`` (ISO time; nothing is drawn before it) and
+  ``growth_h`` (hours to grow from nothing to ``hectares``); without ``start`` it is always drawn at
+  its hectares. At start they are read from the JSON file named by ``EMBERWATCH_MAPBOX_SIM_FIRES`` if
+  set, or taken from the CWFIS simulator's season when ``EMBERWATCH_MAPBOX_SIM_CWFIS_SEASON`` is
+  ``SEED,FIRES,YEAR`` (``default`` = the CWFIS simulator's defaults): then each fire is drawn as CWFIS
+  reports it at the clock — nothing before its start, its reported area while it burns (the active
+  front and smoke fade when it is held and under control), and after it is out the scar stays.
+* ``GET/POST /_admin/clock`` — the simulator's clock, the same as the CWFIS simulator's: POST
+  ``{"at": ISO}`` | ``{"advance_hours": h}`` | ``{"speed": x}`` (sim seconds per wall second; 0
+  freezes it); both answer ``{"now": ISO, "speed": x}``. It starts where the CWFIS simulator's does:
+  ``EMBERWATCH_SIM_CWFIS_START`` or 20 days into the season's year (``EMBERWATCH_MAPBOX_SIM_CWFIS_SEASON``'s
+  year, else 2026), at ``EMBERWATCH_SIM_CWFIS_SPEED`` (default 60); ``EMBERWATCH_MAPBOX_SIM_START`` and
+  ``EMBERWATCH_MAPBOX_SIM_SPEED`` override these. Every image is drawn at the clock (fires and the
+  season's foliage), so the Static and Raster APIs agree at any one time. A demo that steps the
+  season sets this clock first, then the CWFIS clock, so no fire is reported before its imagery
+  shows it (``emberwatch.operations.run_demo``).
 * ``GET/POST /_admin/config`` — ``{"latency_ms": 100, "rate_limit": 600, "rate_interval_s": 60,
   "tokens": ["pk.x"]}`` (any subset). ``rate_limit: null`` switches the limit off. Tokens start from
   ``EMBERWATCH_MAPBOX_SIM_TOKENS`` (comma-separated, default ``pk.simulator``).
@@ -42,10 +54,12 @@ import json
 import math
 import os
 import re
+import threading
 import time
 import zlib
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -72,9 +86,45 @@ class Fault:
     seconds: float = 0.0
 
 
+DEFAULT_YEAR = 2026
+DEFAULT_SPEED = 60.0  # as the CWFIS simulator: one sim hour per wall minute
+
+
+def default_epoch(year: int = DEFAULT_YEAR) -> datetime:
+    """Where the CWFIS simulator's clock starts by default: 20 days into the season."""
+    from simulators.cwfis.season import season_start
+
+    return season_start(year) + timedelta(days=20)
+
+
+@dataclass
+class SimClock:
+    """Simulated time: ``epoch`` at wall time ``wall``, advancing at ``speed`` sim s per wall s."""
+
+    epoch: datetime = field(default_factory=default_epoch)
+    speed: float = DEFAULT_SPEED
+    wall: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def now(self) -> datetime:
+        with self.lock:
+            return self.epoch + timedelta(seconds=(time.monotonic() - self.wall) * self.speed)
+
+    def set(self, at: datetime) -> None:
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        with self.lock:
+            self.epoch, self.wall = at, time.monotonic()
+
+    def set_speed(self, speed: float) -> None:
+        now = self.now()
+        with self.lock:
+            self.epoch, self.wall, self.speed = now, time.monotonic(), float(speed)
+
+
 @dataclass
 class SimState:
     fires: FireField = field(default_factory=FireField)
+    clock: SimClock = field(default_factory=SimClock)
     tokens: set[str] = field(default_factory=lambda: set(DEFAULT_TOKENS))
     latency_s: float = 0.0
     rate_limit: int | None = None
@@ -119,28 +169,54 @@ class SimState:
 
 def load_fires(raw: object) -> list[Fire]:
     if not isinstance(raw, list):
-        raise ValueError("expected a JSON list of {lat, lon, hectares}")
+        raise ValueError("expected a JSON list of {lat, lon, hectares[, start, growth_h]}")
     fires = []
     for item in raw:
         lat, lon = float(item["lat"]), float(item["lon"])
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             raise ValueError(f"bad location {lat},{lon}")
         ha = item.get("hectares")
-        fires.append(Fire(lat, lon, float(ha) if ha is not None else None))
+        start = item.get("start")
+        if start is not None:
+            start = datetime.fromisoformat(str(start))
+            start = start if start.tzinfo else start.replace(tzinfo=UTC)
+        growth = float(item.get("growth_h") or 0.0)
+        if growth < 0:
+            raise ValueError("growth_h must be >= 0")
+        fires.append(Fire(lat, lon, float(ha) if ha is not None else None, start=start, growth_h=growth))
     return fires
 
 
-def fires_from_cwfis_season(spec: str) -> list[Fire]:
-    """The CWFIS simulator's season as fire locations (final position and size)."""
-    from simulators.cwfis.season import DEFAULT_FIRES, DEFAULT_SEED, season_fires
+def fire_json(f: Fire) -> dict:
+    out: dict = {"lat": f.lat, "lon": f.lon, "hectares": f.hectares}
+    start = f.season.start if f.season is not None else f.start
+    if start is not None:
+        out["start"] = start.isoformat()
+    if f.growth_h:
+        out["growth_h"] = f.growth_h
+    if f.season is not None:
+        out["fire_key"] = f.season.fire_key
+    return out
 
-    seed, n_fires, year = DEFAULT_SEED, DEFAULT_FIRES, 2026
-    if spec.strip() != "default":
-        seed, n_fires, year = (int(p) for p in spec.split(","))
+
+def season_spec(spec: str) -> tuple[int, int, int]:
+    from simulators.cwfis.season import DEFAULT_FIRES, DEFAULT_SEED
+
+    if spec.strip() == "default":
+        return DEFAULT_SEED, DEFAULT_FIRES, DEFAULT_YEAR
+    seed, n_fires, year = (int(p) for p in spec.split(","))
+    return seed, n_fires, year
+
+
+def fires_from_cwfis_season(spec: str) -> list[Fire]:
+    """The CWFIS simulator's season as fires at their final position, each drawn as CWFIS reports it
+    at the clock (``Fire.season``)."""
+    from simulators.cwfis.season import season_fires
+
     fires = []
-    for f in season_fires(seed, n_fires, year):
+    for f in season_fires(*season_spec(spec)):
         dlat, dlon = f.correction or (0.0, 0.0)
-        fires.append(Fire(f.lat + dlat, f.lon + dlon, f.final_hectares))
+        fires.append(Fire(f.lat + dlat, f.lon + dlon, f.final_hectares, start=f.start, season=f))
     return fires
 
 
@@ -244,7 +320,8 @@ def create_app(state: SimState | None = None) -> Starlette:
             if not (1 <= w <= 1280 and 1 <= h <= 1280):
                 raise _BadRequest(422, "Image dimensions must be between 1 and 1280 pixels")
             scale = 2 if retina else 1
-            return (lambda: render_static(lat, lon, zoom, w, h, retina=retina, fires=state.fires),
+            at = state.clock.now()
+            return (lambda: render_static(lat, lon, zoom, w, h, retina=retina, fires=state.fires, at=at),
                     w * scale, h * scale, "jpg90")
 
         return await guarded(request, "static", produce)
@@ -262,7 +339,8 @@ def create_app(state: SimState | None = None) -> Starlette:
             if not (0 <= x < 2 ** z and 0 <= y < 2 ** z):
                 raise _BadRequest(404, "Tile not found")
             px = 512 if retina else 256
-            return (lambda: render_tile(z, x, y, px, fires=state.fires), px, px, fmt)
+            at = state.clock.now()
+            return (lambda: render_tile(z, x, y, px, fires=state.fires, at=at), px, px, fmt)
 
         return await guarded(request, "raster", produce)
 
@@ -275,7 +353,25 @@ def create_app(state: SimState | None = None) -> Starlette:
             if request.query_params.get("append"):
                 fires = state.fires.fires + fires
             state.fires.set(fires)
-        return JSONResponse([{"lat": f.lat, "lon": f.lon, "hectares": f.hectares} for f in state.fires.fires])
+        return JSONResponse([fire_json(f) for f in state.fires.fires])
+
+    async def admin_clock(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                body = json.loads(await request.body() or b"{}")
+                now = state.clock.now()
+                if "speed" in body:
+                    speed = float(body["speed"])
+                    if speed < 0 or not math.isfinite(speed):
+                        raise ValueError("speed must be >= 0")
+                    state.clock.set_speed(speed)
+                if "at" in body:
+                    state.clock.set(datetime.fromisoformat(str(body["at"])))
+                if "advance_hours" in body:
+                    state.clock.set(now + timedelta(hours=float(body["advance_hours"])))
+            except (ValueError, TypeError) as exc:
+                return _error(422, f"bad clock: {exc}")
+        return JSONResponse({"now": state.clock.now().isoformat(), "speed": state.clock.speed})
 
     async def admin_config(request: Request) -> Response:
         if request.method == "POST":
@@ -322,6 +418,7 @@ def create_app(state: SimState | None = None) -> Starlette:
         Route("/styles/v1/{user}/{style}/static/{spec}/{size}", static_image),
         Route("/v4/{tileset}/{z:int}/{x:int}/{tail}", raster_tile),
         Route("/_admin/fires", admin_fires, methods=["GET", "POST"]),
+        Route("/_admin/clock", admin_clock, methods=["GET", "POST"]),
         Route("/_admin/config", admin_config, methods=["GET", "POST"]),
         Route("/_admin/faults", admin_faults, methods=["GET", "POST", "DELETE"]),
         Route("/_admin/stats", admin_stats),
@@ -376,6 +473,12 @@ def state_from_env() -> SimState:
         state.fires.set(load_fires(json.loads(Path(path).read_text())))
     elif season:
         state.fires.set(fires_from_cwfis_season(season))
+    env = os.environ.get
+    start = env("EMBERWATCH_MAPBOX_SIM_START") or env("EMBERWATCH_SIM_CWFIS_START")
+    year = season_spec(season)[2] if season else DEFAULT_YEAR
+    epoch = datetime.fromisoformat(start) if start else default_epoch(year)
+    speed = float(env("EMBERWATCH_MAPBOX_SIM_SPEED") or env("EMBERWATCH_SIM_CWFIS_SPEED") or DEFAULT_SPEED)
+    state.clock = SimClock(epoch if epoch.tzinfo else epoch.replace(tzinfo=UTC), speed)
     latency = os.environ.get("EMBERWATCH_MAPBOX_SIM_LATENCY_MS")
     if latency:
         state.latency_s = float(latency) / 1000

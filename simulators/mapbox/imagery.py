@@ -1,18 +1,32 @@
-"""Procedural, deterministic satellite-like imagery anchored to the world.
+"""Procedural, deterministic satellite-like imagery anchored to the world and to the clock.
 
-Every pixel is a function of its Web Mercator position only, so the Static Images API and the Raster
-Tiles API agree: a mosaic of raster tiles, cropped, shows the same ground as a static image of the
-same footprint, and a request is deterministic by (lat, lon, zoom, size).
+Every pixel is a function of its Web Mercator position and of the simulator's clock only, so the
+Static Images API and the Raster Tiles API agree: a mosaic of raster tiles, cropped, shows the same
+ground as a static image of the same footprint, and a request is deterministic by (lat, lon, zoom,
+size, clock).
 
-The scene is boreal Canada: conifer/deciduous forest and muskeg with canopy texture, lakes, farmland
-parcels (green, yellow, ploughed brown, bare), clear-cuts, bare-ground patches, gravel and grid
-roads, towns, and clouds. Fires (``FireField``) add burn scars with ragged edges, unburned islands,
-a scorched rim, sometimes an active front and a smoke plume. Each fire varies by a hash of its
-location: some are small or only partly in view, some hidden under smoke, some show no smoke;
-brown fields, bare ground, clear-cuts and clouds are confounders in fire-free places.
+The scene is boreal Canada with the confounders real imagery has: conifer/deciduous forest with
+canopy texture and dark conifer stands, muskeg and wet soil, lakes (clear, dark, murky), farmland
+parcels (green, yellow, ploughed, wet, orange soils with rows of trees like an olive grove),
+clear-cuts, bare ground, asphalt (highways, gravel roads, towns with streets, parking lots, shadowed
+buildings and terracotta roofs), OLD burn scars (regrown: soft edges, green regrowth and snags, no rim,
+front or smoke; they are a property of the ground, so they lie in fire and fire-free places alike),
+terrain shadows in hilly regions, clouds with their shadows, and haze. Foliage follows the day of the
+year (light spring green, summer green, yellow/orange/red autumn deciduous stands).
+
+Fires (``FireField``) add fresh burn scars: char with ash, unburned islands, a scorched rim, an active
+front line on the char's downwind edge and a smoke plume drawn from the front along the wind. Each
+fire is drawn at its area at the clock: nothing before its start, growing with its reported
+hectares; once under control the front and then the plume fade, and after it is out the scar stays.
+The colours, brightness and textures of these signs all occur elsewhere (char ≈ asphalt, wet soil,
+dark conifer, old scars; the rim ≈ ploughed soil; the front ≈ orange soil, roofs, autumn leaves; smoke
+≈ haze and cloud), so what tells a fire apart is its spatial structure: char ringed by a scorched rim
+with a bright line along its edge and a plume growing from one point. ``benchmarks/imagery.md``
+measures how much a classifier on global image statistics gets from these scenes, against the CNN.
 
 Noise is value noise evaluated separably on the pixel grid (lattice hashes on a small grid, linear
-interpolation along x then y), so a 350×350 image takes a few milliseconds with numpy.
+interpolation along x then y); layers are evaluated at full resolution only where a coarse bound
+says they can appear, so a 350×350 image takes a few tens of milliseconds with numpy.
 """
 
 from __future__ import annotations
@@ -20,6 +34,8 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -108,35 +124,96 @@ def _put(img: np.ndarray, mask: np.ndarray, colour) -> None:
         img[ch][mask] = colour[ch]
 
 
+DEFAULT_DAY_OF_YEAR = 196  # mid-July: the look of an image rendered without a clock
+FRONT_M = 6.0  # half-width of the flame line, ground metres
+MIN_RADIUS_M = 30.0  # a fire is drawn at least this big (ground metres of radius): a new fire's first signs
+
+
 @dataclass(frozen=True)
 class Fire:
+    """A fire the imagery shows. Without ``start`` it is always drawn at ``hectares`` (active);
+    with ``start`` nothing is drawn before it, then it grows to ``hectares`` over ``growth_h``
+    hours (0: at once). ``season`` (a ``simulators.cwfis.season.SeasonFire``) overrides both: the
+    fire is drawn at the area and stage CWFIS reports at the clock, and its scar stays once out."""
+
     lat: float
     lon: float
     hectares: float | None = None
+    start: datetime | None = None
+    growth_h: float = 0.0
+    season: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def max_hectares(self) -> float:
+        if self.season is not None:
+            return float(self.season.final_hectares)
+        return self.hectares if self.hectares and self.hectares > 0 else 5.0
 
 
-def _fire_params(fire: Fire) -> dict:
-    """Per-fire appearance from a hash of its location (deterministic, varied)."""
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def fire_at(fire: Fire, at: datetime | None) -> tuple[float, str] | None:
+    """(hectares, stage) of ``fire`` as drawn at ``at``; None when nothing is drawn yet.
+
+    Stages: OC/BH (active: front and plume), UC (smouldering: a thin plume), EX and OUT (the scar)."""
+    if fire.season is not None:
+        f = fire.season
+        if at is None:
+            return float(f.final_hectares), "OC"
+        from simulators.cwfis.season import fire_state
+
+        at = _utc(at)
+        if at < f.start:
+            return None
+        state = fire_state(f, at)
+        if state is None:  # out and no longer reported: the scar stays at its last reported size
+            last = fire_state(f, f.out)
+            return (last.hectares if last else float(f.final_hectares)), "OUT"
+        return float(state.hectares), state.stage
+    ha = fire.hectares if fire.hectares and fire.hectares > 0 else 5.0
+    if fire.start is None or at is None:
+        return ha, "OC"
+    age_h = (_utc(at) - _utc(fire.start)).total_seconds() / 3600.0
+    if age_h < 0:
+        return None
+    if fire.growth_h > 0:
+        ha = max(0.01, ha * min(1.0, age_h / fire.growth_h))
+    return ha, "OC"
+
+
+_STAGE_FRONT = {"OC": 1.0, "BH": 0.6, "UC": 0.0, "EX": 0.0, "OUT": 0.0}
+_STAGE_SMOKE = {"OC": 1.0, "BH": 0.7, "UC": 0.3, "EX": 0.0, "OUT": 0.0}
+
+
+def _radius(hectares: float) -> float:
+    r = math.sqrt(max(hectares, 0.01) * 10_000 / math.pi) * K
+    return min(max(r, MIN_RADIUS_M * K), 6000.0 * K)
+
+
+def _fire_look(fire: Fire) -> dict:
+    """The size-independent part of a fire's appearance, from a hash of its location."""
     digest = hashlib.sha256(f"{fire.lat:.5f},{fire.lon:.5f}".encode()).digest()
     u = [b / 255.0 for b in digest[:12]]
-    ha = fire.hectares if fire.hectares and fire.hectares > 0 else 5.0
-    radius = math.sqrt(ha * 10_000 / math.pi) * K
-    radius = min(max(radius, 25.0 * K), 6000.0 * K)
-    kind = "normal"
-    smoke = 0.15 + 0.6 * u[1]
-    if u[0] < 0.15:  # a fresh spot fire: small scar, no smoke
-        kind, radius, smoke = "spot", radius * 0.3, 0.0
-    elif u[0] < 0.28:  # under a thick plume
-        kind, smoke = "smoky", 0.75 + 0.2 * u[1]
-    elif u[0] < 0.40:  # smouldering, no plume
-        smoke = 0.0
-    off_r = radius * 0.7 * u[2]
-    off_a = 2 * math.pi * u[3]
     return {
-        "radius": radius, "kind": kind, "smoke": smoke,
-        "dx": off_r * math.cos(off_a), "dy": off_r * math.sin(off_a),
-        "wind": 2 * math.pi * u[4], "active": u[5] < 0.5, "seed": int.from_bytes(digest[12:16], "big"),
-        "plume_len": max(radius * (2.5 + 2 * u[6]), 900.0 * K),
+        "off": 0.45 * u[2], "off_a": 2 * math.pi * u[3], "wind": 2 * math.pi * u[4],
+        "front": u[5] < 0.85 or u[0] >= 0.85,  # a few fires show no flame line (under the smoke)
+        "smoke": (0.0 if 0.85 <= u[0] < 0.97 else 0.35 + 0.5 * u[1]),  # some show no plume
+        "arc": 0.45 + 0.45 * u[7], "plume": 2.5 + 2 * u[6],
+        "seed": int.from_bytes(digest[12:16], "big"),
+    }
+
+
+def _fire_params(look: dict, hectares: float, stage: str) -> dict:
+    radius = _radius(hectares)
+    off_r = radius * look["off"]
+    front = _STAGE_FRONT.get(stage, 0.0) if look["front"] else 0.0
+    return {
+        "radius": radius, "stage": stage, "seed": look["seed"], "wind": look["wind"],
+        "dx": off_r * math.cos(look["off_a"]), "dy": off_r * math.sin(look["off_a"]),
+        "front": front * look["arc"], "smoke": look["smoke"] * _STAGE_SMOKE.get(stage, 0.0),
+        "plume_len": max(radius * look["plume"], 700.0 * K),
     }
 
 
@@ -151,22 +228,46 @@ class FireField:
 
     def set(self, fires: list[Fire]) -> None:
         self.fires = list(fires)
-        self._params = [_fire_params(f) for f in self.fires]
+        self._looks = [_fire_look(f) for f in self.fires]
         xy = [lonlat_to_mercator_m(f.lat, f.lon) for f in self.fires]
         self._x = np.array([p[0] for p in xy], dtype=np.float64)
         self._y = np.array([p[1] for p in xy], dtype=np.float64)
-        self._reach = np.array([p["radius"] * 1.6 + p["plume_len"] for p in self._params])
+        big = [_fire_params(look, f.max_hectares, "OC") for f, look in zip(self.fires, self._looks, strict=True)]
+        self._reach = np.array([p["radius"] * 1.6 + p["plume_len"] for p in big])
 
-    def near(self, cx: float, cy: float, half: float) -> list[tuple[float, float, dict]]:
+    def near(self, cx: float, cy: float, half: float,
+             at: datetime | None = None) -> list[tuple[float, float, dict]]:
+        """The fires that can show within ``half`` of (cx, cy) at ``at``, with their look then."""
         if not self.fires:
             return []
         close = (np.abs(self._x - cx) < half + self._reach) & (np.abs(self._y - cy) < half + self._reach)
-        return [(self._x[i], self._y[i], self._params[i]) for i in np.nonzero(close)[0]]
+        out = []
+        for i in np.nonzero(close)[0]:
+            view = fire_at(self.fires[i], at)
+            if view is not None:
+                out.append((self._x[i], self._y[i], _fire_params(self._looks[i], *view)))
+        return out
+
+
+def day_of_year(at: datetime | None) -> int:
+    return DEFAULT_DAY_OF_YEAR if at is None else _utc(at).timetuple().tm_yday
+
+
+def _season_palette(doy: int) -> tuple[list, float]:
+    """Forest colours (dark, mid, light stands) for the day of the year, and the autumn share."""
+    spring = float(np.clip((165 - doy) / 45, 0, 1))
+    autumn = float(np.clip((doy - 232) / 30, 0, 1))
+    summer = ((26, 44, 28), (60, 80, 42), (90, 92, 62))
+    early = ((34, 50, 30), (84, 100, 50), (128, 136, 70))
+    pal = [tuple(s * (1 - spring) + e * spring for s, e in zip(sc, ec, strict=True))
+           for sc, ec in zip(summer, early, strict=True)]
+    return pal, autumn
 
 
 def render(mx0: float, my0: float, step: float, width: int, height: int,
-           fires: FireField | None = None) -> np.ndarray:
-    """RGB uint8 (height, width, 3) image whose top-left corner is at Mercator metres (mx0, my0)."""
+           fires: FireField | None = None, at: datetime | None = None) -> np.ndarray:
+    """RGB uint8 (height, width, 3) image whose top-left corner is at Mercator metres (mx0, my0),
+    as the ground looks at ``at`` (None: a mid-July day, every fire at its given size)."""
     xs = mx0 + (np.arange(width) + 0.5) * step
     ys = my0 - (np.arange(height) + 0.5) * step
     n = lambda cell, seed: value_noise(xs, ys, cell * K, seed)  # noqa: E731
@@ -180,6 +281,8 @@ def render(mx0: float, my0: float, step: float, width: int, height: int,
         margin = sum(1.5 * w * stride * step / (c * K) for w, c, _ in octaves)
         return float(v.min()) - margin, float(v.max()) + margin
 
+    doy = day_of_year(at)
+    palette, autumn = _season_palette(doy)
     veg = 0.75 * n(260, 4) + 0.25 * n(45, 14)
     tex = 0.6 * n(5, 5) + 0.4 * n(1.8, 7)
     bright = 0.55 + 0.9 * tex
@@ -187,12 +290,26 @@ def render(mx0: float, my0: float, step: float, width: int, height: int,
     w1 = np.clip((veg - 0.40) / 0.12, 0, 1)
     w2 = np.clip((veg - 0.68) / 0.10, 0, 1)
     img = np.empty((3, height, width), np.float32)
-    for ch, (c0, c1, c2) in enumerate(zip((26, 44, 28), (60, 80, 42), (90, 92, 62), strict=True)):
+    for ch, (c0, c1, c2) in enumerate(zip(*palette, strict=True)):
         plane = img[ch]
         np.multiply(w1, np.float32(c1 - c0), out=plane)
         plane += np.float32(c0)
         plane += (np.float32(c2) - plane) * w2
         plane *= bright
+    if autumn > 0:  # deciduous stands turn yellow, orange and red, stand by stand
+        stand = cell_hash(xs, ys, 30 * K, 26 * K, 30)
+        leaf = np.array([[196, 150, 48], [208, 118, 40], [170, 70, 42], [150, 140, 60]], np.float32)
+        lc = np.moveaxis(leaf[np.minimum((stand * 4).astype(np.int64), 3)], -1, 0) * bright[None]
+        _lerp(img, lc, (w2 * autumn * np.clip(n(90, 31) * 1.6 - 0.2, 0, 1)).astype(np.float32))
+
+    # Dark conifer stands: near-black crowns with deep shadows between them, some almost grey.
+    if bounds((1.0, 380, 32))[1] > 0.60:
+        con = np.clip((n(380, 32) - 0.60) / 0.06, 0, 1)
+        if con.any():
+            grey = np.clip(n(1200, 33) * 1.4 - 0.3, 0, 1)[None]
+            crown = (0.25 + 1.5 * tex * tex)[None]
+            dark = (_c((16, 26, 18)) * (1 - grey) + _c((30, 31, 29)) * grey) * crown
+            _lerp(img, dark, con)
 
     # Each layer is computed at full resolution only where the coarse bounds say it can appear.
     elev = None
@@ -206,9 +323,10 @@ def render(mx0: float, my0: float, step: float, width: int, height: int,
         farm = (n(2400, 8) > 0.62) & land
     if farm is not None and farm.any():
         parcel = cell_hash(xs, ys, 240 * K, 150 * K, 20)
-        palette = np.array([[86, 118, 50], [112, 140, 60], [168, 158, 92], [122, 96, 70], [150, 132, 102],
-                            [96, 110, 58]], np.float32)
-        pc = palette[np.minimum((parcel * len(palette)).astype(np.int64), len(palette) - 1)]
+        palette_f = np.array([[86, 118, 50], [112, 140, 60], [168, 158, 92], [122, 96, 70], [150, 132, 102],
+                              [96, 110, 58], [196, 120, 70], [62, 54, 46], [176, 104, 62], [74, 66, 56]],
+                             np.float32)
+        pc = palette_f[np.minimum((parcel * len(palette_f)).astype(np.int64), len(palette_f) - 1)]
         rows = 0.9 + 0.2 * n(4, 21)
         pcp = np.moveaxis(pc, -1, 0) * rows[None]
         img = np.where(farm[None], pcp, img)
@@ -217,6 +335,16 @@ def render(mx0: float, my0: float, step: float, width: int, height: int,
         forest = land & ~farm
     else:
         forest = land
+    # Orange soils with rows of dark trees (an olive grove, an orchard on red earth).
+    if bounds((1.0, 700, 35))[1] > 0.78:
+        grove = np.clip((n(700, 35) - 0.78) / 0.02, 0, 1) * land
+        if grove.any():
+            soil = _c((198, 122, 72)) * (0.85 + 0.3 * n(30, 36))[None]
+            gx = np.mod(xs, 7 * K) < 3 * K
+            gy = np.mod(ys, 7 * K) < 3 * K
+            trees = (gx[None, :] & gy[:, None]).astype(np.float32) * 0.85
+            _lerp(soil, (40, 48, 28), trees)
+            _lerp(img, soil, grove.astype(np.float32))
     cut = cell_hash(xs, ys, 180 * K, 120 * K, 22)
     clearcut = forest & (cut > 0.93) & (veg < 0.68)
     if clearcut.any():
@@ -227,41 +355,70 @@ def render(mx0: float, my0: float, step: float, width: int, height: int,
         bare_m = np.clip((n(110, 9) - 0.80) / 0.04, 0, 1) * land
         if bare_m.any():
             _lerp(img, _c((142, 124, 98)) * (0.85 + 0.3 * tex)[None], bare_m)
+    # Muskeg and wet soil: dark, nearly grey, with pale specks of dead grass.
+    if bounds((1.0, 160, 37))[1] > 0.78:
+        wet = np.clip((n(160, 37) - 0.78) / 0.05, 0, 1) * land
+        if wet.any():
+            mud = np.empty_like(img)
+            mud[:] = _c((40, 37, 33))
+            _lerp(mud, (104, 100, 92), np.clip(n(3, 38) * 2.2 - 1.3, 0, 1))
+            mud *= (0.8 + 0.4 * tex)[None]
+            _lerp(img, mud, wet)
     lo, hi = bounds((1.0, 900, 10))
     if lo < 0.505 and hi > 0.495:
         gravel = (np.abs(n(900, 10) - 0.5) < 0.005) & forest
         _put(img, gravel, (150, 141, 118))
+    lo, hi = bounds((1.0, 3000, 39))
+    if lo < 0.503 and hi > 0.497:  # paved highways: asphalt with a pale centre line
+        hw = np.abs(n(3000, 39) - 0.5)
+        _put(img, (hw < 0.003) & land, (58, 58, 61))
+        _put(img, (hw < 0.0003) & land, (190, 186, 160))
 
-    if bounds((1.0, 2200, 11))[1] > 0.80:
-        town = (n(2200, 11) > 0.80) & land
+    if bounds((1.0, 2200, 11))[1] > 0.74:
+        town = (n(2200, 11) > 0.74) & land
         if town.any():
-            roof = cell_hash(xs, ys, 16 * K, 14 * K, 23)
-            roofs = np.array([[170, 160, 150], [120, 72, 60], [90, 92, 98], [200, 198, 190]], np.float32)
-            rc = np.moveaxis(roofs[np.minimum((roof * 4).astype(np.int64), 3)], -1, 0)
-            t = np.where((roof > 0.35)[None], rc, _c((84, 110, 62)))
-            street = (np.mod(xs, 110 * K) < 11 * K)[None, :] | (np.mod(ys, 90 * K) < 10 * K)[:, None]
-            t = np.where(street[None], _c((96, 96, 98)), t)
-            img = np.where(town[None], t, img)
+            img = _town(img, xs, ys, town, n(2200, 11), tex)
+
+    # Old burn scars, regrown: a property of the ground, in fire and fire-free places alike.
+    img = _old_scars(img, xs, ys, step, land, tex)
 
     if elev is not None:
         water = ~land
         depth = np.clip((0.28 - elev) / 0.06, 0, 1)
+        murk = np.clip(n(3000, 40) * 2 - 0.6, 0, 1)[None]
         wc = np.empty_like(img)
-        wc[:] = _c((44, 62, 58))
-        _lerp(wc, (16, 30, 42), depth)
+        wc[:] = _c((44, 62, 58)) * (1 - murk) + _c((52, 54, 50)) * murk
+        _lerp(wc, (16, 24, 30), depth)
         wc *= (0.95 + 0.1 * tex)[None]
         img = np.where(water[None], wc, img)
 
+    # Terrain shadows in hilly regions: slopes facing away from the sun are darker.
+    if bounds((1.0, 9000, 41))[1] > 0.45:
+        relief = np.clip((n(9000, 41) - 0.45) / 0.25, 0, 1)
+        if relief.any():
+            h = 60.0 * K
+            e0 = 0.7 * n(600, 42) + 0.3 * n(140, 43)
+            e1 = 0.7 * value_noise(xs + h, ys + h, 600 * K, 42) + 0.3 * value_noise(xs + h, ys + h, 140 * K, 43)
+            shade = np.clip(1.0 - relief * 6.0 * (e0 - e1), 0.35, 1.25)
+            img *= shade[None]
+
     if fires is not None:
         cx, cy = mx0 + width * step / 2, my0 - height * step / 2
-        for fx, fy, p in fires.near(cx, cy, max(width, height) * step / 2):
+        for fx, fy, p in fires.near(cx, cy, max(width, height) * step / 2, at):
             img = _burn(img, xs, ys, fx, fy, p, tex)
 
-    if bounds((1.0, 1500, 12))[1] > 0.78:
-        ca = np.clip((n(1500, 12) - 0.78) / 0.12, 0, 0.9)
+    if bounds((1.0, 1500, 12))[1] > 0.74:
+        shadow = np.clip((value_noise(xs + 220 * K, ys + 160 * K, 1500 * K, 12) - 0.74) / 0.12, 0, 1)
+        if shadow.any():  # the clouds' shadows, offset from them by the sun's angle
+            img *= (1.0 - 0.5 * shadow)[None]
+        ca = np.clip((n(1500, 12) - 0.74) / 0.12, 0, 0.9)
         if ca.any():
             ca = ca * (0.6 + 0.4 * n(150, 13))
             _lerp(img, (232, 232, 236), ca)
+    if bounds((1.0, 20000, 44))[1] > 0.5:
+        haze = np.clip((n(20000, 44) - 0.5) / 0.3, 0, 1) * 0.5
+        if haze.any():
+            _lerp(img, (196, 200, 206), (haze * (0.8 + 0.4 * n(400, 45))).astype(np.float32))
     # Sensor grain, anchored to the world pixel grid of this scale (same in tiles and static images).
     gx = np.floor(xs / step).astype(np.int64)
     gy = np.floor(ys / step).astype(np.int64)
@@ -275,12 +432,91 @@ def render(mx0: float, my0: float, step: float, width: int, height: int,
     return out
 
 
+def _buildings(xs, ys, bx, by, empty, ground, seed):
+    """Buildings on a (bx × by) lot grid: roofs from a palette, each casting a shadow to one side."""
+    roof = cell_hash(xs, ys, bx, by, seed)
+    fx = (np.mod(xs, bx) / bx)[None, :]
+    fy = (np.mod(ys, by) / by)[:, None]
+    roofs = np.array([[170, 160, 150], [178, 94, 58], [90, 92, 98], [200, 198, 190], [190, 110, 64],
+                      [64, 64, 68], [226, 222, 212]], np.float32)
+    rc = np.moveaxis(roofs[np.minimum((roof * 7).astype(np.int64), 6)], -1, 0)
+    built = roof > empty
+    inside = (fx > 0.12) & (fx < 0.78) & (fy > 0.25) & (fy < 0.9)
+    shadow = (fx >= 0.78) & (fx < 0.98) & (fy > 0.1) & (fy < 0.9)
+    t = np.where((built & inside)[None], rc, ground)
+    return np.where((built & shadow)[None], _c((34, 36, 40)), t)
+
+
+def _town(img, xs, ys, town, core_noise, tex):
+    """Streets, parking lots with cars, buildings with shadows (grey, white, dark, terracotta roofs)."""
+    t = _buildings(xs, ys, 16 * K, 14 * K, 0.3, _c((84, 110, 62)), 23)
+    core = (core_noise > 0.82)[None]  # a dense centre: concrete, small blocks, deep shadows
+    if core.any():
+        t = np.where(core, _buildings(xs, ys, 12 * K, 10 * K, 0.05, _c((150, 146, 138)), 26), t)
+    block = cell_hash(xs, ys, 110 * K, 90 * K, 24)
+    lot = (block < 0.22)[None]
+    if lot.any():  # parking: asphalt with rows of cars
+        cars = cell_hash(xs, ys, 2.8 * K, 5.5 * K, 25)
+        car_c = np.array([[210, 210, 214], [30, 30, 34], [150, 30, 30], [120, 124, 130], [200, 200, 196]],
+                         np.float32)
+        cc = np.moveaxis(car_c[np.minimum((cars * 5).astype(np.int64), 4)], -1, 0)
+        parked = ((cars > 0.45) & (np.mod(ys, 5.5 * K) > 0.8 * K)[:, None]
+                  & (np.mod(xs, 2.8 * K) > 0.5 * K)[None, :])[None]
+        lot_c = np.where(parked, cc, _c((66, 66, 68)) * (0.9 + 0.2 * tex)[None])
+        t = np.where(lot, lot_c, t)
+    street = (np.mod(xs, 110 * K) < 11 * K)[None, :] | (np.mod(ys, 90 * K) < 10 * K)[:, None]
+    t = np.where(street[None], _c((78, 78, 80)), t)
+    return np.where(town[None], t, img)
+
+
+SCAR_CELL = 2600.0 * K  # one old scar at most per cell (ground metres × K)
+SCAR_SHARE = 0.35  # share of cells with an old scar
+
+
+def _old_scars(img, xs, ys, step, land, tex):
+    reach = 1000.0 * K * 1.5
+    i0, i1 = int(math.floor((xs[0] - reach) / SCAR_CELL)), int(math.floor((xs[-1] + reach) / SCAR_CELL))
+    j0, j1 = int(math.floor((ys[-1] - reach) / SCAR_CELL)), int(math.floor((ys[0] + reach) / SCAR_CELL))
+    for i in range(i0, i1 + 1):
+        for j in range(j0, j1 + 1):
+            u = [float(hash2(np.array(i), np.array(j), 60 + k)) for k in range(6)]
+            if u[0] >= SCAR_SHARE:
+                continue
+            cx, cy = (i + u[1]) * SCAR_CELL, (j + u[2]) * SCAR_CELL
+            r = (80 + 900 * u[3] ** 2) * K
+            cols = np.nonzero(np.abs(xs - cx) < 1.6 * r)[0]
+            rows = np.nonzero(np.abs(ys - cy) < 1.6 * r)[0]
+            if not cols.size or not rows.size:
+                continue
+            c0, c1, r0, r1 = cols[0], cols[-1] + 1, rows[0], rows[-1] + 1
+            sx, sy = xs[c0:c1], ys[r0:r1]
+            seed = 1000 + (i * 7919 + j * 104729) % 100000
+            d = np.sqrt(((sx - cx) ** 2)[None, :] + ((sy - cy) ** 2)[:, None]).astype(np.float32) / np.float32(r)
+            rag = d + 0.5 * (value_noise(sx, sy, r * 0.55, seed) - 0.5) \
+                + 0.15 * (value_noise(sx, sy, max(r * 0.12, 8 * K), seed + 1) - 0.5)
+            m = np.clip((1.0 - rag) / 0.35, 0, 1) * land[r0:r1, c0:c1]
+            if not m.any():
+                continue
+            green = 0.15 + 0.5 * u[4]  # years of regrowth
+            sub = img[:, r0:r1, c0:c1]
+            stex = tex[r0:r1, c0:c1]
+            col = np.empty_like(sub)
+            col[:] = _c((44, 41, 37))
+            _lerp(col, (108, 104, 96), np.clip(value_noise(sx, sy, 3 * K, seed + 2) * 2.2 - 1.25, 0, 1))
+            regrow = np.clip((value_noise(sx, sy, 6 * K, seed + 3) - (1 - green)) / 0.12, 0, 1)
+            _lerp(col, (70, 98, 50), regrow)
+            col *= (0.75 + 0.5 * stex)[None]
+            _lerp(sub, col, m * (0.75 + 0.25 * u[5]))
+    return img
+
+
 def _burn(img, xs, ys, fx, fy, p, tex):
     r = p["radius"]
     seed = p["seed"]
     dx = (xs - (fx + p["dx"])).astype(np.float32)
     dy = (ys - (fy + p["dy"])).astype(np.float32)
-    # The scar (ragged distance < 1.12 for the rim) lies within 1.5 radii of its centre.
+    ux, uy = math.cos(p["wind"]), math.sin(p["wind"])
+    # The scar (ragged distance < 1.2 for the rim) lies within 1.5 radii of its centre.
     cols = np.nonzero(np.abs(dx) < 1.5 * r)[0]
     rows = np.nonzero(np.abs(dy) < 1.5 * r)[0]
     if cols.size and rows.size:
@@ -288,34 +524,40 @@ def _burn(img, xs, ys, fx, fy, p, tex):
         sx, sy, sdx, sdy = xs[c0:c1], ys[r0:r1], dx[c0:c1], dy[r0:r1]
         sub = img[:, r0:r1, c0:c1]
         stex = tex[r0:r1, c0:c1]
-        d = np.sqrt(sdx[None, :] ** 2 + sdy[:, None] ** 2) / np.float32(r)
+        dist = np.sqrt(sdx[None, :] ** 2 + sdy[:, None] ** 2)
+        d = dist / np.float32(r)
         rag = d + 0.5 * (value_noise(sx, sy, r * 0.55, seed) - 0.5) \
             + 0.15 * (value_noise(sx, sy, max(r * 0.12, 8 * K), seed + 1) - 0.5)
-        burn = np.clip((1.0 - rag) / 0.12, 0, 1)
+        burn = np.clip((1.0 - rag) / 0.06, 0, 1)
         islands = value_noise(sx, sy, max(r * 0.08, 12 * K), seed + 2) > 0.80
-        burn *= np.where(islands, np.float32(0.25), np.float32(1.0))
-        ash = np.clip(value_noise(sx, sy, 9 * K, seed + 3) * 1.4 - 0.4, 0, 1)
+        burn *= np.where(islands, np.float32(0.2), np.float32(1.0))
+        ash = np.clip(value_noise(sx, sy, 3 * K, seed + 3) * 2.2 - 1.25, 0, 1)
         char = np.empty_like(sub)
         char[:] = _c((30, 27, 25))
-        _lerp(char, (98, 90, 84), ash)
+        _lerp(char, (112, 108, 100), ash)
         char *= (0.8 + 0.4 * stex)[None]
-        rim = np.clip(1 - np.abs(rag - 1.0) / 0.12, 0, 1) * 0.7
-        _lerp(sub, (118, 84, 52), rim)
+        rim = np.clip(1 - np.abs(rag - 1.06) / 0.08, 0, 1) * 0.85
+        _lerp(sub, (126, 84, 50), rim)
         _lerp(sub, char, burn)
-        if p["active"]:
-            front = (np.abs(rag - 1.0) < 0.025) & (stex > 0.55)
-            _put(sub, front, (236, 128, 42))
-    if p["smoke"] > 0:
-        ux, uy = math.cos(p["wind"]), math.sin(p["wind"])
+        if p["front"] > 0:  # the flame line: the downwind part of the char's edge
+            cosang = (sdx[None, :] * ux + sdy[:, None] * uy) / np.maximum(dist, 1e-3)
+            arc = cosang > 1 - 2 * p["front"]
+            band = np.abs(rag - 1.0) * np.float32(r / K)  # ground metres from the edge
+            glow = np.clip(1 - band / FRONT_M, 0, 1) * arc
+            _lerp(sub, (236, 126, 40), glow.astype(np.float32))
+            core = (band < FRONT_M * 0.35) & arc
+            _put(sub, core, (255, 204, 92))
+    if p["smoke"] > 0:  # the plume grows from the front's downwind point along the wind
         L = p["plume_len"]
-        ox, oy = (dx + p["dx"]) / L, (dy + p["dy"]) / L  # plume from the reported location
+        ox = (dx - ux * 0.9 * r) / L
+        oy = (dy - uy * 0.9 * r) / L
         along = ox[None, :] * ux + oy[:, None] * uy
         perp = -ox[None, :] * uy + oy[:, None] * ux
         a = np.clip(along, 0, None)
-        dens = p["smoke"] * np.exp(-(perp / (0.12 + 0.35 * a)) ** 2 - a / 1.2)
-        dens *= np.clip((along + 0.08) / 0.08, 0, 1)
+        dens = p["smoke"] * np.exp(-(perp / (0.04 + 0.3 * a)) ** 2 - a / 1.2)
+        dens *= np.clip((along + 0.03) / 0.03, 0, 1)
         if float(dens.max()) > 0.004:
-            dens *= 0.55 + 0.9 * value_noise(xs, ys, 160 * K, seed + 4)
+            dens *= 0.6 + 0.8 * value_noise(xs, ys, 60 * K, seed + 4)
             _lerp(img, (206, 204, 200), np.clip(dens, 0, 0.95).astype(np.float32))
     return img
 
@@ -331,19 +573,23 @@ WORLD_M = 2 * math.pi * 6_378_137.0
 
 
 def render_static(lat: float, lon: float, zoom: float, width: int, height: int, *, retina: bool = False,
-                  fires: FireField | None = None) -> np.ndarray:
+                  fires: FireField | None = None, at: datetime | None = None) -> np.ndarray:
     """The Static Images API's picture: (lon, lat) at the centre, 512-px tile scale at ``zoom``."""
     scale = 2 if retina else 1
     step = WORLD_M / (512 * 2.0 ** zoom) / scale
     cx, cy = lonlat_to_mercator_m(lat, lon)
     w, h = width * scale, height * scale
-    return render(cx - w * step / 2, cy + h * step / 2, step, w, h, fires)
+    return render(cx - w * step / 2, cy + h * step / 2, step, w, h, fires, at)
 
 
-def render_tile(z: int, x: int, y: int, tile_px: int, fires: FireField | None = None) -> np.ndarray:
+def render_tile(z: int, x: int, y: int, tile_px: int, fires: FireField | None = None,
+                at: datetime | None = None) -> np.ndarray:
     """One XYZ raster tile (``tile_px`` 256, or 512 for ``@2x``)."""
     span = WORLD_M / 2.0 ** z
     step = span / tile_px
     mx0 = -WORLD_M / 2 + x * span
     my0 = WORLD_M / 2 - y * span
-    return render(mx0, my0, step, tile_px, tile_px, fires)
+    return render(mx0, my0, step, tile_px, tile_px, fires, at)
+
+
+__all__ = ["Fire", "FireField", "blank", "day_of_year", "fire_at", "render", "render_static", "render_tile"]
