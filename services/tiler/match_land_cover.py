@@ -6,18 +6,18 @@ cut into 4×4-pixel blocks, and each block is classified by simple rules on its 
 texture (the spread of brightness inside the block). Blocks average away sensor grain and JPEG
 noise; texture separates a canopy (rough) from a field or a lake (smooth) where colour alone cannot.
 
-The rules, in order (``r, g, b`` the block's mean colour, ``L`` its mean brightness, ``cv`` the
-brightness spread over ``L``, ``chroma`` = max − min of ``r, g, b``):
-
-First a veil of haze over the whole image is removed (:func:`dehaze`, the dark-channel prior).
+First a veil of haze is removed (:func:`dehaze`, the dark-channel prior, per 32-px patch). Then
+the rules, in order of precedence (``r, g, b`` the block's mean colour, ``L`` its mean brightness,
+``cv`` the brightness spread over ``L``, ``chroma`` = max − min of ``r, g, b``):
 
 * ``unknown`` — bright and neutral (cloud, smoke, haze, snow: chroma < 40 and ``min(r,g,b) > 170``,
-  or the block's darkest value above 95, or smooth and L ≥ 110), or
-  dark and neutral (char of a burn scar, deep shadow: ``L < 55``, chroma < 14, not blue). The
-  picture cannot say what ground lies there; these blocks are left out of the comparison, so a
-  fire's own scar or plume does not make its cover look unlike its neighbours'.
-* ``water`` — in areas at least three blocks wide (a morphological opening), smooth (cv < 0.16), not bright (L < 150), blue at least as much as green less a
-  little and clearly more than red (``b > r + 6``, ``b >= 0.88 g``).
+  or the block's darkest value above 95, or smooth and L ≥ 110), or dark and neutral (char of a
+  burn scar, deep shadow, murky water: ``L < 55``, chroma < 14, not water). The picture cannot say
+  what ground lies there; these blocks are left out of the comparison, so a fire's own scar or
+  plume does not make its cover look unlike its neighbours'.
+* ``water`` — smooth (cv < 0.16, or a spread under 6 grey levels for dark water), not bright
+  (L < 150), blue clearly over red and about as much as green (``b > r + 8``, ``b >= 0.9 g``), in
+  areas at least three blocks wide (a morphological opening: a shadowed courtyard is no lake).
 * ``built`` — neutral grey (chroma < 30), not dark (L ≥ 60) and rough (cv ≥ 0.1): roofs, streets.
 * ``forest`` — green (``g > r + 3``, ``g > b + 8``) and dark (L < 70) or rough (cv ≥ 0.14).
 * ``open`` — green and smooth: crops, grass, meadows.
@@ -68,19 +68,40 @@ class LandCover:
 
 
 HAZE_RGB = np.array([198, 200, 204], np.float32)  # the colour thin cloud and haze tend to
-CLEAR_DARK = 12.0  # the darkest values of a clear image (shadows, water, conifers)
+CLEAR_DARK = 5.0  # the darkest values of a clear image (shadows, water, conifers, grain)
+HAZE_WINDOW_PX = 32
+MAX_HAZE = 0.7
 
 
-def dehaze(rgb: np.ndarray) -> np.ndarray:
-    """Undo a haze veil that lies over the whole image (dark-channel prior): a clear image has
-    pixels with one channel near black; haze lifts them all by ``a·(A − dark)``. ``a`` is read from
-    the 2nd percentile of the darkest channel and the veil removed: ``(I − a·A) / (1 − a)``."""
+def dehaze(rgb: np.ndarray, window: int = HAZE_WINDOW_PX) -> np.ndarray:
+    """Undo a veil of haze (the dark-channel prior): in clear imagery every patch of some size holds
+    pixels with one channel near black; haze ``a`` lifts them to ``a·A``. ``a`` is read per
+    ``window``-px patch from the 5th percentile of the darkest channel, smoothed over the
+    neighbouring patches (haze varies slowly), capped at the whole image's estimate plus 0.08 (a
+    bright plain field has no dark pixel either), and the veil removed: ``(I − a·A) / (1 − a)``."""
     a = np.asarray(rgb, dtype=np.float32)[..., :3]
-    dark = float(np.percentile(a.min(axis=-1), 2))
-    alpha = min(max((dark - CLEAR_DARK) / (float(HAZE_RGB.min()) - CLEAR_DARK), 0.0), 0.7)
-    if alpha <= 0.02:
+    h, w = a.shape[:2]
+    rows, cols = max(1, h // window), max(1, w // window)
+    dark = a.min(axis=-1)
+    alpha = np.zeros((rows, cols), np.float32)
+    for r in range(rows):
+        for c in range(cols):
+            r1 = h if r == rows - 1 else (r + 1) * window
+            c1 = w if c == cols - 1 else (c + 1) * window
+            d = float(np.percentile(dark[r * window:r1, c * window:c1], 5))
+            alpha[r, c] = (d - CLEAR_DARK) / (float(HAZE_RGB.min()) - CLEAR_DARK)
+    # A bright plain field or roof has no dark pixel either: no patch may be hazier than the whole
+    # image's darkest values allow, plus a margin.
+    overall = (float(np.percentile(dark, 2)) - CLEAR_DARK) / (float(HAZE_RGB.min()) - CLEAR_DARK)
+    alpha = np.clip(np.minimum(alpha, overall + 0.08), 0.0, MAX_HAZE)
+    padded = np.pad(alpha, 1, mode="edge")
+    alpha = sum(padded[dy:dy + rows, dx:dx + cols] for dy in range(3) for dx in range(3)) / 9.0
+    if float(alpha.max()) <= 0.02:
         return a
-    return np.clip((a - alpha * HAZE_RGB) / (1.0 - alpha), 0, 255)
+    ry = np.minimum(np.arange(h) // window, rows - 1)
+    cx = np.minimum(np.arange(w) // window, cols - 1)
+    full = alpha[ry[:, None], cx[None, :]][..., None]
+    return np.clip((a - full * HAZE_RGB) / (1.0 - full), 0, 255)
 
 
 def classify_blocks(rgb: np.ndarray, block: int = BLOCK_PX) -> np.ndarray:
@@ -97,11 +118,12 @@ def classify_blocks(rgb: np.ndarray, block: int = BLOCK_PX) -> np.ndarray:
     mean = blocks.mean(axis=(1, 3))
     lum = blocks @ np.array([0.299, 0.587, 0.114], np.float32)
     L = lum.mean(axis=(1, 3))
-    cv = lum.std(axis=(1, 3)) / np.maximum(L, 1.0)
+    spread = lum.std(axis=(1, 3))
+    cv = spread / np.maximum(L, 1.0)
     r, g, b = mean[..., 0], mean[..., 1], mean[..., 2]
     chroma = mean.max(axis=-1) - mean.min(axis=-1)
 
-    water = _opening((cv < 0.16) & (L < 150) & (b > r + 8) & (b >= 0.9 * g))
+    water = _opening(((cv < 0.16) | (spread < 6)) & (L < 150) & (b > r + 8) & (b >= 0.9 * g))
     dark = blocks.min(axis=-1).min(axis=(1, 3))  # the block's darkest channel value: haze lifts it
     cloud = (chroma < 40) & ((mean.min(axis=-1) > 170) | (dark > 95) | ((L >= 110) & (cv < 0.1)))
     char = (L < 55) & (chroma < 14) & ~water
