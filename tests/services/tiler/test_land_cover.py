@@ -168,3 +168,44 @@ def test_split_settings_are_pinned_and_a_change_refuses_to_start(tmp_path):
     assert "\n" not in msg and str(path) in msg
     assert "EMBERWATCH_TILER_SPLIT_CELL_DEG is 1.0, pinned 1.5" in msg and "EMBERWATCH_TILER_SPLIT_TEST" in msg
     assert "EMBERWATCH_TILER_SPLIT_VAL" not in msg and "new EMBERWATCH_STATE_DIR" in msg
+
+
+# --- choosing (a stub fetcher: the images are what the test says) ------------------------------
+class _Images:
+    """Context images by place: the fire's forest, then the candidates' covers in their order."""
+
+    def __init__(self, fire_image: np.ndarray, candidates: list[np.ndarray]) -> None:
+        self.fire_image, self.candidates, self.calls = fire_image, list(candidates), []
+
+    async def fetch_context(self, lat: float, lon: float):
+        self.calls.append((lat, lon))
+        image = self.fire_image if len(self.calls) == 1 else self.candidates[len(self.calls) - 2]
+        return Image.fromarray(image)
+
+
+async def test_no_match_keeps_the_closest_land_candidate_and_counts_it(tmp_path):
+    from emberwatch.contracts import FireObserved
+    from services.tiler.choose_negatives import NegativeChooser
+    from services.tiler.settings import TilerSettings
+    from tests.services.tiler.harness import metric
+
+    forest = _patch((40, 70, 35), 0.5, size=128)
+    lake = _patch((30, 60, 90), size=128)
+    farm = _patch((110, 140, 60), 0.03, size=128)
+    half = farm.copy()
+    half[:, :64] = forest[:, :64]  # half forest: closer to the fire's cover, still beyond 0.35
+    s = TilerSettings(state_dir=tmp_path, tiler_negatives_per_fire=1, tiler_negative_cover_tries=3,
+                      tiler_negative_cover_tolerance=0.35)
+    images = _Images(forest, [lake, farm, half])
+    chooser = NegativeChooser(s, images, lambda *_: False)
+    event = FireObserved.create(producer="t", fire_key="ab:1", source="cwfis-csv", agency="ab", name="x",
+                                lat=55.0, lon=-115.0, change="new", snapshot_at=datetime(2026, 7, 1, tzinfo=UTC))
+    before = metric("emberwatch_tiler_negatives_chosen_total", how="fallback")
+    choice = await chooser.choose(event)
+    assert len(images.calls) == 4  # the fire and three candidates, no more
+    assert choice.places == [images.calls[3]]  # the half-forest one: the best land candidate
+    assert choice.audit["rejected"] == {"water": 1, "cover": 2} and choice.audit["fallback"] == 1
+    assert 0.35 < choice.audit["cover_distance"][0] < 0.7
+    assert metric("emberwatch_tiler_negatives_chosen_total", how="fallback") - before == 1
+    only_water = NegativeChooser(s, _Images(forest, [lake, lake, lake]), lambda *_: False)
+    assert (await only_water.choose(event)).places == []  # no land at all: fewer negatives
