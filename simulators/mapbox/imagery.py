@@ -125,8 +125,8 @@ def _put(img: np.ndarray, mask: np.ndarray, colour) -> None:
 
 
 DEFAULT_DAY_OF_YEAR = 196  # mid-July: the look of an image rendered without a clock
-FRONT_M = 6.0  # half-width of the flame line, ground metres
-MIN_RADIUS_M = 30.0  # a fire is drawn at least this big (ground metres of radius): a new fire's first signs
+FRONT_M = 10.0  # half-width of the flame line, ground metres
+MIN_RADIUS_M = 70.0  # a fire is drawn at least this big (ground metres of radius; ~1.5 ha): its first signs
 
 
 @dataclass(frozen=True)
