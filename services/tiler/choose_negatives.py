@@ -3,7 +3,9 @@
 Candidates come from :func:`~services.tiler.sample_negatives.candidate_places` (the fire's seeded
 sequence in the 10–50 km annulus, none near a known fire). With land-cover matching on, one small
 low-zoom context image is fetched around the fire and one around each candidate
-(``EMBERWATCH_TILER_CONTEXT_ZOOM`` / ``_SIZE_PX``, the same client, retries and rate-limit budget),
+(``EMBERWATCH_TILER_CONTEXT_ZOOM``; ``_CONTEXT_SIZE_PX`` 128 for a candidate, ``_FIRE_CONTEXT_SIZE_PX``
+256 for the fire, so the ground around a fresh scar and its plume is seen; the same client, retries
+and rate-limit budget),
 and each candidate is judged by ``services/tiler/match_land_cover.py``: rejected when its footprint
 is water, unreadable (cloud, smoke, char) or its cover differs from the fire's beyond the tolerance.
 
@@ -49,22 +51,22 @@ class NegativeChooser:
         self.fetcher = fetcher
         self.near_fire = near_fire
 
-    @property
-    def footprint(self) -> float:
+    def footprint(self, size_px: int) -> float:
         """A tile's width as a share of a context image's width."""
         s = self.s
-        return s.tiler_size_px / 2.0 ** (s.tiler_zoom - s.tiler_context_zoom) / s.tiler_context_size_px
+        return s.tiler_size_px / 2.0 ** (s.tiler_zoom - s.tiler_context_zoom) / size_px
 
-    async def cover(self, lat: float, lon: float) -> LandCover | None:
+    async def cover(self, lat: float, lon: float, size_px: int | None = None) -> LandCover | None:
         """The land cover around (lat, lon); None when its image is invalid, blank or refused."""
+        size_px = size_px or self.s.tiler_context_size_px
         try:
-            image = await self.fetcher.fetch_context(lat, lon)
+            image = await self.fetcher.fetch_context(lat, lon, size_px)
         except (ImageRejected, PermanentError) as exc:
             CONTEXT_IMAGES.labels("invalid").inc()
             log.warning("context image unusable", extra={"lat": lat, "lon": lon, "error": str(exc)[:120]})
             return None
         CONTEXT_IMAGES.labels("ok").inc()
-        return await asyncio.to_thread(land_cover, np.asarray(image), self.footprint)
+        return await asyncio.to_thread(land_cover, np.asarray(image), self.footprint(size_px))
 
     async def choose(self, fire: FireObserved) -> Choice:
         s = self.s
@@ -77,7 +79,7 @@ class NegativeChooser:
             places = sample_negatives(fire.fire_key, fire.lat, fire.lon, k=k, **kw)
             NEGATIVES_CHOSEN.labels("region_only").inc(len(places))
             return Choice(places, {"match": "region_only"})
-        fire_cover = await self.cover(fire.lat, fire.lon)
+        fire_cover = await self.cover(fire.lat, fire.lon, s.tiler_fire_context_size_px)
         candidates = candidate_places(fire.fire_key, fire.lat, fire.lon, **kw)
         budget = k * s.tiler_negative_cover_tries
         accepted: list[tuple[float, float, float | None]] = []
@@ -103,7 +105,7 @@ class NegativeChooser:
                     accepted.append((lat, lon, verdict.distance))
                 elif verdict is not None and verdict.reason == "cover":
                     near_misses.append((verdict.distance, tried, lat, lon))
-        how = "matched" if fire_cover is not None and fire_cover.readable else "unmatched"
+        how = "matched" if fire_cover is not None and fire_cover.readable_around_fire else "unmatched"
         NEGATIVES_CHOSEN.labels(how).inc(len(accepted))
         places = [(lat, lon) for lat, lon, _ in accepted]
         distances = [None if d is None else round(d, 3) for _, _, d in accepted]

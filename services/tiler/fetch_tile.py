@@ -64,12 +64,12 @@ class TileFetcher:
                 RETRIES.labels("image").inc()
         raise AssertionError("unreachable")
 
-    async def fetch_context(self, lat: float, lon: float) -> Image.Image:
-        """The context image of (lat, lon) (``context_zoom``, ``context_size_px``) as RGB: one
-        Static Images request, or the 1–4 raster tiles under it. Invalid images are not retried
-        (:class:`ImageRejected`: the caller moves on to another place)."""
+    async def fetch_context(self, lat: float, lon: float, size_px: int | None = None) -> Image.Image:
+        """The context image of (lat, lon) (``context_zoom``, ``size_px`` or ``context_size_px``) as
+        RGB: one Static Images request, or the 1–4 raster tiles under it. Invalid images are not
+        retried (:class:`ImageRejected`: the caller moves on to another place)."""
         cfg = self.config
-        size = cfg.context_size_px
+        size = size_px or cfg.context_size_px
         if cfg.mode == "raster":
             crop = await self._mosaic(lat, lon, cfg.context_zoom, size)
             return crop.convert("RGB")

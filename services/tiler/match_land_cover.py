@@ -11,14 +11,15 @@ the rules, in order of precedence (``r, g, b`` the block's mean colour, ``L`` it
 ``cv`` the brightness spread over ``L``, ``chroma`` = max − min of ``r, g, b``):
 
 * ``unknown`` — bright and neutral (cloud, smoke, haze, snow: chroma < 40 and ``min(r,g,b) > 170``,
-  or the block's darkest value above 95, or smooth and L ≥ 110), or dark and neutral (char of a
-  burn scar, deep shadow, murky water: ``L < 55``, chroma < 14, not water). The picture cannot say
+  or the block's darkest value above 95, or smooth and L ≥ 110), or dark-to-mid grey (char and ash
+  of a burn scar, asphalt, deep shadow, murky water: ``L < 80``, chroma < 14, not water). The picture cannot say
   what ground lies there; these blocks are left out of the comparison, so a fire's own scar or
   plume does not make its cover look unlike its neighbours'.
 * ``water`` — smooth (cv < 0.16, or a spread under 6 grey levels for dark water), not bright
   (L < 150), blue clearly over red and about as much as green (``b > r + 8``, ``b >= 0.9 g``), in
   areas at least three blocks wide (a morphological opening: a shadowed courtyard is no lake).
-* ``built`` — neutral grey (chroma < 30), not dark (L ≥ 60) and rough (cv ≥ 0.1): roofs, streets.
+* ``built`` — neutral grey (chroma < 30, not the grey above), not dark (L ≥ 60) and rough
+  (cv ≥ 0.1): roofs and streets.
 * ``forest`` — green (``g > r + 3``, ``g > b + 8``) and dark (L < 70) or rough (cv ≥ 0.14).
 * ``open`` — green and smooth: crops, grass, meadows.
 * ``bare`` — everything else on land: brown or tan soil, ploughed fields, clear-cuts, rock.
@@ -39,6 +40,7 @@ CLASSES = ("water", "forest", "open", "bare", "built")
 UNKNOWN = len(CLASSES)  # the class index of blocks that cannot be read
 BLOCK_PX = 4
 MAX_UNKNOWN = 0.7  # a place with more unknown blocks than this has no readable cover
+MAX_FIRE_UNKNOWN = 0.9  # a fire's own scar and plume may hide most of its context: 10 % known will do
 MAX_FOOTPRINT_UNKNOWN = 0.5  # a negative whose own footprint is mostly unreadable is not taken
 
 
@@ -54,6 +56,12 @@ class LandCover:
     @property
     def readable(self) -> bool:
         return bool(self.shares) and self.unknown <= MAX_UNKNOWN
+
+    @property
+    def readable_around_fire(self) -> bool:
+        """Readable enough to stand for a fire's ground: its scar and smoke are unknown blocks, so
+        the ground around them (at least a tenth of the image) is what is compared."""
+        return bool(self.shares) and self.unknown <= MAX_FIRE_UNKNOWN
 
     def dominant(self) -> str | None:
         return max(self.shares, key=self.shares.get) if self.shares else None
@@ -126,7 +134,7 @@ def classify_blocks(rgb: np.ndarray, block: int = BLOCK_PX) -> np.ndarray:
     water = _opening(((cv < 0.16) | (spread < 6)) & (L < 150) & (b > r + 8) & (b >= 0.9 * g))
     dark = blocks.min(axis=-1).min(axis=(1, 3))  # the block's darkest channel value: haze lifts it
     cloud = (chroma < 40) & ((mean.min(axis=-1) > 170) | (dark > 95) | ((L >= 110) & (cv < 0.1)))
-    char = (L < 55) & (chroma < 14) & ~water
+    char = (L < 80) & (chroma < 14) & ~water
     built = (chroma < 30) & (L >= 60) & (cv >= 0.1)
     green = (g > r + 3) & (g > b + 8)
     forest = green & ((L < 70) | (cv >= 0.14))
@@ -200,7 +208,7 @@ def judge(fire: LandCover | None, candidate: LandCover, *, tolerance: float, max
         return Verdict(False, "water", None)
     if not candidate.readable or candidate.footprint_unknown > MAX_FOOTPRINT_UNKNOWN:
         return Verdict(False, "unreadable", None)
-    if fire is None or not fire.readable:
+    if fire is None or not fire.readable_around_fire:
         return Verdict(True, "matched", None)
     d = cover_distance(fire, candidate)
     return Verdict(d <= tolerance, "matched" if d <= tolerance else "cover", d)

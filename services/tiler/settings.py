@@ -50,7 +50,11 @@ class TilerSettings(Settings):
         "none matches, the best-matching land candidate is kept (warning, metric).")
     tiler_context_zoom: int = Field(12, ge=0, le=22, description="Zoom of the land-cover context images.")
     tiler_context_size_px: int = Field(
-        128, ge=32, le=1280, description="Width and height of the land-cover context images (pixels).")
+        128, ge=32, le=1280, description="Width and height of a candidate negative's land-cover context image "
+        "(pixels).")
+    tiler_fire_context_size_px: int = Field(
+        256, ge=32, le=1280, description="Width and height of the fire's context image: wider than a "
+        "candidate's (same zoom, same scale) so the ground around a fresh scar and plume is seen.")
     tiler_split_cell_deg: float = Field(
         1.5, gt=0, description="Side of the grid cell (degrees) whose hash assigns a tile's split.")
     tiler_split_val: float = Field(0.15, ge=0, le=1, description="Share of cells in the val split.")

@@ -33,7 +33,7 @@ def _patch(colour, rough: float = 0.0, size: int = 64, seed: int = 0) -> np.ndar
     ((40, 70, 35), 0.5, "forest"),     # canopy: green and rough
     ((110, 140, 60), 0.03, "open"),    # a crop field: green and smooth
     ((150, 120, 85), 0.05, "bare"),    # ploughed soil
-    ((130, 128, 125), 0.5, "built"),   # roofs and streets: grey and rough
+    ((150, 146, 142), 0.4, "built"),   # roofs and streets: grey and rough
 ])
 def test_block_rules_on_simple_patches(colour, rough, expected):
     cls = classify_blocks(_patch(colour, rough))
@@ -177,10 +177,10 @@ class _Images:
     def __init__(self, fire_image: np.ndarray, candidates: list[np.ndarray]) -> None:
         self.fire_image, self.candidates, self.calls = fire_image, list(candidates), []
 
-    async def fetch_context(self, lat: float, lon: float):
+    async def fetch_context(self, lat: float, lon: float, size_px: int | None = None):
         self.calls.append((lat, lon))
         image = self.fire_image if len(self.calls) == 1 else self.candidates[len(self.calls) - 2]
-        return Image.fromarray(image)
+        return Image.fromarray(image).resize((size_px, size_px)) if size_px else Image.fromarray(image)
 
 
 async def test_no_match_keeps_the_closest_land_candidate_and_counts_it(tmp_path):

@@ -30,9 +30,11 @@ async def _verdicts(url: str, token_path, lat: float, lon: float, key: str, s) -
     """What the tiler will judge of the fire's candidates, from the same context images."""
     client = MapboxClient(ClientConfig(base_url=url), TokenSource(None, token_path))
     fetcher = TileFetcher(client, FetchConfig())
-    footprint = s.tiler_size_px / 2 ** (s.tiler_zoom - s.tiler_context_zoom) / s.tiler_context_size_px
+    scale = s.tiler_size_px / 2 ** (s.tiler_zoom - s.tiler_context_zoom)
+    footprint = scale / s.tiler_context_size_px
     try:
-        fire_cover = land_cover(np.asarray(await fetcher.fetch_context(lat, lon)), footprint)
+        fire_image = await fetcher.fetch_context(lat, lon, s.tiler_fire_context_size_px)
+        fire_cover = land_cover(np.asarray(fire_image), scale / s.tiler_fire_context_size_px)
         out = []
         for place in candidate_places(key, lat, lon, near_fire=lambda a, b, km: haversine_km(a, b, lat, lon) < km,
                                       exclusion_km=s.tiler_negative_exclusion_km):
