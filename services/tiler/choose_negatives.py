@@ -13,10 +13,11 @@ Candidates are judged in their fixed order, as many at once as negatives are sti
 ``EMBERWATCH_TILER_NEGATIVE_COVER_TRIES`` per negative. When they run out, the best-matching land
 candidates (the smallest cover difference) fill the missing negatives, with a warning and the
 ``fallback`` metric; if there are none (all water or unreadable) the fire gets fewer negatives. So a
-fire costs one context image plus ``k`` to ``k × tries`` more (with the defaults, k = 1 and 6
-tries: 2 to 7 context images and 2 tiles, about 5.8 requests per fire on the simulator), once: the caller records the places
-and a replay reuses them without any context request. When the fire's own context image is invalid
-or blank the candidates are judged for water only (``unmatched``).
+fire costs one context image plus ``k`` to ``k × tries`` more (with the defaults, k = 1 and 6 tries:
+2 to 7 context images and 2 tiles, about 5.8 requests per fire on the simulator), once: the caller
+records the places and a replay reuses them without any context request. When the fire's own
+context image is invalid, blank or more than 90 % unknown (a large fresh scar, a plume), the
+candidates are judged for water and readability only (``unmatched``).
 """
 
 from __future__ import annotations
