@@ -50,7 +50,8 @@ from simulators.cwfis.season import DEFAULT_FIRES, DEFAULT_SEED, fire_state, sea
 from simulators.mapbox.app import _encode, fires_from_cwfis_season  # noqa: E402
 from simulators.mapbox.imagery import FireField, render_static  # noqa: E402
 
-FIXTURES = Path(os.environ.get("EMBERWATCH_FIXTURES_DIR", "/work/shared/fixtures")) / "mapbox"
+# The real fixtures live outside the repository: EMBERWATCH_FIXTURES_DIR names them (as for the tests).
+FIXTURES = Path(os.environ.get("EMBERWATCH_FIXTURES_DIR", "fixtures-not-given")) / "mapbox"
 DEMO_START_DAYS = 20  # the CWFIS simulator's default clock: 20 days into the season
 DEMO_STEP_H = 12.0  # emberwatch.operations.run_demo.STEP_HOURS
 IMAGE_SIZE = 128  # the demo's backbone input
@@ -110,8 +111,9 @@ def season_field(seed: int = DEFAULT_SEED, n_fires: int = DEFAULT_FIRES, year: i
     return FireField(fires_from_cwfis_season(f"{seed},{n_fires},{year}"))
 
 
-def render_tiles(tiles: list[Tile], field: FireField, size: int = IMAGE_SIZE) -> tuple[np.ndarray, list[float]]:
+def render_tiles(tiles: list[Tile], field: FireField, size: int | None = None) -> tuple[np.ndarray, list[float]]:
     """Decoded (N, size, size, 3) images and the render milliseconds of each 350×350 image."""
+    size = size or IMAGE_SIZE
     out = np.empty((len(tiles), size, size, 3), np.uint8)
     ms = []
     for i, t in enumerate(tiles):
@@ -252,12 +254,15 @@ def _pct(x: float) -> str:
 
 
 def main() -> None:
+    global IMAGE_SIZE
     ap = argparse.ArgumentParser()
     ap.add_argument("pairs", type=int, nargs="?", default=300)
     ap.add_argument("--no-cnn", action="store_true")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None, help="also write the report (markdown) here")
+    ap.add_argument("--image-size", type=int, default=128, help="backbone input (the demo: 128)")
     args = ap.parse_args()
+    IMAGE_SIZE = args.image_size
 
     lines: list[str] = []
 
@@ -332,7 +337,7 @@ def main() -> None:
                 if not p1[k] <= s[k] <= p99[k]]
         say("outside the 1st-99th percentile: " + (", ".join(f"{n} {s}" for n, s in soft) if soft else "none"))
     else:
-        say(f"no fixtures under {FIXTURES}")
+        say(f"no fixtures under {FIXTURES} (set EMBERWATCH_FIXTURES_DIR to the fixtures folder)")
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")
 
