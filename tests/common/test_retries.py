@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-
-import pytest
-
 from datetime import UTC, datetime
 
+import pytest
 from tenacity import RetryCallState
 
 from emberwatch.common.retries import Backoff, async_retrying, retry_after_seconds, retrying
