@@ -66,7 +66,12 @@ def test_two_services_started_by_hand_both_start(tmp_path):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             free.append(s.getsockname()[1])
-    # no broker on this port: the services start, serve /metrics, and keep trying to connect
+    # A port that accepts connections but never answers: the services start, serve /metrics and wait
+    # for the broker's metadata (a refused port would make them exit at once, racing the polling).
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    free[0] = silent.getsockname()[1]
     env.update(EMBERWATCH_STATE_DIR=str(tmp_path), EMBERWATCH_KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free[0]}",
                EMBERWATCH_SERVICES_METRICS_BASE_PORT=str(free[1] + 1000 if free[1] < 60000 else 20000),
                EMBERWATCH_CWFIS_CSV_URL="", EMBERWATCH_CWFIS_WFS_URL="")
@@ -96,6 +101,8 @@ def test_two_services_started_by_hand_both_start(tmp_path):
     finally:
         import os as _os
         import signal
+
+        silent.close()
 
         for p in procs:
             if p.poll() is None:
