@@ -124,8 +124,10 @@ def check_leakage(train: SplitData, val: SplitData, evaluate: SplitData, cnn_pre
         close.append(f"a classifier on simple colour/brightness statistics scores {stats:.1%}")
     warning = None
     if close:
-        warning = (f"possible shortcut: {' and '.join(close)} on the {split} split (n={len(y)}), within "
-                   f"{margin:.0%} of the CNN's {cnn:.1%}; the model may have learned where tiles come from "
+        best = max(a for a in (loc, stats) if a is not None)
+        relation = "at or above" if best >= cnn else f"within {margin:.0%} of"
+        warning = (f"possible shortcut: {' and '.join(close)} on the {split} split (n={len(y)}), {relation} "
+                   f"the CNN's {cnn:.1%}; the model may have learned where tiles come from "
                    f"or a colour cue rather than fire")
     return LeakageResult(split=split, n=len(y), cnn_accuracy=cnn, location_accuracy=loc, statistics_accuracy=stats,
                          location_model=loc_model, statistics_model=stats_model, margin=margin, warning=warning)
