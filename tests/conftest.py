@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,15 +34,22 @@ def stack_settings(state_dir: Path, parts: str, **overrides) -> Settings:
     })
 
 
-@pytest.fixture(scope="session")
-def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """A real Kafka-protocol broker (Tansu) for the whole session."""
-    settings = stack_settings(tmp_path_factory.mktemp("kafka-stack"), "kafka")
+@contextmanager
+def running_stack(state_dir: Path, parts: str) -> Iterator[Settings]:
+    """The local stack's ``parts`` up for the duration of the block (stopped however it ends)."""
+    settings = stack_settings(state_dir, parts)
     manage.up(settings)
     try:
         yield settings
     finally:
         manage.down(settings)
+
+
+@pytest.fixture(scope="session")
+def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A real Kafka-protocol broker (Tansu) for the whole session."""
+    with running_stack(tmp_path_factory.mktemp("kafka-stack"), "kafka") as settings:
+        yield settings
 
 
 def env_for(settings: Settings) -> dict[str, str]:

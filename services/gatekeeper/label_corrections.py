@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 
 from emberwatch.common.atomic_files import atomic_write_text
-from emberwatch.ml import LABEL_INDEX
 
 
 class LabelCorrections:
@@ -39,10 +38,6 @@ class LabelCorrections:
         """The tile's label after any relabel."""
         c = self._by_tile.get(tile_id)
         return c["label"] if c is not None and c["action"] == "relabel" else label
-
-    def label_index(self, tile_id: str, label_index: int) -> int:
-        names = {i: n for n, i in LABEL_INDEX.items()}
-        return LABEL_INDEX[self.label(tile_id, names[label_index])]
 
     def __len__(self) -> int:
         return len(self._by_tile)

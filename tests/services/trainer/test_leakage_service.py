@@ -12,9 +12,8 @@ from mlflow import MlflowClient
 
 from emberwatch.contracts import TileRelabelled, TrainingRequest
 from emberwatch.messaging.broker import build_broker, publish_event
-from emberwatch.stack import manage
 from services.trainer.main import build_service
-from tests.conftest import stack_settings
+from tests.conftest import running_stack
 from tests.messaging.helpers import wait_for
 from tests.services.trainer.synth import tile_event, write_tiles
 from tests.services.trainer.test_service import FIRST, _candidates, trainer_settings
@@ -22,12 +21,8 @@ from tests.services.trainer.test_service import FIRST, _candidates, trainer_sett
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    settings = stack_settings(tmp_path_factory.mktemp("leakage-stack"), "kafka,mlflow")
-    manage.up(settings)
-    try:
+    with running_stack(tmp_path_factory.mktemp("leakage-stack"), "kafka,mlflow") as settings:
         yield settings
-    finally:
-        manage.down(settings)
 
 
 async def test_a_leaky_split_warns_and_relabels_reach_the_next_training(stack, tmp_path):

@@ -25,7 +25,7 @@ from services.trainer.main import build_service
 from services.trainer.registry import TAG_KEY
 from services.trainer.settings import TrainerSettings
 from services.trainer.tile_index import TileIndex
-from tests.conftest import stack_settings
+from tests.conftest import running_stack
 from tests.messaging.helpers import read_all, unique, wait_for
 from tests.services.trainer.synth import tile_event, write_tiles
 
@@ -34,12 +34,8 @@ FIRST = 48  # readable tiles in the first batch
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    settings = stack_settings(tmp_path_factory.mktemp("trainer-stack"), "kafka,mlflow")
-    manage.up(settings)
-    try:
+    with running_stack(tmp_path_factory.mktemp("trainer-stack"), "kafka,mlflow") as settings:
         yield settings
-    finally:
-        manage.down(settings)
 
 
 def trainer_settings(stack) -> TrainerSettings:
