@@ -58,13 +58,12 @@ def uniform_images(size: int) -> dict[str, np.ndarray]:
 
 
 def openvino_embed(backbone, images: np.ndarray) -> np.ndarray:
-    import openvino as ov
 
-    from emberwatch.ml.backbone import export_backbone_openvino
+    from emberwatch.ml.backbone import compile_backbone_openvino, export_backbone_openvino
 
     with tempfile.TemporaryDirectory() as tmp:
         export_backbone_openvino(backbone, Path(tmp))
-        compiled = ov.Core().compile_model(str(Path(tmp) / "backbone.xml"), "CPU")
+        compiled = compile_backbone_openvino(Path(tmp) / "backbone.xml")
         out = compiled.outputs[0]
         return np.concatenate([np.asarray(compiled(images[i:i + 16].astype(np.float32))[out])
                                for i in range(0, len(images), 16)])

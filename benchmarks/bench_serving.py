@@ -127,13 +127,12 @@ def prepare(root: Path, size: int) -> dict:
 
 
 def in_process_worker_factory(repo: Path, size: int, images: list[bytes]):
-    import openvino as ov
+    from emberwatch.ml.backbone import compile_backbone_openvino
 
     from emberwatch.ml.head import head_predict_numpy
     from emberwatch.ml.images import decode_image
 
-    compiled = ov.Core().compile_model(str(repo / "backbone" / "1" / "backbone.xml"), "CPU",
-                                       {"PERFORMANCE_HINT": "LATENCY"})
+    compiled = compile_backbone_openvino(repo / "backbone" / "1" / "backbone.xml", PERFORMANCE_HINT="LATENCY")
     with np.load(repo / "head" / "1" / "head.npz") as data:
         arrays = {k: data[k] for k in data.files}
 

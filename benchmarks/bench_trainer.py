@@ -157,7 +157,7 @@ def phase_reference(args) -> dict:
     # (docs/architecture.md#facts-the-code-relies-on);
     # give the reference the same head, adapted on a few embeddings (cost not counted).
     sample = Images(train[:32], 32)[0][0]
-    head = build_head(2048, args.units, 0.3, bb.infer(sample), seed=0)
+    head = build_head(bb.embedding_dim, args.units, 0.3, bb.infer(sample), seed=0)
     model = compose(bb.model, head)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])

@@ -1,9 +1,14 @@
 """The frozen ResNet50 backbone: built once, identified by its weights, cached on disk, exportable.
 
 The model takes float32 RGB in [0, 255], shape (None, S, S, 3), input name ``images``; ResNet50's
-``preprocess_input`` runs INSIDE the model (so every caller feeds the same thing); global average
-pooling gives a (None, 2048) embedding. Its id is ``resnet50-<sha256(all weights)[:12]>-<S>``:
-identical construction gives the identical id, so embeddings can be cached under it.
+``preprocess_input`` runs INSIDE the model (so every caller feeds the same thing). The embedding,
+(None, 2816), joins three poolings of the one ResNet50 (``POOLING``): the global average of its last
+stage (the usual 2048-d transfer embedding) and the global MAXIMUM of two early stages (512 + 256):
+a fire first seen is a few pixels of flame line and char in a large scene, which an average over the
+whole image dilutes and a maximum keeps (on the simulated pairs of ``benchmarks/imagery.md`` the
+random backbone's average alone scored 75 %, with the maxima 80 %). Its id is
+``resnet50-<sha256(pooling + all weights)[:12]>-<S>``: identical construction gives the identical
+id, so embeddings can be cached under it; another pooling is another id.
 """
 
 from __future__ import annotations
@@ -25,7 +30,10 @@ from emberwatch.ml.settings import MLSettings
 
 log = logging.getLogger(__name__)
 
-EMBEDDING_DIM = 2048
+# (layer of ResNet50, pooling, channels): what the embedding is made of, in order.
+TAPS = (("avg_pool", "avg", 2048), ("conv3_block4_out", "max", 512), ("conv2_block3_out", "max", 256))
+POOLING = "+".join(f"{pool}({layer})" for layer, pool, _ in TAPS)
+EMBEDDING_DIM = sum(ch for _, _, ch in TAPS)
 INPUT_NAME = "images"
 OUTPUT_NAME = "embeddings"
 WEIGHTS_FILE = "backbone.weights.h5"
@@ -85,9 +93,10 @@ def seeded_initialisation(model, seed: int) -> None:
 
 def build_backbone(image_size: int, weights_path: str | Path | None, seed: int = 0, *,
                    initialise: bool = True):
-    """ResNet50 (notop, avg pooling) with preprocessing inside; frozen. Random init depends on
-    ``seed`` alone (``seeded_initialisation``); ``initialise=False`` skips it for a model whose
-    weights are loaded right after."""
+    """ResNet50 (notop) with preprocessing inside and the pooled taps of ``TAPS``; frozen. The
+    ResNet50 with its taps is the layer named ``resnet50`` (its layers are Keras' own, so a ResNet50
+    weights file loads as usual). Random init depends on ``seed`` alone (``seeded_initialisation``);
+    ``initialise=False`` skips it for a model whose weights are loaded right after."""
     keras = _keras()
     inputs = keras.Input((image_size, image_size, 3), dtype="float32", name=INPUT_NAME)
     x = preprocess_layer()(inputs)
@@ -96,8 +105,15 @@ def build_backbone(image_size: int, weights_path: str | Path | None, seed: int =
         weights=str(weights_path) if weights_path is not None else None,
         input_shape=(image_size, image_size, 3),
         pooling="avg",
+        name="resnet50_application",
     )
-    x = base(x)
+    taps = keras.Model(base.inputs, [base.get_layer(layer).output for layer, _, _ in TAPS], name="resnet50")
+    pooled = []
+    for (layer, pool, _), out in zip(TAPS, taps(x), strict=True):
+        if pool == "max":
+            out = keras.layers.GlobalMaxPooling2D(name=f"max_{layer}")(out)
+        pooled.append(out)
+    x = keras.layers.Concatenate(name="pooled")(pooled)
     outputs = keras.layers.Activation("linear", dtype="float32", name=OUTPUT_NAME)(x)
     model = keras.Model(inputs, outputs, name="backbone")
     if weights_path is None and initialise:
@@ -107,8 +123,8 @@ def build_backbone(image_size: int, weights_path: str | Path | None, seed: int =
 
 
 def weights_digest(model) -> str:
-    """sha256 over every weight's bytes (order of ``model.weights``)."""
-    h = hashlib.sha256()
+    """sha256 over the pooling and every weight's bytes (order of ``model.weights``)."""
+    h = hashlib.sha256(POOLING.encode())
     for w in model.weights:
         h.update(np.ascontiguousarray(np.asarray(w, dtype=np.float32)).tobytes())
     return h.hexdigest()
@@ -154,7 +170,7 @@ def _file_sha256(path: Path) -> str:
 def _recipe(settings: MLSettings, weights: Path | None) -> str:
     keras = _keras()
     source = f"file:{_file_sha256(weights)}" if weights is not None else f"random:{settings.backbone_seed}"
-    text = f"{source}|{settings.image_size}|keras-{keras.__version__}"
+    text = f"{source}|{settings.image_size}|{POOLING}|keras-{keras.__version__}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -231,7 +247,7 @@ def _save_cache(root: Path, backbone_id: str, model, size: int, weights: Path | 
 
 
 def embed(backbone: Backbone, images_uint8: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Embeddings (N, 2048) float32 of uint8 images (N, S, S, 3)."""
+    """Embeddings (N, EMBEDDING_DIM) float32 of uint8 images (N, S, S, 3)."""
     images = np.asarray(images_uint8)
     n = images.shape[0]
     out = np.empty((n, backbone.embedding_dim), dtype=np.float32)
@@ -244,6 +260,19 @@ def embed(backbone: Backbone, images_uint8: np.ndarray, batch_size: int = 32) ->
         batch = images[start:start + batch_size].astype(np.float32)
         out[start:start + len(batch)] = backbone.infer(batch)
     return out
+
+
+# OpenVINO's CPU plugin runs an FP32 model in bfloat16 by default where the CPU has AVX512_BF16 or
+# AMX: on such a machine (Zen 4) it moved the embeddings by 0.4 % of their range, far past infra
+# validation's tolerance. The precision is the project's choice, not the CPU's: FP32 unless asked.
+OPENVINO_CPU_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
+
+
+def compile_backbone_openvino(xml_path: str | Path, **config: Any):
+    """The exported IR compiled for the CPU at FP32 (``OPENVINO_CPU_CONFIG``), plus ``config``."""
+    import openvino as ov
+
+    return ov.Core().compile_model(str(xml_path), "CPU", {**OPENVINO_CPU_CONFIG, **config})
 
 
 def export_backbone_openvino(backbone: Backbone, out_dir: str | Path) -> Path:

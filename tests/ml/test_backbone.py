@@ -15,11 +15,11 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
 
 
 def test_backbone_shape_id_and_frozen(backbone):
-    assert backbone.image_size == SIZE and backbone.embedding_dim == 2048
+    assert backbone.image_size == SIZE and backbone.embedding_dim == bb.EMBEDDING_DIM == 2048 + 512 + 256
     assert backbone.backbone_id.startswith("resnet50-") and backbone.backbone_id.endswith(f"-{SIZE}")
     assert len(backbone.backbone_id.split("-")[1]) == 12
     assert backbone.model.input_shape == (None, SIZE, SIZE, 3)
-    assert backbone.model.output_shape == (None, 2048)
+    assert backbone.model.output_shape == (None, bb.EMBEDDING_DIM)
     assert backbone.model.inputs[0].name == "images"
     assert not backbone.model.trainable and not backbone.model.trainable_weights
     assert backbone.backbone_id == bb.make_backbone_id(backbone.model, SIZE)
@@ -30,8 +30,24 @@ def test_preprocessing_is_inside_the_model(backbone):
 
     x = _images(2).astype(np.float32)
     base = backbone.model.get_layer("resnet50")
-    manual = base(keras.applications.resnet50.preprocess_input(x.copy()), training=False)
-    np.testing.assert_allclose(bb.embed(backbone, x.astype(np.uint8)), np.asarray(manual), atol=1e-4)
+    last, conv3, conv2 = (np.asarray(t) for t in base(keras.applications.resnet50.preprocess_input(x.copy()),
+                                                         training=False))
+    manual = np.concatenate([last, conv3.max(axis=(1, 2)), conv2.max(axis=(1, 2))], axis=1)
+    np.testing.assert_allclose(bb.embed(backbone, x.astype(np.uint8)), manual, atol=1e-4)
+
+
+def test_embedding_is_the_last_stage_average_and_early_stage_maxima(backbone):
+    """The maxima keep a small bright spot that the average dilutes: one flame-coloured 3×3 patch in
+    a flat scene moves the early-stage maxima far more, relative to their spread, than the average."""
+    flat = np.full((1, SIZE, SIZE, 3), 90, np.uint8)
+    spot = flat.copy()
+    spot[0, 30:33, 30:33] = (255, 200, 90)
+    a, b = bb.embed(backbone, flat)[0], bb.embed(backbone, spot)[0]
+    last = slice(0, 2048)
+    early = slice(2048, bb.EMBEDDING_DIM)
+    change = lambda s: np.abs(b[s] - a[s]).mean() / (np.abs(a[s]).mean() + 1e-6)  # noqa: E731
+    assert bb.POOLING == "avg(avg_pool)+max(conv3_block4_out)+max(conv2_block3_out)"
+    assert change(early) > change(last)
 
 
 def test_cached_on_disk_and_reloaded_with_same_id(backbone, ml_settings, caplog):
@@ -103,24 +119,22 @@ def test_embed_is_batch_independent_and_checks_shape(backbone):
     x = _images(5, seed=3)
     np.testing.assert_allclose(bb.embed(backbone, x, batch_size=2), bb.embed(backbone, x, batch_size=5),
                                atol=1e-4)
-    assert bb.embed(backbone, x[:0]).shape == (0, 2048)
+    assert bb.embed(backbone, x[:0]).shape == (0, bb.EMBEDDING_DIM)
     with pytest.raises(ValueError, match="shape"):
         bb.embed(backbone, np.zeros((1, SIZE + 1, SIZE, 3), np.uint8))
 
 
 def test_export_openvino_matches_keras(backbone, tmp_path):
-    import openvino as ov
-
     out = bb.export_backbone_openvino(backbone, tmp_path / "ov")
     meta = json.loads((out / "backbone.json").read_text())
-    assert meta == {"backbone_id": backbone.backbone_id, "image_size": SIZE, "embedding_dim": 2048,
+    assert meta == {"backbone_id": backbone.backbone_id, "image_size": SIZE, "embedding_dim": bb.EMBEDDING_DIM,
                     "input": "images", "output": "embeddings", "dtype": "float32",
                     "weights_source": "random(seed=0)"}
-    compiled = ov.Core().compile_model(str(out / "backbone.xml"), "CPU")
+    compiled = bb.compile_backbone_openvino(out / "backbone.xml")
     x = _images(3, seed=5)
     got = compiled({"images": x.astype(np.float32)})[compiled.outputs[0]]
     want = bb.embed(backbone, x)
-    assert got.shape == (3, 2048)
+    assert got.shape == (3, bb.EMBEDDING_DIM)
     assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
 
 

@@ -146,7 +146,7 @@ def test_compose_full_model(backbone):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     emb = embed(backbone, images)
-    head = build_head(2048, 8, 0.1, np.concatenate([emb, emb + 1.0]), seed=0)
+    head = build_head(backbone.embedding_dim, 8, 0.1, np.concatenate([emb, emb + 1.0]), seed=0)
     full = compose(backbone.model, head)
     np.testing.assert_allclose(full.predict(images.astype(np.float32), verbose=0),
                                head_predict_numpy(head_arrays(head), emb), atol=1e-4)

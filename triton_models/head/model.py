@@ -1,7 +1,7 @@
 """Triton python model ``head``, one numbered version per registered model version.
 
 The gatekeeper copies this file into ``head/<version>/`` next to that version's ``head.npz`` and
-``head.json`` (the trainer's export). Embeddings (N, 2048) -> probabilities (N, 2), computed by
+``head.json`` (the trainer's export). Embeddings (N, D) -> probabilities (N, 2), computed by
 ``emberwatch.ml.head.head_predict_numpy``: the same math as the trainer's Keras head.
 """
 

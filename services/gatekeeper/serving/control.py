@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from emberwatch.common.atomic_files import atomic_write_text
+from emberwatch.ml.backbone import EMBEDDING_DIM
 from services.gatekeeper.serving import repository as repo_files
 from services.gatekeeper.serving.triton_client import Triton, TritonError, png_bytes
 from services.gatekeeper.settings import GatekeeperSettings
@@ -116,7 +117,7 @@ class ServingControl:
 
     def apply_head_versions(self, versions: list[int]) -> None:
         """Write the head's version list, then (re)load it: Triton loads/unloads the difference."""
-        embedding_dim = int((self.backbone() or {}).get("embedding_dim", 2048))
+        embedding_dim = int((self.backbone() or {}).get("embedding_dim", EMBEDDING_DIM))
         if not versions:
             return
         repo_files.write_head_config(self.repo, versions, embedding_dim)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from emberwatch.ml.backbone import embed, load_backbone, make_backbone_id
+from emberwatch.ml.backbone import compile_backbone_openvino, embed, load_backbone, make_backbone_id
 from emberwatch.ml.head import head_arrays, head_predict_numpy
 from emberwatch.ml.settings import MLSettings
 from services.trainer.accelerator import precision_policy, use_mixed_precision
@@ -19,7 +19,6 @@ def _data(n: int, seed: int):
 
 def test_fine_tune_trains_a_copy_and_exports_it(tmp_path):
     import keras
-    import openvino as ov
 
     bb = load_backbone(MLSettings(state_dir=tmp_path / "state", image_size=32))
     before = make_backbone_id(bb.model, 32)
@@ -41,7 +40,7 @@ def test_fine_tune_trains_a_copy_and_exports_it(tmp_path):
     np.testing.assert_allclose(head_predict_numpy(head_arrays(tuned.head), tuned_emb), full_p, atol=1e-4)
 
     out = export_fine_tuned_backbone(tuned, tmp_path / "triton")
-    compiled = ov.Core().compile_model(str(out / "backbone.xml"), "CPU")
+    compiled = compile_backbone_openvino(out / "backbone.xml")
     ov_emb = compiled({"images": x_va.astype(np.float32)})[compiled.outputs[0]]
     np.testing.assert_allclose(head_predict_numpy(head_arrays(tuned.head), ov_emb), full_p, atol=1e-3)
 

@@ -1,4 +1,4 @@
-"""Triton python model ``backbone``: float32 RGB images in [0, 255] -> 2048-d embeddings (OpenVINO)."""
+"""Triton python model ``backbone``: float32 RGB images in [0, 255] -> pooled embeddings (OpenVINO; ``emberwatch.ml.backbone.POOLING``)."""
 
 import json
 import os
@@ -22,7 +22,9 @@ class TritonPythonModel:
         self.meta = json.loads((folder / "backbone.json").read_text())
         core = ov.Core()
         threads = int(os.environ.get("EMBERWATCH_OPENVINO_THREADS", "0") or 0)
-        config = {"PERFORMANCE_HINT": "LATENCY"}
+        # FP32 whatever the CPU: OpenVINO would pick bfloat16 on AVX512_BF16/AMX CPUs
+        # (emberwatch.ml.backbone.OPENVINO_CPU_CONFIG says why).
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
         if threads > 0:
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = core.compile_model(str(folder / "backbone.xml"), "CPU", config)
