@@ -45,6 +45,16 @@ class Settings(BaseSettings):
         3, description="Handler attempts for one message before it goes to <topic>.dlq."
     )
     kafka_retry_backoff_s: float = Field(0.5, description="First backoff between handler attempts.")
+    kafka_batch_max_records: int = Field(
+        500, ge=1,
+        description="Records a consumer takes per fetch and commits together once all are handled: "
+                    "the most a crash can redeliver per consumer.",
+    )
+    kafka_producer_batch_bytes: int = Field(
+        262144, ge=1024,
+        description="Bytes the producer packs per partition into one produce request (aiokafka "
+                    "max_batch_size).",
+    )
 
     # --- external services ---------------------------------------------------------------------
     cwfis_csv_url: str = Field(

@@ -1,7 +1,7 @@
 """At-least-once consumption in concurrent batches, for handlers that wait on slow I/O.
 
-``subscribe`` handles one message at a time: right for most services, but a handler that spends
-100 ms waiting on an HTTP API caps a partition at ~10 messages/s. ``subscribe_batch`` takes up to
+``subscribe`` handles the records of a batch one after another: right for most services, but a
+handler that spends 100 ms waiting on an HTTP API caps a partition at ~10 messages/s. ``subscribe_batch`` takes up to
 ``max_records`` messages at once and runs the handler on all of them concurrently, each message with
 exactly the guarantees of ``subscribe``: validation failure → DLQ at once, ``PermanentError`` → DLQ
 at once, other failures retried with backoff ``max_attempts`` times → DLQ. The offsets are committed
@@ -21,7 +21,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from emberwatch.messaging.consumer import E, Handler, process_record
+from emberwatch.messaging.consumer import E, Handler, keep_raw_bodies, process_record, records_of
 
 
 def subscribe_batch(
@@ -42,9 +42,7 @@ def subscribe_batch(
     """Register ``handler`` for ``topic``: batches of up to ``max_records`` handled concurrently."""
 
     async def on_batch(message: KafkaMessage) -> None:
-        records = message.raw_message
-        if not isinstance(records, tuple):
-            records = (records,)
+        records = records_of(message)
         await asyncio.gather(*(
             process_record(broker, r, model, handler, service=service, topic=topic,
                            max_attempts=max_attempts, backoff_s=backoff_s)
@@ -58,6 +56,7 @@ def subscribe_batch(
         batch=True,
         max_records=max_records,
         batch_timeout_ms=batch_timeout_ms,
+        decoder=keep_raw_bodies,
         ack_policy=AckPolicy.NACK_ON_ERROR,  # a failed DLQ write rewinds: the record comes back
         auto_offset_reset=auto_offset_reset,
         session_timeout_ms=session_timeout_ms,

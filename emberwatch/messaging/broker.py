@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -47,6 +49,7 @@ def build_broker(settings: Settings, service: str, *, graceful_timeout: float = 
         graceful_timeout=graceful_timeout,
         enable_idempotence=False,
         acks="all",
+        max_batch_size=settings.kafka_producer_batch_bytes,
         logger=None,
     )
 
@@ -56,15 +59,40 @@ def client_options(settings: Settings) -> dict[str, Any]:
     return {"bootstrap_servers": settings.kafka_servers, **parse_security(build_security(settings))}
 
 
-async def publish_event(broker: KafkaBroker, event: Envelope, *, service: str) -> None:
-    """Publish ``event`` to its topic, keyed by the entity it is about."""
-    await broker.publish(
+def _send(broker: KafkaBroker, event: Envelope, *, no_confirm: bool) -> Awaitable[Any]:
+    return broker.publish(
         event.to_bytes(),
         topic=event.TOPIC,
         key=event.key().encode(),
         headers={"event_type": event.type, "event_id": event.event_id, "content-type": "application/json"},
+        no_confirm=no_confirm,
     )
+
+
+async def publish_event(broker: KafkaBroker, event: Envelope, *, service: str) -> None:
+    """Publish ``event`` to its topic, keyed by the entity it is about; return once the broker has it."""
+    await _send(broker, event, no_confirm=False)
     MESSAGES_PUBLISHED.labels(service, event.TOPIC).inc()
+
+
+async def publish_events(broker: KafkaBroker, events: Iterable[Envelope], *, service: str) -> int:
+    """Publish ``events`` in batches: all are handed to the producer first, then all confirmed.
+
+    The producer packs what is queued for a partition into one request (``max_batch_size``), so many
+    events cost a few round trips instead of one each. Returns once every event is acknowledged
+    (``acks=all``); raises if any was not, and the caller must treat all as unsent (a retry
+    republishes them; consumers are idempotent by event id). Per key, order is kept.
+    """
+    events = list(events)
+    pending = [await _send(broker, event, no_confirm=True) for event in events]
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    sent = Counter(e.TOPIC for e, r in zip(events, results) if not isinstance(r, BaseException))
+    for topic, n in sent.items():
+        MESSAGES_PUBLISHED.labels(service, topic).inc(n)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        raise failed[0]
+    return len(events)
 
 
 Publish = Callable[[Envelope], Awaitable[None]]

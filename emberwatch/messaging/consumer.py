@@ -1,20 +1,26 @@
-"""At-least-once consumers with a dead-letter path.
+"""At-least-once consumers with a dead-letter path, in batches.
 
-``subscribe`` registers a handler for one topic on a FastStream ``KafkaBroker``:
+``subscribe`` registers a handler for one topic on a FastStream ``KafkaBroker``. It fetches up to
+``max_records`` records at once (whatever is already there: a fetch never waits to fill a batch) and
+handles them one after another, in partition order:
 
-* the raw bytes are validated against the topic's event model; a message that fails validation goes
+* the raw bytes are validated against the topic's event model; a record that fails validation goes
   to ``<topic>.dlq`` at once (it would fail the same way every time);
-* the handler is attempted up to ``max_attempts`` times with exponential backoff; a message that keeps
+* the handler is attempted up to ``max_attempts`` times with exponential backoff; a record that keeps
   failing goes to ``<topic>.dlq`` with the error, the attempt count and its origin in headers;
-* the offset is committed only after the handler succeeded or the DLQ publish was acknowledged, so a
-  crash at any point redelivers the message and nothing is lost or blocks its partition.
+* the offsets are committed once per batch, only after every record of it was handled or its DLQ
+  publish acknowledged. A crash at any point redelivers at most the batch in flight (``max_records``
+  records, ``EMBERWATCH_KAFKA_BATCH_MAX_RECORDS``); nothing is lost and no record blocks its
+  partition. Handlers are idempotent, so a redelivered record has no second side effect.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from faststream import AckPolicy
@@ -52,7 +58,19 @@ class PermanentError(Exception):
     """A failure that retrying cannot fix: the message goes to the DLQ at once."""
 
 
-def _error_text(exc: BaseException) -> str:
+_CURRENT_RECORD: ContextVar[Any] = ContextVar("emberwatch_current_record", default=None)
+
+
+def current_origin() -> tuple[str | None, int | None, int | None]:
+    """Topic, partition and offset of the record whose handler is running (lineage back to Kafka);
+    ``(None, None, None)`` outside a handler."""
+    record = _CURRENT_RECORD.get()
+    if record is None:
+        return None, None, None
+    return record.topic, int(record.partition), int(record.offset)
+
+
+def error_text(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     return redact(text)[:MAX_ERROR_HEADER]
 
@@ -93,18 +111,22 @@ async def send_to_dlq(
     )
 
 
-def _record_lag(service: str, message: Any) -> None:
-    raw = message.raw_message
-    consumer = getattr(message, "consumer", None)
+def record_lag(service: str, consumer: Any, last: Any) -> None:
+    """Lag of ``last``'s partition after its batch: the high watermark minus the next offset."""
     try:
         from aiokafka import TopicPartition
 
-        tp = TopicPartition(raw.topic, raw.partition)
-        high = consumer.highwater(tp) if consumer is not None else None
+        high = consumer.highwater(TopicPartition(last.topic, last.partition)) if consumer else None
     except Exception:  # noqa: BLE001 - lag is best effort, never fails a message
         return
     if high is not None:
-        CONSUMER_LAG.labels(service, raw.topic, str(raw.partition)).set(max(0, high - raw.offset - 1))
+        CONSUMER_LAG.labels(service, last.topic, str(last.partition)).set(max(0, high - last.offset - 1))
+
+
+def _log_failure(service: str, topic: str, offset: int, attempt: int, exc: BaseException) -> None:
+    HANDLER_ERRORS.labels(service, topic, type(exc).__name__).inc()
+    log.warning("handler failed",
+                extra={"topic": topic, "offset": offset, "attempt": attempt, "error": error_text(exc)})
 
 
 async def process_record(
@@ -126,6 +148,7 @@ async def process_record(
     body: bytes = raw.value or b""
     started = time.perf_counter()
     outcome = "ok"
+    token = _CURRENT_RECORD.set(raw)
 
     async def dead(reason: str, error: str, attempts: int) -> None:
         nonlocal outcome
@@ -139,40 +162,68 @@ async def process_record(
             event = model.from_bytes(body)
         except ValidationError as exc:
             HANDLER_ERRORS.labels(service, topic, "validation").inc()
-            await dead("validation", _error_text(exc), 1)
+            await dead("validation", error_text(exc), 1)
             return outcome
-        attempts = 0
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(max_attempts),
-                wait=wait_exponential(multiplier=backoff_s, max=30),
+            await handler(event)  # the common case, without the retry machinery
+            return outcome
+        except PermanentError as exc:
+            HANDLER_ERRORS.labels(service, topic, "permanent").inc()
+            await dead("permanent", error_text(exc), 1)
+            return outcome
+        except Exception as exc:
+            _log_failure(service, topic, raw.offset, 1, exc)
+        if max_attempts <= 1:
+            await dead("handler_failed", error_text(exc), 1)
+            return outcome
+        attempts = 1
+        await asyncio.sleep(min(backoff_s, 30))
+        try:
+            async for attempt in AsyncRetrying(  # attempts 2..max: waits continue 2b, 4b, ... (cap 30 s)
+                stop=stop_after_attempt(max_attempts - 1),
+                wait=wait_exponential(multiplier=2 * backoff_s, max=30),
                 retry=retry_if_not_exception_type(PermanentError),
                 reraise=False,
             ):
                 with attempt:
-                    attempts = attempt.retry_state.attempt_number
+                    attempts = attempt.retry_state.attempt_number + 1
                     try:
                         await handler(event)
                     except PermanentError:
                         raise
                     except Exception as exc:
-                        HANDLER_ERRORS.labels(service, topic, type(exc).__name__).inc()
-                        log.warning(
-                            "handler failed",
-                            extra={"topic": topic, "offset": raw.offset, "attempt": attempts,
-                                   "error": _error_text(exc)},
-                        )
+                        _log_failure(service, topic, raw.offset, attempts, exc)
                         raise
         except PermanentError as exc:
             HANDLER_ERRORS.labels(service, topic, "permanent").inc()
-            await dead("permanent", _error_text(exc), attempts)
+            await dead("permanent", error_text(exc), attempts)
         except RetryError as exc:
             last = exc.last_attempt.exception()
-            await dead("handler_failed", _error_text(last) if last else "unknown", attempts)
+            await dead("handler_failed", error_text(last) if last else "unknown", attempts)
         return outcome
     finally:
+        _CURRENT_RECORD.reset(token)
         MESSAGES_CONSUMED.labels(service, topic, outcome).inc()
         HANDLER_SECONDS.labels(service, topic).observe(time.perf_counter() - started)
+
+
+def consumer_options(settings: Any) -> dict[str, Any]:
+    """The subscription options every service takes from its settings (all but the group id)."""
+    return dict(max_attempts=settings.kafka_max_attempts, backoff_s=settings.kafka_retry_backoff_s,
+                session_timeout_ms=settings.kafka_session_timeout_ms,
+                max_records=settings.kafka_batch_max_records)
+
+
+def records_of(message: KafkaMessage) -> tuple[Any, ...]:
+    """The aiokafka records behind a FastStream message (a batch subscriber's message holds several)."""
+    records = message.raw_message
+    return records if isinstance(records, tuple) else (records,)
+
+
+async def keep_raw_bodies(message: KafkaMessage) -> Any:
+    """FastStream decoder that leaves bodies as bytes: each record is validated against its event
+    model once, in ``process_record``, not parsed as JSON first."""
+    return message.body
 
 
 def subscribe(
@@ -183,26 +234,38 @@ def subscribe(
     *,
     service: str,
     group_id: str,
+    max_records: int = 500,
+    batch_timeout_ms: int = 100,
     max_attempts: int = 3,
     backoff_s: float = 0.5,
     session_timeout_ms: int = 10000,
     auto_offset_reset: str = "earliest",
 ) -> Any:
-    """Register ``handler`` for ``topic`` with validation, retries, DLQ and commit-after-success."""
+    """Register ``handler`` for ``topic``: validation, retries, DLQ, one commit per handled batch.
 
-    async def on_message(message: KafkaMessage) -> None:
-        await process_record(broker, message.raw_message, model, handler, service=service, topic=topic,
-                             max_attempts=max_attempts, backoff_s=backoff_s)
-        _record_lag(service, message)
+    ``batch_timeout_ms`` is how long an idle fetch waits for records, not a delay: a fetch returns
+    at once with what is there (up to ``max_records``).
+    """
 
-    on_message.__name__ = f"{service}_{topic.replace('.', '_')}"
+    async def on_batch(message: KafkaMessage) -> None:
+        records = records_of(message)
+        for record in records:  # in order: one key's events are handled as they were published
+            await process_record(broker, record, model, handler, service=service, topic=topic,
+                                 max_attempts=max_attempts, backoff_s=backoff_s)
+        record_lag(service, getattr(message, "consumer", None), records[-1])
+
+    on_batch.__name__ = f"{service}_{topic.replace('.', '_')}"
     return broker.subscriber(
         topic,
         group_id=group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,  # a failed DLQ write rewinds: the record comes back
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=batch_timeout_ms,
+        decoder=keep_raw_bodies,
+        ack_policy=AckPolicy.NACK_ON_ERROR,  # a failed DLQ write rewinds: the batch comes back
         auto_offset_reset=auto_offset_reset,
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(100, session_timeout_ms // 5),
         title=f"{service}:{topic}",
         description=f"{service} consumes {model.__name__} from {topic}",
-    )(on_message)
+    )(on_batch)

@@ -12,7 +12,7 @@ from emberwatch.common.config import Settings, narrow
 from emberwatch.common.service import run_service
 from emberwatch.contracts.events import ModelCandidate, ModelCommand, TileReady, TileRelabelled
 from emberwatch.messaging.broker import build_broker
-from emberwatch.messaging.consumer import subscribe
+from emberwatch.messaging.consumer import consumer_options, subscribe
 from services.gatekeeper.gatekeeper import SERVICE, Gatekeeper
 from services.gatekeeper.handlers import Handlers
 from services.gatekeeper.metrics import SERVING_CHECK_FAILURES
@@ -27,8 +27,7 @@ def build_app(settings: Settings, *, gatekeeper: Gatekeeper | None = None) -> Fa
     broker = build_broker(s, SERVICE)
     gk = gatekeeper or Gatekeeper(s)
     handlers = Handlers(broker, gk)
-    common = dict(service=SERVICE, max_attempts=s.kafka_max_attempts,
-                  backoff_s=s.kafka_retry_backoff_s, session_timeout_ms=s.kafka_session_timeout_ms)
+    common = dict(service=SERVICE, **consumer_options(s))
     subscribe(broker, ModelCandidate.TOPIC, ModelCandidate, handlers.on_candidate,
               group_id=s.gatekeeper_group_id, **common)
     subscribe(broker, TileReady.TOPIC, TileReady, handlers.on_tile,

@@ -12,7 +12,7 @@ from emberwatch.common.config import Settings, narrow
 from emberwatch.common.service import run_service
 from emberwatch.contracts import ModelCandidate, ModelDecision, PipelineAlert
 from emberwatch.messaging.broker import build_broker
-from emberwatch.messaging.consumer import send_to_dlq, subscribe
+from emberwatch.messaging.consumer import consumer_options, send_to_dlq, subscribe
 from services.notifier.delivery_store import DeliveryStore
 from services.notifier.discord_webhook import DiscordWebhook
 from services.notifier.handlers import Notifier
@@ -57,9 +57,9 @@ class NotifierRuntime:
             digest_max_events=settings.notifier_digest_max_events,
             dead_letter=self._dead_letter,
         )
-        common = dict(service=SERVICE, max_attempts=settings.kafka_max_attempts,
-                      backoff_s=settings.kafka_retry_backoff_s,
-                      session_timeout_ms=settings.kafka_session_timeout_ms)
+        # Posts wait on Discord's rate limits: a batch is kept small so its commit comes soon.
+        common = dict(service=SERVICE, **{**consumer_options(settings),
+                                          "max_records": min(settings.kafka_batch_max_records, 50)})
         # One consumer group per topic: the three consumers never rebalance one another (a shared
         # group made every join wait for the others' rebalances: 13 s instead of 3 s on Tansu).
         group = settings.notifier_group_id

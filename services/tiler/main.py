@@ -10,7 +10,7 @@ from emberwatch.common.tile_store import TileStore
 from emberwatch.contracts import FireObserved
 from emberwatch.messaging.batch_consumer import subscribe_batch
 from emberwatch.messaging.broker import build_broker, publisher
-from emberwatch.messaging.consumer import subscribe
+from emberwatch.messaging.consumer import consumer_options, subscribe
 from services.tiler.fetch_tile import FetchConfig, TileFetcher
 from services.tiler.handlers import SERVICE, Publish, Tiler, alert_publisher
 from services.tiler.mapbox_client import ClientConfig, MapboxClient, TokenSource
@@ -52,11 +52,14 @@ def build_tiler(s: TilerSettings, publish: Publish) -> tuple[Tiler, MapboxClient
 
 
 def consume(broker, s: TilerSettings, topic: str, handler, *, group_id: str) -> None:
-    """Fires one at a time (shared ``subscribe``) or in concurrent batches (``subscribe_batch``)."""
-    common = dict(service=SERVICE, group_id=group_id, max_attempts=s.kafka_max_attempts,
-                  backoff_s=s.kafka_retry_backoff_s, session_timeout_ms=s.kafka_session_timeout_ms)
+    """Fires one at a time (shared ``subscribe``) or in concurrent batches (``subscribe_batch``).
+
+    Each fire waits on Mapbox, so a batch holds ``tiler_batch_size`` fires either way.
+    """
+    common = dict(service=SERVICE, group_id=group_id,
+                  **{**consumer_options(s), "max_records": s.tiler_batch_size})
     if s.tiler_batch_size > 1:
-        subscribe_batch(broker, topic, FireObserved, handler, max_records=s.tiler_batch_size, **common)
+        subscribe_batch(broker, topic, FireObserved, handler, **common)
     else:
         subscribe(broker, topic, FireObserved, handler, **common)
 

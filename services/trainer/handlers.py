@@ -29,7 +29,8 @@ from emberwatch.contracts import (
 from emberwatch.contracts.events import SplitCounts
 from emberwatch.messaging.alerts import Severity, make_alert, publish_alert
 from emberwatch.messaging.broker import publish_event
-from emberwatch.messaging.consumer import PermanentError
+from emberwatch.messaging.bulk_consumer import Received
+from emberwatch.messaging.consumer import PermanentError, current_origin
 from services.trainer import metrics as m
 from services.trainer.models import TrainingOutcome
 from services.trainer.pipeline import Trainer
@@ -38,16 +39,6 @@ from services.trainer.settings import SERVICE
 
 log = logging.getLogger(__name__)
 
-
-
-def _message_origin(broker: KafkaBroker) -> tuple[str | None, int | None, int | None]:
-    """Topic, partition and offset of the message being handled (lineage back to Kafka)."""
-    try:
-        message = broker.context.get_local("message")
-        raw = message.raw_message
-        return raw.topic, int(raw.partition), int(raw.offset)
-    except Exception:  # noqa: BLE001 - lineage by tile id still holds without it
-        return None, None, None
 
 
 class TrainerHandlers:
@@ -74,7 +65,7 @@ class TrainerHandlers:
             check_tile_uri(event.uri)
         except UnsupportedTileUri as exc:
             raise PermanentError(f"tile {event.tile_id}: {exc}") from exc
-        topic, partition, offset = _message_origin(self.broker)
+        topic, partition, offset = current_origin()
         new = await asyncio.to_thread(
             self.trainer.index.record, tile_id=event.tile_id, label=event.label, split=event.split,
             uri=event.uri, fire_key=event.fire_key, lat=event.lat, lon=event.lon, event_id=event.event_id,
@@ -84,6 +75,25 @@ class TrainerHandlers:
             m.TILES_RECORDED.inc()
             m.KNOWN_TILES.inc()
             self.scheduler.tiles_arrived()
+
+    async def on_tiles_ready(self, batch: list[Received[TileReady]]) -> None:
+        """A fetched batch of tiles, recorded in one durable transaction before the offsets are
+        committed. A tile the trainer cannot read fails the batch, which is then handled one tile at
+        a time (``on_tile_ready``) so that only that tile goes to the DLQ."""
+        for r in batch:
+            try:
+                check_tile_uri(r.event.uri)
+            except UnsupportedTileUri as exc:
+                raise PermanentError(f"tile {r.event.tile_id}: {exc}") from exc
+        rows = [dict(tile_id=r.event.tile_id, label=r.event.label, split=r.event.split, uri=r.event.uri,
+                     fire_key=r.event.fire_key, lat=r.event.lat, lon=r.event.lon,
+                     event_id=r.event.event_id, topic=r.topic, partition=r.partition, offset=r.offset)
+                for r in batch]
+        new = await asyncio.to_thread(self.trainer.index.record_many, rows)
+        if new:
+            m.TILES_RECORDED.inc(new)
+            m.KNOWN_TILES.inc(new)
+            self.scheduler.tiles_arrived(new)
 
     async def on_tile_relabelled(self, event: TileRelabelled) -> None:
         """A fire reported later lies near a fire-free tile: the next training leaves it out (retire)

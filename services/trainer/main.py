@@ -9,7 +9,8 @@ from emberwatch.common.config import Settings, narrow
 from emberwatch.common.service import run_service
 from emberwatch.contracts import TileReady, TileRelabelled, Topic, TrainingRequest
 from emberwatch.messaging.broker import build_broker
-from emberwatch.messaging.consumer import subscribe
+from emberwatch.messaging.bulk_consumer import subscribe_bulk
+from emberwatch.messaging.consumer import consumer_options, subscribe
 from services.trainer.handlers import SERVICE, TrainerHandlers
 from services.trainer.pipeline import Trainer
 from services.trainer.settings import TrainerSettings
@@ -19,9 +20,9 @@ def build_service(settings: Settings) -> tuple[KafkaBroker, TrainerHandlers]:
     s = narrow(settings, TrainerSettings)
     broker = build_broker(s, SERVICE, graceful_timeout=60.0)
     handlers = TrainerHandlers(Trainer(s), broker)
-    common = dict(service=SERVICE, group_id=s.trainer_group_id, max_attempts=s.kafka_max_attempts,
-                  backoff_s=s.kafka_retry_backoff_s, session_timeout_ms=s.kafka_session_timeout_ms)
-    subscribe(broker, Topic.TILES_READY, TileReady, handlers.on_tile_ready, **common)
+    common = dict(service=SERVICE, group_id=s.trainer_group_id, **consumer_options(s))
+    subscribe_bulk(broker, Topic.TILES_READY, TileReady, handlers.on_tiles_ready, handlers.on_tile_ready,
+                   **common)
     subscribe(broker, Topic.TILES_RELABELLED, TileRelabelled, handlers.on_tile_relabelled, **common)
     subscribe(broker, Topic.TRAINING_REQUESTS, TrainingRequest, handlers.on_training_request, **common)
     return broker, handlers

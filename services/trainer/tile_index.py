@@ -86,13 +86,28 @@ class TileIndex:
         offset: int | None = None,
     ) -> bool:
         """Store a tile (durably). True when it is new; a known tile keeps its first record."""
+        return self.record_many([dict(tile_id=tile_id, label=label, split=split, uri=uri,
+                                      fire_key=fire_key, lat=lat, lon=lon, event_id=event_id,
+                                      topic=topic, partition=partition, offset=offset)]) == 1
+
+    def record_many(self, tiles: list[dict]) -> int:
+        """Store tiles (``record``'s fields each) in one durable transaction; how many were new.
+
+        Idempotent as a whole: a tile already held (from an earlier delivery of the same batch, or
+        twice in this one) keeps its first record and does not count.
+        """
+        if not tiles:
+            return 0
+        rows = [(t["tile_id"], t["label"], t["split"], t["uri"], t.get("fire_key", ""), t.get("lat"),
+                 t.get("lon"), t.get("topic"), t.get("partition"), t.get("offset"), t.get("event_id"))
+                for t in tiles]
         with self._connect() as db:
-            cur = db.execute(
+            cur = db.executemany(
                 'INSERT INTO tiles (tile_id, label, split, uri, fire_key, lat, lon, topic, partition, "offset", '
                 "event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tile_id) DO NOTHING",
-                (tile_id, label, split, uri, fire_key, lat, lon, topic, partition, offset, event_id),
+                rows,
             )
-            return cur.rowcount == 1
+            return max(0, cur.rowcount)
 
     def relabel(self, *, tile_id: str, action: str, label: str | None, fire_key: str,
                 event_id: str | None = None) -> bool:

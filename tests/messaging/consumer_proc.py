@@ -12,7 +12,7 @@ from emberwatch.messaging.broker import build_broker
 from emberwatch.messaging.consumer import subscribe
 
 
-async def main(topic: str, group: str, out_path: str) -> None:
+async def main(topic: str, group: str, out_path: str, max_records: str) -> None:
     settings = Settings()
     broker = build_broker(settings, "resume")
     out = open(out_path, "a", buffering=1)
@@ -24,10 +24,10 @@ async def main(topic: str, group: str, out_path: str) -> None:
         await asyncio.sleep(0.02)
 
     subscribe(broker, topic, PipelineAlert, handle, service="resume", group_id=group,
-              session_timeout_ms=settings.kafka_session_timeout_ms)
+              session_timeout_ms=settings.kafka_session_timeout_ms, max_records=int(max_records))
     await broker.start()
     await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:4]))
+    asyncio.run(main(*sys.argv[1:5]))

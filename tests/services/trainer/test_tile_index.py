@@ -74,3 +74,20 @@ def test_locations_are_kept_and_an_older_index_is_migrated(tmp_path):
     rows = idx.all()
     assert (rows[0].lat, rows[0].lon) == (None, None)
     assert (rows[1].lat, rows[1].lon) == (60.25, -135.5)
+
+
+def test_record_many_is_one_idempotent_transaction(tmp_path):
+    idx = TileIndex(tmp_path / "t.sqlite")
+    idx.record(tile_id=T1, label="wildfire", split="train", uri="file:///1")
+    batch = [dict(tile_id=T1, label="nowildfire", split="test", uri="file:///other"),
+             dict(tile_id=T2, label="wildfire", split="train", uri="file:///2", topic="tiles.ready.v1",
+                  partition=0, offset=41),
+             dict(tile_id=T2, label="nowildfire", split="val", uri="file:///2b"),  # twice in one batch
+             dict(tile_id=T3, label="nowildfire", split="val", uri="file:///3", lat=50.1, lon=-120.2)]
+    assert idx.record_many(batch) == 2  # T1 was known, T2 counted once
+    assert idx.record_many(batch) == 0  # the same batch redelivered after a crash: nothing new
+    rows = {r.tile_id: r for r in TileIndex(tmp_path / "t.sqlite").all()}
+    assert set(rows) == {T1, T2, T3}
+    assert rows[T1].label == "wildfire" and rows[T2].split == "train"  # first records kept
+    assert (rows[T2].topic, rows[T2].partition, rows[T2].offset) == ("tiles.ready.v1", 0, 41)
+    assert idx.record_many([]) == 0

@@ -1,0 +1,142 @@
+"""How fast a consuming service drains a backlog of its topic: the trainer's durable tile index.
+
+Starts a private Tansu on a free port, publishes N valid ``TileReady`` events to ``tiles.ready`` (one
+partition) and then, side by side in one run:
+
+* raw aiokafka: one consumer reads the whole topic (``getmany``), no validation, no side effect;
+* the trainer's subscription as it is wired (``services/trainer/main.py``: batches validated and
+  recorded in one SQLite transaction each, ``synchronous=FULL``, commit per batch);
+* the trainer's per-record handler through ``subscribe`` (one transaction per tile), the way the
+  trainer consumed before, on fewer events.
+
+The drain rate counts from the first tile in the index to the last (group join excluded). Prints a
+table. Usage: python benchmarks/bench_drain.py [N] [--single M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aiokafka import AIOKafkaConsumer  # noqa: E402
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from emberwatch.common.config import narrow  # noqa: E402
+from emberwatch.contracts import TileReady, Topic  # noqa: E402
+from emberwatch.messaging.broker import build_broker, publish_events  # noqa: E402
+from emberwatch.messaging.consumer import consumer_options, subscribe  # noqa: E402
+from emberwatch.stack import manage  # noqa: E402
+from services.trainer.handlers import SERVICE, TrainerHandlers  # noqa: E402
+from services.trainer.main import build_service  # noqa: E402
+from services.trainer.pipeline import Trainer  # noqa: E402
+from services.trainer.settings import TrainerSettings  # noqa: E402
+from tests.conftest import stack_settings  # noqa: E402
+
+
+def tile(i: int) -> TileReady:
+    tid = f"{i:064x}"
+    return TileReady.create(producer="bench", tile_id=tid, uri=f"file:///tiles/{tid}.jpg",
+                            lat=50.0 + i * 1e-4, lon=-120.0, zoom=15, size_px=350,
+                            label="wildfire" if i % 2 else "nowildfire", split="train",
+                            fire_key=f"bc:{i}", provider="mapbox-static")
+
+
+async def fill(settings, n: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(Topic.TILES_READY, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = build_broker(settings, "bench-fill")
+    await producer.start()
+    try:
+        events = [tile(i) for i in range(n)]
+        for start in range(0, n, 1000):
+            await publish_events(producer, events[start:start + 1000], service="bench")
+    finally:
+        await producer.stop()
+
+
+async def drain_raw(settings, n: int) -> dict:
+    consumer = AIOKafkaConsumer(Topic.TILES_READY, bootstrap_servers=settings.kafka_bootstrap_servers,
+                                group_id="bench-raw", auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    seen, first = 0, None
+    try:
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=200, max_records=settings.kafka_batch_max_records)
+            got = sum(len(v) for v in batch.values())
+            if got and first is None:
+                first = time.perf_counter()
+            seen += got
+        took = time.perf_counter() - first
+    finally:
+        await consumer.stop()
+    return {"events": n, "s": took, "events/s": n / took}
+
+
+async def drain_trainer(settings, n: int, state: Path, group: str, *, per_record: bool) -> dict:
+    s = narrow(settings, TrainerSettings).model_copy(update={"state_dir": state, "trainer_group_id": group})
+    if per_record:
+        broker = build_broker(s, SERVICE)
+        handlers = TrainerHandlers(Trainer(s), broker)
+        subscribe(broker, Topic.TILES_READY, TileReady, handlers.on_tile_ready, service=SERVICE,
+                  group_id=group, **{**consumer_options(s), "max_records": 1})
+    else:
+        broker, handlers = build_service(s)
+    index = handlers.trainer.index
+    await broker.start()  # the scheduler is not started: no training interferes
+    first = None
+    try:
+        deadline = time.perf_counter() + 900
+        while (count := index.count()) < n and time.perf_counter() < deadline:
+            if count and first is None:
+                first = time.perf_counter()
+            await asyncio.sleep(0.05)
+        took = time.perf_counter() - (first or time.perf_counter())
+    finally:
+        await broker.stop()
+    return {"events": count, "s": took, "events/s": count / took if took else float("nan")}
+
+
+async def main(n: int, single: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = stack_settings(Path(tmp), "kafka")
+        manage.up(settings)
+        try:
+            await fill(settings, n)
+            rows = [
+                ("raw aiokafka getmany (no validation, no side effect)", await drain_raw(settings, n)),
+                ("trainer as wired: subscribe_bulk, one transaction per batch",
+                 await drain_trainer(settings, n, Path(tmp) / "bulk", "bench-bulk", per_record=False)),
+                ("trainer per record: subscribe + on_tile_ready (one transaction per tile)",
+                 await drain_trainer(settings, single, Path(tmp) / "single", "bench-single",
+                                     per_record=True)),
+            ]
+        finally:
+            manage.down(settings)
+    table = Table(title=f"Draining {n:,} TileReady events into the trainer's tile index (Tansu, one "
+                        f"partition, batches ≤ {settings.kafka_batch_max_records})")
+    for col in ("path", "events", "s", "events/s"):
+        table.add_column(col, justify="left" if col == "path" else "right")
+    for name, r in rows:
+        table.add_row(name, f"{r['events']:,}", f"{r['s']:.2f}", f"{r['events/s']:,.0f}")
+    Console(width=160).print(table)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("n", type=int, nargs="?", default=20000, help="events in the backlog")
+    parser.add_argument("--single", type=int, default=2000, help="events for the per-record path")
+    args = parser.parse_args()
+    asyncio.run(main(args.n, args.single))

@@ -1,0 +1,116 @@
+"""Batched delivery against the real broker: one commit per handled batch, never before; batched
+publishing that is confirmed as a whole."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from emberwatch.contracts import PipelineAlert
+from emberwatch.messaging.broker import build_broker, publish_events
+from emberwatch.messaging.consumer import subscribe
+from tests.messaging.helpers import read_all, unique, wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def alert_on(topic: str, name: str) -> PipelineAlert:
+    model = type("RoutedAlert", (PipelineAlert,), {"TOPIC": topic})
+    return model.create(producer="t", alert=name, component="c", message="m")
+
+
+async def create_topic(settings, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+
+
+async def committed_offset(settings, group: str, topic: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return await consumer.committed(TopicPartition(topic, 0)) or 0
+    finally:
+        await consumer.stop()
+
+
+async def test_a_batch_is_handled_in_order_and_committed_only_once_handled(kafka_settings):
+    topic, group = unique("batches"), unique("batches-group")
+    total, batch, blocked_at = 50, 20, 30
+    await create_topic(kafka_settings, topic)
+    producer = build_broker(kafka_settings, "batches-pub")
+    await producer.start()
+    try:
+        sent = await publish_events(producer, [alert_on(topic, f"m{i:03d}") for i in range(total)],
+                                    service="t")
+    finally:
+        await producer.stop()
+    assert sent == total
+
+    handled: list[str] = []
+    release = asyncio.Event()
+
+    async def handle(event: PipelineAlert) -> None:
+        if len(handled) == blocked_at:
+            await release.wait()
+        handled.append(event.alert)
+
+    broker = build_broker(kafka_settings, "batches")
+    subscribe(broker, topic, PipelineAlert, handle, service="batches", group_id=group,
+              max_records=batch, session_timeout_ms=kafka_settings.kafka_session_timeout_ms)
+    await broker.start()
+    try:
+        await wait_for(lambda: len(handled) == blocked_at, timeout_s=60)
+        await asyncio.sleep(1.0)  # a commit of the batch in flight would have happened by now
+        during = await committed_offset(kafka_settings, group, topic)
+        release.set()
+        await wait_for(lambda: len(handled) == total, timeout_s=60)
+
+        async def fully_committed() -> bool:
+            return await committed_offset(kafka_settings, group, topic) == total
+        for _ in range(100):
+            if await fully_committed():
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await broker.stop()
+    assert handled == [f"m{i:03d}" for i in range(total)]  # one partition, in published order
+    # The batch holding the blocked record is not committed while it is handled; the batches
+    # before it are (their records are all handled).
+    assert during <= blocked_at, f"committed {during} while record {blocked_at} was still in hand"
+    assert during >= 1, "nothing was committed although the first batch was handled"
+    assert await committed_offset(kafka_settings, group, topic) == total
+
+
+async def test_publish_events_raises_when_any_event_is_not_acknowledged(kafka_settings):
+    topic = unique("publish-many")
+    events = [alert_on(topic, f"e{i}") for i in range(10)]
+    broker = build_broker(kafka_settings, "publish-many")
+    real_publish = broker.publish
+
+    async def publish(body, topic=None, **kwargs):  # the broker refuses the 7th event
+        if b'"e6"' in body:
+            failed: asyncio.Future = asyncio.get_running_loop().create_future()
+            failed.set_exception(ConnectionError("not acknowledged"))
+            return failed
+        return await real_publish(body, topic=topic, **kwargs)
+
+    await broker.start()
+    try:
+        broker.publish = publish
+        with pytest.raises(ConnectionError, match="not acknowledged"):
+            await publish_events(broker, events, service="t")
+        broker.publish = real_publish
+        assert await publish_events(broker, events, service="t") == 10  # the caller's retry
+    finally:
+        await broker.stop()
+    records = await read_all(kafka_settings.kafka_bootstrap_servers, topic, expect=19)
+    names = [r.value for r in records]
+    assert len(names) == 19 and sum(b'"e6"' in v for v in names) == 1
