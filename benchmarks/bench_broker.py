@@ -1,23 +1,28 @@
 """Publish→consume throughput and latency of enveloped events through the local broker (Tansu).
 
-Starts a private Tansu on a free port and creates one single-partition topic per path. Each path
-publishes N ``TileReady`` events and consumes them in the same process, side by side in one run:
+Starts a private Tansu on a free port and one single-partition topic per path. For each path a
+consumer runs in its own process (as a service does) and this process publishes N ``TileReady``
+events to it; paths run one after another in one run, side by side in the table:
 
-* raw aiokafka, batched: ``send`` without waiting per chunk then wait for the acks; ``getmany`` and
+* raw aiokafka, batched: ``send`` without waiting per chunk, then wait for the acks; ``getmany`` and
   one manual commit per fetched batch (the ceiling: no envelope, no validation, no metrics);
 * Emberwatch batched: ``publish_events`` (the services' producer path) and ``subscribe`` (the
-  services' consumer: validation against the contract, retries/DLQ wiring, metrics, one commit per
+  services' consumer: validation against the contract, retry/DLQ wiring, metrics, one commit per
   handled batch);
 * Emberwatch one at a time: ``publish_event`` per event (each waits for its ack), same consumer.
 
-Prints a table with the ratio to raw. Usage: python benchmarks/bench_broker.py [N] [--chunk C]
+End-to-end counts from the first send to the last event handled; latency is handled time minus the
+record's Kafka timestamp (set when it was handed to the producer). Usage:
+python benchmarks/bench_broker.py [N] [--chunk C] [--single M]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,14 +35,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from emberwatch.common.config import Settings  # noqa: E402
 from emberwatch.contracts import TileReady  # noqa: E402
 from emberwatch.messaging.broker import build_broker, publish_event, publish_events  # noqa: E402
-from emberwatch.messaging.consumer import subscribe  # noqa: E402
+from emberwatch.messaging.consumer import current_record, subscribe  # noqa: E402
 from emberwatch.stack import manage  # noqa: E402
-from tests.conftest import stack_settings  # noqa: E402
-
-GROUP_JOIN_S = 4  # about half the session timeout on Tansu
-
+from tests.conftest import env_for, stack_settings  # noqa: E402
 
 def on_topic(topic: str) -> type[TileReady]:
     """``TileReady`` routed to the benchmark's own topic (the contract's topic is shared)."""
@@ -51,98 +54,98 @@ def tile_event(i: int, model: type[TileReady] = TileReady) -> TileReady:
                         fire_key=f"bc:{i}", provider="mapbox-static")
 
 
-def summary(n: int, t_pub: float, t_all: float, lat: list[float]) -> dict:
-    lat = sorted(lat)
-    return {"publish/s": n / t_pub, "end-to-end/s": n / t_all,
-            "p50 ms": 1000 * statistics.median(lat), "p99 ms": 1000 * lat[int(0.99 * (len(lat) - 1))]}
+# --- the consumer process -------------------------------------------------------------------------
 
-
-async def create_topics(settings, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1) for t in names])
-    finally:
-        await admin.close()
-
-
-async def bench_emberwatch(settings, n: int, topic: str, chunk: int, *, batched: bool) -> dict:
-    received: list[float] = []
-    sent_at: dict[str, float] = {}
-    done = asyncio.Event()
-
-    async def handle(event: TileReady) -> None:
-        received.append(time.perf_counter() - sent_at[event.event_id])
-        if len(received) >= n:
-            done.set()
-
-    model = on_topic(topic)
-    consumer_broker = build_broker(settings, "bench-consumer")
-    subscribe(consumer_broker, topic, model, handle, service="bench", group_id=f"g-{topic}",
-              session_timeout_ms=6000, max_records=settings.kafka_batch_max_records)
-    await consumer_broker.start()
-    await asyncio.sleep(GROUP_JOIN_S)
-    producer = build_broker(settings, "bench-producer")
-    await producer.start()
-    events = [tile_event(i, model) for i in range(n)]
-    t0 = time.perf_counter()
-    for start in range(0, n, chunk):
-        part = events[start:start + chunk]
-        now = time.perf_counter()
-        for e in part:
-            sent_at[e.event_id] = now
-        if batched:
-            await publish_events(producer, part, service="bench")
-        else:
-            for e in part:
-                sent_at[e.event_id] = time.perf_counter()
-                await publish_event(producer, e, service="bench")
-    t_pub = time.perf_counter() - t0
-    await asyncio.wait_for(done.wait(), 600)
-    t_all = time.perf_counter() - t0
-    await producer.stop()
-    await consumer_broker.stop()
-    return summary(n, t_pub, t_all, received)
-
-
-async def bench_raw(settings, n: int, topic: str, chunk: int) -> dict:
-    payloads = [tile_event(i).to_bytes() for i in range(n)]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=0,
-                                max_batch_size=settings.kafka_producer_batch_bytes, acks="all")
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers,
-                                group_id=f"g-{topic}", auto_offset_reset="earliest",
-                                enable_auto_commit=False, session_timeout_ms=6000)
-    await consumer.start()
-    await producer.start()
-    await asyncio.sleep(GROUP_JOIN_S)
+async def consume(path: str, topic: str, n: int) -> dict:
+    settings = Settings()
     lat: list[float] = []
-    sent_at: list[float] = [0.0] * n
-
-    async def consume() -> None:
+    done = asyncio.Event()
+    if path == "raw":
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers,
+                                    group_id=f"g-{topic}", auto_offset_reset="earliest",
+                                    enable_auto_commit=False, session_timeout_ms=6000)
+        await consumer.start()
+        while not consumer.assignment():  # joined the group
+            await asyncio.sleep(0.05)
+        print("ready", flush=True)
         while len(lat) < n:
             batch = await consumer.getmany(timeout_ms=100, max_records=settings.kafka_batch_max_records)
-            now = time.perf_counter()
+            now = time.time()
             for recs in batch.values():
-                for r in recs:
-                    lat.append(now - sent_at[int(r.key)])
+                lat.extend(now - r.timestamp / 1000 for r in recs)
             if batch:
                 await consumer.commit()
+        last = time.time()
+        await consumer.stop()
+    else:
+        async def handle(event: TileReady) -> None:
+            lat.append(time.time() - current_record().timestamp / 1000)
+            if len(lat) >= n:
+                done.set()
 
-    task = asyncio.create_task(consume())
-    t0 = time.perf_counter()
-    for start in range(0, n, chunk):
-        now = time.perf_counter()
-        futures = []
-        for i in range(start, min(n, start + chunk)):
-            sent_at[i] = now
-            futures.append(await producer.send(topic, payloads[i], key=str(i).encode()))
-        await asyncio.gather(*futures)
-    t_pub = time.perf_counter() - t0
-    await asyncio.wait_for(task, 600)
-    t_all = time.perf_counter() - t0
-    await producer.stop()
-    await consumer.stop()
-    return summary(n, t_pub, t_all, lat)
+        broker = build_broker(settings, "bench-consumer")
+        subscribe(broker, topic, on_topic(topic), handle, service="bench", group_id=f"g-{topic}",
+                  session_timeout_ms=6000, max_records=settings.kafka_batch_max_records)
+        await broker.start()
+        for sub in broker.subscribers:  # joined the group
+            while not (getattr(sub, "consumer", None) and sub.consumer.assignment()):
+                await asyncio.sleep(0.05)
+        print("ready", flush=True)
+        await done.wait()
+        last = time.time()
+        await broker.stop()
+    lat.sort()
+    return {"last": last, "p50 ms": 1000 * statistics.median(lat),
+            "p99 ms": 1000 * lat[int(0.99 * (len(lat) - 1))]}
+
+
+# --- the producer (this process) ------------------------------------------------------------------
+
+async def produce(settings, path: str, topic: str, n: int, chunk: int) -> tuple[float, float]:
+    """Publish n events; (time of the first send, seconds until all were acknowledged)."""
+    if path == "raw":
+        payloads = [tile_event(i).to_bytes() for i in range(n)]
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=0,
+                                    max_batch_size=settings.kafka_producer_batch_bytes, acks="all")
+        await producer.start()
+        t0, p0 = time.time(), time.perf_counter()
+        for start in range(0, n, chunk):
+            futures = [await producer.send(topic, payloads[i], key=str(i).encode())
+                       for i in range(start, min(n, start + chunk))]
+            await asyncio.gather(*futures)
+        took = time.perf_counter() - p0
+        await producer.stop()
+        return t0, took
+    model = on_topic(topic)
+    events = [tile_event(i, model) for i in range(n)]
+    broker = build_broker(settings, "bench-producer")
+    await broker.start()
+    t0, p0 = time.time(), time.perf_counter()
+    if path == "batched":
+        for start in range(0, n, chunk):
+            await publish_events(broker, events[start:start + chunk], service="bench")
+    else:
+        for e in events:
+            await publish_event(broker, e, service="bench")
+    took = time.perf_counter() - p0
+    await broker.stop()
+    return t0, took
+
+
+async def run_path(settings, path: str, topic: str, n: int, chunk: int) -> dict:
+    consumer = subprocess.Popen(
+        [sys.executable, __file__, "--consume", "raw" if path == "raw" else "emberwatch", "--topic", topic,
+         str(n)], env=env_for(settings), stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert consumer.stdout.readline().strip() == "ready"
+        t0, t_pub = await produce(settings, path, topic, n, chunk)
+        out = json.loads(await asyncio.to_thread(consumer.stdout.readline))
+        consumer.wait(60)
+    finally:
+        if consumer.poll() is None:
+            consumer.kill()
+    return {"publish/s": n / t_pub, "end-to-end/s": n / (out["last"] - t0),
+            "p50 ms": out["p50 ms"], "p99 ms": out["p99 ms"]}
 
 
 async def main(n: int, chunk: int, single_n: int) -> None:
@@ -150,11 +153,15 @@ async def main(n: int, chunk: int, single_n: int) -> None:
         settings = stack_settings(Path(tmp), "kafka")
         manage.up(settings)
         try:
-            await create_topics(settings, ["bench-raw", "bench-ew", "bench-ew-single"])
+            admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+            await admin.start()
+            await admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1)
+                                       for t in ("bench-raw", "bench-ew", "bench-ew-single")])
+            await admin.close()
             size = len(tile_event(0).to_bytes())
-            raw = await bench_raw(settings, n, "bench-raw", chunk)
-            batched = await bench_emberwatch(settings, n, "bench-ew", chunk, batched=True)
-            single = await bench_emberwatch(settings, single_n, "bench-ew-single", chunk, batched=False)
+            raw = await run_path(settings, "raw", "bench-raw", n, chunk)
+            batched = await run_path(settings, "batched", "bench-ew", n, chunk)
+            single = await run_path(settings, "single", "bench-ew-single", single_n, chunk)
         finally:
             manage.down(settings)
     rows = [
@@ -163,7 +170,7 @@ async def main(n: int, chunk: int, single_n: int) -> None:
         ("Emberwatch publish_event one at a time (waits each ack) + subscribe", single_n, single),
     ]
     table = Table(title=f"Local broker (Tansu, memory), one partition, TileReady events of {size} B, "
-                        f"consumer batches ≤ {settings.kafka_batch_max_records}")
+                        f"consumer in its own process, batches ≤ {settings.kafka_batch_max_records}")
     table.add_column("path")
     table.add_column("events", justify="right")
     for col in raw:
@@ -180,5 +187,10 @@ if __name__ == "__main__":
     parser.add_argument("n", type=int, nargs="?", default=20000, help="events per batched path")
     parser.add_argument("--chunk", type=int, default=1000, help="events handed to the producer at once")
     parser.add_argument("--single", type=int, default=5000, help="events for the one-at-a-time path")
+    parser.add_argument("--consume", choices=["raw", "emberwatch"], help=argparse.SUPPRESS)
+    parser.add_argument("--topic", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.run(main(args.n, args.chunk, args.single))
+    if args.consume:
+        print(json.dumps(asyncio.run(consume(args.consume, args.topic, args.n))), flush=True)
+    else:
+        asyncio.run(main(args.n, args.chunk, args.single))

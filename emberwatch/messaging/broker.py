@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from faststream.kafka.security import parse_security
 from faststream.security import (
@@ -59,12 +60,30 @@ def client_options(settings: Settings) -> dict[str, Any]:
     return {"bootstrap_servers": settings.kafka_servers, **parse_security(build_security(settings))}
 
 
+def batch_producer(broker: KafkaBroker) -> AIOKafkaProducer | None:
+    """The aiokafka producer under the broker's FastStream producer, for batches.
+
+    FastStream 0.7 keeps it at ``config.producer._producer.producer``; sending through it directly
+    skips FastStream's per-message command and middleware chain (half the CPU of a publish here).
+    ``None`` if that layout changes: ``publish_events`` then goes through ``broker.publish`` (slower,
+    the same guarantees). A test pins that the fast path is found with the constrained version.
+    """
+    state = getattr(getattr(broker.config, "producer", None), "_producer", None)
+    producer = getattr(state, "producer", None)
+    return producer if isinstance(producer, AIOKafkaProducer) else None
+
+
+def event_headers(event: Envelope) -> dict[str, str]:
+    """The headers every published event carries (the body holds the same facts)."""
+    return {"event_type": event.type, "event_id": event.event_id, "content-type": "application/json"}
+
+
 def _send(broker: KafkaBroker, event: Envelope, *, no_confirm: bool) -> Awaitable[Any]:
     return broker.publish(
         event.to_bytes(),
         topic=event.TOPIC,
         key=event.key().encode(),
-        headers={"event_type": event.type, "event_id": event.event_id, "content-type": "application/json"},
+        headers=event_headers(event),
         no_confirm=no_confirm,
     )
 
@@ -84,7 +103,13 @@ async def publish_events(broker: KafkaBroker, events: Iterable[Envelope], *, ser
     republishes them; consumers are idempotent by event id). Per key, order is kept.
     """
     events = list(events)
-    pending = [await _send(broker, event, no_confirm=True) for event in events]
+    producer = batch_producer(broker)
+    if producer is not None:
+        pending = [await producer.send(e.TOPIC, e.to_bytes(), key=e.key().encode(),
+                                       headers=[(k, v.encode()) for k, v in event_headers(e).items()])
+                   for e in events]
+    else:
+        pending = [await _send(broker, event, no_confirm=True) for event in events]
     results = await asyncio.gather(*pending, return_exceptions=True)
     sent = Counter(e.TOPIC for e, r in zip(events, results) if not isinstance(r, BaseException))
     for topic, n in sent.items():

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from faststream import AckPolicy
@@ -59,6 +60,11 @@ class PermanentError(Exception):
 
 
 _CURRENT_RECORD: ContextVar[Any] = ContextVar("emberwatch_current_record", default=None)
+
+
+def current_record() -> Any:
+    """The aiokafka record whose handler is running (``None`` outside a handler)."""
+    return _CURRENT_RECORD.get()
 
 
 def current_origin() -> tuple[str | None, int | None, int | None]:
@@ -121,6 +127,13 @@ def record_lag(service: str, consumer: Any, last: Any) -> None:
         return
     if high is not None:
         CONSUMER_LAG.labels(service, last.topic, str(last.partition)).set(max(0, high - last.offset - 1))
+
+
+@lru_cache(maxsize=None)
+def _metrics(service: str, topic: str) -> tuple[dict[str, Any], Any]:
+    """The per-record metrics of one subscription, labels bound once (a lookup costs per record)."""
+    consumed = {o: MESSAGES_CONSUMED.labels(service, topic, o) for o in ("ok", "dlq")}
+    return consumed, HANDLER_SECONDS.labels(service, topic)
 
 
 def _log_failure(service: str, topic: str, offset: int, attempt: int, exc: BaseException) -> None:
@@ -203,8 +216,9 @@ async def process_record(
         return outcome
     finally:
         _CURRENT_RECORD.reset(token)
-        MESSAGES_CONSUMED.labels(service, topic, outcome).inc()
-        HANDLER_SECONDS.labels(service, topic).observe(time.perf_counter() - started)
+        consumed, seconds = _metrics(service, topic)
+        consumed[outcome].inc()
+        seconds.observe(time.perf_counter() - started)
 
 
 def consumer_options(settings: Any) -> dict[str, Any]:
