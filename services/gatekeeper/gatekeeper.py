@@ -183,7 +183,11 @@ class Gatekeeper:
         self.lineage.remember(str(c.version), files.lineage)
         champion = self.serving.champion()
 
-        # 2. infra validation: loaded next to the champion, checked on the known images
+        # 2. infra validation: loaded next to the champion, checked on the known images. A candidate
+        #    that arrives while Triton restarts waits for it (bounded), as a shadow pair does: an
+        #    outage is no reason to reject it, nor to dead-letter it after a few quick retries.
+        if not self.serving.triton.live():
+            self.serving.wait_until_serving(self.settings.gatekeeper_triton_wait_s)
         problem, report = self._validate_in_triton(str(c.version), files)
         self._validation_outcome(str(c.version), problem)
         if report is not None:

@@ -134,7 +134,9 @@ def test_demo_at_the_readme_defaults_runs_the_whole_loop(tmp_path):
         assert predicted.returncode == 0, predicted.stderr[-2000:]
         assert "model version" in predicted.stdout
         time.sleep(12)  # one more watchdog round after the recovery
-        problems = _log_problems(gk_log, log_mark)
+        # A candidate the trainer finishes meanwhile may carry leakage warnings: those are about its
+        # data, logged by design, not about the outage.
+        problems = [p for p in _log_problems(gk_log, log_mark) if "candidate carries warnings" not in p]
         assert not problems, problems[:5]
 
         # A second run continues: no duplicate tiles, no duplicate facts, a new shadow decision.
