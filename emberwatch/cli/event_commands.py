@@ -1,4 +1,4 @@
-"""``emberwatch replay`` and ``emberwatch asyncapi``: the event topics and their contracts."""
+"""``emberwatch replay``, ``emberwatch asyncapi`` and ``emberwatch create-topics``: the event topics."""
 
 from __future__ import annotations
 
@@ -68,3 +68,30 @@ def asyncapi(
         with open(output, "w") as fh:
             fh.write(text + "\n")
         console.print(f"wrote {output}")
+
+
+def create_topics() -> None:
+    """Create every event topic and its DLQ with the chosen partition counts
+    (EMBERWATCH_KAFKA_TOPIC_PARTITIONS, EMBERWATCH_KAFKA_DEFAULT_PARTITIONS); existing ones are left
+    as they are and listed. Run it once against a new cluster, before the services."""
+    import asyncio
+
+    from rich.table import Table
+
+    from emberwatch.operations.create_topics import create_topics as do_create
+
+    try:
+        plans = asyncio.run(do_create(get_settings()))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    table = Table(title="Event topics")
+    for col in ("topic", "partitions", "state"):
+        table.add_column(col, justify="right" if col == "partitions" else "left")
+    for p in plans:
+        state = "created" if p.existing is None else (
+            f"[yellow]exists with {p.existing} (fewer than asked)[/]" if p.short else f"exists ({p.existing})")
+        table.add_row(p.topic, str(p.partitions), state)
+    out.print(table)
+    if any(p.short for p in plans):
+        console.print("[yellow]some topics have fewer partitions than asked: fewer replicas can share "
+                      "their work; add partitions with the cluster's tools (keys are re-mapped)[/]")

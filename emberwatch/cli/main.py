@@ -28,6 +28,7 @@ app.command("reject")(model_commands.reject)
 app.command("train")(model_commands.train)
 app.command("predict")(model_commands.predict)
 app.command("asyncapi")(event_commands.asyncapi)
+app.command("create-topics")(event_commands.create_topics)
 app.command("config")(config_command.show_config)
 
 

@@ -50,6 +50,15 @@ class Settings(BaseSettings):
         description="Records a consumer takes per fetch and commits together once all are handled: "
                     "the most a crash can redeliver per consumer.",
     )
+    kafka_topic_partitions: str = Field(
+        "fires.observed.v1=3,tiles.ready.v1=3",
+        description="`emberwatch topics create`: partitions of the topics whose consumers run as "
+                    "several replicas (topic=count, comma-separated).",
+    )
+    kafka_default_partitions: int = Field(
+        1, ge=1, description="`emberwatch topics create`: partitions of every other topic and DLQ.")
+    kafka_replication_factor: int = Field(
+        1, ge=1, description="`emberwatch topics create`: replicas of each partition (3 on a real cluster).")
     kafka_producer_batch_bytes: int = Field(
         262144, ge=1024,
         description="Bytes the producer packs per partition into one produce request (aiokafka "

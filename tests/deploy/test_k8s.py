@@ -16,6 +16,7 @@ import yaml
 
 from emberwatch.common.config import SERVICE_NAMES, Settings
 from emberwatch.contracts import Topic
+from emberwatch.operations.create_topics import parse_partitions
 from services.gatekeeper.settings import GatekeeperSettings
 from services.ingestor.settings import IngestorSettings
 from services.notifier.settings import NotifierSettings
@@ -93,6 +94,12 @@ def test_the_tiler_scales_on_its_consumer_lag_within_its_partitions(rendered):
     assert meta["bootstrapServers"] == config["EMBERWATCH_KAFKA_BOOTSTRAP_SERVERS"]
     assert meta["allowIdleConsumers"] == "false"  # never more replicas than partitions
     assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+    # The topics job creates fires.observed.v1 with at least as many partitions as replicas.
+    (job,) = [d for d in rendered if d["kind"] == "Job"]
+    assert containers(job)[0]["args"] == ["create-topics"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["envFrom"] == [{"configMapRef": {"name": "emberwatch-env"}}]
+    partitions = parse_partitions(config["EMBERWATCH_KAFKA_TOPIC_PARTITIONS"])
+    assert spec["maxReplicaCount"] <= partitions[Topic.FIRES_OBSERVED]
     # Until the tiler's fire registry is shared, a second replica could tile a negative near a fire
     # the first one handled: the cap stays at one (deploy/k8s/README.md, "Not yet").
     assert spec["maxReplicaCount"] == 1
