@@ -69,6 +69,9 @@ class TileReady(Envelope):
     split: Split
     fire_key: str = Field(description="The fire (positives) or the fire it was matched to.")
     provider: str = Field(description="Imagery provider and mode, e.g. mapbox-static.")
+    fire_observed_at: datetime | None = Field(
+        None, description="When the ingestor first saw the fire (its `new` FireObserved event): the "
+                          "fire-to-prediction latency counts from here. Absent in older events.")
 
     def key(self) -> str:
         return self.tile_id

@@ -24,6 +24,10 @@ DASHBOARDS: dict[str, dict] = {
              "histogram_quantile(0.95, sum by (le, service, topic) "
              "(rate(emberwatch_handler_seconds_bucket[5m])))", "s"),
             ("Consumer lag", "max by (service, topic) (emberwatch_consumer_lag)", "short"),
+            ("Fire to prediction: p50 and p95 (first seen by the ingestor → champion's prediction)",
+             ["histogram_quantile(0.5, sum by (le) (rate(emberwatch_fire_to_prediction_seconds_bucket[15m])))",
+              "histogram_quantile(0.95, sum by (le) (rate(emberwatch_fire_to_prediction_seconds_bucket[15m])))"],
+             "s", {"legends": ["p50", "p95"]}),
             ("DLQ messages (15m)", "sum by (service, topic, reason) "
              "(increase(emberwatch_dlq_messages_total[15m]))", "short"),
             ("Handler errors /s by kind",

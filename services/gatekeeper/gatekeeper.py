@@ -25,6 +25,7 @@ from emberwatch.ml import LABEL_INDEX
 from services.gatekeeper.decide_promotion import GateResult, Look, decide_promotion, gate_look_due, passes_floor
 from services.gatekeeper.evidence import evidence_metrics, floor_evidence, gate_evidence, result_document
 from services.gatekeeper.label_corrections import LabelCorrections
+from services.gatekeeper.measure_latency import observe_fire_to_prediction
 from services.gatekeeper.metrics import CHAMPION_TILES, DECISIONS, SHADOW_PAIRS, SHADOW_TILES
 from services.gatekeeper.record_quality import ModelQuality
 from services.gatekeeper.registry import Registry
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 def candidate_warnings(c: ModelCandidate) -> list[str]:
     """What a person should know about a candidate before trusting its promotion."""
     return [c.leakage.warning] if c.leakage is not None and c.leakage.warning else []
+
 
 
 class Gatekeeper:
@@ -326,6 +328,7 @@ class Gatekeeper:
                         float(scores.wildfire(shadow.champion_version)[0]),
                         float(scores.wildfire(shadow.candidate_version)[0]), "live")
             shadow.add(pair)
+            observe_fire_to_prediction(tile)
             self.shadows.save(shadow)
             self.quality.retain([shadow.champion_version, shadow.candidate_version])
             self.quality.shadow_pairs(shadow, [pair])
@@ -386,6 +389,7 @@ class Gatekeeper:
         self.quality.observe(champion, [LABEL_INDEX[self.corrections.label(tile.tile_id, tile.label)]],
                              [wildfire], "live")
         CHAMPION_TILES.labels("scored").inc()
+        observe_fire_to_prediction(tile)
 
     # --- the gate ----------------------------------------------------------------------------
     def _evaluate(self, shadow: Shadow) -> list[ModelDecision]:

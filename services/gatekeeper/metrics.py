@@ -19,6 +19,12 @@ CHAMPION_TILES = Counter(
     "Live tiles scored by the champion alone while no challenger is in shadow, by outcome "
     "(scored, failed, no_champion, disabled).", ["outcome"])
 
+FIRE_TO_PREDICTION = Histogram(
+    "emberwatch_fire_to_prediction_seconds",
+    "From the ingestor first seeing a fire to the champion's prediction on the fire's own tile "
+    "(tiles scored as they arrive; live monitoring or shadow).",
+    buckets=(1, 2, 5, 10, 15, 20, 30, 45, 60, 120, 300, 600, 1800, 3600))
+
 # --- model quality per version ---------------------------------------------------------------
 PREDICTIONS = Counter(
     "emberwatch_model_predictions_total",

@@ -197,7 +197,8 @@ class Tiler:
         return TileReady.create(
             producer=SERVICE, trace_id=fire.trace_id, tile_id=stored.tile_id, uri=stored.uri,
             lat=job.lat, lon=job.lon, zoom=self.s.tiler_zoom, size_px=self.s.tiler_size_px,
-            label=job.label, split=job.split, fire_key=fire.fire_key, provider=self.s.provider), fetched_at
+            label=job.label, split=job.split, fire_key=fire.fire_key, provider=self.s.provider,
+            fire_observed_at=fire.occurred_at), fetched_at
 
 
 def alert_publisher(publish: Publish) -> Callable[[str, str, str, dict], Awaitable[None]]:

@@ -66,6 +66,9 @@ async def test_static_mode_tiles_every_new_fire_and_a_replay_duplicates_nothing(
         assert Image.open(path).size == (350, 350) and t.size_px == 350 and t.zoom == 15
         assert t.provider == "mapbox-static"
         assert t.split == assign_split(t.lat, t.lon, cell_deg=s.tiler_split_cell_deg)
+        # when its fire was first seen, for the fire-to-prediction latency
+        assert t.fire_observed_at == next(f.occurred_at for f in fires if f.fire_key == t.fire_key
+                                          and f.change == "new")
     by_fire = {k: [t for t in tiles if t.fire_key == k] for k in ("ab:1", "bc:2")}
     for key, (lat, lon) in {"ab:1": (55.0, -115.0), "bc:2": (58.2, -121.3)}.items():
         labels = sorted(t.label for t in by_fire[key])
