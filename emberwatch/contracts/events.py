@@ -70,8 +70,9 @@ class TileReady(Envelope):
     fire_key: str = Field(description="The fire (positives) or the fire it was matched to.")
     provider: str = Field(description="Imagery provider and mode, e.g. mapbox-static.")
     fire_observed_at: datetime | None = Field(
-        None, description="When the ingestor first saw the fire (its `new` FireObserved event): the "
-                          "fire-to-prediction latency counts from here. Absent in older events.")
+        None, description="When the fire was reported: the publish time (wall clock) of its `new` "
+                          "FireObserved event. The fire-to-prediction latency counts from here. Absent "
+                          "in older events.")
 
     def key(self) -> str:
         return self.tile_id

@@ -33,7 +33,7 @@ from emberwatch.common.tile_store import TileStore
 from emberwatch.contracts import FireObserved, TileReady, TileRelabelled
 from emberwatch.contracts.envelope import Envelope
 from emberwatch.messaging.alerts import Severity, make_alert, publish_alert
-from emberwatch.messaging.consumer import PermanentError
+from emberwatch.messaging.consumer import PermanentError, current_record
 from services.tiler.assign_split import assign_split
 from services.tiler.choose_negatives import NegativeChooser
 from services.tiler.fetch_tile import TileFetcher
@@ -105,7 +105,7 @@ class Tiler:
         self._busy[fire.fire_key] = (lock, users + 1)
         try:
             async with lock:
-                await self._tile_fire(fire)
+                await self._tile_fire(fire, published_at())
         finally:
             lock, users = self._busy[fire.fire_key]
             if users == 1:
@@ -145,7 +145,7 @@ class Tiler:
         return job.label == "nowildfire" and self.registry.near(job.lat, job.lon, self.reach_km,
                                                                 other_than=fire.fire_key)
 
-    async def _tile_fire(self, fire: FireObserved) -> None:
+    async def _tile_fire(self, fire: FireObserved, seen_at: datetime | None = None) -> None:
         jobs = await self.plan(fire)
         await asyncio.to_thread(self.registry.sync)  # the places are durable before any tile exists
         todo = []
@@ -158,7 +158,8 @@ class Tiler:
                             extra={"fire_key": fire.fire_key, "slot": job.slot})
             else:
                 todo.append(job)
-        results = await asyncio.gather(*(self._make_tile(fire, job) for job in todo), return_exceptions=True)
+        results = await asyncio.gather(*(self._make_tile(fire, job, seen_at) for job in todo),
+                                       return_exceptions=True)
         permanent: list[str] = []
         for job, result in zip(todo, results, strict=True):
             if isinstance(result, tuple):
@@ -189,7 +190,8 @@ class Tiler:
         if permanent:
             raise PermanentError("; ".join(permanent))
 
-    async def _make_tile(self, fire: FireObserved, job: TileJob) -> tuple[TileReady, datetime]:
+    async def _make_tile(self, fire: FireObserved, job: TileJob,
+                         seen_at: datetime | None = None) -> tuple[TileReady, datetime]:
         image = await self.fetcher.fetch(job.lat, job.lon)
         fetched_at = datetime.now(UTC)
         stored = await asyncio.to_thread(self.store.put, image.data, image.ext)
@@ -198,7 +200,16 @@ class Tiler:
             producer=SERVICE, trace_id=fire.trace_id, tile_id=stored.tile_id, uri=stored.uri,
             lat=job.lat, lon=job.lon, zoom=self.s.tiler_zoom, size_px=self.s.tiler_size_px,
             label=job.label, split=job.split, fire_key=fire.fire_key, provider=self.s.provider,
-            fire_observed_at=fire.occurred_at), fetched_at
+            fire_observed_at=seen_at), fetched_at
+
+
+def published_at() -> datetime | None:
+    """When the fire event being handled was published (its Kafka record timestamp, wall clock):
+    the moment the ingestor reported the fire, where the fire-to-prediction latency starts. The
+    event's own ``occurred_at`` is the feed's data time, not when anyone saw it."""
+    record = current_record()
+    timestamp = getattr(record, "timestamp", None)
+    return datetime.fromtimestamp(timestamp / 1000, UTC) if timestamp else None
 
 
 def alert_publisher(publish: Publish) -> Callable[[str, str, str, dict], Awaitable[None]]:
