@@ -17,11 +17,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from emberwatch.messaging.consumer import E, Handler, keep_raw_bodies, process_record, records_of
+from emberwatch.messaging.consumer import E, Handler, process_record, records_of, register_batches
 
 
 def subscribe_batch(
@@ -50,17 +49,7 @@ def subscribe_batch(
         ))
 
     on_batch.__name__ = f"{service}_{topic.replace('.', '_')}_batch"
-    return broker.subscriber(
-        topic,
-        group_id=group_id,
-        batch=True,
-        max_records=max_records,
-        batch_timeout_ms=batch_timeout_ms,
-        decoder=keep_raw_bodies,
-        ack_policy=AckPolicy.NACK_ON_ERROR,  # a failed DLQ write rewinds: the record comes back
-        auto_offset_reset=auto_offset_reset,
-        session_timeout_ms=session_timeout_ms,
-        heartbeat_interval_ms=max(100, session_timeout_ms // 5),
-        title=f"{service}:{topic}",
-        description=f"{service} consumes {model.__name__} from {topic} in concurrent batches",
-    )(on_batch)
+    return register_batches(broker, topic, on_batch, group_id=group_id, max_records=max_records,
+                            batch_timeout_ms=batch_timeout_ms, auto_offset_reset=auto_offset_reset,
+                            session_timeout_ms=session_timeout_ms, title=f"{service}:{topic}",
+                            description=f"{service} consumes {model.__name__} from {topic} in concurrent batches")

@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
@@ -36,10 +35,10 @@ from emberwatch.messaging.consumer import (
     Handler,
     PermanentError,
     error_text,
-    keep_raw_bodies,
     process_record,
     record_lag,
     records_of,
+    register_batches,
 )
 
 log = logging.getLogger(__name__)
@@ -114,17 +113,7 @@ def subscribe_bulk(
         record_lag(service, getattr(message, "consumer", None), records[-1])
 
     on_batch.__name__ = f"{service}_{topic.replace('.', '_')}_bulk"
-    return broker.subscriber(
-        topic,
-        group_id=group_id,
-        batch=True,
-        max_records=max_records,
-        batch_timeout_ms=batch_timeout_ms,
-        decoder=keep_raw_bodies,
-        ack_policy=AckPolicy.NACK_ON_ERROR,  # a failed DLQ write rewinds: the batch comes back
-        auto_offset_reset=auto_offset_reset,
-        session_timeout_ms=session_timeout_ms,
-        heartbeat_interval_ms=max(100, session_timeout_ms // 5),
-        title=f"{service}:{topic}",
-        description=f"{service} consumes {model.__name__} from {topic} in bulk",
-    )(on_batch)
+    return register_batches(broker, topic, on_batch, group_id=group_id, max_records=max_records,
+                            batch_timeout_ms=batch_timeout_ms, auto_offset_reset=auto_offset_reset,
+                            session_timeout_ms=session_timeout_ms, title=f"{service}:{topic}",
+                            description=f"{service} consumes {model.__name__} from {topic} in bulk")

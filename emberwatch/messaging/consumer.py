@@ -269,6 +269,27 @@ def subscribe(
         record_lag(service, getattr(message, "consumer", None), records[-1])
 
     on_batch.__name__ = f"{service}_{topic.replace('.', '_')}"
+    return register_batches(broker, topic, on_batch, group_id=group_id, max_records=max_records,
+                            batch_timeout_ms=batch_timeout_ms, auto_offset_reset=auto_offset_reset,
+                            session_timeout_ms=session_timeout_ms, title=f"{service}:{topic}",
+                            description=f"{service} consumes {model.__name__} from {topic}")
+
+
+def register_batches(
+    broker: KafkaBroker,
+    topic: str,
+    on_batch: Callable[[KafkaMessage], Awaitable[None]],
+    *,
+    group_id: str,
+    max_records: int,
+    batch_timeout_ms: int,
+    auto_offset_reset: str,
+    session_timeout_ms: int,
+    title: str,
+    description: str,
+) -> Any:
+    """The one FastStream batch subscription every consumer kind uses: raw bodies, and a commit
+    only after ``on_batch`` returns (a failed DLQ write raises, and the batch comes back)."""
     return broker.subscriber(
         topic,
         group_id=group_id,
@@ -280,6 +301,6 @@ def subscribe(
         auto_offset_reset=auto_offset_reset,
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(100, session_timeout_ms // 5),
-        title=f"{service}:{topic}",
-        description=f"{service} consumes {model.__name__} from {topic}",
+        title=title,
+        description=description,
     )(on_batch)
