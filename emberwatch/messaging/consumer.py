@@ -186,8 +186,9 @@ async def process_record(
             return outcome
         except Exception as exc:
             _log_failure(service, topic, raw.offset, 1, exc)
+            first_error = exc  # ``exc`` is unbound once the except block ends
         if max_attempts <= 1:
-            await dead("handler_failed", error_text(exc), 1)
+            await dead("handler_failed", error_text(first_error), 1)
             return outcome
         attempts = 1
         await asyncio.sleep(min(backoff_s, 30))
