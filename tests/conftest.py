@@ -64,3 +64,12 @@ def env_for(settings: Settings) -> dict[str, str]:
         "EMBERWATCH_TRITON_GRPC_URL": settings.triton_grpc_url,
     })
     return env
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL (Debian's) for the whole session: the coordination database of a cluster."""
+    from tests.support.postgres import running_postgres
+
+    with running_postgres() as url:
+        yield url

@@ -80,6 +80,14 @@ class Settings(BaseSettings):
         None, description="Discord webhook URL (secret: it contains the token)."
     )
 
+    coordination_url: SecretStr | None = Field(
+        None,
+        description="The coordination database that replicas share (SQLAlchemy URL, secret: it may "
+                    "hold a password): tiler fire registry and Mapbox budget, trainer and gatekeeper "
+                    "leases. Unset: SQLite at <EMBERWATCH_STATE_DIR>/coordination.sqlite3 (replicas "
+                    "on one host); postgresql://user:password@host/db for replicas on several nodes.",
+    )
+
     # --- local stack -------------------------------------------------------------------------
     mlflow_tracking_uri: str = Field("http://127.0.0.1:5000", description="MLflow tracking server (default: the local stack's, from EMBERWATCH_MLFLOW_PORT).")
     triton_url: str = Field("127.0.0.1:8000", description="Triton HTTP endpoint host:port (default: the local stack's, from EMBERWATCH_TRITON_HTTP_PORT).")
