@@ -10,11 +10,15 @@ this fire are skipped, so a replay refetches nothing and publishes nothing twice
 Negatives are chosen by ``services/tiler/choose_negatives.py`` (same region, on land, same land
 cover, away from known fires). Every fire event, new or not, is also checked against the negatives
 already announced: one within the exclusion distance is relabelled ``wildfire`` or retired with one
-``tiles.relabelled.v1`` event (``services/tiler/relabel_negatives.py``), recorded in
-``relabelled.jsonl`` so a replay publishes none twice. A negative near a fire that became known after
-its place was chosen, but before its tile was announced, is not announced at all. Relabel scans and
-negative announcements take one lock, so a fire and a negative handled concurrently never miss each
-other.
+``tiles.relabelled.v1`` event (``services/tiler/relabel_negatives.py``), recorded so a replay
+publishes none twice. A negative near a fire that became known after its place was chosen, but
+before its tile was announced, is not announced at all.
+
+Several replicas share the work (one consumer group, fires keyed by fire): the registry, the
+announced tiles and the relabels live in the coordination database (``services/tiler/state.py``),
+and relabel scans and announcements take one exclusive section across every replica, so a fire and a
+negative handled at once — in one process or in two — never miss each other, and a tile another
+replica announced meanwhile (a rebalance) is not announced twice.
 
 Outcomes: a Mapbox outage or a rejected token makes the handler wait (the message is not committed);
 a 422 or an image that stays invalid raises ``PermanentError`` (DLQ with the reason) after the other
@@ -29,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from emberwatch.common.coordination import ExclusiveSection
 from emberwatch.common.tile_store import TileStore
 from emberwatch.contracts import FireObserved, TileReady, TileRelabelled
 from emberwatch.contracts.envelope import Envelope
@@ -67,10 +72,11 @@ class Tiler:
         self.registry = registry
         self.emitted = emitted
         self.publish = publish
-        self.relabels = relabels if relabels is not None else RelabelLog(settings.tiler_state / "relabelled.jsonl")
+        self.relabels = relabels if relabels is not None else RelabelLog(registry.engine)
         self.chooser = NegativeChooser(settings, fetcher, registry.near)
         self._busy: dict[str, tuple[asyncio.Lock, int]] = {}  # fire key → (lock, users)
-        self._announce = asyncio.Lock()  # relabel scans and negative announcements, one at a time
+        # Relabel scans and announcements, one at a time across every replica.
+        self._announce = ExclusiveSection(registry.engine, "tiler-announce")
 
     @property
     def reach_km(self) -> float:
@@ -87,16 +93,16 @@ class Tiler:
         places = self.registry.negatives_for(fire.fire_key)
         if places is None:
             choice = await self.chooser.choose(fire)
-            places = choice.places
-            self.registry.record_negatives(fire.fire_key, places, choice.audit)
+            # Durable before any tile exists; a replica that raced on this fire recorded its own first.
+            places = await asyncio.to_thread(self.registry.record_negatives, fire.fire_key, choice.places,
+                                             choice.audit)
         jobs = [TileJob("fire", "wildfire", fire.lat, fire.lon, self.split_of(fire.lat, fire.lon))]
         jobs += [TileJob(f"neg-{i}", "nowildfire", lat, lon, self.split_of(lat, lon))
                  for i, (lat, lon) in enumerate(places)]
         return jobs
 
     async def on_fire(self, fire: FireObserved) -> None:
-        if self.registry.observe(fire.fire_key, fire.lat, fire.lon) and fire.change != "new":
-            await asyncio.to_thread(self.registry.sync)
+        await asyncio.to_thread(self.registry.observe, fire.fire_key, fire.lat, fire.lon)
         await self.relabel_near(fire)
         if fire.change != "new":
             return
@@ -118,7 +124,7 @@ class Tiler:
         ``fire`` (none twice); durable before the offset is committed. Returns how many."""
         s = self.s
         published = 0
-        async with self._announce:
+        async with self._announce.held():
             for neg, km in self.emitted.negatives_near(fire.lat, fire.lon, self.reach_km):
                 if neg.tile_id in self.relabels:
                     continue
@@ -130,15 +136,13 @@ class Tiler:
                     fire_key=fire.fire_key, matched_fire_key=neg.fire_key, distance_km=round(km, 3),
                     reason=d.reason)
                 await self.publish(event)
-                self.relabels.add(neg.tile_id, d.action, fire.fire_key, event.event_id)
+                await asyncio.to_thread(self.relabels.add, neg.tile_id, d.action, fire.fire_key, event.event_id)
                 TILES_RELABELLED.labels(d.action).inc()
                 published += 1
                 log.warning("negative %s by a later fire", "relabelled" if d.action == "relabel" else "retired",
                             extra={"tile_id": neg.tile_id, "action": d.action, "fire_key": fire.fire_key,
                                    "matched_fire_key": neg.fire_key, "distance_km": round(km, 3),
                                    "reason": d.reason})
-            if published:
-                await asyncio.to_thread(self.relabels.sync)
         return published
 
     def _fire_appeared_near(self, fire: FireObserved, job: TileJob) -> bool:
@@ -147,7 +151,6 @@ class Tiler:
 
     async def _tile_fire(self, fire: FireObserved, seen_at: datetime | None = None) -> None:
         jobs = await self.plan(fire)
-        await asyncio.to_thread(self.registry.sync)  # the places are durable before any tile exists
         todo = []
         for job in jobs:
             if (fire.fire_key, job.slot) in self.emitted:
@@ -164,15 +167,18 @@ class Tiler:
         for job, result in zip(todo, results, strict=True):
             if isinstance(result, tuple):
                 tile, fetched_at = result
-                async with self._announce:
+                async with self._announce.held():
+                    if (fire.fire_key, job.slot) in self.emitted:  # another replica, during a rebalance
+                        TILES_SKIPPED.labels(job.label).inc()
+                        continue
                     if self._fire_appeared_near(fire, job):
                         NEGATIVES_DROPPED.inc()
                         log.warning("negative not announced: a fire became known near it",
                                     extra={"fire_key": fire.fire_key, "slot": job.slot})
                         continue
                     await self.publish(tile)
-                    self.emitted.add(fire.fire_key, job.slot, tile.tile_id, lat=job.lat, lon=job.lon,
-                                     fetched_at=fetched_at)
+                    await asyncio.to_thread(self.emitted.add, fire.fire_key, job.slot, tile.tile_id,
+                                            lat=job.lat, lon=job.lon, fetched_at=fetched_at)
                 TILES_EMITTED.labels(job.label).inc()
             elif isinstance(result, ImageRejected) and result.reason == "blank":
                 log.warning("no coverage: blank image skipped", extra={"fire_key": fire.fire_key,
@@ -181,8 +187,6 @@ class Tiler:
                 permanent.append(f"{job.slot}: image rejected ({result.reason})")
             elif isinstance(result, PermanentError):
                 permanent.append(f"{job.slot}: {result}")
-        if any(isinstance(r, tuple) for r in results):
-            await asyncio.to_thread(self.emitted.sync)  # before the consumer commits the offset
         transient = [r for r in results if isinstance(r, BaseException)
                      and not isinstance(r, ImageRejected | PermanentError)]
         if transient:

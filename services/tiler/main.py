@@ -1,10 +1,11 @@
-"""Wiring: settings → Mapbox client → fetcher, store, state → handler → the shared consumer."""
+"""Wiring: settings → Mapbox client → fetcher, store, shared state → handler → the shared consumer."""
 
 from __future__ import annotations
 
 from faststream import FastStream
 
 from emberwatch.common.config import Settings, narrow
+from emberwatch.common.coordination import coordination_url, open_coordination
 from emberwatch.common.service import run_service
 from emberwatch.common.tile_store import TileStore
 from emberwatch.contracts import FireObserved
@@ -16,7 +17,7 @@ from services.tiler.handlers import SERVICE, Publish, Tiler, alert_publisher
 from services.tiler.mapbox_client import ClientConfig, MapboxClient, TokenSource
 from services.tiler.pin_split import pin_split, split_config
 from services.tiler.settings import TilerSettings
-from services.tiler.state import EmittedIndex, FireRegistry, RelabelLog
+from services.tiler.state import EmittedIndex, FireRegistry, RelabelLog, import_json_lines
 
 
 def client_config(s: TilerSettings) -> ClientConfig:
@@ -44,10 +45,10 @@ def build_tiler(s: TilerSettings, publish: Publish) -> tuple[Tiler, MapboxClient
               split_config(s.tiler_split_cell_deg, s.tiler_split_val, s.tiler_split_test))
     token = s.mapbox_token.get_secret_value() if s.mapbox_token else None
     client = MapboxClient(client_config(s), TokenSource(token, s.tiler_token_file), alert_publisher(publish))
-    registry = FireRegistry(s.tiler_state / "fires.jsonl")
-    tiler = Tiler(s, TileFetcher(client, fetch_config(s)), TileStore(s.tile_root), registry,
-                  EmittedIndex(s.tiler_state / "emitted.jsonl", registry.negatives_for), publish,
-                  RelabelLog(s.tiler_state / "relabelled.jsonl"))
+    engine = open_coordination(coordination_url(s))  # shared by every replica
+    import_json_lines(engine, s.tiler_state)  # an older tiler's files, once
+    tiler = Tiler(s, TileFetcher(client, fetch_config(s)), TileStore(s.tile_root), FireRegistry(engine),
+                  EmittedIndex(engine), publish, RelabelLog(engine))
     return tiler, client
 
 

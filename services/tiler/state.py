@@ -1,137 +1,131 @@
-"""The tiler's durable bookkeeping under ``<state_dir>/tiler``: append-only JSON lines, fsynced.
+"""The tiler's durable bookkeeping, shared by every tiler replica through the coordination database
+(``emberwatch/common/coordination.py``): whichever replica saw a fire, all of them keep their
+negatives away from it, and no replica tiles or relabels what another already did.
 
 * :class:`FireRegistry` — every fire location seen so far (for the negatives' exclusion distance)
-  and the fire-free places chosen per fire, so a replay reuses the same places.
+  and the fire-free places chosen per fire, so a replay — on any replica — reuses the same places.
 * :class:`EmittedIndex` — the (fire, slot) tiles already announced on ``tiles.ready.v1``, written
   after the publish is acknowledged, so a replay neither refetches nor republishes them. A negative's
   record also holds its location and the time its image was fetched, so a later fire near it can be
-  found (:meth:`EmittedIndex.negatives_near`); records written before carry neither (the location
-  then comes from the registry's recorded places, the fetch time stays unknown).
+  found (:meth:`EmittedIndex.negatives_near`).
 * :class:`RelabelLog` — the ``tiles.relabelled.v1`` events announced (one per tile), so a replay
   publishes none twice.
 
-Lines are appended without blocking the event loop; the handler fsyncs (in a thread) before the
-record matters: the negatives before their tiles are fetched, the emitted index before the offset is
-committed. A torn last line (crash mid-write) is ignored on load.
+Every write is one committed transaction (durable before the call returns), so the consumer may
+commit the offset as soon as the handler is done. Writes are idempotent (insert-or-keep): two
+replicas that raced on the same fire during a rebalance agree on the first record. State written by
+an older tiler (``fires.jsonl``, ``emitted.jsonl``, ``relabelled.jsonl`` in ``<state_dir>/tiler``) is
+imported once by :func:`import_json_lines`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
-import os
-from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import Column, Engine, Float, String, Table, Text, and_, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from emberwatch.common.coordination import METADATA
 from emberwatch.common.geo import haversine_km
 
-BUCKET_DEG = 0.5
+log = logging.getLogger(__name__)
+
+FIRES = Table(
+    "tiler_fires", METADATA,
+    Column("lat", Float, primary_key=True),  # rounded to 1e-5°: one row per distinct location
+    Column("lon", Float, primary_key=True),
+    Column("fire_key", String, nullable=False),
+)
+NEGATIVE_PLACES = Table(
+    "tiler_negative_places", METADATA,
+    Column("fire_key", String, primary_key=True),
+    Column("places", Text, nullable=False),  # JSON [[lat, lon], ...]
+    Column("audit", Text),  # JSON: how they were chosen
+)
+EMITTED = Table(
+    "tiler_emitted", METADATA,
+    Column("fire_key", String, primary_key=True),
+    Column("slot", String, primary_key=True),
+    Column("tile_id", String, nullable=False),
+    Column("lat", Float, index=True),  # negatives only: where a later fire may find them
+    Column("lon", Float),
+    Column("fetched_at", String),  # ISO 8601; None: unknown (imported old records)
+)
+RELABELS = Table(
+    "tiler_relabels", METADATA,
+    Column("tile_id", String, primary_key=True),
+    Column("action", String, nullable=False),
+    Column("fire_key", String, nullable=False),
+    Column("event_id", String, nullable=False),
+)
 
 
-class _JsonLines:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def load(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        out = []
-        with open(self.path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-        return out
-
-    def append(self, record: dict) -> None:
-        """Append one line (to the page cache: fast); :meth:`sync` makes it durable."""
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, separators=(",", ":")) + "\n")
-
-    def sync(self) -> None:
-        """fsync the file (blocking: call it in a thread from async code)."""
-        if self.path.exists():
-            fd = os.open(self.path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+def insert_or_keep(engine: Engine, table: Table, rows: list[dict]) -> int:
+    """Insert ``rows``, keeping any row whose key exists already; returns how many were new."""
+    if not rows:
+        return 0
+    dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
+    statement = dialect.insert(table).values(rows).on_conflict_do_nothing()
+    with engine.begin() as conn:
+        return conn.execute(statement).rowcount
 
 
-def _bucket(lat: float, lon: float) -> tuple[int, int]:
-    return math.floor(lat / BUCKET_DEG), math.floor(lon / BUCKET_DEG)
-
-
-def _buckets_around(lat: float, lon: float, km: float):
-    dlat = km / 111.0
-    dlon = km / (111.0 * max(math.cos(math.radians(lat)), 0.01))
-    r0, c0 = _bucket(lat - dlat, lon - dlon)
-    r1, c1 = _bucket(lat + dlat, lon + dlon)
-    for r in range(r0, r1 + 1):
-        for c in range(c0, c1 + 1):
-            yield r, c
+def _box(lat: float, lon: float, km: float) -> tuple[float, float, float, float]:
+    """A lat/lon box that holds every point within ``km`` of (lat, lon)."""
+    dlat = km / 110.5
+    dlon = km / (111.0 * max(math.cos(math.radians(min(abs(lat) + dlat, 89.9))), 0.01))
+    return lat - dlat, lat + dlat, lon - dlon, lon + dlon
 
 
 class FireRegistry:
-    def __init__(self, path: Path) -> None:
-        self._log = _JsonLines(path)
-        self._buckets: dict[tuple[int, int], dict[tuple[float, float], str]] = defaultdict(dict)
-        self._negatives: dict[str, list[tuple[float, float]]] = {}
-        for rec in self._log.load():
-            if "negatives" in rec:
-                self._negatives[rec["fire_key"]] = [tuple(p) for p in rec["negatives"]]
-            elif "lat" in rec:
-                self._add(rec["lat"], rec["lon"], rec.get("fire_key", ""))
-
-    @staticmethod
-    def _bucket(lat: float, lon: float) -> tuple[int, int]:
-        return _bucket(lat, lon)
-
-    def _add(self, lat: float, lon: float, fire_key: str) -> bool:
-        point = (round(lat, 5), round(lon, 5))
-        bucket = self._buckets[self._bucket(*point)]
-        if point in bucket:
-            return False
-        bucket[point] = fire_key
-        return True
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     def __len__(self) -> int:
-        return sum(len(b) for b in self._buckets.values())
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(FIRES)).scalar_one()
 
     def observe(self, fire_key: str, lat: float, lon: float) -> bool:
-        """Remember a fire location (appended once per distinct location); True if it was new."""
-        if self._add(lat, lon, fire_key):
-            self._log.append({"fire_key": fire_key, "lat": round(lat, 5), "lon": round(lon, 5)})
-            return True
-        return False
+        """Remember a fire location (once per distinct location); True if it was new."""
+        return insert_or_keep(self.engine, FIRES, [{"lat": round(lat, 5), "lon": round(lon, 5),
+                                                     "fire_key": fire_key}]) == 1
+
+    def observe_many(self, fires: list[tuple[str, float, float]]) -> int:
+        """:meth:`observe` for a batch, in one transaction; returns how many locations were new."""
+        rows = {(round(lat, 5), round(lon, 5)): key for key, lat, lon in reversed(fires)}
+        return insert_or_keep(self.engine, FIRES, [{"lat": la, "lon": lo, "fire_key": k}
+                                                   for (la, lo), k in rows.items()])
 
     def near(self, lat: float, lon: float, km: float, *, other_than: str | None = None) -> bool:
         """Whether a known fire (other than the fire ``other_than``) lies within ``km`` of (lat, lon)."""
-        for key in _buckets_around(lat, lon, km):
-            for (plat, plon), fire_key in self._buckets.get(key, {}).items():
+        lat0, lat1, lon0, lon1 = _box(lat, lon, km)
+        query = select(FIRES.c.lat, FIRES.c.lon, FIRES.c.fire_key).where(
+            and_(FIRES.c.lat.between(lat0, lat1), FIRES.c.lon.between(lon0, lon1)))
+        with self.engine.connect() as conn:
+            for plat, plon, fire_key in conn.execute(query):
                 if (other_than is None or fire_key != other_than) and haversine_km(lat, lon, plat, plon) < km:
                     return True
         return False
 
-    def sync(self) -> None:
-        self._log.sync()
-
     def negatives_for(self, fire_key: str) -> list[tuple[float, float]] | None:
-        return self._negatives.get(fire_key)
+        with self.engine.connect() as conn:
+            places = conn.execute(select(NEGATIVE_PLACES.c.places)
+                                  .where(NEGATIVE_PLACES.c.fire_key == fire_key)).scalar_one_or_none()
+        return None if places is None else [tuple(p) for p in json.loads(places)]
 
     def record_negatives(self, fire_key: str, places: list[tuple[float, float]],
-                         audit: dict | None = None) -> None:
-        """The fire's places, for good; ``audit`` (how they were chosen) is kept beside them."""
-        self._negatives[fire_key] = list(places)
-        record = {"fire_key": fire_key, "negatives": [list(p) for p in places]}
-        if audit:
-            record["audit"] = audit
-        self._log.append(record)
+                         audit: dict | None = None) -> list[tuple[float, float]]:
+        """The fire's places, for good; ``audit`` (how they were chosen) is kept beside them. If
+        another replica recorded the fire's places first, those stand and are returned."""
+        insert_or_keep(self.engine, NEGATIVE_PLACES, [{
+            "fire_key": fire_key, "places": json.dumps([list(p) for p in places]),
+            "audit": json.dumps(audit) if audit else None}])
+        return self.negatives_for(fire_key) or []
 
 
 @dataclass(frozen=True)
@@ -145,85 +139,112 @@ class AnnouncedNegative:
 
 
 class EmittedIndex:
-    def __init__(self, path: Path, places: Callable[[str], list[tuple[float, float]] | None] | None = None) -> None:
-        """``places(fire_key)``: the registry's recorded negatives, for old records without a location."""
-        self._log = _JsonLines(path)
-        self._done: dict[tuple[str, str], str] = {}
-        self._negatives: dict[tuple[int, int], list[AnnouncedNegative]] = defaultdict(list)
-        for r in self._log.load():
-            if "slot" not in r or (r["fire_key"], r["slot"]) in self._done:
-                continue
-            self._done[(r["fire_key"], r["slot"])] = r["tile_id"]
-            if not r["slot"].startswith("neg-"):
-                continue
-            lat, lon = r.get("lat"), r.get("lon")
-            if lat is None and places is not None:
-                recorded = places(r["fire_key"]) or []
-                i = int(r["slot"].split("-", 1)[1])
-                if i < len(recorded):
-                    lat, lon = recorded[i]
-            if lat is None:
-                continue  # nowhere to put it: no later fire can be matched to it
-            at = r.get("fetched_at")
-            self._index(AnnouncedNegative(r["fire_key"], r["slot"], r["tile_id"], lat, lon,
-                                          datetime.fromisoformat(at) if at else None))
-
-    def _index(self, neg: AnnouncedNegative) -> None:
-        self._negatives[_bucket(neg.lat, neg.lon)].append(neg)
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     def __len__(self) -> int:
-        return len(self._done)
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(EMITTED)).scalar_one()
 
     def __contains__(self, item: tuple[str, str]) -> bool:
-        return item in self._done
-
-    def sync(self) -> None:
-        self._log.sync()
+        fire_key, slot = item
+        with self.engine.connect() as conn:
+            return conn.execute(select(EMITTED.c.tile_id).where(
+                and_(EMITTED.c.fire_key == fire_key, EMITTED.c.slot == slot))).first() is not None
 
     def add(self, fire_key: str, slot: str, tile_id: str, *, lat: float | None = None,
             lon: float | None = None, fetched_at: datetime | None = None) -> None:
-        if (fire_key, slot) in self._done:
-            return
-        self._done[(fire_key, slot)] = tile_id
-        record: dict = {"fire_key": fire_key, "slot": slot, "tile_id": tile_id}
-        if lat is not None and lon is not None:
-            record.update(lat=lat, lon=lon)
-            if slot.startswith("neg-"):
-                self._index(AnnouncedNegative(fire_key, slot, tile_id, lat, lon, fetched_at))
-        if fetched_at is not None:
-            record["fetched_at"] = fetched_at.isoformat()
-        self._log.append(record)
+        negative = slot.startswith("neg-") and lat is not None and lon is not None
+        insert_or_keep(self.engine, EMITTED, [{
+            "fire_key": fire_key, "slot": slot, "tile_id": tile_id,
+            "lat": lat if negative else None, "lon": lon if negative else None,
+            "fetched_at": fetched_at.isoformat() if fetched_at else None}])
 
     def negatives_near(self, lat: float, lon: float, km: float) -> list[tuple[AnnouncedNegative, float]]:
         """Announced negatives closer than ``km`` to (lat, lon), with their distance, nearest first."""
+        lat0, lat1, lon0, lon1 = _box(lat, lon, km)
+        query = select(EMITTED).where(and_(EMITTED.c.lat.between(lat0, lat1), EMITTED.c.lon.between(lon0, lon1)))
         out = []
-        for key in _buckets_around(lat, lon, km):
-            for neg in self._negatives.get(key, ()):
-                d = haversine_km(lat, lon, neg.lat, neg.lon)
+        with self.engine.connect() as conn:
+            for r in conn.execute(query):
+                d = haversine_km(lat, lon, r.lat, r.lon)
                 if d < km:
-                    out.append((neg, d))
+                    at = datetime.fromisoformat(r.fetched_at) if r.fetched_at else None
+                    out.append((AnnouncedNegative(r.fire_key, r.slot, r.tile_id, r.lat, r.lon, at), d))
         return sorted(out, key=lambda nd: (nd[1], nd[0].tile_id))
 
 
 class RelabelLog:
     """The tiles a ``tiles.relabelled.v1`` event was announced for (one event per tile, ever)."""
 
-    def __init__(self, path: Path) -> None:
-        self._log = _JsonLines(path)
-        self._done: dict[str, dict] = {r["tile_id"]: r for r in self._log.load() if "tile_id" in r}
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     def __contains__(self, tile_id: str) -> bool:
-        return tile_id in self._done
+        with self.engine.connect() as conn:
+            return conn.execute(select(RELABELS.c.action).where(RELABELS.c.tile_id == tile_id)).first() is not None
 
     def __len__(self) -> int:
-        return len(self._done)
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(RELABELS)).scalar_one()
 
     def add(self, tile_id: str, action: str, fire_key: str, event_id: str) -> None:
-        if tile_id in self._done:
-            return
-        rec = {"tile_id": tile_id, "action": action, "fire_key": fire_key, "event_id": event_id}
-        self._done[tile_id] = rec
-        self._log.append(rec)
+        insert_or_keep(self.engine, RELABELS, [{"tile_id": tile_id, "action": action, "fire_key": fire_key,
+                                                "event_id": event_id}])
 
-    def sync(self) -> None:
-        self._log.sync()
+
+# --- the JSON-lines state of older tilers -------------------------------------------------------
+def _json_lines(path: Path) -> list[dict]:
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a torn last line (a crash mid-write)
+    return out
+
+
+def import_json_lines(engine: Engine, folder: Path) -> int:
+    """Import ``fires.jsonl``, ``emitted.jsonl`` and ``relabelled.jsonl`` from ``folder`` once (each
+    is renamed ``*.imported`` afterwards); returns how many records were read."""
+    folder = Path(folder)
+    registry, emitted, relabels = FireRegistry(engine), EmittedIndex(engine), RelabelLog(engine)
+    count = 0
+    fires = folder / "fires.jsonl"
+    if fires.exists():
+        records = _json_lines(fires)
+        registry.observe_many([(r.get("fire_key", ""), r["lat"], r["lon"]) for r in records if "lat" in r])
+        for r in records:
+            if "negatives" in r:
+                registry.record_negatives(r["fire_key"], [tuple(p) for p in r["negatives"]], r.get("audit"))
+        count += len(records)
+        fires.rename(fires.with_suffix(".jsonl.imported"))
+    announced = folder / "emitted.jsonl"
+    if announced.exists():
+        records = _json_lines(announced)
+        for r in records:
+            if "slot" not in r:
+                continue
+            lat, lon = r.get("lat"), r.get("lon")
+            if lat is None and r["slot"].startswith("neg-"):  # written before negatives had locations
+                places = registry.negatives_for(r["fire_key"]) or []
+                i = int(r["slot"].split("-", 1)[1])
+                lat, lon = places[i] if i < len(places) else (None, None)
+            at = r.get("fetched_at")
+            emitted.add(r["fire_key"], r["slot"], r["tile_id"], lat=lat, lon=lon,
+                        fetched_at=datetime.fromisoformat(at) if at else None)
+        count += len(records)
+        announced.rename(announced.with_suffix(".jsonl.imported"))
+    relabelled = folder / "relabelled.jsonl"
+    if relabelled.exists():
+        records = _json_lines(relabelled)
+        for r in records:
+            if "tile_id" in r:
+                relabels.add(r["tile_id"], r["action"], r["fire_key"], r["event_id"])
+        count += len(records)
+        relabelled.rename(relabelled.with_suffix(".jsonl.imported"))
+    if count:
+        log.info("imported the tiler's JSON-lines state into the coordination database",
+                 extra={"records": count, "folder": str(folder)})
+    return count

@@ -134,26 +134,38 @@ def test_relabel_only_inside_and_started_before_the_fetch():
     assert decide(inside=False, start_date=fetched, fetched_at=fetched).action == "retire"
 
 
-def test_emitted_index_finds_negatives_old_records_from_the_registry(tmp_path):
-    reg = FireRegistry(tmp_path / "fires.jsonl")
-    reg.record_negatives("a", [(55.2, -120.3), (55.4, -119.0)])
-    with open(tmp_path / "e.jsonl", "w") as fh:  # an index written before negatives had locations
-        fh.write(json.dumps({"fire_key": "a", "slot": "neg-1", "tile_id": "cd" * 32}) + "\n")
-    idx = EmittedIndex(tmp_path / "e.jsonl", reg.negatives_for)
+def test_old_json_lines_state_is_imported_once_and_negatives_are_found_near_later_fires(tmp_path):
+    from emberwatch.common.coordination import open_coordination
+    from services.tiler.state import import_json_lines
+
+    old = tmp_path / "tiler"
+    old.mkdir()
+    (old / "fires.jsonl").write_text(
+        json.dumps({"fire_key": "a", "lat": 55.0, "lon": -120.0}) + "\n"
+        + json.dumps({"fire_key": "a", "negatives": [[55.2, -120.3], [55.4, -119.0]]}) + "\n"
+        + '{"fire_key": "torn')  # a crash mid-line
+    (old / "emitted.jsonl").write_text(  # written before negatives had locations
+        json.dumps({"fire_key": "a", "slot": "neg-1", "tile_id": "cd" * 32}) + "\n")
+    (old / "relabelled.jsonl").write_text(
+        json.dumps({"tile_id": "ef" * 32, "action": "retire", "fire_key": "b", "event_id": "e0"}) + "\n")
+    engine = open_coordination(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    assert import_json_lines(engine, old) == 4
+    assert import_json_lines(engine, old) == 0  # renamed *.imported: never twice
+    assert sorted(p.name for p in old.iterdir()) == ["emitted.jsonl.imported", "fires.jsonl.imported",
+                                                     "relabelled.jsonl.imported"]
+    reg, idx = FireRegistry(engine), EmittedIndex(engine)
+    assert len(reg) == 1 and reg.negatives_for("a") == [(55.2, -120.3), (55.4, -119.0)]
     at = datetime(2026, 7, 1, tzinfo=UTC)
     idx.add("a", "neg-0", "ab" * 32, lat=55.2, lon=-120.3, fetched_at=at)
     idx.add("a", "fire", "ef" * 32, lat=55.0, lon=-120.0, fetched_at=at)
-    idx.sync()
-    again = EmittedIndex(tmp_path / "e.jsonl", reg.negatives_for)
-    near = again.negatives_near(55.41, -119.0, 10)
+    near = idx.negatives_near(55.41, -119.0, 10)
     assert [(n.tile_id, n.fetched_at) for n, _ in near] == [("cd" * 32, None)]
-    assert [(n.slot, n.fetched_at) for n, _ in again.negatives_near(55.2, -120.3, 1)] == [("neg-0", at)]
-    assert again.negatives_near(55.0, -120.0, 1) == []  # the fire tile is no negative
-    log = RelabelLog(tmp_path / "r.jsonl")
+    assert [(n.slot, n.fetched_at) for n, _ in idx.negatives_near(55.2, -120.3, 1)] == [("neg-0", at)]
+    assert idx.negatives_near(55.0, -120.0, 1) == []  # the fire tile is no negative
+    log = RelabelLog(engine)
     log.add("ab" * 32, "retire", "b", "e1")
     log.add("ab" * 32, "relabel", "c", "e2")
-    log.sync()
-    assert "ab" * 32 in RelabelLog(tmp_path / "r.jsonl") and len(RelabelLog(tmp_path / "r.jsonl")) == 1
+    assert "ab" * 32 in RelabelLog(engine) and len(RelabelLog(engine)) == 2
 
 
 # --- the split pin -------------------------------------------------------------------------------

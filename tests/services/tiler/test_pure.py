@@ -86,29 +86,34 @@ def test_negatives_are_deterministic_in_range_and_avoid_known_fires():
     assert sample_negatives("x", 55.0, -120.0, k=3, near_fire=lambda *_: True) == []
 
 
+def state_engine(tmp_path):
+    from emberwatch.common.coordination import open_coordination
+
+    return open_coordination(f"sqlite:///{tmp_path / 'coordination.sqlite3'}")
+
+
 def test_fire_registry_persists_locations_and_negatives(tmp_path):
-    reg = FireRegistry(tmp_path / "fires.jsonl")
+    reg = FireRegistry(state_engine(tmp_path))
     assert reg.observe("a", 55.0, -120.0) is True
     assert reg.observe("a", 55.0, -120.0) is False
-    reg.record_negatives("a", [(55.2, -120.3)])
-    reg.sync()
+    assert reg.record_negatives("a", [(55.2, -120.3)]) == [(55.2, -120.3)]
+    assert reg.record_negatives("a", [(1.0, 1.0)]) == [(55.2, -120.3)]  # the first record stands
     assert reg.near(55.05, -120.0, 10) and not reg.near(56.0, -120.0, 10)
     assert reg.near(55.0, -120.49, 35)  # across bucket edges
-    with open(tmp_path / "fires.jsonl", "a") as fh:
-        fh.write('{"fire_key": "torn')  # a crash mid-line
-    again = FireRegistry(tmp_path / "fires.jsonl")
-    assert len(again) == 1
+    assert not reg.near(55.05, -120.0, 10, other_than="a")
+    assert reg.observe_many([("b", 60.0, -110.0), ("c", 60.0, -110.0), ("a", 55.0, -120.0)]) == 1
+    again = FireRegistry(state_engine(tmp_path))
+    assert len(again) == 2
     assert again.negatives_for("a") == [(55.2, -120.3)]
     assert again.negatives_for("b") is None
 
 
 def test_emitted_index_survives_restart(tmp_path):
-    idx = EmittedIndex(tmp_path / "e.jsonl")
+    idx = EmittedIndex(state_engine(tmp_path))
     idx.add("f1", "fire", "ab" * 32)
     idx.add("f1", "fire", "ab" * 32)
-    idx.sync()
-    assert ("f1", "fire") in EmittedIndex(tmp_path / "e.jsonl")
-    assert len(EmittedIndex(tmp_path / "e.jsonl")) == 1
+    assert ("f1", "fire") in EmittedIndex(state_engine(tmp_path))
+    assert len(EmittedIndex(state_engine(tmp_path))) == 1
     assert ("f1", "neg-0") not in idx
 
 
@@ -228,7 +233,7 @@ async def test_the_same_fire_twice_in_one_batch_is_tiled_once(tmp_path):
         client = MapboxClient(ClientConfig(base_url=url), TokenSource(None, token))
         s = TilerSettings(state_dir=tmp_path, tiler_negatives_per_fire=1, tiler_negative_match_cover=False)
         tiler = Tiler(s, TileFetcher(client, FetchConfig()), TileStore(tmp_path / "tiles"),
-                      FireRegistry(tmp_path / "f.jsonl"), EmittedIndex(tmp_path / "e.jsonl"), publish)
+                      FireRegistry(state_engine(tmp_path)), EmittedIndex(state_engine(tmp_path)), publish)
         event = FireObserved.create(producer="t", fire_key="ab:1", source="cwfis-csv", agency="ab", name="x",
                                     lat=55.0, lon=-115.0, change="new",
                                     snapshot_at=datetime(2026, 7, 1, tzinfo=UTC))
