@@ -6,7 +6,7 @@ from faststream import FastStream
 
 from emberwatch.common.config import Settings, narrow
 from emberwatch.common.service import run_service
-from emberwatch.common.tile_store import TileStore
+from emberwatch.common.tile_store import open_tile_store
 from emberwatch.contracts import FireObserved
 from emberwatch.messaging.batch_consumer import subscribe_batch
 from emberwatch.messaging.broker import build_broker, publisher
@@ -45,7 +45,7 @@ def build_tiler(s: TilerSettings, publish: Publish) -> tuple[Tiler, MapboxClient
     token = s.mapbox_token.get_secret_value() if s.mapbox_token else None
     client = MapboxClient(client_config(s), TokenSource(token, s.tiler_token_file), alert_publisher(publish))
     registry = FireRegistry(s.tiler_state / "fires.jsonl")
-    tiler = Tiler(s, TileFetcher(client, fetch_config(s)), TileStore(s.tile_root), registry,
+    tiler = Tiler(s, TileFetcher(client, fetch_config(s)), open_tile_store(s, s.tile_root), registry,
                   EmittedIndex(s.tiler_state / "emitted.jsonl", registry.negatives_for), publish,
                   RelabelLog(s.tiler_state / "relabelled.jsonl"))
     return tiler, client
