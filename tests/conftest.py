@@ -73,3 +73,13 @@ def postgres_url() -> Iterator[str]:
 
     with running_postgres() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 API (moto's standalone server, over HTTP) for the whole session: the tile store of a
+    cluster."""
+    from tests.support.moto_s3 import running_moto_s3
+
+    with running_moto_s3() as url:
+        yield url

@@ -7,16 +7,20 @@ the local stack's addresses for the parts the stack runs.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlparse
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The five services, in the order their default /metrics ports follow EMBERWATCH_SERVICES_METRICS_BASE_PORT.
 SERVICE_NAMES = ("ingestor", "tiler", "trainer", "gatekeeper", "notifier")
+# What EMBERWATCH_TILE_STORE_URL's prefix may hold: characters a URI carries as they are.
+_S3_PREFIX = re.compile(r"[A-Za-z0-9._/-]*")
 
 
 class Settings(BaseSettings):
@@ -88,6 +92,33 @@ class Settings(BaseSettings):
                     "on one host); postgresql://user:password@host/db for replicas on several nodes.",
     )
 
+    # --- the tile store (emberwatch/common/tile_store.py) ------------------------------------
+    tile_store_url: str | None = Field(
+        None,
+        description="Where the tiler stores tiles. Unset (or empty): the local directory "
+                    "EMBERWATCH_TILER_TILE_ROOT (file:// URIs, one host or a shared volume); "
+                    "s3://bucket/prefix: an S3 bucket that every node reads (s3:// URIs). The readers "
+                    "follow the URI each tile was announced with.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 endpoint of the tile store, for S3-compatible servers (MinIO, SeaweedFS: "
+                          "e.g. http://minio:9000); unset: AWS S3.")
+    s3_region: str | None = Field(
+        None, description="Region of the tiles bucket; unset: boto3's own (AWS_REGION, ~/.aws/config, "
+                          "else us-east-1).")
+    s3_access_key_id: SecretStr | None = Field(
+        None, description="Access key id for the tile store (secret); unset with the secret key: boto3's "
+                          "default credential chain (AWS_* variables, web identity, instance profile).")
+    s3_secret_access_key: SecretStr | None = Field(
+        None, description="Secret access key for the tile store (secret); set together with the key id.")
+    s3_connect_timeout_s: float = Field(
+        5.0, gt=0, description="Timeout to connect to the S3 endpoint (a reader's own timeout bounds each read).")
+    s3_read_timeout_s: float = Field(
+        30.0, gt=0, description="Timeout of one S3 response for the tiler's writes.")
+    s3_max_attempts: int = Field(
+        4, ge=1, description="Attempts of one S3 request on connection errors, 5xx and throttling "
+                             "(botocore's standard retries, backoff with jitter) before it counts as unreachable.")
+
     # --- local stack -------------------------------------------------------------------------
     mlflow_tracking_uri: str = Field("http://127.0.0.1:5000", description="MLflow tracking server (default: the local stack's, from EMBERWATCH_MLFLOW_PORT).")
     triton_url: str = Field("127.0.0.1:8000", description="Triton HTTP endpoint host:port (default: the local stack's, from EMBERWATCH_TRITON_HTTP_PORT).")
@@ -128,6 +159,27 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Log level for structured logs on stderr.")
     log_format: str = Field("json", description="json (structured) or console.")
+
+    @field_validator("tile_store_url", "s3_endpoint_url", "s3_region", mode="before")
+    @classmethod
+    def _empty_means_unset(cls, value: object) -> object:
+        """An empty variable (as an optional Kubernetes Secret key can leave) means unset."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("tile_store_url")
+    @classmethod
+    def _tile_store_url_is_s3(cls, value: str | None) -> str | None:
+        """Refuse at start what the tile store could not use, naming the setting."""
+        if value is None:
+            return None
+        value = value.strip()
+        parsed = urlparse(value)
+        if parsed.scheme != "s3" or not parsed.netloc or parsed.query or parsed.fragment:
+            raise ValueError(f"EMBERWATCH_TILE_STORE_URL must be unset or s3://bucket/prefix, got {value!r}")
+        if not _S3_PREFIX.fullmatch(parsed.path):
+            raise ValueError("EMBERWATCH_TILE_STORE_URL: the prefix may hold only letters, digits and "
+                             f"._-/ (it becomes part of every tile's URI), got {parsed.path!r}")
+        return value
 
     @model_validator(mode="after")
     def _local_addresses_follow_ports(self) -> Settings:

@@ -14,6 +14,9 @@ _SECRET_PATTERNS = [
     (re.compile(r"\b(pk|sk|tk)\.[A-Za-z0-9_\-\.]{8,}"), r"\1.***"),
     (re.compile(r"(access_token=)[^&\s\"']+"), r"\1***"),
     (re.compile(r"(password=)[^&\s\"']+", re.I), r"\1***"),
+    # AWS-style access key ids (the S3 tile store) and the key id in a signed request's Authorization.
+    (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"), r"\1***"),
+    (re.compile(r"(Credential=)[^/,\s\"']+"), r"\1***"),
 ]
 
 
@@ -62,5 +65,6 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "kafka", "httpx", "httpcore"):
+    # botocore logs whole signed requests at DEBUG: never below WARNING, like the other HTTP clients.
+    for noisy in ("aiokafka", "kafka", "httpx", "httpcore", "botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

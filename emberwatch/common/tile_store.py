@@ -1,9 +1,20 @@
 """The tile store contract, one module for its writer (the tiler) and its readers (the trainer and
 the gatekeeper).
 
-Tiles are content-addressed: a tile's id is the sha256 of its image bytes and it is stored once at
-``<root>/<id[:2]>/<id>.<ext>``; its ``uri`` in ``tiles.ready.v1`` is that file's ``file://`` URI.
-Readers accept ``file://`` and ``http(s)://`` URIs. Why a tile cannot be read is told by the error's
+Tiles are content-addressed: a tile's id is the sha256 of its image bytes and it is stored once under
+``<id[:2]>/<id>.<ext>``, in one of two places chosen by ``EMBERWATCH_TILE_STORE_URL``
+(:func:`open_tile_store`):
+
+* empty: a local directory, ``<root>/<id[:2]>/<id>.<ext>``, announced in ``tiles.ready.v1`` as its
+  ``file://`` URI (:class:`TileStore`): one host, or a volume every reader mounts;
+* ``s3://<bucket>/<prefix>``: the object ``<prefix>/<id[:2]>/<id>.<ext>``, announced as
+  ``s3://<bucket>/<key>`` (``emberwatch/common/tile_store_s3.py``): any node can read it.
+
+Either way a second put of the same bytes writes nothing, and a reader sees a whole tile or none
+(rename of a synced temp file; an S3 PUT is atomic).
+
+Readers follow the URI each tile was announced with, whatever the store is now: :func:`read_tile`
+accepts ``file://``, ``s3://`` and ``http(s)://``. Why a tile cannot be read is told by the error's
 type, so consumers classify without reading messages: ``TileMissing`` and ``UnsupportedTileUri``
 never get better (the message goes to the DLQ at once), ``TileUnreachable`` may (it is retried).
 """
@@ -11,21 +22,26 @@ never get better (the message goes to the DLQ at once), ``TileUnreachable`` may 
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 import httpx
 
 from emberwatch.common.atomic_files import atomic_write_bytes
+from emberwatch.common.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 
 class TileUnavailable(RuntimeError):
-    """The tile cannot be read."""
+    """The tile cannot be read (or, for the writer, stored)."""
 
 
 class TileMissing(TileUnavailable):
-    """The URI names a file that does not exist (or an HTTP 404/410): permanent."""
+    """The URI names a tile that does not exist (a missing file, HTTP 404/410, S3 NoSuchKey): permanent."""
 
 
 class UnsupportedTileUri(TileUnavailable, ValueError):
@@ -42,9 +58,17 @@ PERMANENT = (TileMissing, UnsupportedTileUri)
 @dataclass(frozen=True)
 class StoredTile:
     tile_id: str
-    path: Path
+    path: Path | None  # the local file; None for a tile in a bucket
     uri: str
     created: bool  # False when the same bytes were already stored
+
+
+class TileWriter(Protocol):
+    """What the tiler needs of a store, local or S3."""
+
+    def put(self, data: bytes, ext: str) -> StoredTile:
+        """Store ``data`` under its sha256; a second put of the same bytes writes nothing."""
+        ...
 
 
 class TileStore:
@@ -66,6 +90,20 @@ class TileStore:
         return StoredTile(tile_id, path, path.as_uri(), True)
 
 
+def open_tile_store(settings: Settings, local_root: Path) -> TileWriter:
+    """The store ``EMBERWATCH_TILE_STORE_URL`` names: S3 for ``s3://…``, else ``local_root``."""
+    if settings.tile_store_url:
+        from emberwatch.common.tile_store_s3 import S3Connection, S3TileStore, split_s3_uri
+
+        bucket, prefix = split_s3_uri(settings.tile_store_url)
+        connection = S3Connection.from_settings(settings)
+        log.info("tile store: S3", extra={"bucket": bucket, "prefix": prefix,
+                                          "endpoint": connection.endpoint_url or "AWS"})
+        return S3TileStore(bucket, prefix, connection)
+    log.info("tile store: local directory", extra={"root": str(local_root)})
+    return TileStore(local_root)
+
+
 def check_tile_uri(uri: str) -> str:
     """The scheme of a URI the readers accept; ``UnsupportedTileUri`` otherwise."""
     parsed = urlparse(uri)
@@ -73,6 +111,10 @@ def check_tile_uri(uri: str) -> str:
         if parsed.netloc not in ("", "localhost"):
             raise UnsupportedTileUri(f"tile uri must be a local file, got host {parsed.netloc!r}: {uri}")
         return "file"
+    if parsed.scheme == "s3":
+        if not parsed.netloc or parsed.path in ("", "/"):
+            raise UnsupportedTileUri(f"tile uri must name a bucket and a key: {uri}")
+        return "s3"
     if parsed.scheme in ("http", "https"):
         return parsed.scheme
     raise UnsupportedTileUri(f"unsupported tile uri scheme {parsed.scheme or '(none)'!r}: {uri}")
@@ -85,16 +127,32 @@ def tile_path(uri: str) -> Path:
     return Path(unquote(urlparse(uri).path))
 
 
-def read_tile(uri: str, *, timeout_s: float = 30.0) -> bytes:
-    """A tile's bytes by its URI."""
-    if check_tile_uri(uri) == "file":
-        path = tile_path(uri)
-        try:
-            return path.read_bytes()
-        except FileNotFoundError as exc:
-            raise TileMissing(f"tile {uri} does not exist: No such file") from exc
-        except OSError as exc:
-            raise TileUnreachable(f"cannot read tile {uri}: {type(exc).__name__}: {exc}") from exc
+def read_tile(uri: str, *, timeout_s: float = 30.0, settings: Settings | None = None) -> bytes:
+    """A tile's bytes by its URI. ``settings`` give the S3 endpoint and credentials (default: the
+    process's own, from the environment); safe to call from many threads at once."""
+    scheme = check_tile_uri(uri)
+    if scheme == "file":
+        return _read_file(uri)
+    if scheme == "s3":
+        # Imported here: boto3 costs a noticeable import time in processes that never see s3://.
+        from emberwatch.common.tile_store_s3 import S3Connection, read_s3_tile
+
+        connection = S3Connection.from_settings(settings or get_settings(), read_timeout_s=timeout_s)
+        return read_s3_tile(uri, connection)
+    return _read_http(uri, timeout_s)
+
+
+def _read_file(uri: str) -> bytes:
+    path = tile_path(uri)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise TileMissing(f"tile {uri} does not exist: No such file") from exc
+    except OSError as exc:
+        raise TileUnreachable(f"cannot read tile {uri}: {type(exc).__name__}: {exc}") from exc
+
+
+def _read_http(uri: str, timeout_s: float) -> bytes:
     try:
         response = httpx.get(uri, timeout=timeout_s, follow_redirects=True)
     except httpx.HTTPError as exc:

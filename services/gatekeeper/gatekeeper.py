@@ -268,7 +268,8 @@ class Gatekeeper:
                 continue  # a fire reported after the training lies near it: its label no longer holds
             try:
                 out.append((r["tile_id"], LABEL_INDEX[self.corrections.label(r["tile_id"], r["label"])],
-                            read_tile(r["uri"], timeout_s=self.settings.gatekeeper_tile_fetch_timeout_s)))
+                            read_tile(r["uri"], timeout_s=self.settings.gatekeeper_tile_fetch_timeout_s,
+                                      settings=self.settings)))
             except (KeyError, TileUnavailable) as exc:
                 log.warning("test tile skipped", extra={"tile": r.get("tile_id"), "error": str(exc)})
         return out
@@ -319,7 +320,8 @@ class Gatekeeper:
             if tile.tile_id in self.lineage.excluded(shadow.champion_version, shadow.candidate_version):
                 SHADOW_TILES.labels("trained_on").inc()  # a replayed or lagging training tile
                 return self._evaluate(shadow) if self._time_is_up(shadow) else []
-            data = read_tile(tile.uri, timeout_s=self.settings.gatekeeper_tile_fetch_timeout_s)
+            data = read_tile(tile.uri, timeout_s=self.settings.gatekeeper_tile_fetch_timeout_s,
+                             settings=self.settings)
             # a restarting Triton is waited for (bounded), not an error: the pair must not be lost
             self.serving.wait_until_serving(self.settings.gatekeeper_triton_wait_s)
             versions = f"{shadow.champion_version},{shadow.candidate_version}"
@@ -380,7 +382,8 @@ class Gatekeeper:
                      extra={"tile": tile.tile_id})
             return
         try:
-            data = read_tile(tile.uri, timeout_s=self.settings.gatekeeper_tile_fetch_timeout_s)
+            data = read_tile(tile.uri, timeout_s=self.settings.gatekeeper_tile_fetch_timeout_s,
+                             settings=self.settings)
             wildfire = float(self.serving.triton.score_bytes([data], champion).wildfire(champion)[0])
         except (TileUnavailable, TritonError, OSError, KeyError) as exc:
             CHAMPION_TILES.labels("failed").inc()

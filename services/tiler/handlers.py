@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from emberwatch.common.coordination import ExclusiveSection
-from emberwatch.common.tile_store import TileStore
+from emberwatch.common.tile_store import TileWriter
 from emberwatch.contracts import FireObserved, TileReady, TileRelabelled
 from emberwatch.contracts.envelope import Envelope
 from emberwatch.messaging.alerts import Severity, make_alert, publish_alert
@@ -63,7 +63,7 @@ class TileJob:
 
 
 class Tiler:
-    def __init__(self, settings: TilerSettings, fetcher: TileFetcher, store: TileStore,
+    def __init__(self, settings: TilerSettings, fetcher: TileFetcher, store: TileWriter,
                  registry: FireRegistry, emitted: EmittedIndex, publish: Publish,
                  relabels: RelabelLog | None = None) -> None:
         self.s = settings

@@ -7,7 +7,7 @@ from faststream import FastStream
 from emberwatch.common.config import Settings, narrow
 from emberwatch.common.coordination import coordination_url, open_coordination
 from emberwatch.common.service import run_service
-from emberwatch.common.tile_store import TileStore
+from emberwatch.common.tile_store import open_tile_store
 from emberwatch.contracts import FireObserved
 from emberwatch.messaging.batch_consumer import subscribe_batch
 from emberwatch.messaging.broker import build_broker, publisher
@@ -47,7 +47,7 @@ def build_tiler(s: TilerSettings, publish: Publish) -> tuple[Tiler, MapboxClient
     client = MapboxClient(client_config(s), TokenSource(token, s.tiler_token_file), alert_publisher(publish))
     engine = open_coordination(coordination_url(s))  # shared by every replica
     import_json_lines(engine, s.tiler_state)  # an older tiler's files, once
-    tiler = Tiler(s, TileFetcher(client, fetch_config(s)), TileStore(s.tile_root), FireRegistry(engine),
+    tiler = Tiler(s, TileFetcher(client, fetch_config(s)), open_tile_store(s, s.tile_root), FireRegistry(engine),
                   EmittedIndex(engine), publish, RelabelLog(engine))
     return tiler, client
 

@@ -115,7 +115,7 @@ class Trainer:
         embedded, unreadable = 0, []
         chunk = max(self.settings.trainer_embed_batch_size * 8, 64)
         for start in range(0, len(todo), chunk):  # bounded memory, durable progress per chunk
-            ok, images, bad = read_images(todo[start:start + chunk], bb.image_size)
+            ok, images, bad = read_images(todo[start:start + chunk], bb.image_size, self.settings)
             unreadable += bad
             if ok:
                 store.put([r.tile_id for r in ok], embed(bb, images, self.settings.trainer_embed_batch_size))
@@ -126,7 +126,7 @@ class Trainer:
             missing_stats = set(stats.missing([r.tile_id for r in records if r.tile_id in store]))
             late = [r for r in records if r.tile_id in missing_stats]
             for start in range(0, len(late), chunk):
-                ok, images, _ = read_images(late[start:start + chunk], bb.image_size)
+                ok, images, _ = read_images(late[start:start + chunk], bb.image_size, self.settings)
                 if ok:
                     stats.put([r.tile_id for r in ok], statistics_matrix(images))
         m.EMBEDDINGS_COMPUTED.inc(embedded)
@@ -208,7 +208,7 @@ class Trainer:
         known_pool = splits["test"] or splits["val"]
         # twice as many as needed: only tiles with a clear decision are kept (below)
         known = pick_known(known_pool, 2 * s.trainer_known_images)
-        known_ok, known_images, _ = read_images(known, bb.image_size)
+        known_ok, known_images, _ = read_images(known, bb.image_size, self.settings)
 
         # What is exported and registered: the head on the shared backbone, or a fine-tuned full model.
         export_head, export_backbone_id = head, bb.backbone_id
@@ -322,7 +322,7 @@ class Trainer:
         s, bb = self.settings, self.backbone
         imgs = {}
         for name, recs in splits.items():
-            ok, images, _ = read_images(recs, bb.image_size)
+            ok, images, _ = read_images(recs, bb.image_size, self.settings)
             if len(ok) != len(recs):  # a tile vanished since it was embedded: keep splits aligned
                 raise RuntimeError(f"{len(recs) - len(ok)} {name} tiles became unreadable during training")
             imgs[name] = images

@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 
+from emberwatch.common.config import Settings
 from emberwatch.common.tile_store import TileUnavailable, read_tile
 from emberwatch.ml.images import UnreadableImage, decode_image
 from services.trainer.models import TileRecord
@@ -13,14 +14,16 @@ from services.trainer.models import TileRecord
 log = logging.getLogger(__name__)
 
 
-def read_images(records: list[TileRecord], image_size: int) -> tuple[list[TileRecord], np.ndarray, list[tuple[str, str]]]:
-    """Decode the records' images. Returns (readable records, uint8 images, [(tile id, why unreadable)])."""
+def read_images(records: list[TileRecord], image_size: int, settings: Settings | None = None,
+                ) -> tuple[list[TileRecord], np.ndarray, list[tuple[str, str]]]:
+    """Decode the records' images, each from its URI (``settings``: the S3 endpoint and credentials
+    for ``s3://`` tiles). Returns (readable records, uint8 images, [(tile id, why unreadable)])."""
     ok: list[TileRecord] = []
     images: list[np.ndarray] = []
     bad: list[tuple[str, str]] = []
     for r in records:
         try:
-            images.append(decode_image(read_tile(r.uri), image_size))
+            images.append(decode_image(read_tile(r.uri, settings=settings), image_size))
             ok.append(r)
         except (TileUnavailable, UnreadableImage) as exc:
             bad.append((r.tile_id, f"{type(exc).__name__}: {exc}"))

@@ -19,7 +19,7 @@ def test_tiles_are_read_by_uri(tmp_path):
     assert read_tile(tile.as_uri()) == b"png"
     with pytest.raises(TileMissing):
         read_tile((tmp_path / "missing.png").as_uri())
-    for bad in ("s3://bucket/x.png", str(tile), "file://otherhost/x.png"):  # not a URI the store hands out
+    for bad in ("gs://bucket/x.png", str(tile), "file://otherhost/x.png"):  # not a URI the store hands out
         with pytest.raises(UnsupportedTileUri):
             read_tile(bad)
     with pytest.raises(TileUnreachable):

@@ -28,7 +28,9 @@ BASE = REPO / "deploy" / "k8s" / "base"
 KUBERNETES_VERSION = "1.31.0"
 SINGLE_INSTANCE = ("ingestor", "trainer", "gatekeeper", "notifier")
 # Which Secret objects each workload may read; any other reference is a leak.
-SECRETS = {"tiler": {"emberwatch-mapbox"}, "notifier": {"emberwatch-discord"},
+TILE_SERVICES = ("tiler", "trainer", "gatekeeper")  # who writes or reads tiles
+SECRETS = {"tiler": {"emberwatch-mapbox", "emberwatch-tiles-s3"}, "trainer": {"emberwatch-tiles-s3"},
+           "gatekeeper": {"emberwatch-tiles-s3"}, "notifier": {"emberwatch-discord"},
            "mlflow": {"emberwatch-postgres", "emberwatch-s3"}, "postgres": {"emberwatch-postgres"}}
 SECRET_WORDS = ("TOKEN", "PASSWORD", "SECRET", "WEBHOOK", "ACCESS_KEY")
 
@@ -134,6 +136,25 @@ def test_secrets_come_from_secret_objects_and_only_to_who_uses_them(rendered):
     assert not [d for d in rendered if d["kind"] == "Secret"], "secret values belong outside the repo"
     for key in by_kind(rendered, "ConfigMap")["emberwatch-env"]["data"]:
         assert not any(w in key for w in SECRET_WORDS), key
+
+
+def test_tiles_live_in_s3_where_every_node_reads_them(rendered):
+    """The tile store is a bucket (no tiles volume), its keys from their own Secret, not MLflow's."""
+    config = by_kind(rendered, "ConfigMap")["emberwatch-env"]["data"]
+    settings = Settings(tile_store_url=config["EMBERWATCH_TILE_STORE_URL"])  # valid, as a service reads it
+    assert settings.tile_store_url.startswith("s3://emberwatch-tiles/")
+    deployments = by_kind(rendered, "Deployment")
+    for name in TILE_SERVICES:
+        env = {e["name"]: e for e in containers(deployments[name])[0].get("env", [])}
+        for var, key in (("EMBERWATCH_S3_ACCESS_KEY_ID", "access-key-id"),
+                         ("EMBERWATCH_S3_SECRET_ACCESS_KEY", "secret-access-key"),
+                         ("EMBERWATCH_S3_ENDPOINT_URL", "endpoint-url")):
+            ref = env[var]["valueFrom"]["secretKeyRef"]
+            assert (ref["name"], ref["key"]) == ("emberwatch-tiles-s3", key), (name, var)
+        assert "EMBERWATCH_TILER_TILE_ROOT" not in env, name
+    claims = {v["persistentVolumeClaim"]["claimName"] for d in deployments.values()
+              for v in d["spec"]["template"]["spec"].get("volumes", []) if "persistentVolumeClaim" in v}
+    assert "tiles" not in claims and "tiles" not in by_kind(rendered, "PersistentVolumeClaim")
 
 
 def test_nothing_is_published_outside_the_cluster(rendered):

@@ -63,9 +63,33 @@ def test_read_images_skips_and_counts_unreadable(tmp_path):
     corrupt.write_bytes(b"\x89PNG garbage")
     recs = [_rec(1, "wildfire", "train", good.as_uri()), _rec(2, "wildfire", "train", corrupt.as_uri()),
             _rec(3, "nowildfire", "val", (tmp_path / "missing.png").as_uri()),
-            _rec(4, "nowildfire", "val", "s3://b/k.png")]
+            _rec(4, "nowildfire", "val", "gs://b/k.png")]
     ok, images, bad = read_images(recs, 32)
     assert [r.tile_id for r in ok] == [recs[0].tile_id]
     assert images.shape == (1, 32, 32, 3) and images.dtype == np.uint8
     assert [t for t, _ in bad] == [r.tile_id for r in recs[1:]]
     assert "UnreadableImage" in bad[0][1] and "TileMissing" in bad[1][1] and "UnsupportedTileUri" in bad[2][1]
+
+
+def test_read_images_reads_tiles_from_s3(s3_endpoint, tmp_path):
+    """The trainer's reading path follows s3:// URIs with its own settings (moto's S3 over HTTP)."""
+    import uuid
+
+    import boto3
+
+    from emberwatch.common.config import Settings
+    from emberwatch.common.tile_store import open_tile_store
+    from tests.support.moto_s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
+
+    bucket = f"tiles-{uuid.uuid4().hex[:12]}"
+    boto3.session.Session().client("s3", endpoint_url=s3_endpoint, region_name=REGION, aws_access_key_id="a",
+                                   aws_secret_access_key="b").create_bucket(Bucket=bucket)
+    s = Settings(tile_store_url=f"s3://{bucket}/t", s3_endpoint_url=s3_endpoint, s3_region=REGION,
+                 s3_access_key_id=ACCESS_KEY_ID, s3_secret_access_key=SECRET_ACCESS_KEY, s3_max_attempts=1)
+    buf = io.BytesIO()
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(buf, format="PNG")
+    tile = open_tile_store(s, tmp_path).put(buf.getvalue(), "png")
+    recs = [_rec(1, "wildfire", "train", tile.uri), _rec(2, "nowildfire", "val", f"s3://{bucket}/t/gone.png")]
+    ok, images, bad = read_images(recs, 32, s)
+    assert [r.uri for r in ok] == [tile.uri] and images.shape == (1, 32, 32, 3)
+    assert [t for t, _ in bad] == [recs[1].tile_id] and "TileMissing" in bad[0][1]

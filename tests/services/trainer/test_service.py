@@ -70,7 +70,8 @@ async def test_tiles_to_registered_candidate_incremental_and_mlflow_outage(stack
     corrupt = store / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     broken = first[0].__class__("e" * 64, corrupt, "wildfire", "train")
-    elsewhere = tile_event(first[1]).model_copy(update={"tile_id": "f" * 64, "uri": "s3://bucket/tile.png"})
+    # a scheme the store never hands out (s3:// is one it does)
+    elsewhere = tile_event(first[1]).model_copy(update={"tile_id": "f" * 64, "uri": "gs://bucket/tile.png"})
 
     broker, handlers = build_service(settings)
     producer = build_broker(settings, "test-tiler")
