@@ -16,6 +16,7 @@ from services.tiler.fetch_tile import FetchConfig, TileFetcher
 from services.tiler.handlers import SERVICE, Publish, Tiler, alert_publisher
 from services.tiler.mapbox_client import ClientConfig, MapboxClient, TokenSource
 from services.tiler.pin_split import pin_split, split_config
+from services.tiler.request_budget import RequestBudget
 from services.tiler.settings import TilerSettings
 from services.tiler.state import EmittedIndex, FireRegistry, RelabelLog, import_json_lines
 
@@ -44,8 +45,12 @@ def build_tiler(s: TilerSettings, publish: Publish) -> tuple[Tiler, MapboxClient
     pin_split(s.tiler_state / "split.json",
               split_config(s.tiler_split_cell_deg, s.tiler_split_val, s.tiler_split_test))
     token = s.mapbox_token.get_secret_value() if s.mapbox_token else None
-    client = MapboxClient(client_config(s), TokenSource(token, s.tiler_token_file), alert_publisher(publish))
     engine = open_coordination(coordination_url(s))  # shared by every replica
+    budget = None
+    if s.tiler_mapbox_requests_per_minute > 0:
+        budget = RequestBudget(engine, per_minute=s.tiler_mapbox_requests_per_minute, burst=s.tiler_mapbox_burst)
+    client = MapboxClient(client_config(s), TokenSource(token, s.tiler_token_file), alert_publisher(publish),
+                          budget)
     import_json_lines(engine, s.tiler_state)  # an older tiler's files, once
     tiler = Tiler(s, TileFetcher(client, fetch_config(s)), open_tile_store(s, s.tile_root), FireRegistry(engine),
                   EmittedIndex(engine), publish, RelabelLog(engine))

@@ -1,8 +1,11 @@
 """Async Mapbox client: bounded requests in flight, connection reuse, and every error answer handled.
 
 * at most ``max_in_flight`` requests at once (a semaphore) over one ``httpx.AsyncClient`` pool;
+* a request budget shared by every tiler replica (``services/tiler/request_budget.py``): each
+  request takes a token first, so the replicas together keep to the account's rate;
 * 429: every request pauses until ``Retry-After`` / ``X-Rate-Limit-Reset`` (a shared gate, so the
-  other requests do not hammer meanwhile), then retries;
+  other requests do not hammer meanwhile — in the other replicas too, through the budget), then
+  retries;
 * 5xx, timeouts, connection errors: retried with exponential backoff and jitter (tenacity); when the
   tries run out Mapbox counts as *down*: ``fetch`` waits (backoff, one alert per outage) and tries
   again until it answers or ``outage_max_wait_s`` passes — nothing is lost, nothing goes to a DLQ;
@@ -29,6 +32,7 @@ import httpx
 
 from emberwatch.common.retries import Backoff, async_retrying, retry_after_seconds
 from emberwatch.messaging.consumer import PermanentError
+from services.tiler.request_budget import RequestBudget
 from services.tiler.metrics import (
     AUTH_BREAKER_OPEN,
     FETCH_SECONDS,
@@ -159,10 +163,14 @@ class ClientConfig:
 
 
 class MapboxClient:
-    def __init__(self, config: ClientConfig, tokens: TokenSource, alert: Alert | None = None) -> None:
+    def __init__(self, config: ClientConfig, tokens: TokenSource, alert: Alert | None = None,
+                 budget: RequestBudget | None = None) -> None:
+        """``budget``: the request budget shared with the other replicas (none: only Mapbox's 429s
+        pace this client)."""
         if not 1 <= config.max_in_flight <= 32:
             raise ValueError("max_in_flight must be 1..32")
         self.config = config
+        self._budget = budget
         self.breaker = AuthBreaker(tokens, recheck_s=config.auth_recheck_s, probe_s=config.auth_probe_s)
         self._alert = alert
         self._sem = asyncio.Semaphore(config.max_in_flight)
@@ -256,6 +264,8 @@ class MapboxClient:
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
+            if self._budget is not None:
+                await self._budget.take()
             query = dict(params)
             if token:
                 query["access_token"] = token
@@ -287,6 +297,8 @@ class MapboxClient:
                     raise MapboxUnavailable("rate limited beyond the maximum wait")
                 RETRIES.labels("429").inc()
                 self._paused_until = max(self._paused_until, time.monotonic() + wait)
+                if self._budget is not None:
+                    await asyncio.to_thread(self._budget.pause_all, wait)  # every replica waits
                 log.warning("mapbox rate limit hit; pausing", extra={"wait_s": round(wait, 2)})
                 continue
             if status in (401, 403):

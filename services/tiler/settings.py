@@ -63,6 +63,12 @@ class TilerSettings(Settings):
 
     # --- HTTP behaviour ------------------------------------------------------------------------
     tiler_max_in_flight: int = Field(16, ge=1, le=32, description="Mapbox requests in flight at most.")
+    tiler_mapbox_requests_per_minute: float = Field(
+        1250.0, ge=0,
+        description="Mapbox requests a minute for all tiler replicas together (one budget in the "
+                    "coordination database; Mapbox's default Static Images limit is 1,250); 0 = no budget.")
+    tiler_mapbox_burst: int = Field(
+        50, ge=1, description="Requests the shared Mapbox budget lets through at once after a quiet spell.")
     tiler_request_timeout_s: float = Field(20.0, gt=0, description="Timeout of one Mapbox request.")
     tiler_retry_attempts: int = Field(4, ge=1, description="Tries of one request on 5xx/timeouts.")
     tiler_retry_backoff_s: float = Field(0.5, gt=0, description="First backoff between those tries.")

@@ -1,0 +1,128 @@
+"""The Mapbox request budget every tiler replica shares (SQLite and a real PostgreSQL), and three
+clients against the real simulator: together they keep to the account's rate."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from emberwatch.common.config import Settings
+from emberwatch.common.coordination import coordination_url, open_coordination
+from services.tiler.fetch_tile import FetchConfig, TileFetcher
+from services.tiler.mapbox_client import ClientConfig, MapboxClient, TokenSource
+from services.tiler.request_budget import RequestBudget
+from simulators.mapbox.app import DEFAULT_TOKENS, SimState
+from tests.simulators.mapbox.helpers import running_simulator
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return coordination_url(Settings(state_dir=tmp_path))
+    return coordination_url(Settings(coordination_url=SecretStr(request.getfixturevalue("postgres_url"))))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_bucket_gives_its_burst_then_its_rate_and_a_pause_holds_everyone(url: str) -> None:
+    clock = Clock()
+    name = f"b-{id(clock)}"
+    budget = RequestBudget(open_coordination(url), per_minute=60, burst=3, name=name, clock=clock)
+    other = RequestBudget(open_coordination(url), per_minute=60, burst=3, name=name, clock=clock)  # a replica
+    assert [budget.try_take(), other.try_take(), budget.try_take()] == [0.0, 0.0, 0.0]
+    assert other.try_take() == pytest.approx(1.0)  # 1 token a second: the next one in 1 s
+    clock.now += 0.5
+    assert budget.try_take() == pytest.approx(0.5)
+    clock.now += 0.5
+    assert budget.try_take() == 0.0
+    clock.now += 100  # a quiet spell refills up to the burst, not more
+    assert [other.try_take() for _ in range(4)][:3] == [0.0, 0.0, 0.0]
+    clock.now += 10
+    budget.pause_all(5.0)  # one replica got a 429 that said 5 s
+    assert other.try_take() == pytest.approx(5.0)
+    clock.now += 5.0
+    assert other.try_take() == 0.0
+
+
+TAKER = textwrap.dedent("""
+    import json, sys, time
+    from emberwatch.common.coordination import open_coordination
+    from services.tiler.request_budget import RequestBudget
+
+    url, name, out, until = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+    budget = RequestBudget(open_coordination(url), per_minute=1200, burst=5, name=name)
+    taken = []
+    while time.time() < until:
+        wait = budget.try_take()
+        if wait == 0.0:
+            taken.append(time.time())
+        else:
+            time.sleep(min(wait, 0.05))
+    json.dump(taken, open(out, "w"))
+""")
+
+
+def test_replicas_in_separate_processes_never_overspend(url: str, tmp_path: Path) -> None:
+    import time
+
+    open_coordination(url)
+    name = f"procs-{tmp_path.name}"
+    until = time.time() + 4.0
+    outs = [tmp_path / f"taken-{i}.json" for i in range(3)]
+    procs = [subprocess.Popen([sys.executable, "-c", TAKER, url, name, str(o), str(until)], cwd=REPO)
+             for o in outs]
+    for p in procs:
+        assert p.wait(timeout=120) == 0
+    taken = sorted(t for o in outs for t in json.loads(o.read_text()))
+    assert len(taken) >= 20 and all(json.loads(o.read_text()) for o in outs)  # every replica got some
+    # 20 a second with bursts of 5: no window of w seconds holds more than 5 + 20·w takes.
+    for i, start in enumerate(taken):
+        for j in range(i, len(taken)):
+            assert j - i + 1 <= 5 + 20 * (taken[j] - start) + 1  # +1: the clock reads around the update
+
+
+async def _three_replicas(sim_url: str, budget_for) -> None:  # noqa: ANN001
+    token = sorted(DEFAULT_TOKENS)[0]
+
+    async def replica(i: int) -> None:
+        client = MapboxClient(ClientConfig(base_url=sim_url, rate_limit_max_wait_s=5), TokenSource(token),
+                              budget=budget_for(i))
+        try:
+            fetcher = TileFetcher(client, FetchConfig(size_px=64))
+            await asyncio.gather(*(fetcher.fetch(55.0 + i, -110.0 + k * 0.01) for k in range(12)))
+        finally:
+            await client.aclose()
+
+    await asyncio.gather(*(replica(i) for i in range(3)))
+
+
+async def test_three_replicas_sharing_the_budget_stay_under_mapbox_s_limit(tmp_path: Path) -> None:
+    engine = open_coordination(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    with running_simulator(SimState(rate_limit=20, rate_interval_s=1.0)) as (sim_url, state):
+        # 12 a second with bursts of 3: at most 15 in any second, under the simulator's 20.
+        await _three_replicas(sim_url, lambda i: RequestBudget(engine, per_minute=720, burst=3))
+        assert state.by_status[429] == 0
+        assert state.by_status[200] == 36
+
+
+async def test_without_a_shared_budget_the_same_replicas_are_rate_limited() -> None:
+    """The control of the test above: the same load, each replica on its own."""
+    with running_simulator(SimState(rate_limit=20, rate_interval_s=1.0)) as (sim_url, state):
+        await _three_replicas(sim_url, lambda i: None)
+        assert state.by_status[429] > 0
+        assert state.by_status[200] == 36  # every tile still arrived, after the pauses
