@@ -41,11 +41,11 @@ def build_tiler(s: TilerSettings, publish: Publish) -> tuple[Tiler, MapboxClient
     """The handler and its Mapbox client; ``publish`` sends an event (tiles, relabels and alerts).
 
     Refuses to start (:class:`SplitSettingsChanged`) when the split settings differ from those
-    pinned in ``<state_dir>/tiler/split.json``."""
-    pin_split(s.tiler_state / "split.json",
-              split_config(s.tiler_split_cell_deg, s.tiler_split_val, s.tiler_split_test))
-    token = s.mapbox_token.get_secret_value() if s.mapbox_token else None
+    pinned in the coordination database."""
     engine = open_coordination(coordination_url(s))  # shared by every replica
+    pin_split(engine, split_config(s.tiler_split_cell_deg, s.tiler_split_val, s.tiler_split_test),
+              old_file=s.tiler_state / "split.json")
+    token = s.mapbox_token.get_secret_value() if s.mapbox_token else None
     budget = None
     if s.tiler_mapbox_requests_per_minute > 0:
         budget = RequestBudget(engine, per_minute=s.tiler_mapbox_requests_per_minute, burst=s.tiler_mapbox_burst)

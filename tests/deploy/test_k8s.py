@@ -29,7 +29,7 @@ KUBERNETES_VERSION = "1.31.0"
 SINGLE_INSTANCE = ("ingestor", "trainer", "gatekeeper", "notifier")
 # Which Secret objects each workload may read; any other reference is a leak.
 TILE_SERVICES = ("tiler", "trainer", "gatekeeper")  # who writes or reads tiles
-SECRETS = {"tiler": {"emberwatch-mapbox", "emberwatch-tiles-s3"}, "trainer": {"emberwatch-tiles-s3"},
+SECRETS = {"tiler": {"emberwatch-mapbox", "emberwatch-tiles-s3", "emberwatch-coordination"}, "trainer": {"emberwatch-tiles-s3"},
            "gatekeeper": {"emberwatch-tiles-s3"}, "notifier": {"emberwatch-discord"},
            "mlflow": {"emberwatch-postgres", "emberwatch-s3"}, "postgres": {"emberwatch-postgres"}}
 SECRET_WORDS = ("TOKEN", "PASSWORD", "SECRET", "WEBHOOK", "ACCESS_KEY")
@@ -101,10 +101,12 @@ def test_the_tiler_scales_on_its_consumer_lag_within_its_partitions(rendered):
     assert containers(job)[0]["args"] == ["create-topics"]
     assert job["spec"]["template"]["spec"]["containers"][0]["envFrom"] == [{"configMapRef": {"name": "emberwatch-env"}}]
     partitions = parse_partitions(config["EMBERWATCH_KAFKA_TOPIC_PARTITIONS"])
-    assert spec["maxReplicaCount"] <= partitions[Topic.FIRES_OBSERVED]
-    # Until the tiler's fire registry is shared, a second replica could tile a negative near a fire
-    # the first one handled: the cap stays at one (deploy/k8s/README.md, "Not yet").
-    assert spec["maxReplicaCount"] == 1
+    # As many replicas as partitions, sharing their fire registry (tests/services/tiler/test_replicas.py).
+    assert spec["maxReplicaCount"] == partitions[Topic.FIRES_OBSERVED]
+    tiler = containers(by_kind(rendered, "Deployment")["tiler"])[0]
+    assert "EMBERWATCH_COORDINATION_URL" in {e["name"] for e in tiler["env"]}
+    volumes = by_kind(rendered, "Deployment")["tiler"]["spec"]["template"]["spec"]["volumes"]
+    assert not any("persistentVolumeClaim" in v for v in volumes), "a replica keeps nothing on its own disk"
     assert int(meta["lagThreshold"]) > 0
 
 

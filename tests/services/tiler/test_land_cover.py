@@ -170,16 +170,29 @@ def test_old_json_lines_state_is_imported_once_and_negatives_are_found_near_late
 
 # --- the split pin -------------------------------------------------------------------------------
 def test_split_settings_are_pinned_and_a_change_refuses_to_start(tmp_path):
-    path = tmp_path / "tiler" / "split.json"
-    pin_split(path, split_config(1.5, 0.15, 0.15))
-    assert json.loads(path.read_text())["cell_deg"] == 1.5
-    pin_split(path, split_config(1.5, 0.15, 0.15))  # same settings: fine
+    from emberwatch.common.coordination import open_coordination
+
+    engine = open_coordination(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    assert pin_split(engine, split_config(1.5, 0.15, 0.15))["cell_deg"] == 1.5
+    pin_split(engine, split_config(1.5, 0.15, 0.15))  # same settings: fine
     with pytest.raises(SplitSettingsChanged) as err:
-        pin_split(path, split_config(1.0, 0.15, 0.2))
+        pin_split(engine, split_config(1.0, 0.15, 0.2))
     msg = str(err.value)
-    assert "\n" not in msg and str(path) in msg
+    assert "\n" not in msg and "coordination database" in msg
     assert "EMBERWATCH_TILER_SPLIT_CELL_DEG is 1.0, pinned 1.5" in msg and "EMBERWATCH_TILER_SPLIT_TEST" in msg
     assert "EMBERWATCH_TILER_SPLIT_VAL" not in msg and "new EMBERWATCH_STATE_DIR" in msg
+
+
+def test_an_older_tilers_split_file_becomes_the_pin(tmp_path):
+    from emberwatch.common.coordination import open_coordination
+
+    old = tmp_path / "tiler" / "split.json"
+    old.parent.mkdir()
+    old.write_text(json.dumps(split_config(1.0, 0.15, 0.15)))
+    engine = open_coordination(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    with pytest.raises(SplitSettingsChanged, match="CELL_DEG is 1.5, pinned 1.0"):
+        pin_split(engine, split_config(1.5, 0.15, 0.15), old_file=old)
+    assert pin_split(engine, split_config(1.0, 0.15, 0.15))["cell_deg"] == 1.0  # pinned without the file too
 
 
 # --- choosing (a stub fetcher: the images are what the test says) ------------------------------

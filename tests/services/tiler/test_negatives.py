@@ -146,7 +146,7 @@ async def test_a_changed_split_setting_refuses_to_start(kafka_settings, tmp_path
 
     _, client = build_tiler(s, publish)
     await client.aclose()
-    assert (tmp_path / "state" / "tiler" / "split.json").exists()
+    assert (tmp_path / "state" / "coordination.sqlite3").exists()
     _, client = build_tiler(s, publish)  # the same settings start again
     await client.aclose()
     changed = tiler_settings(kafka_settings, tmp_path / "state", url, token_file, tiler_split_val=0.2)
