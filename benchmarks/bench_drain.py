@@ -1,15 +1,20 @@
-"""How fast a consuming service drains a backlog of its topic: the trainer's durable tile index.
+"""How fast a consuming service drains a backlog of its topic: the trainer's durable tile index and
+the tiler's shared fire registry.
 
-Starts a private Tansu on a free port, publishes N valid ``TileReady`` events to ``tiles.ready`` (one
-partition) and then, side by side in one run:
+Starts a private Tansu on a free port, publishes N valid ``TileReady`` events to ``tiles.ready`` and
+N ``FireObserved`` updates (re-polls of 1,000 known fires, the bulk of a season's replay) to
+``fires.observed`` (one partition each) and then, side by side in one run:
 
 * raw aiokafka: one consumer reads the whole topic (``getmany``), no validation, no side effect;
 * the trainer's subscription as it is wired (``services/trainer/main.py``: batches validated and
   recorded in one SQLite transaction each, ``synchronous=FULL``, commit per batch);
 * the trainer's per-record handler through ``subscribe`` (one transaction per tile), the way the
-  trainer consumed before, on fewer events.
+  trainer consumed before, on fewer events;
+* the tiler as it is wired (``services/tiler/main.py``): each update recorded in the coordination
+  database (SQLite here) and checked against the announced negatives. New fires are not in it: they
+  wait on Mapbox (``benchmarks/bench_tiler.py``).
 
-The drain rate counts from the first tile in the index to the last (group join excluded). Prints a
+The drain rate counts from the first event handled to the last (group join excluded). Prints a
 table. Usage: python benchmarks/bench_drain.py [N] [--single M]
 """
 
@@ -30,10 +35,13 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from emberwatch.common.config import narrow  # noqa: E402
-from emberwatch.contracts import TileReady, Topic  # noqa: E402
+from emberwatch.common.telemetry import MESSAGES_CONSUMED  # noqa: E402
+from emberwatch.contracts import FireObserved, TileReady, Topic  # noqa: E402
 from emberwatch.messaging.broker import build_broker, publish_events  # noqa: E402
 from emberwatch.messaging.consumer import consumer_options, subscribe  # noqa: E402
 from emberwatch.stack import manage  # noqa: E402
+from services.tiler.main import build_tiler, consume  # noqa: E402
+from services.tiler.settings import TilerSettings  # noqa: E402
 from services.trainer.handlers import SERVICE, TrainerHandlers  # noqa: E402
 from services.trainer.main import build_service  # noqa: E402
 from services.trainer.pipeline import Trainer  # noqa: E402
@@ -49,26 +57,38 @@ def tile(i: int) -> TileReady:
                             fire_key=f"bc:{i}", provider="mapbox-static")
 
 
+def fire_update(i: int) -> FireObserved:
+    from datetime import UTC, datetime, timedelta
+
+    k = i % 1000
+    return FireObserved.create(producer="bench", fire_key=f"bc:{k}", source="cwfis-csv", agency="bc",
+                               name=f"f{k}", lat=50.0 + (k // 40) * 0.2, lon=-125.0 + (k % 40) * 0.2,
+                               hectares=10.0 + i, change="updated",
+                               snapshot_at=datetime(2026, 7, 1, tzinfo=UTC) + timedelta(minutes=i // 1000))
+
+
 async def fill(settings, n: int) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(Topic.TILES_READY, num_partitions=1, replication_factor=1)])
+        await admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1)
+                                   for t in (Topic.TILES_READY, Topic.FIRES_OBSERVED)])
     finally:
         await admin.close()
     producer = build_broker(settings, "bench-fill")
     await producer.start()
     try:
-        events = [tile(i) for i in range(n)]
-        for start in range(0, n, 1000):
-            await publish_events(producer, events[start:start + 1000], service="bench")
+        for make in (tile, fire_update):
+            events = [make(i) for i in range(n)]
+            for start in range(0, n, 1000):
+                await publish_events(producer, events[start:start + 1000], service="bench")
     finally:
         await producer.stop()
 
 
-async def drain_raw(settings, n: int) -> dict:
-    consumer = AIOKafkaConsumer(Topic.TILES_READY, bootstrap_servers=settings.kafka_bootstrap_servers,
-                                group_id="bench-raw", auto_offset_reset="earliest",
+async def drain_raw(settings, n: int, topic: str = Topic.TILES_READY) -> dict:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers,
+                                group_id=f"bench-raw-{topic}", auto_offset_reset="earliest",
                                 enable_auto_commit=False)
     await consumer.start()
     seen, first = 0, None
@@ -96,16 +116,41 @@ async def drain_trainer(settings, n: int, state: Path, group: str, *, per_record
         broker, handlers = build_service(s)
     index = handlers.trainer.index
     await broker.start()  # the scheduler is not started: no training interferes
-    first = None
+    first, started = None, time.perf_counter()
     try:
         deadline = time.perf_counter() + 900
         while (count := index.count()) < n and time.perf_counter() < deadline:
             if count and first is None:
                 first = time.perf_counter()
             await asyncio.sleep(0.05)
-        took = time.perf_counter() - (first or time.perf_counter())
+        took = time.perf_counter() - (first or started)
     finally:
         await broker.stop()
+    return {"events": count, "s": took, "events/s": count / took if took else float("nan")}
+
+
+async def drain_tiler(settings, n: int, state: Path) -> dict:
+    s = narrow(settings, TilerSettings).model_copy(update={"state_dir": state, "mapbox_api_url": "http://127.0.0.1:9"})
+    broker = build_broker(s, "tiler")
+
+    async def publish(event) -> None:  # nothing is published for updates of fires without negatives
+        raise AssertionError(f"unexpected publish: {event}")
+
+    tiler, client = build_tiler(s, publish)
+    consume(broker, s, Topic.FIRES_OBSERVED, tiler.on_fire, group_id="bench-tiler")
+    done = MESSAGES_CONSUMED.labels("tiler", Topic.FIRES_OBSERVED, "ok")
+    await broker.start()
+    first, started = None, time.perf_counter()
+    try:
+        deadline = time.perf_counter() + 900
+        while (count := int(done._value.get())) < n and time.perf_counter() < deadline:
+            if count and first is None:
+                first = time.perf_counter()
+            await asyncio.sleep(0.05)
+        took = time.perf_counter() - (first or started)
+    finally:
+        await broker.stop()
+        await client.aclose()
     return {"events": count, "s": took, "events/s": count / took if took else float("nan")}
 
 
@@ -122,11 +167,14 @@ async def main(n: int, single: int) -> None:
                 ("trainer per record: subscribe + on_tile_ready (one transaction per tile)",
                  await drain_trainer(settings, single, Path(tmp) / "single", "bench-single",
                                      per_record=True)),
+                ("raw aiokafka getmany on fires.observed", await drain_raw(settings, n, Topic.FIRES_OBSERVED)),
+                ("tiler as wired: fire updates into the shared registry (SQLite)",
+                 await drain_tiler(settings, n, Path(tmp) / "tiler")),
             ]
         finally:
             manage.down(settings)
-    table = Table(title=f"Draining {n:,} TileReady events into the trainer's tile index (Tansu, one "
-                        f"partition, batches ≤ {settings.kafka_batch_max_records})")
+    table = Table(title=f"Draining {n:,} events per topic into the trainer's tile index and the tiler's "
+                        f"registry (Tansu, one partition, batches ≤ {settings.kafka_batch_max_records})")
     for col in ("path", "events", "s", "events/s"):
         table.add_column(col, justify="left" if col == "path" else "right")
     for name, r in rows:
