@@ -137,7 +137,7 @@ async def drain_tiler(settings, n: int, state: Path) -> dict:
         raise AssertionError(f"unexpected publish: {event}")
 
     tiler, client = build_tiler(s, publish)
-    consume(broker, s, Topic.FIRES_OBSERVED, tiler.on_fire, group_id="bench-tiler")
+    consume(broker, s, Topic.FIRES_OBSERVED, tiler.on_fire, group_id="bench-tiler", handle_many=tiler.on_fires)
     done = MESSAGES_CONSUMED.labels("tiler", Topic.FIRES_OBSERVED, "ok")
     await broker.start()
     first, started = None, time.perf_counter()

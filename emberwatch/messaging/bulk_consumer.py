@@ -52,6 +52,7 @@ class Received(Generic[E]):
     topic: str
     partition: int
     offset: int
+    timestamp_ms: int | None = None  # the record's Kafka timestamp (when it was published)
 
 
 BulkHandler = Callable[[list[Received[E]]], Awaitable[Any]]
@@ -88,7 +89,8 @@ def subscribe_bulk(
         invalid: list[Any] = []
         for r in records:
             try:
-                valid.append(Received(model.from_bytes(r.value or b""), r.topic, r.partition, r.offset))
+                valid.append(Received(model.from_bytes(r.value or b""), r.topic, r.partition, r.offset,
+                                     getattr(r, "timestamp", None)))
             except ValidationError:
                 invalid.append(r)
         await one_by_one(invalid)  # each fails validation again there and goes to the DLQ

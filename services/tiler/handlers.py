@@ -38,6 +38,7 @@ from emberwatch.common.tile_store import TileWriter
 from emberwatch.contracts import FireObserved, TileReady, TileRelabelled
 from emberwatch.contracts.envelope import Envelope
 from emberwatch.messaging.alerts import Severity, make_alert, publish_alert
+from emberwatch.messaging.bulk_consumer import Received
 from emberwatch.messaging.consumer import PermanentError, current_record
 from services.tiler.assign_split import assign_split
 from services.tiler.choose_negatives import NegativeChooser
@@ -102,16 +103,35 @@ class Tiler:
         return jobs
 
     async def on_fire(self, fire: FireObserved) -> None:
+        """One fire event (the per-record path, and the fallback of :meth:`on_fires`)."""
         await asyncio.to_thread(self.registry.observe, fire.fire_key, fire.lat, fire.lon)
         await self.relabel_near(fire)
-        if fire.change != "new":
-            return
+        if fire.change == "new":
+            await self._tile_new_fire(fire, published_at())
+
+    async def on_fires(self, batch: list[Received[FireObserved]]) -> None:
+        """A whole consumer batch: every location recorded in one transaction, every relabel scan in
+        one pass through the exclusive section, then the new fires tiled concurrently. A failure
+        raises, and the consumer handles the batch again one fire at a time (:meth:`on_fire`)."""
+        fires = [r.event for r in batch]
+        await asyncio.to_thread(self.registry.observe_many, [(f.fire_key, f.lat, f.lon) for f in fires])
+        async with self._announce.held():
+            for fire in fires:
+                await self._relabel_near_held(fire)
+        results = await asyncio.gather(*(self._tile_new_fire(r.event, record_time(r.timestamp_ms))
+                                         for r in batch if r.event.change == "new"), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        transient = [r for r in failures if not isinstance(r, PermanentError)]
+        if transient or failures:
+            raise (transient or failures)[0]
+
+    async def _tile_new_fire(self, fire: FireObserved, seen_at: datetime | None) -> None:
         # One fire at a time per key: a batch may hold the same fire twice (replays, re-polls).
         lock, users = self._busy.get(fire.fire_key, (asyncio.Lock(), 0))
         self._busy[fire.fire_key] = (lock, users + 1)
         try:
             async with lock:
-                await self._tile_fire(fire, published_at())
+                await self._tile_fire(fire, seen_at)
         finally:
             lock, users = self._busy[fire.fire_key]
             if users == 1:
@@ -122,27 +142,31 @@ class Tiler:
     async def relabel_near(self, fire: FireObserved) -> int:
         """One ``tiles.relabelled.v1`` per announced negative within the exclusion distance of
         ``fire`` (none twice); durable before the offset is committed. Returns how many."""
+        async with self._announce.held():
+            return await self._relabel_near_held(fire)
+
+    async def _relabel_near_held(self, fire: FireObserved) -> int:
+        """:meth:`relabel_near`, inside the exclusive section."""
         s = self.s
         published = 0
-        async with self._announce.held():
-            for neg, km in self.emitted.negatives_near(fire.lat, fire.lon, self.reach_km):
-                if neg.tile_id in self.relabels:
-                    continue
-                inside = inside_footprint(neg.lat, neg.lon, s.tiler_zoom, s.tiler_size_px, fire.lat, fire.lon)
-                d = decide(inside=inside, start_date=fire.start_date, fetched_at=neg.fetched_at)
-                event = TileRelabelled.create(
-                    producer=SERVICE, trace_id=fire.trace_id, tile_id=neg.tile_id, action=d.action,
-                    previous_label="nowildfire", label="wildfire" if d.action == "relabel" else None,
-                    fire_key=fire.fire_key, matched_fire_key=neg.fire_key, distance_km=round(km, 3),
-                    reason=d.reason)
-                await self.publish(event)
-                await asyncio.to_thread(self.relabels.add, neg.tile_id, d.action, fire.fire_key, event.event_id)
-                TILES_RELABELLED.labels(d.action).inc()
-                published += 1
-                log.warning("negative %s by a later fire", "relabelled" if d.action == "relabel" else "retired",
-                            extra={"tile_id": neg.tile_id, "action": d.action, "fire_key": fire.fire_key,
-                                   "matched_fire_key": neg.fire_key, "distance_km": round(km, 3),
-                                   "reason": d.reason})
+        for neg, km in self.emitted.negatives_near(fire.lat, fire.lon, self.reach_km):
+            if neg.tile_id in self.relabels:
+                continue
+            inside = inside_footprint(neg.lat, neg.lon, s.tiler_zoom, s.tiler_size_px, fire.lat, fire.lon)
+            d = decide(inside=inside, start_date=fire.start_date, fetched_at=neg.fetched_at)
+            event = TileRelabelled.create(
+                producer=SERVICE, trace_id=fire.trace_id, tile_id=neg.tile_id, action=d.action,
+                previous_label="nowildfire", label="wildfire" if d.action == "relabel" else None,
+                fire_key=fire.fire_key, matched_fire_key=neg.fire_key, distance_km=round(km, 3),
+                reason=d.reason)
+            await self.publish(event)
+            await asyncio.to_thread(self.relabels.add, neg.tile_id, d.action, fire.fire_key, event.event_id)
+            TILES_RELABELLED.labels(d.action).inc()
+            published += 1
+            log.warning("negative %s by a later fire", "relabelled" if d.action == "relabel" else "retired",
+                        extra={"tile_id": neg.tile_id, "action": d.action, "fire_key": fire.fire_key,
+                               "matched_fire_key": neg.fire_key, "distance_km": round(km, 3),
+                               "reason": d.reason})
         return published
 
     def _fire_appeared_near(self, fire: FireObserved, job: TileJob) -> bool:
@@ -211,9 +235,11 @@ def published_at() -> datetime | None:
     """When the fire event being handled was published (its Kafka record timestamp, wall clock):
     the moment the ingestor reported the fire, where the fire-to-prediction latency starts. The
     event's own ``occurred_at`` is the feed's data time, not when anyone saw it."""
-    record = current_record()
-    timestamp = getattr(record, "timestamp", None)
-    return datetime.fromtimestamp(timestamp / 1000, UTC) if timestamp else None
+    return record_time(getattr(current_record(), "timestamp", None))
+
+
+def record_time(timestamp_ms: int | None) -> datetime | None:
+    return datetime.fromtimestamp(timestamp_ms / 1000, UTC) if timestamp_ms else None
 
 
 def alert_publisher(publish: Publish) -> Callable[[str, str, str, dict], Awaitable[None]]:

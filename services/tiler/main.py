@@ -11,6 +11,7 @@ from emberwatch.common.tile_store import open_tile_store
 from emberwatch.contracts import FireObserved
 from emberwatch.messaging.batch_consumer import subscribe_batch
 from emberwatch.messaging.broker import build_broker, publisher
+from emberwatch.messaging.bulk_consumer import subscribe_bulk
 from emberwatch.messaging.consumer import consumer_options, subscribe
 from services.tiler.fetch_tile import FetchConfig, TileFetcher
 from services.tiler.handlers import SERVICE, Publish, Tiler, alert_publisher
@@ -57,17 +58,20 @@ def build_tiler(s: TilerSettings, publish: Publish) -> tuple[Tiler, MapboxClient
     return tiler, client
 
 
-def consume(broker, s: TilerSettings, topic: str, handler, *, group_id: str) -> None:
-    """Fires one at a time (shared ``subscribe``) or in concurrent batches (``subscribe_batch``).
-
-    Each fire waits on Mapbox, so a batch holds ``tiler_batch_size`` fires either way.
-    """
+def consume(broker, s: TilerSettings, topic: str, handle_one, *, group_id: str, handle_many=None) -> None:
+    """Fires in batches of up to ``tiler_batch_size``, each batch handled by ``handle_many`` (one
+    transaction for the whole batch's locations, new fires tiled concurrently; ``subscribe_bulk``),
+    with ``handle_one`` as the per-fire fallback; without ``handle_many``, the fires of a batch are
+    handled concurrently one by one (``subscribe_batch``); a batch size of 1 is the shared
+    ``subscribe``."""
     common = dict(service=SERVICE, group_id=group_id,
                   **{**consumer_options(s), "max_records": s.tiler_batch_size})
-    if s.tiler_batch_size > 1:
-        subscribe_batch(broker, topic, FireObserved, handler, **common)
+    if s.tiler_batch_size > 1 and handle_many is not None:
+        subscribe_bulk(broker, topic, FireObserved, handle_many, handle_one, **common)
+    elif s.tiler_batch_size > 1:
+        subscribe_batch(broker, topic, FireObserved, handle_one, **common)
     else:
-        subscribe(broker, topic, FireObserved, handler, **common)
+        subscribe(broker, topic, FireObserved, handle_one, **common)
 
 
 def build_app(settings: Settings) -> FastStream:
@@ -75,7 +79,7 @@ def build_app(settings: Settings) -> FastStream:
     broker = build_broker(s, SERVICE)
 
     tiler, client = build_tiler(s, publisher(broker, SERVICE))
-    consume(broker, s, FireObserved.TOPIC, tiler.on_fire, group_id=s.tiler_group_id)
+    consume(broker, s, FireObserved.TOPIC, tiler.on_fire, group_id=s.tiler_group_id, handle_many=tiler.on_fires)
     app = FastStream(broker)
     app.after_shutdown(client.aclose)
     return app

@@ -89,7 +89,11 @@ async def running_tiler(settings: TilerSettings, *, suffix: str | None = None, t
         await tiler.on_fire(event)
         run.handled.append(event.fire_key)
 
-    consume(broker, settings, topic_in, handle, group_id=group or unique("tiler"))
+    async def handle_many(batch) -> None:  # noqa: ANN001 - as services/tiler/main.py wires it
+        await tiler.on_fires(batch)
+        run.handled.extend(r.event.fire_key for r in batch)
+
+    consume(broker, settings, topic_in, handle, group_id=group or unique("tiler"), handle_many=handle_many)
     await broker.start()
     try:
         yield run
