@@ -119,6 +119,12 @@ class Settings(BaseSettings):
         4, ge=1, description="Attempts of one S3 request on connection errors, 5xx and throttling "
                              "(botocore's standard retries, backoff with jitter) before it counts as unreachable.")
 
+    lease_ttl_s: float = Field(
+        15.0, gt=0,
+        description="Lease of the trainer and the gatekeeper (one active instance each): renewed every "
+                    "third of it; a standby takes over within 1.2x it after the active one dies.",
+    )
+
     # --- local stack -------------------------------------------------------------------------
     mlflow_tracking_uri: str = Field("http://127.0.0.1:5000", description="MLflow tracking server (default: the local stack's, from EMBERWATCH_MLFLOW_PORT).")
     triton_url: str = Field("127.0.0.1:8000", description="Triton HTTP endpoint host:port (default: the local stack's, from EMBERWATCH_TRITON_HTTP_PORT).")

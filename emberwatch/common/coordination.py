@@ -30,7 +30,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, MetaData, create_engine, event, text
+from sqlalchemy import Engine, MetaData, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from emberwatch.common.config import Settings
@@ -86,6 +87,17 @@ def open_coordination(url: str) -> Engine:
         raise ConnectionError(f"coordination database {describe(url)} is not reachable: "
                               f"{type(exc).__name__}") from None
     return engine
+
+
+def insert_or_keep(engine: Engine, table: Table, rows: list[dict]) -> int:
+    """Insert ``rows`` in one transaction, keeping any row whose key exists already (two replicas
+    racing agree on the first); returns how many were new."""
+    if not rows:
+        return 0
+    dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
+    statement = dialect.insert(table).values(rows).on_conflict_do_nothing()
+    with engine.begin() as conn:
+        return conn.execute(statement).rowcount
 
 
 def _lock_key(name: str) -> int:

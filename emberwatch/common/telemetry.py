@@ -39,6 +39,11 @@ CONSUMER_LAG = Gauge(
     ["service", "topic", "partition"],
 )
 SERVICE_UP = Gauge("emberwatch_service_up", "1 while the service runs.", ["service"])
+LEASE_ACTIVE = Gauge("emberwatch_lease_active",
+                     "1 while this instance holds its service's lease and acts; 0 while it is a standby.",
+                     ["service"])
+LEASE_TAKEOVERS = Counter("emberwatch_lease_acquired_total",
+                          "Times this instance acquired its service's lease (1 per start when active).", ["service"])
 
 
 def free_port(host: str = "127.0.0.1") -> int:

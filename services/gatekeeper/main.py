@@ -98,4 +98,4 @@ def build_app(settings: Settings, *, gatekeeper: Gatekeeper | None = None) -> Fa
 
 
 def main() -> None:
-    run_service(SERVICE, build_app)
+    run_service(SERVICE, build_app, single_active=True)

@@ -11,6 +11,7 @@ from typing import Any
 import mlflow
 from mlflow.exceptions import MlflowException
 
+from emberwatch.common import lease
 from emberwatch.common.model_registry import mlflow_client
 
 
@@ -80,11 +81,13 @@ class Registry:
             return None
 
     def set_alias(self, alias: str, version: str) -> None:
+        lease.ensure_held()  # only the active gatekeeper moves an alias
         self.client.set_registered_model_alias(self.model_name, alias, str(version))
 
     def clear_alias(self, alias: str, only_if: str | None = None) -> None:
         if only_if is not None and self.alias(alias) != str(only_if):
             return
+        lease.ensure_held()
         try:
             self.client.delete_registered_model_alias(self.model_name, alias)
         except MlflowException:

@@ -15,9 +15,8 @@ from pathlib import Path
 
 from sqlalchemy import Column, Engine, String, Table, Text, select
 
-from emberwatch.common.coordination import METADATA
+from emberwatch.common.coordination import METADATA, insert_or_keep
 from services.tiler.assign_split import SALT
-from services.tiler.state import insert_or_keep
 
 SETTING_NAMES = {"cell_deg": "EMBERWATCH_TILER_SPLIT_CELL_DEG", "val": "EMBERWATCH_TILER_SPLIT_VAL",
                  "test": "EMBERWATCH_TILER_SPLIT_TEST", "salt": "the split salt (assign_split.SALT)"}

@@ -20,8 +20,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Column, Engine, Float, String, Table, and_, case, literal, select, update
 
-from emberwatch.common.coordination import METADATA
-from services.tiler.state import insert_or_keep
+from emberwatch.common.coordination import METADATA, insert_or_keep
 
 BUDGETS = Table(
     "tiler_request_budgets", METADATA,

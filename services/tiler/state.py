@@ -28,9 +28,8 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Column, Engine, Float, String, Table, Text, and_, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from emberwatch.common.coordination import METADATA
+from emberwatch.common.coordination import METADATA, insert_or_keep
 from emberwatch.common.geo import haversine_km
 
 log = logging.getLogger(__name__)
@@ -63,16 +62,6 @@ RELABELS = Table(
     Column("fire_key", String, nullable=False),
     Column("event_id", String, nullable=False),
 )
-
-
-def insert_or_keep(engine: Engine, table: Table, rows: list[dict]) -> int:
-    """Insert ``rows``, keeping any row whose key exists already; returns how many were new."""
-    if not rows:
-        return 0
-    dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
-    statement = dialect.insert(table).values(rows).on_conflict_do_nothing()
-    with engine.begin() as conn:
-        return conn.execute(statement).rowcount
 
 
 def _box(lat: float, lon: float, km: float) -> tuple[float, float, float, float]:

@@ -37,7 +37,7 @@ def build_app(settings: Settings) -> FastStream:
 
 
 def main() -> None:
-    run_service(SERVICE, build_app)
+    run_service(SERVICE, build_app, single_active=True)
 
 
 if __name__ == "__main__":

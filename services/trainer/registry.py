@@ -18,6 +18,7 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
+from emberwatch.common import lease
 from emberwatch.common.retries import Backoff, retrying
 from services.trainer.metrics import MLFLOW_RETRIES
 from services.trainer.models import RegisteredCandidate, TrainingBundle
@@ -208,7 +209,9 @@ class MlflowPublisher:
             if bundle.full_model is not None:
                 self._log_model(run_id, bundle.full_model, "full_model", None)
             self._step("logged", run_id)
-            # Everything is logged: only now does the version exist.
+            # Everything is logged: only now does the version exist — if this instance still holds
+            # the trainer's lease (a standby that took over trains the same data itself).
+            lease.ensure_held()
             self._ensure_registered_model(client)
             mv = client.create_model_version(
                 self.model_name, source=info.model_uri, run_id=run_id,

@@ -29,8 +29,8 @@ KUBERNETES_VERSION = "1.31.0"
 SINGLE_INSTANCE = ("ingestor", "trainer", "gatekeeper", "notifier")
 # Which Secret objects each workload may read; any other reference is a leak.
 TILE_SERVICES = ("tiler", "trainer", "gatekeeper")  # who writes or reads tiles
-SECRETS = {"tiler": {"emberwatch-mapbox", "emberwatch-tiles-s3", "emberwatch-coordination"}, "trainer": {"emberwatch-tiles-s3"},
-           "gatekeeper": {"emberwatch-tiles-s3"}, "notifier": {"emberwatch-discord"},
+SECRETS = {"tiler": {"emberwatch-mapbox", "emberwatch-tiles-s3", "emberwatch-coordination"}, "trainer": {"emberwatch-tiles-s3", "emberwatch-coordination"},
+           "gatekeeper": {"emberwatch-tiles-s3", "emberwatch-coordination"}, "notifier": {"emberwatch-discord"},
            "mlflow": {"emberwatch-postgres", "emberwatch-s3"}, "postgres": {"emberwatch-postgres"}}
 SECRET_WORDS = ("TOKEN", "PASSWORD", "SECRET", "WEBHOOK", "ACCESS_KEY")
 
