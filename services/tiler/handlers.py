@@ -76,6 +76,8 @@ class Tiler:
         self.relabels = relabels if relabels is not None else RelabelLog(registry.engine)
         self.chooser = NegativeChooser(settings, fetcher, registry.near)
         self._busy: dict[str, tuple[asyncio.Lock, int]] = {}  # fire key → (lock, users)
+        # Permanent failures of a bulk attempt, by event id, for the one-at-a-time pass that follows.
+        self._failed_in_batch: dict[str, PermanentError] = {}
         # Relabel scans and announcements, one at a time across every replica.
         self._announce = ExclusiveSection(registry.engine, "tiler-announce")
 
@@ -104,6 +106,9 @@ class Tiler:
 
     async def on_fire(self, fire: FireObserved) -> None:
         """One fire event (the per-record path, and the fallback of :meth:`on_fires`)."""
+        failed = self._failed_in_batch.pop(fire.event_id, None)
+        if failed is not None:  # this batch's bulk attempt already got a permanent answer: no refetch
+            raise failed
         await asyncio.to_thread(self.registry.observe, fire.fire_key, fire.lat, fire.lon)
         await self.relabel_near(fire)
         if fire.change == "new":
@@ -118,8 +123,12 @@ class Tiler:
         async with self._announce.held():
             for fire in fires:
                 await self._relabel_near_held(fire)
+        new = [r.event for r in batch if r.event.change == "new"]
         results = await asyncio.gather(*(self._tile_new_fire(r.event, record_time(r.timestamp_ms))
                                          for r in batch if r.event.change == "new"), return_exceptions=True)
+        for fire, result in zip(new, results, strict=True):
+            if isinstance(result, PermanentError):
+                self._failed_in_batch[fire.event_id] = result
         failures = [r for r in results if isinstance(r, BaseException)]
         transient = [r for r in failures if not isinstance(r, PermanentError)]
         if transient or failures:
