@@ -83,3 +83,16 @@ def s3_endpoint() -> Iterator[str]:
 
     with running_moto_s3() as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def coordination(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The coordination database's URL on each dialect it supports: SQLite under ``tmp_path`` (one
+    host) and the session's real PostgreSQL (a cluster)."""
+    from pydantic import SecretStr
+
+    from emberwatch.common.coordination import coordination_url
+
+    if request.param == "sqlite":
+        return coordination_url(Settings(state_dir=tmp_path))
+    return coordination_url(Settings(coordination_url=SecretStr(request.getfixturevalue("postgres_url"))))

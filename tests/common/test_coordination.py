@@ -17,13 +17,6 @@ from emberwatch.common.coordination import coordination_url, describe, open_coor
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return coordination_url(Settings(state_dir=tmp_path))
-    return coordination_url(Settings(coordination_url=SecretStr(request.getfixturevalue("postgres_url"))))
-
-
 def test_default_is_a_sqlite_file_under_the_state_dir(tmp_path: Path) -> None:
     assert coordination_url(Settings(state_dir=tmp_path)) == f"sqlite:///{tmp_path.resolve()}/coordination.sqlite3"
 
@@ -68,7 +61,8 @@ HOLDER = textwrap.dedent("""
 """)
 
 
-def test_an_exclusive_section_has_one_holder_across_processes(url: str, tmp_path: Path) -> None:
+def test_an_exclusive_section_has_one_holder_across_processes(coordination: str, tmp_path: Path) -> None:
+    url = coordination
     open_coordination(url)  # tables first, so the holders do not race to create them
     outs = [tmp_path / f"spans-{i}.json" for i in range(3)]
     procs = [subprocess.Popen([sys.executable, "-c", HOLDER, url, str(out), "15"], cwd=REPO) for out in outs]

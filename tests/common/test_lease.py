@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
-from emberwatch.common.config import Settings
-from emberwatch.common.coordination import coordination_url, open_coordination
+from emberwatch.common.coordination import open_coordination
 from emberwatch.common.lease import Lease, LeaseLost
 
 TTL = 1.0
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path):
-    if request.param == "sqlite":
-        return open_coordination(coordination_url(Settings(state_dir=tmp_path)))
-    return open_coordination(coordination_url(Settings(coordination_url=SecretStr(request.getfixturevalue("postgres_url")))))
+@pytest.fixture
+def engine(coordination: str):
+    return open_coordination(coordination)
 
 
 def pair(engine) -> tuple[Lease, Lease]:

@@ -11,10 +11,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
-from emberwatch.common.config import Settings
-from emberwatch.common.coordination import coordination_url, open_coordination
+from emberwatch.common.coordination import open_coordination
 from services.tiler.fetch_tile import FetchConfig, TileFetcher
 from services.tiler.mapbox_client import ClientConfig, MapboxClient, TokenSource
 from services.tiler.request_budget import RequestBudget
@@ -22,13 +20,6 @@ from simulators.mapbox.app import DEFAULT_TOKENS, SimState
 from tests.simulators.mapbox.helpers import running_simulator
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return coordination_url(Settings(state_dir=tmp_path))
-    return coordination_url(Settings(coordination_url=SecretStr(request.getfixturevalue("postgres_url"))))
 
 
 class Clock:
@@ -39,7 +30,8 @@ class Clock:
         return self.now
 
 
-def test_a_bucket_gives_its_burst_then_its_rate_and_a_pause_holds_everyone(url: str) -> None:
+def test_a_bucket_gives_its_burst_then_its_rate_and_a_pause_holds_everyone(coordination: str) -> None:
+    url = coordination
     clock = Clock()
     name = f"b-{id(clock)}"
     budget = RequestBudget(open_coordination(url), per_minute=60, burst=3, name=name, clock=clock)
@@ -77,7 +69,8 @@ TAKER = textwrap.dedent("""
 """)
 
 
-def test_replicas_in_separate_processes_never_overspend(url: str, tmp_path: Path) -> None:
+def test_replicas_in_separate_processes_never_overspend(coordination: str, tmp_path: Path) -> None:
+    url = coordination
     import time
 
     open_coordination(url)
