@@ -123,7 +123,7 @@ async def drain_trainer(settings, n: int, state: Path, group: str, *, per_record
         while (count := index.count()) < n and time.perf_counter() < deadline:
             if count and first is None:
                 first = time.perf_counter()
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.05)
         await starting
         took = time.perf_counter() - (first or started)
     finally:
@@ -148,7 +148,7 @@ async def drain_tiler(settings, n: int, state: Path) -> dict:
         while (count := int(done._value.get())) < n and time.perf_counter() < deadline:
             if count and first is None:
                 first = time.perf_counter()
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.05)
         await starting
         took = time.perf_counter() - (first or started)
     finally:
