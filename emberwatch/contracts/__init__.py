@@ -7,6 +7,7 @@ from emberwatch.contracts.envelope import Envelope, fact_id, new_id
 from emberwatch.contracts.events import (
     EVENT_TYPES,
     FireObserved,
+    LabelFeedback,
     LeakageCheck,
     ModelCandidate,
     ModelCommand,
@@ -24,6 +25,7 @@ __all__ = [
     "EVENT_TYPES",
     "Envelope",
     "FireObserved",
+    "LabelFeedback",
     "ModelCandidate",
     "ModelCommand",
     "ModelDecision",

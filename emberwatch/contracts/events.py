@@ -283,6 +283,27 @@ class ModelCommand(Envelope):
         return self.model_name
 
 
+class LabelFeedback(Envelope):
+    """A person's label on one tile ("this is a fire" / "this is not a fire"), from the operator
+    console or the Discord bot. A human label wins over the automatic one: the trainer trains on it
+    and the gatekeeper scores on it. The latest feedback on a tile (by ``occurred_at``) holds; the
+    same event delivered twice (same ``event_id``) counts once."""
+
+    TYPE: ClassVar[str] = "labels.feedback"
+    TOPIC: ClassVar[str] = Topic.LABELS_FEEDBACK
+    KEY_DOC: ClassVar[str] = "the tile id (one tile's feedback stays in order)"
+
+    tile_id: str = Field(description="The tile labelled (sha256 of its image bytes).", pattern=r"^[0-9a-f]{64}$")
+    label: Label = Field(description="What the person says the tile shows.")
+    labelled_by: str = Field(min_length=1, description="Who, e.g. console:alice or discord:bob.")
+    note: str = Field("", max_length=2000, description="Optional, in the person's words.")
+    previous_label: Label | None = Field(
+        None, description="The label the tile carried when the person looked (for the audit).")
+
+    def key(self) -> str:
+        return self.tile_id
+
+
 class PipelineAlert(Envelope):
     """An operational alert: feed down, rate-limited, DLQ growth..."""
 
@@ -301,6 +322,7 @@ class PipelineAlert(Envelope):
 
 EVENT_TYPES: tuple[type[Envelope], ...] = (
     FireObserved, TileReady, TileRelabelled, TrainingRequest, ModelCandidate, ModelDecision, PipelineAlert, ModelCommand,
+    LabelFeedback,
 )
 
 _BY_TOPIC = {cls.TOPIC: cls for cls in EVENT_TYPES}

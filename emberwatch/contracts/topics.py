@@ -12,6 +12,7 @@ class Topic(StrEnum):
     MODELS_DECISIONS = "models.decisions.v1"
     PIPELINE_ALERTS = "pipeline.alerts.v1"
     MODELS_COMMANDS = "models.commands.v1"
+    LABELS_FEEDBACK = "labels.feedback.v1"
 
 
 ALL_TOPICS: tuple[str, ...] = tuple(t.value for t in Topic)

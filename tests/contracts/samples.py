@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from emberwatch.contracts import (
     FireObserved,
+    LabelFeedback,
     ModelCandidate,
     ModelCommand,
     ModelDecision,
@@ -51,4 +52,6 @@ def sample_events() -> list[Envelope]:
         ModelCommand.create(producer="test", command="promote", model_name="emberwatch-resnet50",
                             version="3", requested_by="cli:ops", reason="hotfix",
                             expires_at=datetime(2026, 7, 1, 12, 1, tzinfo=UTC)),
+        LabelFeedback.create(producer="test", tile_id=tile, label="wildfire", labelled_by="console:ops",
+                             note="smoke column at the top edge", previous_label="nowildfire"),
     ]

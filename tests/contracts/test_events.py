@@ -11,6 +11,7 @@ from emberwatch.contracts import (
     ALL_TOPICS,
     EVENT_TYPES,
     FireObserved,
+    LabelFeedback,
     ModelCommand,
     ModelDecision,
     TileReady,
@@ -75,6 +76,7 @@ def test_topics_are_exactly_the_design_names():
     assert set(ALL_TOPICS) == {
         "fires.observed.v1", "tiles.ready.v1", "tiles.relabelled.v1", "training.requests.v1",
         "models.candidates.v1", "models.decisions.v1", "pipeline.alerts.v1", "models.commands.v1",
+        "labels.feedback.v1",
     }
     assert dlq_topic("tiles.ready.v1") == "tiles.ready.v1.dlq"
 
@@ -141,3 +143,16 @@ def test_decisions_say_who_asked_and_which_command_they_answer():
     old = {k: v for k, v in automatic.model_dump(mode="json").items()
            if k not in ("requested_by", "command_id", "refused")}
     assert ModelDecision.model_validate(old) == automatic
+
+
+def test_feedback_is_keyed_by_tile_has_a_fresh_id_and_validates_its_label():
+    tile = "a" * 64
+    f = LabelFeedback.create(producer="test", tile_id=tile, label="wildfire", labelled_by="console:ana",
+                             note="smoke plume", previous_label="nowildfire")
+    assert LabelFeedback.from_bytes(f.to_bytes()) == f and f.key() == tile and f.TOPIC == "labels.feedback.v1"
+    again = LabelFeedback.create(producer="test", tile_id=tile, label="wildfire", labelled_by="console:ana")
+    assert again.event_id != f.event_id  # a person's act, not a fact
+    with pytest.raises(ValidationError, match="label"):
+        LabelFeedback.create(producer="test", tile_id=tile, label="smoke", labelled_by="console:ana")
+    with pytest.raises(ValidationError, match="tile_id"):
+        LabelFeedback.create(producer="test", tile_id="nope", label="wildfire", labelled_by="console:ana")
