@@ -94,9 +94,13 @@ def insert_or_keep(engine: Engine, table: Table, rows: list[dict]) -> int:
     racing agree on the first); returns how many were new."""
     if not rows:
         return 0
-    dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
-    statement = dialect.insert(table).values(rows).on_conflict_do_nothing()
-    with engine.begin() as conn:
+    if engine.dialect.name == "sqlite":
+        # executemany of one prepared statement: a tenth of the time of a multi-row VALUES statement
+        # compiled for every batch (2 vs 26 ms for 500 rows), and SQLite sums its rowcount.
+        with engine.begin() as conn:
+            return conn.execute(sqlite.insert(table).on_conflict_do_nothing(), rows).rowcount
+    statement = postgresql.insert(table).values(rows).on_conflict_do_nothing()  # psycopg's executemany
+    with engine.begin() as conn:  # reports no rowcount; one statement does
         return conn.execute(statement).rowcount
 
 

@@ -46,7 +46,7 @@ from services.tiler.fetch_tile import TileFetcher
 from services.tiler.metrics import NEGATIVES_DROPPED, TILES_EMITTED, TILES_RELABELLED, TILES_SKIPPED, TILES_STORED
 from services.tiler.relabel_negatives import decide, inside_footprint
 from services.tiler.settings import SERVICE, TilerSettings
-from services.tiler.state import EmittedIndex, FireRegistry, RelabelLog
+from services.tiler.state import AnnouncedNegative, EmittedIndex, FireRegistry, RelabelLog
 from services.tiler.validate_image import ImageRejected
 
 log = logging.getLogger(__name__)
@@ -116,19 +116,28 @@ class Tiler:
 
     async def on_fires(self, batch: list[Received[FireObserved]]) -> None:
         """A whole consumer batch: every location recorded in one transaction, every relabel scan in
-        one pass through the exclusive section, then the new fires tiled concurrently. A failure
-        raises, and the consumer handles the batch again one fire at a time (:meth:`on_fire`)."""
+        one pass through the exclusive section (one query each, over one connection), then the new
+        fires tiled concurrently, at most ``tiler_batch_size`` at a time. A failure raises, and the
+        consumer handles the batch again one fire at a time (:meth:`on_fire`)."""
         fires = [r.event for r in batch]
         await asyncio.to_thread(self.registry.observe_many, [(f.fire_key, f.lat, f.lon) for f in fires])
         async with self._announce.held():
-            for fire in fires:
-                await self._relabel_near_held(fire)
-        new = [r.event for r in batch if r.event.change == "new"]
-        results = await asyncio.gather(*(self._tile_new_fire(r.event, record_time(r.timestamp_ms))
-                                         for r in batch if r.event.change == "new"), return_exceptions=True)
-        for fire, result in zip(new, results, strict=True):
+            near = await asyncio.to_thread(self.emitted.negatives_near_many,
+                                           [(f.lat, f.lon) for f in fires], self.reach_km)
+            for fire, negatives in zip(fires, near, strict=True):
+                if negatives:
+                    await self._relabel_near_held(fire, negatives)
+        new = [r for r in batch if r.event.change == "new"]
+        at_once = asyncio.Semaphore(self.s.tiler_batch_size)
+
+        async def tile(r: Received[FireObserved]) -> None:
+            async with at_once:
+                await self._tile_new_fire(r.event, record_time(r.timestamp_ms))
+
+        results = await asyncio.gather(*(tile(r) for r in new), return_exceptions=True)
+        for r, result in zip(new, results, strict=True):
             if isinstance(result, PermanentError):
-                self._failed_in_batch[fire.event_id] = result
+                self._failed_in_batch[r.event.event_id] = result
         failures = [r for r in results if isinstance(r, BaseException)]
         transient = [r for r in failures if not isinstance(r, PermanentError)]
         if transient or failures:
@@ -154,11 +163,15 @@ class Tiler:
         async with self._announce.held():
             return await self._relabel_near_held(fire)
 
-    async def _relabel_near_held(self, fire: FireObserved) -> int:
-        """:meth:`relabel_near`, inside the exclusive section."""
+    async def _relabel_near_held(self, fire: FireObserved,
+                                 negatives: list[tuple[AnnouncedNegative, float]] | None = None) -> int:
+        """:meth:`relabel_near`, inside the exclusive section (``negatives``: those near the fire,
+        when the caller has looked them up already)."""
         s = self.s
         published = 0
-        for neg, km in self.emitted.negatives_near(fire.lat, fire.lon, self.reach_km):
+        if negatives is None:
+            negatives = await asyncio.to_thread(self.emitted.negatives_near, fire.lat, fire.lon, self.reach_km)
+        for neg, km in negatives:
             if neg.tile_id in self.relabels:
                 continue
             inside = inside_footprint(neg.lat, neg.lon, s.tiler_zoom, s.tiler_size_px, fire.lat, fire.lon)

@@ -59,15 +59,16 @@ def build_tiler(s: TilerSettings, publish: Publish) -> tuple[Tiler, MapboxClient
 
 
 def consume(broker, s: TilerSettings, topic: str, handle_one, *, group_id: str, handle_many=None) -> None:
-    """Fires in batches of up to ``tiler_batch_size``, each batch handled by ``handle_many`` (one
-    transaction for the whole batch's locations, new fires tiled concurrently; ``subscribe_bulk``),
-    with ``handle_one`` as the per-fire fallback; without ``handle_many``, the fires of a batch are
-    handled concurrently one by one (``subscribe_batch``); a batch size of 1 is the shared
-    ``subscribe``."""
+    """With ``handle_many``: batches of up to ``kafka_batch_max_records`` fires, each handled by
+    ``handle_many`` (one transaction for the whole batch's locations, its new fires tiled
+    ``tiler_batch_size`` at a time; ``subscribe_bulk``), with ``handle_one`` as the per-fire
+    fallback. Without it, batches of ``tiler_batch_size`` fires handled concurrently one by one
+    (``subscribe_batch``); a batch size of 1 is the shared ``subscribe``."""
     common = dict(service=SERVICE, group_id=group_id,
                   **{**consumer_options(s), "max_records": s.tiler_batch_size})
     if s.tiler_batch_size > 1 and handle_many is not None:
-        subscribe_bulk(broker, topic, FireObserved, handle_many, handle_one, **common)
+        subscribe_bulk(broker, topic, FireObserved, handle_many, handle_one,
+                       **{**common, "max_records": s.kafka_batch_max_records})
     elif s.tiler_batch_size > 1:
         subscribe_batch(broker, topic, FireObserved, handle_one, **common)
     else:

@@ -90,8 +90,9 @@ class TilerSettings(Settings):
         1.0, ge=0, description="A tile whose grey-level standard deviation is below this is blank.")
     tiler_group_id: str = Field("tiler", description="Consumer group of the tiler.")
     tiler_batch_size: int = Field(
-        16, ge=1, le=256, description="Fires handled concurrently (one consumer batch, committed when "
-        "all are done or dead-lettered); 1 = one fire at a time with the shared consumer.")
+        16, ge=1, le=256, description="New fires tiled concurrently. A consumer batch (up to "
+        "EMBERWATCH_KAFKA_BATCH_MAX_RECORDS fires) is committed when all are done or dead-lettered; "
+        "1 = one fire at a time with the shared consumer.")
 
     @property
     def tile_root(self) -> Path:

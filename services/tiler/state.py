@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Column, Engine, Float, String, Table, Text, and_, func, select
+from sqlalchemy import Column, Engine, Float, String, Table, Text, and_, bindparam, func, select
 
 from emberwatch.common.coordination import METADATA, insert_or_keep
 from emberwatch.common.geo import haversine_km
@@ -149,18 +149,29 @@ class EmittedIndex:
             "lat": lat if negative else None, "lon": lon if negative else None,
             "fetched_at": fetched_at.isoformat() if fetched_at else None}])
 
+    # Built once: composing the statement per call cost more than running it (~0.4 ms per fire).
+    _NEAR = select(EMITTED).where(and_(EMITTED.c.lat.between(bindparam("lat0"), bindparam("lat1")),
+                                       EMITTED.c.lon.between(bindparam("lon0"), bindparam("lon1"))))
+
     def negatives_near(self, lat: float, lon: float, km: float) -> list[tuple[AnnouncedNegative, float]]:
         """Announced negatives closer than ``km`` to (lat, lon), with their distance, nearest first."""
-        lat0, lat1, lon0, lon1 = _box(lat, lon, km)
-        query = select(EMITTED).where(and_(EMITTED.c.lat.between(lat0, lat1), EMITTED.c.lon.between(lon0, lon1)))
+        return self.negatives_near_many([(lat, lon)], km)[0]
+
+    def negatives_near_many(self, points: list[tuple[float, float]],
+                            km: float) -> list[list[tuple[AnnouncedNegative, float]]]:
+        """:meth:`negatives_near` for each point, over one connection."""
         out = []
         with self.engine.connect() as conn:
-            for r in conn.execute(query):
-                d = haversine_km(lat, lon, r.lat, r.lon)
-                if d < km:
-                    at = datetime.fromisoformat(r.fetched_at) if r.fetched_at else None
-                    out.append((AnnouncedNegative(r.fire_key, r.slot, r.tile_id, r.lat, r.lon, at), d))
-        return sorted(out, key=lambda nd: (nd[1], nd[0].tile_id))
+            for lat, lon in points:
+                lat0, lat1, lon0, lon1 = _box(lat, lon, km)
+                near = []
+                for r in conn.execute(self._NEAR, {"lat0": lat0, "lat1": lat1, "lon0": lon0, "lon1": lon1}):
+                    d = haversine_km(lat, lon, r.lat, r.lon)
+                    if d < km:
+                        at = datetime.fromisoformat(r.fetched_at) if r.fetched_at else None
+                        near.append((AnnouncedNegative(r.fire_key, r.slot, r.tile_id, r.lat, r.lon, at), d))
+                out.append(sorted(near, key=lambda nd: (nd[1], nd[0].tile_id)))
+        return out
 
 
 class RelabelLog:

@@ -83,7 +83,9 @@ class TrainerSettings(MLSettings):
     trainer_mlflow_http_retries: int = Field(
         1, ge=0, description="MLflow client's own HTTP retries per request (our retry loop wraps them).",
     )
-    trainer_group_id: str = Field("trainer", description="Kafka consumer group of the trainer.")
+    trainer_group_id: str = Field(
+        "trainer", description="Kafka consumer group of the trainer's tiles.ready.v1 subscription; its "
+        "relabels and training requests use <group>-relabels and <group>-requests.")
 
     def units_grid(self) -> list[int]:
         return [int(u) for u in self.trainer_units.split(",") if u.strip()]

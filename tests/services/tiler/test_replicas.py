@@ -87,8 +87,12 @@ def metrics_port(log: Path, deadline_s: float = 120) -> int:
     raise TimeoutError(f"replica did not start: {log.read_text(errors='replace')[-2000:]}")
 
 
-def emitted(port: int) -> float:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+def emitted(port: int, log: Path) -> float:
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx.HTTPError as exc:
+        raise AssertionError(f"replica's /metrics unreachable ({exc}); its log ends: "
+                             f"{log.read_text(errors='replace')[-3000:]}") from exc
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("emberwatch_tiler_tiles_emitted_total{"))
 
@@ -159,7 +163,7 @@ async def test_three_replicas_tile_every_fire_once_and_keep_negatives_away_from_
             finally:
                 await producer.stop()
             tiles, relabels = await collect_until_quiet(kafka.kafka_bootstrap_servers, FIRES)
-            per_replica = [emitted(port) for port in ports]
+            per_replica = [emitted(port, log) for port, log in zip(ports, logs, strict=True)]
         finally:
             stop(procs)
         assert sim.by_status[429] == 0
