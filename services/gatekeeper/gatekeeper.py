@@ -19,14 +19,21 @@ import numpy as np
 from emberwatch.common.atomic_files import atomic_write_text
 from emberwatch.common.model_registry import CHALLENGER, CHAMPION
 from emberwatch.common.tile_store import TileUnavailable, read_tile
-from emberwatch.contracts.events import Evidence, ModelCandidate, ModelDecision, TileReady, TileRelabelled
+from emberwatch.contracts.events import (
+    Evidence,
+    LabelFeedback,
+    ModelCandidate,
+    ModelDecision,
+    TileReady,
+    TileRelabelled,
+)
 from emberwatch.messaging.alerts import make_alert
 from emberwatch.ml import LABEL_INDEX
 from services.gatekeeper.decide_promotion import GateResult, Look, decide_promotion, gate_look_due, passes_floor
 from services.gatekeeper.evidence import evidence_metrics, floor_evidence, gate_evidence, result_document
 from services.gatekeeper.label_corrections import LabelCorrections
 from services.gatekeeper.measure_latency import observe_fire_to_prediction
-from services.gatekeeper.metrics import CHAMPION_TILES, DECISIONS, SHADOW_PAIRS, SHADOW_TILES
+from services.gatekeeper.metrics import CHAMPION_TILES, DECISIONS, HUMAN_LABELS, SHADOW_PAIRS, SHADOW_TILES
 from services.gatekeeper.record_quality import ModelQuality
 from services.gatekeeper.registry import Registry
 from services.gatekeeper.serving.control import ServingControl, state_lock
@@ -358,6 +365,20 @@ class Gatekeeper:
             if changed:
                 self.shadows.save(shadow)
                 SHADOW_PAIRS.set(len(shadow.pairs))
+
+    def on_feedback(self, event: LabelFeedback) -> None:
+        """A person's label on a tile: every later score of it uses that label, and the shadow's
+        pair for it, if any, is counted with it from the next look on."""
+        with state_lock(self.settings):
+            if not self.corrections.record_human(event.tile_id, event.label, event.labelled_by, event.event_id,
+                                                 event.occurred_at.isoformat()):
+                return
+            HUMAN_LABELS.labels(event.label).inc()
+            log.info("a person labelled a tile", extra={"tile_id": event.tile_id, "label": event.label,
+                                                        "labelled_by": event.labelled_by})
+            shadow = self.shadows.load()
+            if shadow is not None and shadow.relabel(event.tile_id, LABEL_INDEX[event.label]):
+                self.shadows.save(shadow)
 
     def _time_is_up(self, shadow: Shadow) -> bool:
         return time.time() - shadow.started_at >= self.settings.gatekeeper_max_shadow_hours * 3600

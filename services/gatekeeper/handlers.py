@@ -17,7 +17,14 @@ import logging
 from faststream.kafka import KafkaBroker
 
 from emberwatch.common.tile_store import PERMANENT as TILE_GONE
-from emberwatch.contracts.events import ModelCandidate, ModelCommand, ModelDecision, TileReady, TileRelabelled
+from emberwatch.contracts.events import (
+    LabelFeedback,
+    ModelCandidate,
+    ModelCommand,
+    ModelDecision,
+    TileReady,
+    TileRelabelled,
+)
 from emberwatch.messaging.broker import publish_event
 from emberwatch.messaging.consumer import PermanentError
 from services.gatekeeper.gatekeeper import SERVICE, Gatekeeper
@@ -52,6 +59,9 @@ class Handlers:
 
     async def on_relabel(self, event: TileRelabelled) -> None:
         await asyncio.to_thread(self.gatekeeper.on_relabel, event)
+
+    async def on_feedback(self, event: LabelFeedback) -> None:
+        await asyncio.to_thread(self.gatekeeper.on_feedback, event)
 
     async def on_command(self, command: ModelCommand) -> None:
         decisions = await asyncio.to_thread(self.commands.on_command, command)

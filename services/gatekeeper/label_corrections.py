@@ -6,6 +6,10 @@ A retired tile is never scored (its label can no longer be trusted) and is taken
 if it was already paired; a relabelled tile counts with its new label, in the shadow's pairs too.
 A relabel wins over a retire (the image shows the fire); otherwise the first event for a tile stays
 (the trainer's tile index applies the same rule).
+
+A person's label (``labels.feedback.v1``), kept in ``<state>/gatekeeper/human_labels.json``, wins
+over both: the tile is scored with it, retired or not. The latest feedback on a tile holds; the same
+event delivered twice changes nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +24,22 @@ class LabelCorrections:
     def __init__(self, root: Path) -> None:
         self.path = Path(root) / "relabels.json"
         self._by_tile: dict[str, dict] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.human_path = Path(root) / "human_labels.json"
+        self._human: dict[str, dict] = json.loads(self.human_path.read_text()) if self.human_path.is_file() else {}
+
+    def record_human(self, tile_id: str, label: str, labelled_by: str, event_id: str, given_at: str) -> bool:
+        """Remember a person's label (durably). True when it changed the tile's human label."""
+        old = self._human.get(tile_id)
+        if old is not None and (old["event_id"] == event_id or old["given_at"] > given_at):
+            return False
+        self._human[tile_id] = {"label": label, "labelled_by": labelled_by, "event_id": event_id,
+                                "given_at": given_at}
+        atomic_write_text(self.human_path, json.dumps(self._human))
+        return True
+
+    def human_label(self, tile_id: str) -> str | None:
+        h = self._human.get(tile_id)
+        return h["label"] if h is not None else None
 
     def record(self, tile_id: str, action: str, label: str | None, fire_key: str) -> bool:
         """Remember a correction (durably). True when it changed what the tile counts as."""
@@ -31,11 +51,14 @@ class LabelCorrections:
         return True
 
     def retired(self, tile_id: str) -> bool:
+        """Left out of scoring: retired by a later fire, and no person has labelled it."""
         c = self._by_tile.get(tile_id)
-        return c is not None and c["action"] == "retire"
+        return c is not None and c["action"] == "retire" and tile_id not in self._human
 
     def label(self, tile_id: str, label: str) -> str:
-        """The tile's label after any relabel."""
+        """The tile's label: a person's first, else after any relabel."""
+        if (human := self.human_label(tile_id)) is not None:
+            return human
         c = self._by_tile.get(tile_id)
         return c["label"] if c is not None and c["action"] == "relabel" else label
 

@@ -10,7 +10,7 @@ from faststream import FastStream
 
 from emberwatch.common.config import Settings, narrow
 from emberwatch.common.service import run_service
-from emberwatch.contracts.events import ModelCandidate, ModelCommand, TileReady, TileRelabelled
+from emberwatch.contracts.events import LabelFeedback, ModelCandidate, ModelCommand, TileReady, TileRelabelled
 from emberwatch.messaging.broker import build_broker
 from emberwatch.messaging.consumer import consumer_options, subscribe
 from services.gatekeeper.gatekeeper import SERVICE, Gatekeeper
@@ -36,6 +36,8 @@ def build_app(settings: Settings, *, gatekeeper: Gatekeeper | None = None) -> Fa
               group_id=f"{s.gatekeeper_group_id}-relabels", **common)
     subscribe(broker, ModelCommand.TOPIC, ModelCommand, handlers.on_command,
               group_id=f"{s.gatekeeper_group_id}-commands", **common)
+    subscribe(broker, LabelFeedback.TOPIC, LabelFeedback, handlers.on_feedback,
+              group_id=f"{s.gatekeeper_group_id}-feedback", **common)
     app = FastStream(broker)
 
     watchdog: dict[str, asyncio.Task] = {}

@@ -12,6 +12,8 @@ DECISIONS = Counter("emberwatch_gatekeeper_decisions_total", "Decisions by kind.
 SHADOW_PAIRS = Gauge("emberwatch_gatekeeper_shadow_pairs", "Paired samples of the challenger in shadow.")
 SHADOW_TILES = Counter("emberwatch_gatekeeper_shadow_tiles_total",
                        "Live tiles scored by champion and challenger, by outcome.", ["outcome"])
+HUMAN_LABELS = Counter("emberwatch_gatekeeper_human_labels_total",
+                       "A person's labels on tiles (labels.feedback.v1) recorded, by the label given.", ["label"])
 COMMANDS = Counter("emberwatch_gatekeeper_commands_total",
                    "Operator commands by kind and outcome (done, refused, failed).", ["command", "outcome"])
 CHAMPION_TILES = Counter(

@@ -21,6 +21,7 @@ from faststream.kafka import KafkaBroker
 from emberwatch.common.retries import Backoff, async_retrying
 from emberwatch.common.tile_store import UnsupportedTileUri, check_tile_uri
 from emberwatch.contracts import (
+    LabelFeedback,
     ModelCandidate,
     TileReady,
     TileRelabelled,
@@ -106,6 +107,18 @@ class TrainerHandlers:
             log.info("tile label changed by a later fire", extra={
                 "tile_id": event.tile_id, "action": event.action, "fire_key": event.fire_key,
                 "distance_km": event.distance_km})
+            self.scheduler.tiles_arrived()
+
+    async def on_label_feedback(self, event: LabelFeedback) -> None:
+        """A person's label on a tile: it wins over the automatic one in the next training.
+        Recorded before the offset is committed; a redelivered event changes nothing."""
+        changed = await asyncio.to_thread(
+            self.trainer.index.record_human_label, tile_id=event.tile_id, label=event.label,
+            labelled_by=event.labelled_by, event_id=event.event_id, given_at=event.occurred_at.isoformat())
+        if changed:
+            m.HUMAN_LABELS.labels(event.label).inc()
+            log.info("a person labelled a tile", extra={
+                "tile_id": event.tile_id, "label": event.label, "labelled_by": event.labelled_by})
             self.scheduler.tiles_arrived()
 
     async def on_training_request(self, event: TrainingRequest) -> None:

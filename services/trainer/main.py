@@ -1,4 +1,4 @@
-"""Wiring: the broker, the three subscriptions, the scheduler's lifecycle; ``emberwatch run trainer``."""
+"""Wiring: the broker, the four subscriptions, the scheduler's lifecycle; ``emberwatch run trainer``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from faststream.kafka import KafkaBroker
 
 from emberwatch.common.config import Settings, narrow
 from emberwatch.common.service import run_service
-from emberwatch.contracts import TileReady, TileRelabelled, Topic, TrainingRequest
+from emberwatch.contracts import LabelFeedback, TileReady, TileRelabelled, Topic, TrainingRequest
 from emberwatch.messaging.broker import build_broker
 from emberwatch.messaging.bulk_consumer import subscribe_bulk
 from emberwatch.messaging.consumer import consumer_options, subscribe
@@ -30,6 +30,8 @@ def build_service(settings: Settings) -> tuple[KafkaBroker, TrainerHandlers]:
               group_id=f"{group}-relabels", **common)
     subscribe(broker, Topic.TRAINING_REQUESTS, TrainingRequest, handlers.on_training_request,
               group_id=f"{group}-requests", **common)
+    subscribe(broker, Topic.LABELS_FEEDBACK, LabelFeedback, handlers.on_label_feedback,
+              group_id=f"{group}-feedback", **common)
     return broker, handlers
 
 

@@ -32,6 +32,10 @@ TILES_RELABELLED = Counter(
     "emberwatch_trainer_tiles_relabelled_total",
     "Fire-free tiles retired or relabelled because a fire reported later lies near them.", ["action"],
 )
+HUMAN_LABELS = Counter(
+    "emberwatch_trainer_human_labels_total",
+    "A person's labels on tiles (labels.feedback.v1) recorded, by the label given.", ["label"],
+)
 LEAKAGE_WARNINGS = Counter(
     "emberwatch_trainer_leakage_warnings_total",
     "Trainings whose location-only or hand-statistics baseline came within the margin of the CNN.",

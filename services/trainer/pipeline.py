@@ -248,11 +248,12 @@ class Trainer:
                     for name in ("val", "test") if len(y[name])}
         plot_confusion(matrices, work / "plots" / "confusion_matrix.png")
         relabels = self.index.relabel_counts()
+        human = self.index.human_label_counts()
         dataset_info = {"dataset_digest": digest, "backbone_id": bb.backbone_id, "counts": check.counts,
                         "balance": check.balance, "unreadable": [{"tile_id": t, "error": e} for t, e in unreadable],
                         "embedded_new": embedded, "embedding_cache_hits": hits,
                         "confusion": {k: v.tolist() for k, v in matrices.items()},
-                        "relabels": relabels,
+                        "relabels": relabels, "human_labels": human,
                         "leakage": leakage.contract() | {"location_model": leakage.location_model,
                                                          "statistics_model": leakage.statistics_model}
                         if leakage is not None else None}
@@ -274,7 +275,8 @@ class Trainer:
         for split, counts in check.counts.items():
             for label, n in counts.items():
                 params[f"n_{split}_{label}"] = n
-        params.update(n_retired_tiles=relabels["retire"], n_relabelled_tiles=relabels["relabel"])
+        params.update(n_retired_tiles=relabels["retire"], n_relabelled_tiles=relabels["relabel"],
+                      n_human_labels=human["human"], n_human_label_changes=human["human_changed"])
         if leakage is not None:
             params.update(leakage_split=leakage.split, leakage_n=leakage.n, leakage_margin=leakage.margin,
                           leakage_location_model=leakage.location_model,

@@ -7,6 +7,10 @@ A ``tiles.relabelled.v1`` event (a fire reported later lies near a fire-free til
 own table, so it holds whichever arrives first, the tile or its relabel: :meth:`TileIndex.all`
 leaves retired tiles out and gives relabelled ones their new label. A relabel wins over a retire
 (the image shows the fire); otherwise the first event for a tile stays.
+
+A person's label (``labels.feedback.v1``, from the console or the Discord bot) is kept in a third
+table and wins over both: the person looked at the image. The latest feedback on a tile (by when it
+was given) holds; the same event delivered twice counts once.
 """
 
 from __future__ import annotations
@@ -41,6 +45,13 @@ CREATE TABLE IF NOT EXISTS relabels (
     fire_key   TEXT NOT NULL,
     event_id   TEXT,
     received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE TABLE IF NOT EXISTS human_labels (
+    tile_id     TEXT PRIMARY KEY,
+    label       TEXT NOT NULL,
+    labelled_by TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    given_at    TEXT NOT NULL
 );
 """
 ADDED_COLUMNS = {"lat": "REAL", "lon": "REAL"}  # added after the first release: migrated in place
@@ -126,6 +137,32 @@ class TileIndex:
             )
             return True
 
+    def record_human_label(self, *, tile_id: str, label: str, labelled_by: str, event_id: str,
+                           given_at: str) -> bool:
+        """Record a person's label (durably). True when it changed the tile's human label: a
+        redelivered event or older feedback than the one held changes nothing."""
+        if label not in ("wildfire", "nowildfire"):
+            raise ValueError(f"bad human label: {label!r}")
+        with self._connect() as db:
+            row = db.execute("SELECT event_id, given_at FROM human_labels WHERE tile_id = ?", (tile_id,)).fetchone()
+            if row is not None and (row[0] == event_id or row[1] > given_at):
+                return False
+            db.execute(
+                "INSERT INTO human_labels (tile_id, label, labelled_by, event_id, given_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(tile_id) DO UPDATE SET label = excluded.label, labelled_by = excluded.labelled_by, "
+                "event_id = excluded.event_id, given_at = excluded.given_at",
+                (tile_id, label, labelled_by, event_id, given_at),
+            )
+            return True
+
+    def human_label_counts(self) -> dict[str, int]:
+        """Known tiles with a person's label, and how many of those differ from the automatic label."""
+        with self._connect() as db:
+            n, changed = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN h.label != t.label THEN 1 ELSE 0 END), 0) "
+                "FROM human_labels h JOIN tiles t ON t.tile_id = h.tile_id").fetchone()
+        return {"human": int(n), "human_changed": int(changed)}
+
     def relabel_counts(self) -> dict[str, int]:
         """Known tiles retired and relabelled so far (relabels of tiles not yet known are not counted)."""
         with self._connect() as db:
@@ -136,13 +173,16 @@ class TileIndex:
         return out
 
     def all(self) -> list[TileRecord]:
-        """Every usable tile: retired ones left out, relabelled ones with their new label."""
+        """Every usable tile: a person's label first; else retired ones left out, relabelled ones
+        with their new label."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT t.seq, t.tile_id, CASE WHEN r.action = 'relabel' THEN r.label ELSE t.label END, "
+                "SELECT t.seq, t.tile_id, CASE WHEN h.label IS NOT NULL THEN h.label "
+                "WHEN r.action = 'relabel' THEN r.label ELSE t.label END, "
                 't.split, t.uri, t.fire_key, t.topic, t.partition, t."offset", t.lat, t.lon '
                 "FROM tiles t LEFT JOIN relabels r ON r.tile_id = t.tile_id "
-                "WHERE r.action IS NULL OR r.action != 'retire' ORDER BY t.seq"
+                "LEFT JOIN human_labels h ON h.tile_id = t.tile_id "
+                "WHERE h.label IS NOT NULL OR r.action IS NULL OR r.action != 'retire' ORDER BY t.seq"
             ).fetchall()
         return [
             TileRecord(seq=r[0], tile_id=r[1], label=r[2], split=r[3], uri=r[4], fire_key=r[5],

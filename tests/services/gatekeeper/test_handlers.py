@@ -127,3 +127,38 @@ def test_a_candidates_leakage_warning_travels_with_its_decision():
         "warning": "possible shortcut: a location-only classifier scores 90.0%"}})
     assert candidate_warnings(c) == ["possible shortcut: a location-only classifier scores 90.0%"]
     assert candidate_warnings(candidate("4")) == []
+
+
+async def test_a_persons_label_wins_over_the_automatic_one_and_a_redelivery_changes_nothing(tmp_path):
+    from datetime import UTC, datetime
+
+    from emberwatch.contracts.events import LabelFeedback, TileRelabelled
+    from services.gatekeeper.shadow_state import Pair
+
+    other = "cd" * 32
+    gk = Gatekeeper(settings(tmp_path))
+    gk.shadows.save(Shadow(model_name="m", candidate_version="2", champion_version="1", run_id="r",
+                           pairs=[Pair(TILE, 1, 0.2, 0.3, "live"), Pair(other, 0, 0.7, 0.8, "test")]))
+    handlers = Handlers(Published(), gk)
+
+    def feedback(tile_id: str, label: str, hour: int) -> LabelFeedback:
+        return LabelFeedback.create(producer="console", tile_id=tile_id, label=label, labelled_by="console:ana",
+                                    occurred_at=datetime(2026, 12, 3, hour, tzinfo=UTC))
+
+    first = feedback(TILE, "nowildfire", 10)
+    await handlers.on_feedback(first)
+    assert [p.label for p in gk.shadows.load().pairs] == [0, 0]  # counted with the person's label
+    shadow = gk.shadows.load()
+    shadow.relabel(TILE, 1)  # put the automatic label back, to see that nothing below changes it
+    gk.shadows.save(shadow)
+    await handlers.on_feedback(first)  # redelivered: nothing changes
+    await handlers.on_feedback(feedback(TILE, "wildfire", 9))  # older than the label held: ignored
+    assert [p.label for p in gk.shadows.load().pairs] == [1, 0]
+    await handlers.on_relabel(TileRelabelled.create(
+        producer="tiler", tile_id=other, action="retire", previous_label="nowildfire", fire_key="later",
+        matched_fire_key="f", distance_km=1.0, reason="a later fire"))
+    await handlers.on_feedback(feedback(other, "wildfire", 11))
+    again = Gatekeeper(settings(tmp_path))  # durable
+    assert again.corrections.label(TILE, "wildfire") == "nowildfire"
+    assert not again.corrections.retired(other)  # a person looked: scored again, with their label
+    assert again.corrections.label(other, "nowildfire") == "wildfire"

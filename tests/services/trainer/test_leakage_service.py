@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from emberwatch.contracts import TileRelabelled, TrainingRequest
+from emberwatch.contracts import LabelFeedback, TileRelabelled, TrainingRequest
 from emberwatch.messaging.broker import build_broker, publish_event
 from services.trainer.main import build_service
 from tests.conftest import running_stack
@@ -42,6 +42,7 @@ async def test_a_leaky_split_warns_and_relabels_reach_the_next_training(stack, t
 
     retired = next(t for t in tiles if t.label == "nowildfire" and t.split == "train")
     relabelled = next(t for t in tiles if t.label == "nowildfire" and t.split == "test")
+    by_a_person = next(t for t in tiles if t.label == "wildfire" and t.split == "val")
     broker, handlers = build_service(settings)
     producer = build_broker(settings, "test-tiler")
     await producer.start()
@@ -58,7 +59,12 @@ async def test_a_leaky_split_warns_and_relabels_reach_the_next_training(stack, t
                 reason="a fire reported later lies near this tile")
             await publish_event(producer, event, service="test-tiler")
             await publish_event(producer, event, service="test-tiler")  # a replay changes nothing more
+        feedback = LabelFeedback.create(producer="test-console", tile_id=by_a_person.tile_id, label="nowildfire",
+                                        labelled_by="console:ana", note="a sunlit roof, no fire")
+        await publish_event(producer, feedback, service="test-console")
+        await publish_event(producer, feedback, service="test-console")  # redelivered: counts once
         await wait_for(lambda: handlers.trainer.index.relabel_counts() == {"retire": 1, "relabel": 1}
+                       and handlers.trainer.index.human_label_counts() == {"human": 1, "human_changed": 1}
                        and handlers.trainer.index.count() == FIRST, timeout_s=30)
         await publish_event(producer, TrainingRequest.create(producer="test", reason="leak", requested_by="pytest"),
                             service="test")
@@ -74,6 +80,8 @@ async def test_a_leaky_split_warns_and_relabels_reach_the_next_training(stack, t
     assert cand.counts["train"].nowildfire == full["train"]["nowildfire"] - 1  # retired: left out
     assert cand.counts["test"].wildfire == full["test"]["wildfire"] + 1  # relabelled: a fire now
     assert cand.counts["test"].nowildfire == full["test"]["nowildfire"] - 1
+    assert cand.counts["val"].wildfire == full["val"]["wildfire"] - 1  # a person's label wins
+    assert cand.counts["val"].nowildfire == full["val"]["nowildfire"] + 1
     leak = cand.leakage
     assert leak is not None and leak.split == "test" and leak.n == sum(full["test"].values())
     assert leak.location_accuracy is not None and leak.location_accuracy >= leak.cnn_accuracy - leak.margin
@@ -83,3 +91,4 @@ async def test_a_leaky_split_warns_and_relabels_reach_the_next_training(stack, t
     assert run.data.metrics["leakage_location_accuracy"] == pytest.approx(leak.location_accuracy, abs=1e-4)
     assert run.data.metrics["leakage_warning"] == 1.0
     assert run.data.params["n_retired_tiles"] == "1" and run.data.params["n_relabelled_tiles"] == "1"
+    assert run.data.params["n_human_labels"] == "1" and run.data.params["n_human_label_changes"] == "1"

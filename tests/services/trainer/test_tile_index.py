@@ -91,3 +91,27 @@ def test_record_many_is_one_idempotent_transaction(tmp_path):
     assert rows[T1].label == "wildfire" and rows[T2].split == "train"  # first records kept
     assert (rows[T2].topic, rows[T2].partition, rows[T2].offset) == ("tiles.ready.v1", 0, 41)
     assert idx.record_many([]) == 0
+
+
+def test_a_persons_label_wins_the_latest_holds_and_a_redelivery_counts_once(tmp_path):
+    idx = TileIndex(tmp_path / "t.sqlite")
+    idx.record(tile_id=T1, label="nowildfire", split="train", uri="file:///1")
+    idx.record(tile_id=T2, label="wildfire", split="val", uri="file:///2")
+    assert idx.relabel(tile_id=T1, action="retire", label=None, fire_key="later")
+    assert idx.record_human_label(tile_id=T1, label="wildfire", labelled_by="console:ana", event_id="e1",
+                                  given_at="2026-12-03T10:00:00+00:00")
+    assert not idx.record_human_label(tile_id=T1, label="wildfire", labelled_by="console:ana", event_id="e1",
+                                      given_at="2026-12-03T10:00:00+00:00")  # the same event again
+    assert not idx.record_human_label(tile_id=T1, label="nowildfire", labelled_by="discord:bo", event_id="e0",
+                                      given_at="2026-12-03T09:00:00+00:00")  # older than the one held
+    assert idx.record_human_label(tile_id=T2, label="wildfire", labelled_by="console:ana", event_id="e2",
+                                  given_at="2026-12-03T10:00:00+00:00")  # agrees with the automatic label
+    assert idx.record_human_label(tile_id=T3, label="nowildfire", labelled_by="console:ana", event_id="e3",
+                                  given_at="2026-12-03T10:00:00+00:00")  # its tile is not known yet
+    rows = {r.tile_id: r for r in TileIndex(tmp_path / "t.sqlite").all()}
+    assert rows[T1].label == "wildfire"  # the person looked at the image: it counts, retired or not
+    assert rows[T2].label == "wildfire" and set(rows) == {T1, T2}
+    assert idx.human_label_counts() == {"human": 2, "human_changed": 1}
+    idx.record(tile_id=T3, label="wildfire", split="test", uri="file:///3")
+    assert {r.tile_id: r.label for r in idx.all()}[T3] == "nowildfire"
+    assert idx.human_label_counts() == {"human": 3, "human_changed": 2}
