@@ -9,6 +9,8 @@ events to it; paths run one after another in one run, side by side in the table:
 * Emberwatch batched: ``publish_events`` (the services' producer path) and ``subscribe`` (the
   services' consumer: validation against the contract, retry/DLQ wiring, metrics, one commit per
   handled batch);
+* Emberwatch bulk: ``publish_events`` and ``subscribe_bulk`` (the trainer's and the tiler's consumer:
+  the same validation and DLQ wiring, one handler call and one commit per fetched batch);
 * Emberwatch one at a time: ``publish_event`` per event (each waits for its ack), same consumer.
 
 End-to-end counts from the first send to the last event handled; latency is handled time minus the
@@ -38,6 +40,7 @@ from rich.table import Table  # noqa: E402
 from emberwatch.common.config import Settings  # noqa: E402
 from emberwatch.contracts import TileReady  # noqa: E402
 from emberwatch.messaging.broker import build_broker, publish_event, publish_events  # noqa: E402
+from emberwatch.messaging.bulk_consumer import Received, subscribe_bulk  # noqa: E402
 from emberwatch.messaging.consumer import current_record, subscribe  # noqa: E402
 from emberwatch.stack import manage  # noqa: E402
 from tests.conftest import env_for, stack_settings  # noqa: E402
@@ -83,9 +86,19 @@ async def consume(path: str, topic: str, n: int) -> dict:
             if len(lat) >= n:
                 done.set()
 
+        async def handle_many(batch: list[Received[TileReady]]) -> None:
+            now = time.time()
+            lat.extend(now - r.timestamp_ms / 1000 for r in batch)
+            if len(lat) >= n:
+                done.set()
+
         broker = build_broker(settings, "bench-consumer")
-        subscribe(broker, topic, on_topic(topic), handle, service="bench", group_id=f"g-{topic}",
-                  session_timeout_ms=6000, max_records=settings.kafka_batch_max_records)
+        options = dict(service="bench", group_id=f"g-{topic}", session_timeout_ms=6000,
+                       max_records=settings.kafka_batch_max_records)
+        if path == "emberwatch-bulk":
+            subscribe_bulk(broker, topic, on_topic(topic), handle_many, handle, **options)
+        else:
+            subscribe(broker, topic, on_topic(topic), handle, **options)
         await broker.start()
         for sub in broker.subscribers:  # joined the group
             while not (getattr(sub, "consumer", None) and sub.consumer.assignment()):
@@ -121,7 +134,7 @@ async def produce(settings, path: str, topic: str, n: int, chunk: int) -> tuple[
     broker = build_broker(settings, "bench-producer")
     await broker.start()
     t0, p0 = time.time(), time.perf_counter()
-    if path == "batched":
+    if path in ("batched", "bulk"):
         for start in range(0, n, chunk):
             await publish_events(broker, events[start:start + chunk], service="bench")
     else:
@@ -134,7 +147,8 @@ async def produce(settings, path: str, topic: str, n: int, chunk: int) -> tuple[
 
 async def run_path(settings, path: str, topic: str, n: int, chunk: int) -> dict:
     consumer = subprocess.Popen(
-        [sys.executable, __file__, "--consume", "raw" if path == "raw" else "emberwatch", "--topic", topic,
+        [sys.executable, __file__, "--consume", {"raw": "raw", "bulk": "emberwatch-bulk"}.get(path, "emberwatch"),
+         "--topic", topic,
          str(n)], env=env_for(settings), stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert consumer.stdout.readline().strip() == "ready"
@@ -156,17 +170,19 @@ async def main(n: int, chunk: int, single_n: int) -> None:
             admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
             await admin.start()
             await admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1)
-                                       for t in ("bench-raw", "bench-ew", "bench-ew-single")])
+                                       for t in ("bench-raw", "bench-ew", "bench-ew-bulk", "bench-ew-single")])
             await admin.close()
             size = len(tile_event(0).to_bytes())
             raw = await run_path(settings, "raw", "bench-raw", n, chunk)
             batched = await run_path(settings, "batched", "bench-ew", n, chunk)
+            bulk = await run_path(settings, "bulk", "bench-ew-bulk", n, chunk)
             single = await run_path(settings, "single", "bench-ew-single", single_n, chunk)
         finally:
             manage.down(settings)
     rows = [
         (f"raw aiokafka, batched (send per chunk of {chunk}, getmany, commit per batch)", n, raw),
         ("Emberwatch publish_events + subscribe (validate, metrics, commit per batch)", n, batched),
+        ("Emberwatch publish_events + subscribe_bulk (validate, one handler call per batch)", n, bulk),
         ("Emberwatch publish_event one at a time (waits each ack) + subscribe", single_n, single),
     ]
     table = Table(title=f"Local broker (Tansu, memory), one partition, TileReady events of {size} B, "
@@ -187,7 +203,7 @@ if __name__ == "__main__":
     parser.add_argument("n", type=int, nargs="?", default=20000, help="events per batched path")
     parser.add_argument("--chunk", type=int, default=1000, help="events handed to the producer at once")
     parser.add_argument("--single", type=int, default=5000, help="events for the one-at-a-time path")
-    parser.add_argument("--consume", choices=["raw", "emberwatch"], help=argparse.SUPPRESS)
+    parser.add_argument("--consume", choices=["raw", "emberwatch", "emberwatch-bulk"], help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.consume:
