@@ -1,4 +1,4 @@
-"""The Discord bot: a ``discord.Client`` with an ``app_commands`` tree of four slash commands.
+"""The Discord bot: a ``discord.Client`` with an ``app_commands`` tree of five slash commands.
 
 Each command only translates the interaction into an ``Invoker`` and calls ``BotCommands``
 (``bot_commands.py``), where the logic and the role check live. The bot starts from the notifier
@@ -16,7 +16,7 @@ from services.notifier.bot_commands import BotCommands, Invoker, Reply
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("status", "champion", "promote", "rollback")
+COMMANDS = ("status", "champion", "promote", "rollback", "label")
 
 
 def invoker_from(interaction: discord.Interaction) -> Invoker:
@@ -74,6 +74,15 @@ def _register(tree: app_commands.CommandTree, commands: BotCommands) -> None:
     async def rollback(interaction: discord.Interaction, model: str | None = None) -> None:
         await interaction.response.defer(ephemeral=False, thinking=True)
         await _answer(interaction, await commands.rollback(invoker_from(interaction), model))
+
+    @tree.command(name="label", description="Say whether a tile shows a fire; the next training uses it.")
+    @app_commands.describe(tile="The tile id (sha256).", label="fire or no-fire", note="Why (optional).")
+    @app_commands.choices(label=[app_commands.Choice(name="fire", value="fire"),
+                                 app_commands.Choice(name="no-fire", value="no-fire")])
+    async def label(interaction: discord.Interaction, tile: str, label: app_commands.Choice[str],
+                    note: str | None = None) -> None:
+        await interaction.response.defer(ephemeral=False, thinking=True)
+        await _answer(interaction, await commands.label(invoker_from(interaction), tile, label.value, note or ""))
 
 
 def build_bot(commands: BotCommands, *, guild_id: int | None = None) -> EmberwatchBot:

@@ -10,6 +10,9 @@ What they do (see ``operations.LocalOperations``):
 * ``/promote`` and ``/rollback`` — a command on models.commands.v1 with ``requested_by`` =
   ``discord:<name>`` and the asked model; the gatekeeper carries it out and its decision is the
   reply (a refusal says why; no answer in time says so).
+* ``/label TILE fire|no-fire [note]`` — a person's label on a tile (its id, as the console and the
+  posts show it): one ``LabelFeedback`` on labels.feedback.v1 with ``labelled_by`` =
+  ``discord:<name>``; the trainer and the gatekeeper take it over the automatic label.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from emberwatch.contracts.events import ModelDecision
+import re
+
+from emberwatch.contracts.events import LabelFeedback, ModelDecision
 from emberwatch.operations.send_command import describe
 
 
@@ -64,6 +69,8 @@ class Operations(Protocol):
     async def promote(self, model_name: str, version: str, *, requested_by: str) -> ModelDecision: ...
 
     async def rollback(self, model_name: str, *, requested_by: str) -> ModelDecision: ...
+
+    async def label(self, tile_id: str, label: str, *, labelled_by: str, note: str) -> LabelFeedback: ...
 
 
 def is_allowed(invoker: Invoker, allowed_role_ids: Iterable[int]) -> bool:
@@ -129,8 +136,30 @@ async def rollback_command(ops: Operations, invoker: Invoker, *, allowed_role_id
     return Reply(f"Rollback of `{model_name}`: {describe(decision)}", ephemeral=False)
 
 
+TILE_ID = re.compile(r"^[0-9a-f]{64}$")
+LABELS = {"fire": "wildfire", "no-fire": "nowildfire", "wildfire": "wildfire", "nowildfire": "nowildfire"}
+
+
+async def label_command(ops: Operations, invoker: Invoker, tile_id: str, label: str, note: str = "", *,
+                        allowed_role_ids: Iterable[int]) -> Reply:
+    if not is_allowed(invoker, allowed_role_ids):
+        return DENIED
+    tile_id = tile_id.strip().lower()
+    if not TILE_ID.match(tile_id):
+        return Reply(f"`{tile_id[:80]}` is not a tile id (64 hex characters, the sha256 of the image).", ok=False)
+    if (given := LABELS.get(label.strip().lower())) is None:
+        return Reply(f"`{label[:40]}` is not a label: use `fire` or `no-fire`.", ok=False)
+    try:
+        event = await ops.label(tile_id, given, labelled_by=f"discord:{invoker.name}", note=note.strip()[:2000])
+    except Exception as exc:  # noqa: BLE001 - the person sees why it failed (e.g. Kafka down)
+        return Reply(f"The label for tile `{tile_id[:12]}…` was not sent: {exc}", ok=False)
+    words = "a fire" if given == "wildfire" else "not a fire"
+    return Reply(f"Thanks: tile `{tile_id[:12]}…` recorded as **{words}** by {event.labelled_by}; the next "
+                 "training uses it.", ephemeral=False)
+
+
 class BotCommands:
-    """The four commands bound to one ``Operations``, role list and default model name."""
+    """The five commands bound to one ``Operations``, role list and default model name."""
 
     def __init__(self, ops: Operations, allowed_role_ids: Iterable[int], model_name: str) -> None:
         self.ops, self.allowed, self.model_name = ops, frozenset(allowed_role_ids), model_name
@@ -149,3 +178,6 @@ class BotCommands:
     async def rollback(self, invoker: Invoker, model_name: str | None = None) -> Reply:
         return await rollback_command(self.ops, invoker, allowed_role_ids=self.allowed,
                                       model_name=model_name or self.model_name)
+
+    async def label(self, invoker: Invoker, tile_id: str, label: str, note: str = "") -> Reply:
+        return await label_command(self.ops, invoker, tile_id, label, note, allowed_role_ids=self.allowed)

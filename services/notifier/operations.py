@@ -5,13 +5,16 @@
 * ``promote`` / ``rollback``: a command on models.commands.v1 (``requested_by`` = ``discord:<name>``),
   carried out by the gatekeeper; the answer is its decision on models.decisions.v1
   (``emberwatch.operations.send_command``), awaited for ``EMBERWATCH_NOTIFIER_COMMAND_WAIT_S``.
+* ``label``: a ``LabelFeedback`` on labels.feedback.v1 (``labelled_by`` = ``discord:<name>``),
+  published and acknowledged; nothing answers it.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from emberwatch.contracts.events import CommandKind, ModelDecision
+from emberwatch.contracts.events import CommandKind, LabelFeedback, ModelDecision
+from emberwatch.messaging.broker import build_broker, publish_event
 from emberwatch.operations.send_command import model_command, send_command
 from services.notifier.bot_commands import ChampionInfo, PartStatus
 from services.notifier.settings import SERVICE, NotifierSettings
@@ -58,3 +61,14 @@ class LocalOperations:
 
     async def rollback(self, model_name: str, *, requested_by: str) -> ModelDecision:
         return await self._send("rollback", model_name, None, requested_by)
+
+    async def label(self, tile_id: str, label: str, *, labelled_by: str, note: str) -> LabelFeedback:
+        event = LabelFeedback.create(producer=SERVICE, tile_id=tile_id, label=label, labelled_by=labelled_by,
+                                     note=note)
+        broker = build_broker(self.settings, SERVICE)
+        await broker.start()
+        try:
+            await publish_event(broker, event, service=SERVICE)
+        finally:
+            await broker.stop()
+        return event

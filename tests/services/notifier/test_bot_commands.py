@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from emberwatch.contracts import ModelCommand, ModelDecision
+from emberwatch.contracts import LabelFeedback, ModelCommand, ModelDecision
 from emberwatch.operations.send_command import NoAnswer
 from services.notifier.bot import COMMANDS, build_bot
 from services.notifier.bot_commands import DENIED, BotCommands, Invoker, Operations
@@ -134,13 +134,35 @@ async def test_without_a_gatekeeper_promote_sends_the_command_and_says_no_answer
     assert c.expires_at is not None and 1 < (c.expires_at - c.occurred_at).total_seconds() <= 2.0
 
 
-async def test_the_discord_bot_registers_four_slash_commands_without_connecting(tmp_path):
+async def test_the_discord_bot_registers_five_slash_commands_without_connecting(tmp_path):
     bot = build_bot(commands(settings_for(tmp_path)), guild_id=None)
     try:
         registered = {c.name: c for c in bot.tree.get_commands()}
         assert set(registered) == set(COMMANDS)
         assert [p.name for p in registered["promote"].parameters] == ["version", "model"]
         assert registered["promote"].parameters[0].required
+        assert [p.name for p in registered["label"].parameters] == ["tile", "label", "note"]
         assert not bot.is_ready()
     finally:
         await bot.close()
+
+
+async def test_label_publishes_one_feedback_event_and_bad_input_publishes_nothing(kafka_settings, tmp_path):
+    settings = NotifierSettings(**{**kafka_settings.model_dump(), "state_dir": tmp_path})
+    servers = kafka_settings.kafka_bootstrap_servers
+    before = await read_all(servers, LabelFeedback.TOPIC, 10**6, timeout_s=2)
+    bot = commands(settings)
+    tile = unique("tile").encode().hex().ljust(64, "0")[:64]
+    assert not (await bot.label(OPERATOR, "not-a-tile", "fire")).ok
+    assert not (await bot.label(OPERATOR, tile, "smoke")).ok
+    stranger = Invoker(user_id=2, name="someone", role_ids=frozenset({5}))
+    assert await bot.label(stranger, tile, "fire") == DENIED
+    reply = await bot.label(OPERATOR, tile.upper(), "no-fire", "  a sunlit roof  ")
+    assert reply.ok and "not a fire" in reply.text and "discord:ops#1" in reply.text
+    records = await read_all(servers, LabelFeedback.TOPIC, len(before) + 1)
+    ours = [LabelFeedback.from_bytes(r.value) for r in records[len(before):]]
+    ours = [f for f in ours if f.tile_id == tile]
+    assert len(ours) == 1  # only the valid one, once
+    f = ours[0]
+    assert (f.label, f.labelled_by, f.note, f.producer) == ("nowildfire", "discord:ops#1", "a sunlit roof", "notifier")
+    assert records[len(before):][0].key == tile.encode()
