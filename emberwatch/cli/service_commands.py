@@ -36,3 +36,22 @@ def run_simulator(
     """Run one simulator of an external service (CWFIS, Mapbox, Discord) over real HTTP."""
     module = importlib.import_module(f"simulators.{name.value}.main")
     module.main(host=host, port=port)
+
+
+def run_console(
+    port: int | None = typer.Option(None, help="Port to listen on (default: EMBERWATCH_CONSOLE_PORT, 8090)."),
+    host: str | None = typer.Option(None, help="Address to bind (default: EMBERWATCH_CONSOLE_HOST, 127.0.0.1)."),
+) -> None:
+    """Serve the operator console: the live fire map with its tiles and feedback, the models page,
+    and signed-in operators' commands (approve, reject, promote, rollback). It reads the event streams
+    from the beginning and writes only models.commands.v1 and labels.feedback.v1 events."""
+    from emberwatch.common.config import get_settings
+
+    settings = get_settings()
+    updates = {k: v for k, v in (("console_port", port), ("console_host", host)) if v is not None}
+    module = importlib.import_module("services.console.main")
+    settings_module = importlib.import_module("services.console.settings")
+    from emberwatch.common.config import narrow
+
+    console_settings = narrow(settings, settings_module.ConsoleSettings).model_copy(update=updates)
+    module.main(console_settings)
