@@ -36,6 +36,7 @@ from emberwatch.contracts import FireObserved, ModelCandidate, ModelDecision, Ti
 from emberwatch.contracts.envelope import Envelope
 from emberwatch.contracts.events import CommandKind, Label, LabelFeedback
 from emberwatch.messaging.broker import build_broker, publish_event
+from emberwatch.messaging.consumer import keep_raw_bodies
 from emberwatch.operations.send_command import model_command
 from services.console.handlers import ConsoleView
 from services.console.models import Topics
@@ -93,8 +94,10 @@ class Console:
             (topics.candidates, ModelCandidate, self.view.on_candidate),
             (topics.feedback, LabelFeedback, self.view.on_feedback),
         ):
-            self.broker.subscriber(topic, group_id=None, auto_offset_reset="earliest",
-                                   auto_commit=False)(self._handler(topic, model, handler))
+            # No group: every partition from the beginning, nothing committed. Bodies stay bytes and are
+            # validated once against the event model (invalid ones are counted and skipped).
+            self.broker.subscriber(topic, group_id=None, auto_offset_reset="earliest", decoder=keep_raw_bodies)(
+                self._handler(topic, model, handler))
         self.app = Starlette(routes=[
             Route("/", self.page_map), Route("/models", self.page_models),
             Route("/healthz", self.healthz), Route("/metrics", self.metrics),
