@@ -66,7 +66,10 @@ async def _read_all(settings: Settings, topic: str) -> list[bytes]:
         ends = await consumer.end_offsets(tps)
         values: list[bytes] = []
         deadline = time.monotonic() + 15
-        while any(await consumer.position(tp) < ends[tp] for tp in tps):
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in tps])
+
+        while await behind():
             if time.monotonic() > deadline:
                 raise AssertionError(f"could not read {topic} to its end")
             for records in (await consumer.getmany(timeout_ms=500)).values():

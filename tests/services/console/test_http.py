@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
@@ -9,11 +12,12 @@ from emberwatch.contracts.events import LabelFeedback, ModelCommand
 from tests.services.console.conftest import MAPBOX_TOKEN, OPERATOR_TOKEN, RunningConsole, read_all
 
 
-def signed_in(console: RunningConsole, name: str = "alice") -> httpx.Client:
-    client = httpx.Client(base_url=console.url, timeout=10)
-    r = client.post("/api/signin", json={"token": OPERATOR_TOKEN, "name": name})
-    assert r.status_code == 200, r.text
-    return client
+@contextlib.contextmanager
+def signed_in(console: RunningConsole, name: str = "alice") -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=console.url, timeout=10) as client:
+        r = client.post("/api/signin", json={"token": OPERATOR_TOKEN, "name": name})
+        assert r.status_code == 200, r.text
+        yield client
 
 
 def test_health_and_metrics(console: RunningConsole) -> None:
