@@ -4,6 +4,7 @@ own process (``emberwatch console``) on a free port of 127.0.0.1, stopped by pro
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 import os
 import signal
@@ -48,8 +49,15 @@ async def _publish(settings: Settings, events: list[Envelope]) -> None:
         await broker.stop()
 
 
+def run_async(make_coro):  # noqa: ANN001, ANN201
+    """Run a coroutine to its end on a thread of its own: playwright's sync API keeps an event loop
+    running on the test's thread, where ``asyncio.run`` is refused."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make_coro())).result()
+
+
 def publish(settings: Settings, *events: Envelope) -> None:
-    asyncio.run(_publish(settings, list(events)))
+    run_async(lambda: _publish(settings, list(events)))
 
 
 async def _read_all(settings: Settings, topic: str) -> list[bytes]:
@@ -80,7 +88,7 @@ async def _read_all(settings: Settings, topic: str) -> list[bytes]:
 
 
 def read_all(settings: Settings, topic: str) -> list[bytes]:
-    return asyncio.run(_read_all(settings, topic))
+    return run_async(lambda: _read_all(settings, topic))
 
 
 def png(color: tuple[int, int, int], size: int = 64) -> bytes:
@@ -137,7 +145,7 @@ def _fake_mapbox_app(seen: list[str | None]) -> Starlette:
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningConsole]:
     base = tmp_path_factory.mktemp("console")
     with running_stack(base / "stack", "kafka") as settings:
-        asyncio.run(create_topics(settings))
+        run_async(lambda: create_topics(settings))
         store = TileStore(base / "tiles")
         tiles = {
             "fire": tile(store, png((200, 60, 20)), "A", "wildfire"),
