@@ -14,6 +14,7 @@ class ServiceName(StrEnum):
     trainer = "trainer"
     gatekeeper = "gatekeeper"
     notifier = "notifier"
+    console = "console"
 
 
 class SimulatorName(StrEnum):
@@ -38,6 +39,7 @@ def run_simulator(
     module.main(host=host, port=port)
 
 
+
 def run_console(
     port: int | None = typer.Option(None, help="Port to listen on (default: EMBERWATCH_CONSOLE_PORT, 8090)."),
     host: str | None = typer.Option(None, help="Address to bind (default: EMBERWATCH_CONSOLE_HOST, 127.0.0.1)."),
@@ -45,13 +47,10 @@ def run_console(
     """Serve the operator console: the live fire map with its tiles and feedback, the models page,
     and signed-in operators' commands (approve, reject, promote, rollback). It reads the event streams
     from the beginning and writes only models.commands.v1 and labels.feedback.v1 events."""
-    from emberwatch.common.config import get_settings
+    import os
 
-    settings = get_settings()
-    updates = {k: v for k, v in (("console_port", port), ("console_host", host)) if v is not None}
-    module = importlib.import_module("services.console.main")
-    settings_module = importlib.import_module("services.console.settings")
-    from emberwatch.common.config import narrow
-
-    console_settings = narrow(settings, settings_module.ConsoleSettings).model_copy(update=updates)
-    module.main(console_settings)
+    if port is not None:
+        os.environ["EMBERWATCH_CONSOLE_PORT"] = str(port)
+    if host is not None:
+        os.environ["EMBERWATCH_CONSOLE_HOST"] = host
+    run_service(ServiceName.console)  # the one dispatcher that imports a service by name

@@ -28,7 +28,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from emberwatch.common.config import Settings, get_settings, narrow
+from emberwatch.common.config import get_settings, narrow
 from emberwatch.common.logging import configure_logging
 from emberwatch.common.telemetry import MESSAGES_CONSUMED, SERVICE_UP
 from emberwatch.common.tile_store import TileMissing, TileUnavailable, read_tile
@@ -355,7 +355,8 @@ def serve(settings: ConsoleSettings, topics: Topics = Topics()) -> None:
                          "another process uses it? set EMBERWATCH_CONSOLE_PORT to a free port") from exc
 
 
-def main(settings: Settings | None = None) -> None:
-    settings = settings or get_settings()
+def main() -> None:
+    """``emberwatch console`` (also ``emberwatch run console``): settings from the environment."""
+    settings = narrow(get_settings(), ConsoleSettings)
     configure_logging(settings.log_level, settings.log_format)
-    serve(narrow(settings, ConsoleSettings))
+    serve(settings)
