@@ -344,6 +344,13 @@ def serve(settings: ConsoleSettings, topics: Topics = Topics()) -> None:
     config = uvicorn.Config(console.app, host=settings.console_host, port=settings.console_port,
                             log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)
+    if settings.console_port:
+        try:  # the local Prometheus scrapes the console's own /metrics
+            from emberwatch.stack.prometheus_config import register_target
+
+            register_target(settings, SERVICE, f"{settings.console_host}:{settings.console_port}")
+        except OSError:
+            log.warning("could not register with the local Prometheus", extra={"service": SERVICE})
     log.info("console starting", extra={"service": SERVICE, "host": settings.console_host,
                                         "port": settings.console_port,
                                         "kafka": settings.kafka_bootstrap_servers,
