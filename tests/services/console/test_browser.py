@@ -11,7 +11,7 @@ import pytest
 
 from emberwatch.contracts import ModelDecision
 from emberwatch.contracts.events import LabelFeedback, ModelCommand
-from tests.services.console.conftest import OPERATOR_TOKEN, RunningConsole, fire, publish, read_all
+from tests.services.console.conftest import MAPBOX_TOKEN, OPERATOR_TOKEN, RunningConsole, fire, publish, read_all
 
 CHROMIUM = Path("/usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -56,6 +56,11 @@ def test_map_shows_one_marker_per_active_fire_and_updates_live(page, console: Ru
     page.goto("/")
     page.wait_for_function("document.querySelectorAll('.fire-marker').length === 2")
     assert marker_keys(page) == ["A", "B"]  # C is out
+    # the basemap: tiles through the console's proxy (the fake Mapbox answers), no token in the page
+    page.wait_for_selector("img.leaflet-tile-loaded")
+    srcs = page.eval_on_selector_all("img.leaflet-tile", "els => els.map(e => e.src)")
+    assert srcs and all(s.startswith(console.url + "/basemap/") for s in srcs)
+    assert MAPBOX_TOKEN not in page.content()
     started = time.monotonic()
     publish(console.settings, fire("D", "new", agency="sk", stage="OC", lat=55.0, lon=-105.0))
     page.wait_for_function("document.querySelectorAll('.fire-marker').length === 3", timeout=5000)

@@ -115,3 +115,4 @@ def test_basemap_goes_through_the_console_with_the_token_server_side(console: Ru
     assert console.mapbox.tokens and console.mapbox.tokens[-1] == MAPBOX_TOKEN
     assert MAPBOX_TOKEN.encode() not in r.content and MAPBOX_TOKEN not in str(r.headers)
     assert httpx.get(f"{console.url}/basemap/3/9/2").status_code == 404  # outside the zoom's grid
+    assert MAPBOX_TOKEN not in console.log_text()  # the proxy's requests log no token (DEBUG on)

@@ -34,23 +34,41 @@ function draw() {
 
 async function loadFires() {
   fires = (await (await fetch('/api/fires')).json()).fires;
+  if (selected) {
+    const now = fires.find(f => f.fire_key === selected.fire_key);
+    if (now) { selected = now; showFire(now); }
+  }
   setOptions(agencySel, fires.map(f => f.agency));
   setOptions(stageSel, fires.map(f => f.stage));
   draw();
 }
 
+let shownKey = null;  // the fire whose panel is drawn, and whether it was drawn signed in
+let shownAs = null;
+
 async function showFire(f) {
   selected = f;
   const data = await (await fetch('/api/tiles?fire_key=' + encodeURIComponent(f.fire_key))).json();
   const panel = document.getElementById('panel');
-  panel.replaceChildren();
-  const h = document.createElement('h3');
-  h.textContent = `${f.name} (${f.agency})`;
-  const p = document.createElement('p');
-  p.textContent = `stage ${f.stage}, ${f.hectares ?? '?'} ha, started ${f.start_date ?? '?'}, source ${f.source}`;
-  panel.append(h, p);
-  if (!data.tiles.length) panel.append('No tiles yet.');
-  for (const t of data.tiles) panel.append(tileCard(t, data.attribution));
+  if (shownKey !== f.fire_key || shownAs !== window.consoleUser) {
+    // a new fire (or a sign-in): draw it afresh; otherwise keep the cards (notes, statuses) as they are
+    shownKey = f.fire_key; shownAs = window.consoleUser;
+    panel.replaceChildren();
+    const h = document.createElement('h3');
+    h.textContent = `${f.name} (${f.agency})`;
+    const p = document.createElement('p');
+    p.id = 'fire-summary';
+    panel.append(h, p);
+  }
+  document.getElementById('fire-summary').textContent =
+    `stage ${f.stage}, ${f.hectares ?? '?'} ha, started ${f.start_date ?? '?'}, source ${f.source}` +
+    (data.tiles.length ? '' : ' — no tiles yet');
+  for (const t of data.tiles) {
+    let card = panel.querySelector(`.tile[data-tile-id="${t.tile_id}"]`);
+    if (!card) { card = tileCard(t, data.attribution); panel.append(card); }
+    const known = card.querySelector('.feedback-known');
+    if (t.feedback) known.textContent = `labelled "${t.feedback.label}" by ${t.feedback.labelled_by}`;
+  }
 }
 
 function tileCard(t, attribution) {
@@ -63,13 +81,9 @@ function tileCard(t, attribution) {
   img.src = t.url; img.alt = `tile ${t.tile_id.slice(0, 12)} (${t.label})`;
   const attr = document.createElement('div');
   attr.className = 'attribution'; attr.textContent = attribution;
-  div.append(title, img, attr);
-  if (t.feedback) {
-    const fb = document.createElement('div');
-    fb.className = 'feedback-known';
-    fb.textContent = `labelled "${t.feedback.label}" by ${t.feedback.labelled_by}`;
-    div.append(fb);
-  }
+  const fb = document.createElement('div');
+  fb.className = 'feedback-known';
+  div.append(title, img, attr, fb);
   if (window.consoleUser) {
     const note = document.createElement('input');
     note.placeholder = 'note (optional)'; note.className = 'feedback-note';
