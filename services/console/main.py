@@ -142,6 +142,7 @@ class Console:
             SERVICE_UP.labels(SERVICE).set(0)
             await self.broker.stop()
             await self._http.aclose()
+            log.info("console stopped", extra={"service": SERVICE})
 
     # --- sessions --------------------------------------------------------------------------------
     def user(self, request: Request) -> str | None:

@@ -184,6 +184,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningConsole
                     except subprocess.TimeoutExpired:
                         os.killpg(proc.pid, signal.SIGKILL)
                         proc.wait(5)
+                        raise AssertionError("the console did not stop within 15 s of SIGTERM") from None
+                    # uvicorn re-raises the signal once it has shut down gracefully: -15 or 0
+                    assert proc.returncode in (0, -signal.SIGTERM), f"the console exited {proc.returncode}"
+                    assert '"console stopped"' in log_path.read_text(), "no graceful shutdown on SIGTERM"
 
 
 class _suppress:
