@@ -202,7 +202,8 @@ class Console:
 
     async def api_me(self, request: Request) -> Response:
         return JSONResponse({"user": self.user(request),
-                             "signin_enabled": self.settings.console_operator_token is not None})
+                             "signin_enabled": self.settings.console_operator_token is not None,
+                             "basemap_min_zoom": self.settings.console_basemap_min_zoom})
 
     # --- writes ----------------------------------------------------------------------------------
     async def api_commands(self, request: Request) -> Response:

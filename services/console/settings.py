@@ -25,5 +25,8 @@ class ConsoleSettings(Settings):
         120.0, gt=0, description="A console command expires this long after it is sent.")
     console_basemap_tileset: str = Field(
         "mapbox.satellite", description="Mapbox raster tileset the console's basemap proxy serves.")
+    console_basemap_min_zoom: int = Field(
+        13, ge=0, le=22, description="Map zoom from which the basemap is shown (below: a plain background). "
+                                     "The Mapbox simulator draws low-zoom tiles too slowly to serve them.")
     console_session_max_age_s: int = Field(
         43200, gt=0, description="How long a console sign-in lasts (cookie and server session).")

@@ -56,7 +56,11 @@ def test_map_shows_one_marker_per_active_fire_and_updates_live(page, console: Ru
     page.goto("/")
     page.wait_for_function("document.querySelectorAll('.fire-marker').length === 2")
     assert marker_keys(page) == ["A", "B"]  # C is out
-    # the basemap: tiles through the console's proxy (the fake Mapbox answers), no token in the page
+    # the basemap: none below EMBERWATCH_CONSOLE_BASEMAP_MIN_ZOOM (13) ...
+    page.wait_for_timeout(300)
+    assert page.locator("img.leaflet-tile").count() == 0
+    # ... and from it, tiles through the console's proxy (the fake Mapbox answers), no token in the page
+    page.evaluate("map.setZoom(13)")
     page.wait_for_selector("img.leaflet-tile-loaded")
     srcs = page.eval_on_selector_all("img.leaflet-tile", "els => els.map(e => e.src)")
     assert srcs and all(s.startswith(console.url + "/basemap/") for s in srcs)

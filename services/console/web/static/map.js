@@ -1,9 +1,14 @@
 // The live map: one marker per active fire; a click shows its tiles with feedback buttons.
-const map = L.map('map').setView([56, -106], 4);
-L.tileLayer('/basemap/{z}/{x}/{y}', {
-  maxZoom: 18, tileSize: 512, zoomOffset: -1,
-  attribution: '© Mapbox © OpenStreetMap © Maxar',
-}).addTo(map);
+const map = L.map('map', {minZoom: 2, maxZoom: 18})  // its own limits: a layer's would override them
+  .setView([56, -106], 4);
+// The basemap comes through the console (the token stays on the server), from the configured zoom on;
+// below it the map is a plain background.
+fetch('/api/me').then(r => r.json()).then(me => {
+  L.tileLayer('/basemap/{z}/{x}/{y}', {
+    minZoom: me.basemap_min_zoom, maxZoom: 18, tileSize: 512, zoomOffset: -1,
+    attribution: '© Mapbox © OpenStreetMap © Maxar',
+  }).addTo(map);
+});
 const markers = L.layerGroup().addTo(map);
 let fires = [];
 let selected = null;
