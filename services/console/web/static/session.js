@@ -29,9 +29,20 @@ document.getElementById('signin-form').addEventListener('submit', async (e) => {
   refreshSession();
 });
 function onStreamChange(handler) {
+  // A burst of events (a replay, a big snapshot) becomes one refetch per kind every 250 ms at most.
+  const due = new Set();
+  let timer = null;
+  const later = (kind) => {
+    due.add(kind);
+    if (timer === null) timer = setTimeout(() => {
+      timer = null;
+      const kinds = [...due]; due.clear();
+      for (const k of kinds) handler(k);
+    }, 250);
+  };
   const source = new EventSource('/api/stream');
-  source.addEventListener('changed', (e) => handler(JSON.parse(e.data).kind));
-  source.addEventListener('hello', () => handler('all'));
+  source.addEventListener('changed', (e) => later(JSON.parse(e.data).kind));
+  source.addEventListener('hello', () => handler('all'));  // (re)connected: refetch everything now
   return source;
 }
 refreshSession();
