@@ -116,3 +116,16 @@ def test_basemap_goes_through_the_console_with_the_token_server_side(console: Ru
     assert MAPBOX_TOKEN.encode() not in r.content and MAPBOX_TOKEN not in str(r.headers)
     assert httpx.get(f"{console.url}/basemap/3/9/2").status_code == 404  # outside the zoom's grid
     assert MAPBOX_TOKEN not in console.log_text()  # the proxy's requests log no token (DEBUG on)
+
+
+def test_an_unanswered_command_id_is_404(console: RunningConsole) -> None:
+    r = httpx.get(f"{console.url}/api/decisions/no-such-command")
+    assert r.status_code == 404 and "no answer" in r.json()["error"]
+
+
+def test_the_pages_and_leaflet_are_served_by_the_console(console: RunningConsole) -> None:
+    for path, says in (("/", "leaflet.js"), ("/models", "decisions"), ("/vendor/leaflet/leaflet.js", "Leaflet")):
+        r = httpx.get(f"{console.url}{path}")
+        assert r.status_code == 200 and says in r.text
+    page = httpx.get(f"{console.url}/").text
+    assert "http://" not in page and "https://" not in page  # nothing from a CDN
