@@ -18,6 +18,7 @@ app.add_typer(stack_app, name="stack")
 # The order here is the order `emberwatch --help` lists the commands in.
 app.command("run")(service_commands.run_service)
 app.command("sim")(service_commands.run_simulator)
+app.command("console")(service_commands.run_console)
 app.command("replay")(event_commands.replay)
 app.command("demo")(demo_command.demo)
 app.command("models")(model_commands.models)

@@ -14,6 +14,7 @@ class ServiceName(StrEnum):
     trainer = "trainer"
     gatekeeper = "gatekeeper"
     notifier = "notifier"
+    console = "console"
 
 
 class SimulatorName(StrEnum):
@@ -36,3 +37,20 @@ def run_simulator(
     """Run one simulator of an external service (CWFIS, Mapbox, Discord) over real HTTP."""
     module = importlib.import_module(f"simulators.{name.value}.main")
     module.main(host=host, port=port)
+
+
+
+def run_console(
+    port: int | None = typer.Option(None, help="Port to listen on (default: EMBERWATCH_CONSOLE_PORT, 8090)."),
+    host: str | None = typer.Option(None, help="Address to bind (default: EMBERWATCH_CONSOLE_HOST, 127.0.0.1)."),
+) -> None:
+    """Serve the operator console: the live fire map with its tiles and feedback, the models page,
+    and signed-in operators' commands (approve, reject, promote, rollback). It reads the event streams
+    from the beginning and writes only models.commands.v1 and labels.feedback.v1 events."""
+    import os
+
+    if port is not None:
+        os.environ["EMBERWATCH_CONSOLE_PORT"] = str(port)
+    if host is not None:
+        os.environ["EMBERWATCH_CONSOLE_HOST"] = host
+    run_service(ServiceName.console)  # the one dispatcher that imports a service by name

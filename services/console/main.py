@@ -1,0 +1,371 @@
+"""Wiring: the broker and its five subscriptions, the web application (starlette), uvicorn.
+
+``emberwatch console`` runs it. The console reads the streams from the beginning with no consumer
+group (nothing committed; each start rebuilds its in-memory view) and writes only two kinds of
+events: ``ModelCommand`` (approve/reject/promote/rollback) and ``LabelFeedback``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from pydantic import BaseModel, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from emberwatch.common.config import get_settings, narrow
+from emberwatch.common.logging import configure_logging
+from emberwatch.common.telemetry import MESSAGES_CONSUMED, SERVICE_UP
+from emberwatch.common.tile_store import TileMissing, TileUnavailable, read_tile
+from emberwatch.contracts import FireObserved, ModelCandidate, ModelDecision, TileReady
+from emberwatch.contracts.envelope import Envelope
+from emberwatch.contracts.events import CommandKind, Label, LabelFeedback
+from emberwatch.messaging.broker import build_broker, publish_event
+from emberwatch.messaging.consumer import keep_raw_bodies
+from emberwatch.operations.send_command import model_command
+from services.console.handlers import ConsoleView
+from services.console.models import Topics
+from services.console.settings import SERVICE, ConsoleSettings
+
+log = logging.getLogger(__name__)
+
+WEB = Path(__file__).resolve().parent / "web"
+LEAFLET = WEB / "node_modules" / "leaflet" / "dist"
+COOKIE = "emberwatch_console"
+ATTRIBUTION = "© Mapbox © OpenStreetMap © Maxar"
+_NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+_TILE_ID = re.compile(r"^[0-9a-f]{64}$")
+
+CONSOLE_REQUESTS = Counter("emberwatch_console_writes_total",
+                           "Console write requests, by kind (command, feedback, signin) and outcome.",
+                           ["kind", "outcome"])
+
+
+class SignIn(BaseModel):
+    token: str = Field(min_length=1, max_length=4096)
+    name: str = Field(min_length=1, max_length=64)
+
+
+class CommandRequest(BaseModel):
+    command: CommandKind
+    version: str | None = Field(None, pattern=r"^[0-9]+$")
+    reason: str = Field("", max_length=2000)
+
+
+class FeedbackRequest(BaseModel):
+    tile_id: str
+    label: Label
+    note: str = Field("", max_length=2000)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class Console:
+    """The view, the broker, the sessions and the HTTP routes; ``app`` is the ASGI application."""
+
+    def __init__(self, settings: ConsoleSettings, topics: Topics = Topics()) -> None:
+        self.settings, self.topics = settings, topics
+        self.view = ConsoleView()
+        self.broker = build_broker(settings, SERVICE, graceful_timeout=5.0)
+        self.started = False
+        self._sessions: dict[str, tuple[str, float]] = {}
+        self._http: httpx.AsyncClient | None = None
+        for topic, model, handler in (
+            (topics.fires, FireObserved, self.view.on_fire),
+            (topics.tiles, TileReady, self.view.on_tile),
+            (topics.decisions, ModelDecision, self.view.on_decision),
+            (topics.candidates, ModelCandidate, self.view.on_candidate),
+            (topics.feedback, LabelFeedback, self.view.on_feedback),
+        ):
+            # No group: every partition from the beginning, nothing committed. Bodies stay bytes and are
+            # validated once against the event model (invalid ones are counted and skipped).
+            self.broker.subscriber(topic, group_id=None, auto_offset_reset="earliest", decoder=keep_raw_bodies)(
+                self._handler(topic, model, handler))
+        self.app = Starlette(routes=[
+            Route("/", self.page_map), Route("/models", self.page_models),
+            Route("/healthz", self.healthz), Route("/metrics", self.metrics),
+            Route("/api/fires", self.api_fires), Route("/api/tiles", self.api_tiles),
+            Route("/api/models", self.api_models), Route("/api/me", self.api_me),
+            Route("/api/decisions/{command_id}", self.api_decision),
+            Route("/api/stream", self.api_stream),
+            Route("/api/signin", self.api_signin, methods=["POST"]),
+            Route("/api/signout", self.api_signout, methods=["POST"]),
+            Route("/api/commands", self.api_commands, methods=["POST"]),
+            Route("/api/feedback", self.api_feedback, methods=["POST"]),
+            Route("/tiles/{tile_id}", self.tile),
+            Route("/basemap/{z:int}/{x:int}/{y:int}", self.basemap),
+            Mount("/static", StaticFiles(directory=WEB / "static"), name="static"),
+            Mount("/vendor/leaflet", StaticFiles(directory=LEAFLET, check_dir=False), name="leaflet"),
+        ], lifespan=self._lifespan)
+
+    def _handler(self, topic: str, model: type[Envelope],
+                 handle: Callable[..., Awaitable[None]]) -> Callable[[bytes], Awaitable[None]]:
+        async def on_message(body: bytes) -> None:
+            try:
+                event = model.from_bytes(body)
+            except (ValidationError, ValueError) as exc:  # not ours to dead-letter: the owners do
+                MESSAGES_CONSUMED.labels(SERVICE, topic, "invalid").inc()
+                log.warning("skipped an invalid event", extra={"topic": topic, "error": str(exc)[:300]})
+                return
+            await handle(event)
+            MESSAGES_CONSUMED.labels(SERVICE, topic, "ok").inc()
+        on_message.__name__ = f"console_{topic.replace('.', '_')}"
+        return on_message
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self._http = httpx.AsyncClient(timeout=15.0)
+        await self.broker.start()
+        self.started = True
+        SERVICE_UP.labels(SERVICE).set(1)
+        try:
+            yield
+        finally:
+            self.started = False
+            SERVICE_UP.labels(SERVICE).set(0)
+            await self.broker.stop()
+            await self._http.aclose()
+            log.info("console stopped", extra={"service": SERVICE})
+
+    # --- sessions --------------------------------------------------------------------------------
+    def user(self, request: Request) -> str | None:
+        sid = request.cookies.get(COOKIE)
+        entry = self._sessions.get(sid or "")
+        if entry is None:
+            return None
+        name, expires = entry
+        if time.time() > expires:
+            self._sessions.pop(sid or "", None)
+            return None
+        return name
+
+    async def _json(self, request: Request, model: type[BaseModel]) -> BaseModel | JSONResponse:
+        try:
+            raw = await request.body()
+            data = json.loads(raw) if raw else None
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "the body is not JSON")
+        if not isinstance(data, dict):
+            return _error(400, "the body must be a JSON object")
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+            return _error(422, f"invalid request: {problems}")
+
+    async def api_signin(self, request: Request) -> Response:
+        body = await self._json(request, SignIn)
+        if isinstance(body, Response):
+            CONSOLE_REQUESTS.labels("signin", "invalid").inc()
+            return body
+        expected = self.settings.console_operator_token
+        if expected is None or not expected.get_secret_value():
+            CONSOLE_REQUESTS.labels("signin", "refused").inc()
+            return _error(403, "sign-in is disabled: EMBERWATCH_CONSOLE_OPERATOR_TOKEN is not set")
+        if not _NAME.match(body.name):
+            return _error(422, "invalid request: name: letters, digits and . _ @ - only (1-64)")
+        if not hmac.compare_digest(body.token.encode(), expected.get_secret_value().encode()):
+            CONSOLE_REQUESTS.labels("signin", "refused").inc()
+            log.warning("console sign-in refused", extra={"user": body.name})  # never the token
+            return _error(401, "wrong operator token")
+        sid = secrets.token_urlsafe(32)
+        max_age = self.settings.console_session_max_age_s
+        self._sessions[sid] = (body.name, time.time() + max_age)
+        CONSOLE_REQUESTS.labels("signin", "ok").inc()
+        log.info("console sign-in", extra={"user": body.name})
+        response = JSONResponse({"user": body.name})
+        response.set_cookie(COOKIE, sid, max_age=max_age, httponly=True, samesite="strict", path="/")
+        return response
+
+    async def api_signout(self, request: Request) -> Response:
+        self._sessions.pop(request.cookies.get(COOKIE, ""), None)
+        response = JSONResponse({"user": None})
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    async def api_me(self, request: Request) -> Response:
+        return JSONResponse({"user": self.user(request),
+                             "signin_enabled": self.settings.console_operator_token is not None,
+                             "basemap_min_zoom": self.settings.console_basemap_min_zoom})
+
+    # --- writes ----------------------------------------------------------------------------------
+    async def api_commands(self, request: Request) -> Response:
+        user = self.user(request)
+        if user is None:
+            CONSOLE_REQUESTS.labels("command", "unauthorized").inc()
+            return _error(401, "sign in as an operator to send commands")
+        body = await self._json(request, CommandRequest)
+        if isinstance(body, Response):
+            CONSOLE_REQUESTS.labels("command", "invalid").inc()
+            return body
+        if body.command == "promote" and body.version is None:
+            return _error(422, "invalid request: version: a promote needs the version to promote")
+        command = model_command(body.command, self.settings.console_model_name, requested_by=f"console:{user}",
+                                version=body.version, reason=body.reason,
+                                wait_s=self.settings.console_command_wait_s, producer=SERVICE)
+        await publish_event(self.broker, command, service=SERVICE)
+        CONSOLE_REQUESTS.labels("command", "ok").inc()
+        log.info("console command sent", extra={"command": command.command, "version": command.version,
+                                                "command_id": command.event_id, "user": user})
+        return JSONResponse({"command_id": command.event_id, "command": command.command,
+                             "version": command.version, "requested_by": command.requested_by}, status_code=202)
+
+    async def api_feedback(self, request: Request) -> Response:
+        user = self.user(request)
+        if user is None:
+            CONSOLE_REQUESTS.labels("feedback", "unauthorized").inc()
+            return _error(401, "sign in as an operator to label tiles")
+        body = await self._json(request, FeedbackRequest)
+        if isinstance(body, Response):
+            CONSOLE_REQUESTS.labels("feedback", "invalid").inc()
+            return body
+        tile = self.view.tiles.get(body.tile_id)
+        if tile is None:
+            CONSOLE_REQUESTS.labels("feedback", "unknown_tile").inc()
+            return _error(404, f"unknown tile id {body.tile_id[:80]!r}: no tiles.ready.v1 event announced it")
+        feedback = LabelFeedback.create(producer=SERVICE, tile_id=tile.tile_id, label=body.label,
+                                        labelled_by=f"console:{user}", note=body.note,
+                                        previous_label=tile.label, trace_id=tile.trace_id)
+        await publish_event(self.broker, feedback, service=SERVICE)
+        CONSOLE_REQUESTS.labels("feedback", "ok").inc()
+        log.info("console feedback sent", extra={"tile_id": tile.tile_id, "label": body.label, "user": user})
+        return JSONResponse({"event_id": feedback.event_id, "tile_id": tile.tile_id, "label": body.label},
+                            status_code=202)
+
+    # --- reads -----------------------------------------------------------------------------------
+    async def page_map(self, request: Request) -> Response:
+        return FileResponse(WEB / "index.html")
+
+    async def page_models(self, request: Request) -> Response:
+        return FileResponse(WEB / "models.html")
+
+    async def healthz(self, request: Request) -> Response:
+        if not self.started:
+            return _error(503, "starting: the broker is not connected yet")
+        return JSONResponse({"status": "ok", "service": SERVICE, "fires": len(self.view.fires),
+                             "tiles": len(self.view.tiles)})
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def api_fires(self, request: Request) -> Response:
+        return JSONResponse({"fires": self.view.active_fires(), "attribution": ATTRIBUTION})
+
+    async def api_tiles(self, request: Request) -> Response:
+        fire_key = request.query_params.get("fire_key")
+        if not fire_key:
+            return _error(400, "give the fire: /api/tiles?fire_key=<fire_key>")
+        return JSONResponse({"fire_key": fire_key, "tiles": self.view.fire_tiles(fire_key),
+                             "attribution": ATTRIBUTION})
+
+    async def api_models(self, request: Request) -> Response:
+        return JSONResponse(self.view.models())
+
+    async def api_decision(self, request: Request) -> Response:
+        decision = self.view.decision_for(request.path_params["command_id"])
+        if decision is None:
+            return _error(404, "no answer to that command yet")
+        return JSONResponse(decision)
+
+    async def api_stream(self, request: Request) -> Response:
+        queue = self.view.listen()
+
+        async def events() -> AsyncIterator[bytes]:
+            try:
+                yield b"event: hello\ndata: {}\n\n"
+                while True:
+                    try:
+                        kind = await asyncio.wait_for(queue.get(), timeout=15.0)
+                    except TimeoutError:
+                        yield b": keep-alive\n\n"
+                        continue
+                    yield f"event: changed\ndata: {json.dumps({'kind': kind})}\n\n".encode()
+            finally:
+                self.view.unlisten(queue)
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    async def tile(self, request: Request) -> Response:
+        tile_id = request.path_params["tile_id"]
+        tile = self.view.tiles.get(tile_id) if _TILE_ID.match(tile_id) else None
+        if tile is None:
+            return PlainTextResponse(f"unknown tile id {tile_id[:80]!r}: no tiles.ready.v1 event announced it",
+                                     status_code=404)
+        try:
+            data = await asyncio.to_thread(read_tile, tile.uri, settings=self.settings)
+        except TileMissing:
+            return PlainTextResponse(f"tile {tile_id} was announced but is not in the tile store", status_code=404)
+        except TileUnavailable as exc:
+            log.warning("tile unreadable", extra={"tile_id": tile_id, "error": type(exc).__name__})
+            return PlainTextResponse(f"tile {tile_id} cannot be read from the tile store now", status_code=502)
+        media = "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else \
+            "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "application/octet-stream"
+        return Response(data, media_type=media, headers={"Cache-Control": "public, max-age=86400, immutable"})
+
+    async def basemap(self, request: Request) -> Response:
+        """A Mapbox raster tile fetched by the console: the token stays on the server."""
+        z, x, y = (request.path_params[k] for k in ("z", "x", "y"))
+        if not 0 <= z <= 22 or not (0 <= x < 2**z and 0 <= y < 2**z):
+            return PlainTextResponse("no such basemap tile", status_code=404)
+        token = self.settings.mapbox_token.get_secret_value() if self.settings.mapbox_token else None
+        url = f"{self.settings.mapbox_api_url.rstrip('/')}/v4/{self.settings.console_basemap_tileset}/{z}/{x}/{y}@2x.jpg90"
+        assert self._http is not None
+        try:
+            upstream = await self._http.get(url, params={"access_token": token} if token else None)
+        except httpx.HTTPError as exc:
+            log.warning("basemap fetch failed", extra={"error": type(exc).__name__})  # never the URL: it has the token
+            return PlainTextResponse("the basemap provider did not answer", status_code=502)
+        if upstream.status_code != 200:
+            return PlainTextResponse(f"the basemap provider answered {upstream.status_code}",
+                                     status_code=404 if upstream.status_code == 404 else 502)
+        return Response(upstream.content, media_type=upstream.headers.get("content-type", "image/jpeg"),
+                        headers={"Cache-Control": "public, max-age=3600"})
+
+
+def serve(settings: ConsoleSettings, topics: Topics = Topics()) -> None:
+    """Serve the console until SIGTERM/SIGINT (uvicorn stops the broker through the lifespan)."""
+    console = Console(settings, topics)
+    config = uvicorn.Config(console.app, host=settings.console_host, port=settings.console_port,
+                            log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    if settings.console_port:
+        try:  # the local Prometheus scrapes the console's own /metrics
+            from emberwatch.stack.prometheus_config import register_target
+
+            register_target(settings, SERVICE, f"{settings.console_host}:{settings.console_port}")
+        except OSError:
+            log.warning("could not register with the local Prometheus", extra={"service": SERVICE})
+    log.info("console starting", extra={"service": SERVICE, "host": settings.console_host,
+                                        "port": settings.console_port,
+                                        "kafka": settings.kafka_bootstrap_servers,
+                                        "signin_enabled": settings.console_operator_token is not None})
+    try:
+        server.run()
+    except SystemExit as exc:
+        raise SystemExit(f"emberwatch console: cannot serve on {settings.console_host}:{settings.console_port}; "
+                         "another process uses it? set EMBERWATCH_CONSOLE_PORT to a free port") from exc
+
+
+def main() -> None:
+    """``emberwatch console`` (also ``emberwatch run console``): settings from the environment."""
+    settings = narrow(get_settings(), ConsoleSettings)
+    configure_logging(settings.log_level, settings.log_format)
+    serve(settings)

@@ -1,0 +1,54 @@
+"""The console's view models: what it knows from the streams, kept in memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from emberwatch.contracts import FireObserved, ModelCandidate, ModelDecision, TileReady
+from emberwatch.contracts.events import LabelFeedback
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The topics consumed (production uses the contracts')."""
+
+    fires: str = FireObserved.TOPIC
+    tiles: str = TileReady.TOPIC
+    decisions: str = ModelDecision.TOPIC
+    candidates: str = ModelCandidate.TOPIC
+    feedback: str = LabelFeedback.TOPIC
+
+
+def fire_view(fire: FireObserved) -> dict:
+    return {
+        "fire_key": fire.fire_key, "name": fire.name, "agency": fire.agency, "source": fire.source,
+        "lat": fire.lat, "lon": fire.lon, "stage": fire.stage_of_control or "unknown",
+        "hectares": fire.hectares,
+        "start_date": fire.start_date.date().isoformat() if fire.start_date else None,
+        "change": fire.change, "snapshot_at": fire.snapshot_at.isoformat(),
+    }
+
+
+def tile_view(tile: TileReady, feedback: LabelFeedback | None) -> dict:
+    return {
+        "tile_id": tile.tile_id, "url": f"/tiles/{tile.tile_id}", "label": tile.label, "split": tile.split,
+        "fire_key": tile.fire_key, "lat": tile.lat, "lon": tile.lon, "provider": tile.provider,
+        "feedback": None if feedback is None else {
+            "label": feedback.label, "labelled_by": feedback.labelled_by, "note": feedback.note,
+            "at": feedback.occurred_at.isoformat()},
+    }
+
+
+def decision_view(d: ModelDecision) -> dict:
+    return {
+        "event_id": d.event_id, "at": d.occurred_at.isoformat(), "model_name": d.model_name,
+        "candidate_version": d.candidate_version, "champion_version": d.champion_version,
+        "decision": d.decision, "refused": d.refused, "reason": d.reason, "basis": d.basis,
+        "requested_by": d.requested_by, "command_id": d.command_id,
+        "evidence": {"n": d.evidence.n, "p_value": d.evidence.p_value, "rule": d.evidence.rule},
+    }
+
+
+def candidate_view(c: ModelCandidate) -> dict:
+    return {"model_name": c.model_name, "version": c.version, "at": c.occurred_at.isoformat(),
+            "metrics": c.metrics, "backbone_weights": c.backbone_weights}

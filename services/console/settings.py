@@ -1,0 +1,32 @@
+"""The console's own settings (``EMBERWATCH_CONSOLE_*``), on top of the common ones.
+
+The basemap goes through the console with the common ``EMBERWATCH_MAPBOX_API_URL`` and
+``EMBERWATCH_MAPBOX_TOKEN``: the token never reaches the browser.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from emberwatch.common.config import Settings
+
+SERVICE = "console"  # the service's name: logs, metrics, client ids, event producer
+
+
+class ConsoleSettings(Settings):
+    console_host: str = Field("127.0.0.1", description="Address the operator console binds.")
+    console_port: int = Field(8090, ge=0, le=65535, description="Port of the operator console (0: any free port).")
+    console_operator_token: SecretStr | None = Field(
+        None, description="Operator token (secret): signing in with it allows commands and feedback; "
+                          "unset, nobody can sign in and the console is read-only.")
+    console_model_name: str = Field(
+        "emberwatch-resnet50", description="Registered model the console's commands are about.")
+    console_command_wait_s: float = Field(
+        120.0, gt=0, description="A console command expires this long after it is sent.")
+    console_basemap_tileset: str = Field(
+        "mapbox.satellite", description="Mapbox raster tileset the console's basemap proxy serves.")
+    console_basemap_min_zoom: int = Field(
+        13, ge=0, le=22, description="Map zoom from which the basemap is shown (below: a plain background). "
+                                     "The Mapbox simulator draws low-zoom tiles too slowly to serve them.")
+    console_session_max_age_s: int = Field(
+        43200, gt=0, description="How long a console sign-in lasts (cookie and server session).")

@@ -1,0 +1,213 @@
+"""A real Tansu broker, a tile store with real PNGs, a fake Mapbox raster API, and the console as its
+own process (``emberwatch console``) on a free port of 127.0.0.1, stopped by process group after."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from PIL import Image
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from emberwatch.common.config import Settings
+from emberwatch.common.telemetry import free_port
+from emberwatch.common.tile_store import TileStore
+from emberwatch.contracts import FireObserved, TileReady
+from emberwatch.contracts.envelope import Envelope
+from emberwatch.messaging.broker import build_broker, client_options, publish_event
+from emberwatch.operations.create_topics import create_topics
+from tests.conftest import REPO, env_for, running_stack
+from tests.support.serve_app import serve_in_thread
+
+OPERATOR_TOKEN = "op-token-7f3a9c1e5b"  # a secret: it must appear in no log and no event
+MAPBOX_TOKEN = "pk.mapbox-secret-42"
+
+
+async def _publish(settings: Settings, events: list[Envelope]) -> None:
+    broker = build_broker(settings, "console-test")
+    await broker.start()
+    try:
+        for event in events:
+            await publish_event(broker, event, service="console-test")
+    finally:
+        await broker.stop()
+
+
+def run_async(make_coro):  # noqa: ANN001, ANN201
+    """Run a coroutine to its end on a thread of its own: playwright's sync API keeps an event loop
+    running on the test's thread, where ``asyncio.run`` is refused."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make_coro())).result()
+
+
+def publish(settings: Settings, *events: Envelope) -> None:
+    run_async(lambda: _publish(settings, list(events)))
+
+
+async def _read_all(settings: Settings, topic: str) -> list[bytes]:
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        values: list[bytes] = []
+        deadline = time.monotonic() + 15
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in tps])
+
+        while await behind():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {topic} to its end")
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                values.extend(r.value or b"" for r in records)
+        return values
+    finally:
+        await consumer.stop()
+
+
+def read_all(settings: Settings, topic: str) -> list[bytes]:
+    return run_async(lambda: _read_all(settings, topic))
+
+
+def png(color: tuple[int, int, int], size: int = 64) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def fire(key: str, change: str, *, agency: str = "bc", stage: str = "OC", hectares: float = 12.5,
+         lat: float = 50.0, lon: float = -120.0, at: str = "2026-07-01T12:00:00") -> FireObserved:
+    return FireObserved.create(
+        producer="console-test", fire_key=key, source="cwfis-csv", agency=agency, name=f"Fire {key}",
+        lat=lat, lon=lon, start_date=datetime(2026, 6, 28, tzinfo=UTC), hectares=hectares,
+        stage_of_control=stage, change=change, snapshot_at=datetime.fromisoformat(at).replace(tzinfo=UTC))
+
+
+def tile(store: TileStore, data: bytes, fire_key: str, label: str) -> TileReady:
+    stored = store.put(data, "png")
+    return TileReady.create(producer="console-test", tile_id=stored.tile_id, uri=stored.uri, lat=50.0, lon=-120.0,
+                            zoom=15, size_px=64, label=label, split="train", fire_key=fire_key,
+                            provider="mapbox-static")
+
+
+@dataclass
+class FakeMapbox:
+    url: str
+    tokens: list[str | None] = field(default_factory=list)
+
+
+@dataclass
+class RunningConsole:
+    url: str
+    settings: Settings
+    log_path: Path
+    tiles: dict[str, TileReady]
+    mapbox: FakeMapbox
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _fake_mapbox_app(seen: list[str | None]) -> Starlette:
+    jpeg = io.BytesIO()
+    Image.new("RGB", (512, 512), (40, 90, 40)).save(jpeg, format="JPEG")
+
+    async def raster(request: Request) -> Response:
+        seen.append(request.query_params.get("access_token"))
+        return Response(jpeg.getvalue(), media_type="image/jpeg")
+
+    return Starlette(routes=[Route("/v4/{tileset}/{z:int}/{x:int}/{tail}", raster)])
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningConsole]:
+    base = tmp_path_factory.mktemp("console")
+    with running_stack(base / "stack", "kafka") as settings:
+        run_async(lambda: create_topics(settings))
+        store = TileStore(base / "tiles")
+        tiles = {
+            "fire": tile(store, png((200, 60, 20)), "A", "wildfire"),
+            "free1": tile(store, png((30, 110, 40)), "A", "nowildfire"),
+            "free2": tile(store, png((90, 90, 90)), "A", "nowildfire"),
+        }
+        publish(settings,
+                fire("A", "new", agency="bc", stage="OC"),
+                fire("B", "new", agency="ab", stage="BH", lat=54.0, lon=-114.0),
+                fire("B", "updated", agency="ab", stage="UC", lat=54.0, lon=-114.0, hectares=40.0,
+                     at="2026-07-01T18:00:00"),
+                fire("C", "new", agency="on", lat=49.0, lon=-86.0),
+                fire("C", "out", agency="on", stage="EX", lat=49.0, lon=-86.0, at="2026-07-02T00:00:00"),
+                *tiles.values())
+        seen: list[str | None] = []
+        with serve_in_thread(_fake_mapbox_app(seen), "fake mapbox") as mapbox_url:
+            port = free_port()
+            env = env_for(settings)
+            env.update({"EMBERWATCH_CONSOLE_PORT": str(port), "EMBERWATCH_CONSOLE_OPERATOR_TOKEN": OPERATOR_TOKEN,
+                        "EMBERWATCH_MAPBOX_API_URL": mapbox_url, "EMBERWATCH_MAPBOX_TOKEN": MAPBOX_TOKEN,
+                        "EMBERWATCH_LOG_LEVEL": "DEBUG"})
+            log_path = base / "console.log"
+            with log_path.open("wb") as log_file:
+                proc = subprocess.Popen(
+                    [sys.executable, "-c", "from emberwatch.cli.main import app; app()", "console"],
+                    cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+                url = f"http://127.0.0.1:{port}"
+                try:
+                    _wait_ready(url, proc, log_path, fires=3, tiles=3)
+                    yield RunningConsole(url, settings, log_path, tiles, FakeMapbox(mapbox_url, seen))
+                finally:
+                    with _suppress():
+                        os.killpg(proc.pid, signal.SIGTERM)
+                    try:
+                        proc.wait(15)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        proc.wait(5)
+                        raise AssertionError("the console did not stop within 15 s of SIGTERM") from None
+                    # uvicorn re-raises the signal once it has shut down gracefully: -15 or 0
+                    assert proc.returncode in (0, -signal.SIGTERM), f"the console exited {proc.returncode}"
+                    assert '"console stopped"' in log_path.read_text(), "no graceful shutdown on SIGTERM"
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return isinstance(exc[1], ProcessLookupError)
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, log_path: Path, *, fires: int, tiles: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the console exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
+        try:
+            r = httpx.get(f"{url}/healthz", timeout=2)
+            if r.status_code == 200 and r.json()["fires"] >= fires and r.json()["tiles"] >= tiles:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the console did not catch up with the streams:\n{log_path.read_text()[-3000:]}")

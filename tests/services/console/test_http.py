@@ -1,0 +1,131 @@
+"""The console over real HTTP: bad input is refused clearly and publishes nothing; secrets stay out."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from emberwatch.contracts.events import LabelFeedback, ModelCommand
+from tests.services.console.conftest import MAPBOX_TOKEN, OPERATOR_TOKEN, RunningConsole, read_all
+
+
+@contextlib.contextmanager
+def signed_in(console: RunningConsole, name: str = "alice") -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=console.url, timeout=10) as client:
+        r = client.post("/api/signin", json={"token": OPERATOR_TOKEN, "name": name})
+        assert r.status_code == 200, r.text
+        yield client
+
+
+def test_health_and_metrics(console: RunningConsole) -> None:
+    health = httpx.get(f"{console.url}/healthz").json()
+    assert health["status"] == "ok" and health["fires"] == 3 and health["tiles"] == 3
+    metrics = httpx.get(f"{console.url}/metrics")
+    assert metrics.status_code == 200
+    assert 'emberwatch_messages_consumed_total{outcome="ok",service="console",topic="fires.observed.v1"} 5.0' \
+        in metrics.text
+
+
+def test_active_fires_are_those_not_out(console: RunningConsole) -> None:
+    fires = {f["fire_key"]: f for f in httpx.get(f"{console.url}/api/fires").json()["fires"]}
+    assert set(fires) >= {"A", "B"} and "C" not in fires
+    assert fires["B"]["stage"] == "UC" and fires["B"]["hectares"] == 40.0  # the latest change holds
+    assert fires["A"]["start_date"] == "2026-06-28" and fires["A"]["source"] == "cwfis-csv"
+
+
+def test_unknown_tile_id_is_a_clear_404(console: RunningConsole) -> None:
+    for tile_id in ("0" * 64, "not-a-tile"):
+        r = httpx.get(f"{console.url}/tiles/{tile_id}")
+        assert r.status_code == 404
+        assert "unknown tile id" in r.text
+
+
+def test_known_tile_is_served_from_the_store(console: RunningConsole) -> None:
+    t = console.tiles["fire"]
+    r = httpx.get(f"{console.url}/tiles/{t.tile_id}")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    import hashlib
+    assert hashlib.sha256(r.content).hexdigest() == t.tile_id
+
+
+def test_writes_without_a_session_are_401_and_publish_nothing(console: RunningConsole) -> None:
+    before_cmd = len(read_all(console.settings, ModelCommand.TOPIC))
+    before_fb = len(read_all(console.settings, LabelFeedback.TOPIC))
+    r = httpx.post(f"{console.url}/api/commands", json={"command": "promote", "version": "3"})
+    assert r.status_code == 401
+    r = httpx.post(f"{console.url}/api/feedback",
+                   json={"tile_id": console.tiles["fire"].tile_id, "label": "nowildfire"},
+                   cookies={"emberwatch_console": "forged-session"})
+    assert r.status_code == 401
+    assert len(read_all(console.settings, ModelCommand.TOPIC)) == before_cmd
+    assert len(read_all(console.settings, LabelFeedback.TOPIC)) == before_fb
+
+
+def test_wrong_token_is_refused_and_never_logged(console: RunningConsole) -> None:
+    r = httpx.post(f"{console.url}/api/signin", json={"token": "wrong-" + OPERATOR_TOKEN, "name": "mallory"})
+    assert r.status_code == 401 and "set-cookie" not in r.headers
+    with signed_in(console, "bob"):
+        pass
+    log = console.log_text()
+    assert "console sign-in" in log  # the log is there and speaks of sign-ins ...
+    assert OPERATOR_TOKEN not in log and MAPBOX_TOKEN not in log  # ... but never of the secrets
+
+
+@pytest.mark.parametrize("body, status, says", [
+    (b"{not json", 400, "not JSON"),
+    (b"[1, 2]", 400, "JSON object"),
+    (b'{"label": "wildfire"}', 422, "tile_id"),
+    (b'{"tile_id": "abc", "label": "maybe"}', 422, "label"),
+])
+def test_malformed_feedback_is_refused(console: RunningConsole, body: bytes, status: int, says: str) -> None:
+    with signed_in(console) as client:
+        before = len(read_all(console.settings, LabelFeedback.TOPIC))
+        r = client.post("/api/feedback", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == status and says in r.json()["error"]
+        assert len(read_all(console.settings, LabelFeedback.TOPIC)) == before
+
+
+def test_feedback_on_unknown_tile_is_404_and_publishes_nothing(console: RunningConsole) -> None:
+    with signed_in(console) as client:
+        before = len(read_all(console.settings, LabelFeedback.TOPIC))
+        r = client.post("/api/feedback", json={"tile_id": "f" * 64, "label": "wildfire"})
+        assert r.status_code == 404 and "unknown tile id" in r.json()["error"]
+        assert len(read_all(console.settings, LabelFeedback.TOPIC)) == before
+
+
+@pytest.mark.parametrize("body, says", [
+    ({"command": "promote"}, "version"),
+    ({"command": "explode"}, "command"),
+    ({"command": "approve", "version": "v3; drop"}, "version"),
+])
+def test_malformed_commands_are_refused(console: RunningConsole, body: dict, says: str) -> None:
+    with signed_in(console) as client:
+        before = len(read_all(console.settings, ModelCommand.TOPIC))
+        r = client.post("/api/commands", json=body)
+        assert r.status_code == 422 and says in r.json()["error"]
+        assert len(read_all(console.settings, ModelCommand.TOPIC)) == before
+
+
+def test_basemap_goes_through_the_console_with_the_token_server_side(console: RunningConsole) -> None:
+    r = httpx.get(f"{console.url}/basemap/3/1/2")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg" and r.content[:3] == b"\xff\xd8\xff"
+    assert console.mapbox.tokens and console.mapbox.tokens[-1] == MAPBOX_TOKEN
+    assert MAPBOX_TOKEN.encode() not in r.content and MAPBOX_TOKEN not in str(r.headers)
+    assert httpx.get(f"{console.url}/basemap/3/9/2").status_code == 404  # outside the zoom's grid
+    assert MAPBOX_TOKEN not in console.log_text()  # the proxy's requests log no token (DEBUG on)
+
+
+def test_an_unanswered_command_id_is_404(console: RunningConsole) -> None:
+    r = httpx.get(f"{console.url}/api/decisions/no-such-command")
+    assert r.status_code == 404 and "no answer" in r.json()["error"]
+
+
+def test_the_pages_and_leaflet_are_served_by_the_console(console: RunningConsole) -> None:
+    for path, says in (("/", "leaflet.js"), ("/models", "decisions"), ("/vendor/leaflet/leaflet.js", "Leaflet")):
+        r = httpx.get(f"{console.url}{path}")
+        assert r.status_code == 200 and says in r.text
+    page = httpx.get(f"{console.url}/").text
+    assert "http://" not in page and "https://" not in page  # nothing from a CDN
