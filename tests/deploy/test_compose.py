@@ -37,9 +37,13 @@ def test_compose_runs_every_part_and_every_service_from_one_image():
     assert "--model-control-mode=explicit" in services["triton"]["command"]
     assert "postgresql://" in " ".join(services["mlflow"]["command"])
     assert "s3://" in " ".join(services["mlflow"]["command"])
+    console = services["console"]
+    assert console["command"] == ["console"] and console["image"] == "emberwatch:latest"
+    assert console["ports"] == ["127.0.0.1:8090:8090"]  # the host's loopback only
     # Secrets only come from the host environment.
     text = (REPO / "compose.yaml").read_text()
     assert "EMBERWATCH_MAPBOX_TOKEN: ${MAPBOX_TOKEN" in text
+    assert "EMBERWATCH_CONSOLE_OPERATOR_TOKEN: ${CONSOLE_OPERATOR_TOKEN" in text
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")

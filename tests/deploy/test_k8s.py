@@ -17,6 +17,7 @@ import yaml
 from emberwatch.common.config import SERVICE_NAMES, Settings
 from emberwatch.contracts import Topic
 from emberwatch.operations.create_topics import parse_partitions
+from services.console.settings import ConsoleSettings
 from services.gatekeeper.settings import GatekeeperSettings
 from services.ingestor.settings import IngestorSettings
 from services.notifier.settings import NotifierSettings
@@ -26,11 +27,12 @@ from services.trainer.settings import TrainerSettings
 REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "deploy" / "k8s" / "base"
 KUBERNETES_VERSION = "1.31.0"
-SINGLE_INSTANCE = ("ingestor", "trainer", "gatekeeper", "notifier")
+SINGLE_INSTANCE = ("ingestor", "trainer", "gatekeeper", "notifier", "console")
 # Which Secret objects each workload may read; any other reference is a leak.
-TILE_SERVICES = ("tiler", "trainer", "gatekeeper")  # who writes or reads tiles
+TILE_SERVICES = ("tiler", "trainer", "gatekeeper", "console")  # who writes or reads tiles
 SECRETS = {"tiler": {"emberwatch-mapbox", "emberwatch-tiles-s3", "emberwatch-coordination"}, "trainer": {"emberwatch-tiles-s3", "emberwatch-coordination"},
            "gatekeeper": {"emberwatch-tiles-s3", "emberwatch-coordination"}, "notifier": {"emberwatch-discord"},
+           "console": {"emberwatch-console", "emberwatch-mapbox", "emberwatch-tiles-s3"},
            "mlflow": {"emberwatch-postgres", "emberwatch-s3"}, "postgres": {"emberwatch-postgres"}}
 SECRET_WORDS = ("TOKEN", "PASSWORD", "SECRET", "WEBHOOK", "ACCESS_KEY")
 
@@ -167,7 +169,7 @@ def test_nothing_is_published_outside_the_cluster(rendered):
 def test_every_emberwatch_variable_in_the_manifests_is_a_real_setting(rendered):
     known = set()
     for cls in (Settings, IngestorSettings, TilerSettings, TrainerSettings, GatekeeperSettings,
-                NotifierSettings):
+                NotifierSettings, ConsoleSettings):
         known |= {f"EMBERWATCH_{f.upper()}" for f in cls.model_fields}
     names = set(by_kind(rendered, "ConfigMap")["emberwatch-env"]["data"])
     for workload in by_kind(rendered, "Deployment").values():
@@ -175,3 +177,15 @@ def test_every_emberwatch_variable_in_the_manifests_is_a_real_setting(rendered):
             names |= {e["name"] for e in c.get("env", [])}
     unknown = {n for n in names if n.startswith("EMBERWATCH_")} - known
     assert not unknown, f"not settings of any service (typo?): {sorted(unknown)}"
+
+
+def test_the_console_serves_inside_the_cluster_with_its_health_as_probes(rendered):
+    console = by_kind(rendered, "Deployment")["console"]
+    (c,) = containers(console)
+    assert c["args"] == ["console"]
+    assert c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    env = {e["name"]: e for e in c["env"]}
+    assert env["EMBERWATCH_CONSOLE_HOST"]["value"] == "0.0.0.0"  # reachable by its Service, nothing more
+    ref = env["EMBERWATCH_CONSOLE_OPERATOR_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert (ref["name"], ref["key"]) == ("emberwatch-console", "operator-token")
+    assert by_kind(rendered, "Service")["console"]["spec"]["ports"][0]["port"] == 8090

@@ -153,3 +153,31 @@ def test_a_signed_in_approve_publishes_a_command_and_shows_its_answer(page, cons
     assert page.text_content("#champion") == "7"
     row = page.locator(f"#decisions tr[data-command-id='{command_id}']")
     assert json.dumps(row.inner_text()).count("console:carol") == 1 and "84" in row.inner_text()
+
+
+def test_each_page_renders_to_a_screenshot(page, console: RunningConsole, tmp_path) -> None:
+    """The map (a fire opened, its tiles shown) and the models page, as docs/ shows them. With
+    EMBERWATCH_DOCS_SCREENSHOTS=<folder> the images are also written there (how docs/ gets them)."""
+    import io
+    import os
+    import shutil
+
+    from PIL import Image
+
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto("/")
+    page.wait_for_selector(".fire-marker[data-fire-key='A']")
+    page.click(".fire-marker[data-fire-key='A']")
+    page.wait_for_function("[...document.querySelectorAll('.tile img')].filter(i => i.complete && i.naturalWidth > 0).length === 3")
+    shots = {"console-map.png": page.screenshot(full_page=True)}
+    page.goto("/models")
+    page.wait_for_selector("#session:has-text('viewer')")
+    shots["console-models.png"] = page.screenshot(full_page=True)
+    for name, data in shots.items():
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+        assert image.width == 1280 and image.height >= 800, (name, image.size)
+        colours = image.resize((160, 100)).getcolors(maxcolors=100_000)
+        assert colours is not None and len(colours) > 20, f"{name} looks blank"
+        (tmp_path / name).write_bytes(data)
+        if target := os.environ.get("EMBERWATCH_DOCS_SCREENSHOTS"):
+            shutil.copy(tmp_path / name, Path(target) / name)
