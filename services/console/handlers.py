@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from emberwatch.contracts import FireObserved, ModelCandidate, ModelDecision, TileReady
 from emberwatch.contracts.events import LabelFeedback
@@ -28,6 +29,8 @@ class ConsoleView:
         self.decisions: list[ModelDecision] = []
         self._seen: set[str] = set()
         self._listeners: set[asyncio.Queue[str]] = set()
+        self.observers: list[Callable[[str], None]] = []  # in-process parts told of each change (predictions)
+        self.prediction_of: Callable[[str], dict | None] = lambda tile_id: None  # set by the console
 
     # --- the page's live updates ---------------------------------------------------------------
     def listen(self) -> asyncio.Queue[str]:
@@ -39,6 +42,12 @@ class ConsoleView:
         self._listeners.discard(queue)
 
     def _changed(self, kind: str) -> None:
+        for observe in self.observers:
+            observe(kind)
+        self.notify(kind)
+
+    def notify(self, kind: str) -> None:
+        """Tell the open pages that ``kind`` changed (they refetch it)."""
         for queue in list(self._listeners):
             try:
                 queue.put_nowait(kind)
@@ -87,29 +96,51 @@ class ConsoleView:
 
     # --- what the pages read ---------------------------------------------------------------------
     def active_fires(self) -> list[dict]:
-        return [fire_view(f) for f in self.fires.values() if f.change != "out"]
+        return [fire_view(f) | {"prediction": self.fire_prediction(f.fire_key)}
+                for f in self.fires.values() if f.change != "out"]
+
+    def fire_prediction(self, fire_key: str) -> dict | None:
+        """The models on the fire's own tile, and whether they disagree on any of its tiles."""
+        tiles = self.tiles_by_fire.get(fire_key, [])
+        scored = {t: p for t in tiles if (p := self.prediction_of(t)) is not None}
+        if not scored:
+            return None
+        own = next((scored[t] for t in tiles if t in scored and self.tiles[t].label == "wildfire"), None)
+        return {"champion": own["champion"] if own else None, "challenger": own["challenger"] if own else None,
+                "disagree": any(p["disagree"] for p in scored.values()),
+                "tiles_scored": len(scored), "tiles": len(tiles)}
 
     def fire_tiles(self, fire_key: str) -> list[dict]:
         """The fire's own tile(s) first, then its matched fire-free tiles."""
         tiles = [self.tiles[t] for t in self.tiles_by_fire.get(fire_key, [])]
         tiles.sort(key=lambda t: t.label != "wildfire")
-        return [tile_view(t, self.feedback.get(t.tile_id)) for t in tiles]
+        return [tile_view(t, self.feedback.get(t.tile_id), self.prediction_of(t.tile_id)) for t in tiles]
 
-    def models(self) -> dict:
-        champion: str | None = None
+    def roles(self) -> dict[str, str | None]:
+        """Champion, challenger and previous champion as the decisions tell them."""
+        champions: list[str] = []  # the champions in turn; a rollback goes back down the list
         decided: set[str] = set()
-        for d in self.decisions:
-            if d.refused:
-                continue
+        for d in sorted((d for d in self.decisions if not d.refused), key=lambda d: d.occurred_at):
             decided.add(f"{d.model_name}:{d.candidate_version}")
-            if d.decision == "promoted":
-                champion = d.candidate_version
-            elif d.decision == "rolled_back":
-                champion = d.champion_version
+            if d.decision == "promoted" and d.candidate_version is not None:
+                champions.append(d.candidate_version)
+            elif d.decision == "rolled_back" and d.champion_version is not None:
+                while champions and champions[-1] != d.champion_version:
+                    champions.pop()
+                if not champions:
+                    champions.append(d.champion_version)
         waiting = [c for k, c in self.candidates.items() if k not in decided]
         challenger = max(waiting, key=lambda c: c.occurred_at).version if waiting else None
+        return {"champion": champions[-1] if champions else None, "challenger": challenger,
+                "previous": champions[-2] if len(champions) > 1 else None}
+
+    def candidate(self, version: str | None) -> ModelCandidate | None:
+        found = [c for c in self.candidates.values() if c.version == version]
+        return max(found, key=lambda c: c.occurred_at) if found else None
+
+    def models(self) -> dict:
         return {
-            "champion": champion, "challenger": challenger,
+            **self.roles(),
             "candidates": [candidate_view(c) for c in self.candidates.values()],
             "decisions": [decision_view(d) for d in reversed(self.decisions)],
         }

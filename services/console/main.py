@@ -1,8 +1,10 @@
 """Wiring: the broker and its five subscriptions, the web application (starlette), uvicorn.
 
 ``emberwatch console`` runs it. The console reads the streams from the beginning with no consumer
-group (nothing committed; each start rebuilds its in-memory view) and writes only two kinds of
-events: ``ModelCommand`` (approve/reject/promote/rollback) and ``LabelFeedback``.
+group (nothing committed; each start rebuilds its in-memory view), Triton for the models'
+predictions on each tile, MLflow for the candidates' plots and the gatekeeper's /metrics for the
+shadow's progress. It writes only two kinds of events: ``ModelCommand``
+(approve/reject/promote/rollback) and ``LabelFeedback``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import hmac
 import json
 import logging
+import os
 import re
 import secrets
 import time
@@ -39,8 +42,11 @@ from emberwatch.messaging.broker import build_broker, publish_event
 from emberwatch.messaging.consumer import keep_raw_bodies
 from emberwatch.operations.send_command import model_command
 from services.console.handlers import ConsoleView
-from services.console.models import Topics
+from services.console.models import Topics, role_view
+from services.console.predictions import TilePredictions
+from services.console.run_plots import MlflowUnavailable, PlotMissing, RunPlots
 from services.console.settings import SERVICE, ConsoleSettings
+from services.console.shadow_progress import read_progress
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,7 @@ COOKIE = "emberwatch_console"
 ATTRIBUTION = "© Mapbox © OpenStreetMap © Maxar"
 _NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 _TILE_ID = re.compile(r"^[0-9a-f]{64}$")
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 CONSOLE_REQUESTS = Counter("emberwatch_console_writes_total",
                            "Console write requests, by kind (command, feedback, signin) and outcome.",
@@ -83,6 +90,11 @@ class Console:
     def __init__(self, settings: ConsoleSettings, topics: Topics = Topics()) -> None:
         self.settings, self.topics = settings, topics
         self.view = ConsoleView()
+        self.predictions = TilePredictions(settings, lambda: self.view.tiles.values(), self.view.notify)
+        self.view.prediction_of = self.predictions.get
+        self.view.observers.append(self._observe)
+        self.plots = RunPlots(settings.mlflow_tracking_uri)
+        self._scoring: asyncio.Task | None = None
         self.broker = build_broker(settings, SERVICE, graceful_timeout=5.0)
         self.started = False
         self._sessions: dict[str, tuple[str, float]] = {}
@@ -109,6 +121,7 @@ class Console:
             Route("/api/signout", self.api_signout, methods=["POST"]),
             Route("/api/commands", self.api_commands, methods=["POST"]),
             Route("/api/feedback", self.api_feedback, methods=["POST"]),
+            Route("/api/runs/{run_id}/plots/{name}", self.run_plot),
             Route("/tiles/{tile_id}", self.tile),
             Route("/basemap/{z:int}/{x:int}/{y:int}", self.basemap),
             Mount("/static", StaticFiles(directory=WEB / "static"), name="static"),
@@ -135,14 +148,24 @@ class Console:
         await self.broker.start()
         self.started = True
         SERVICE_UP.labels(SERVICE).set(1)
+        self._scoring = asyncio.create_task(self.predictions.run(), name="console-predictions")
         try:
             yield
         finally:
             self.started = False
             SERVICE_UP.labels(SERVICE).set(0)
+            self._scoring.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scoring
             await self.broker.stop()
             await self._http.aclose()
             log.info("console stopped", extra={"service": SERVICE})
+
+    def _observe(self, kind: str) -> None:
+        if kind == "tiles":
+            self.predictions.tiles_added()
+        elif kind == "models":
+            self.predictions.models_changed()
 
     # --- sessions --------------------------------------------------------------------------------
     def user(self, request: Request) -> str | None:
@@ -266,17 +289,39 @@ class Console:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     async def api_fires(self, request: Request) -> Response:
-        return JSONResponse({"fires": self.view.active_fires(), "attribution": ATTRIBUTION})
+        return JSONResponse({"fires": self.view.active_fires(), "attribution": ATTRIBUTION,
+                             "predictions": self.predictions.status})
 
     async def api_tiles(self, request: Request) -> Response:
         fire_key = request.query_params.get("fire_key")
         if not fire_key:
             return _error(400, "give the fire: /api/tiles?fire_key=<fire_key>")
         return JSONResponse({"fire_key": fire_key, "tiles": self.view.fire_tiles(fire_key),
-                             "attribution": ATTRIBUTION})
+                             "attribution": ATTRIBUTION, "predictions": self.predictions.status})
 
     async def api_models(self, request: Request) -> Response:
-        return JSONResponse(self.view.models())
+        models = self.view.models()
+        name, ui = self.settings.console_model_name, self.settings.console_mlflow_ui_url or ""
+        roles = {role: role_view(role, name, models[role], self.view.candidate(models[role]), ui)
+                 for role in ("champion", "challenger", "previous")}
+        assert self._http is not None
+        progress = await read_progress(self._http, self.settings.console_gatekeeper_metrics_url)
+        return JSONResponse(models | {"model_name": name, "roles": roles, "gate": progress,
+                                      "mlflow_ui_url": ui})
+
+    async def run_plot(self, request: Request) -> Response:
+        run_id, name = request.path_params["run_id"], request.path_params["name"]
+        if not _RUN_ID.match(run_id) or not any(c.run_id == run_id for c in self.view.candidates.values()):
+            return PlainTextResponse(f"unknown run {run_id[:40]!r}: no models.candidates.v1 event names it",
+                                     status_code=404)
+        try:
+            data = await asyncio.to_thread(self.plots.get, run_id, name)
+        except PlotMissing as exc:
+            return PlainTextResponse(str(exc), status_code=404)
+        except MlflowUnavailable as exc:
+            log.warning("run plot unavailable", extra={"run_id": run_id, "plot": name, "error": str(exc)})
+            return PlainTextResponse(str(exc), status_code=502)
+        return Response(data, media_type="image/png", headers={"Cache-Control": "public, max-age=86400, immutable"})
 
     async def api_decision(self, request: Request) -> Response:
         decision = self.view.decision_for(request.path_params["command_id"])
@@ -368,4 +413,7 @@ def main() -> None:
     """``emberwatch console`` (also ``emberwatch run console``): settings from the environment."""
     settings = narrow(get_settings(), ConsoleSettings)
     configure_logging(settings.log_level, settings.log_format)
+    # a plot request must not hang a page for minutes on MLflow's default retries
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     serve(settings)

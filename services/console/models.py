@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from emberwatch.contracts import FireObserved, ModelCandidate, ModelDecision, TileReady
 from emberwatch.contracts.events import LabelFeedback
+from services.console.run_plots import PLOTS
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,9 @@ def fire_view(fire: FireObserved) -> dict:
     }
 
 
-def tile_view(tile: TileReady, feedback: LabelFeedback | None) -> dict:
+def tile_view(tile: TileReady, feedback: LabelFeedback | None, prediction: dict | None = None) -> dict:
     return {
+        "prediction": prediction,
         "tile_id": tile.tile_id, "url": f"/tiles/{tile.tile_id}", "label": tile.label, "split": tile.split,
         "fire_key": tile.fire_key, "lat": tile.lat, "lon": tile.lon, "provider": tile.provider,
         "feedback": None if feedback is None else {
@@ -45,10 +48,33 @@ def decision_view(d: ModelDecision) -> dict:
         "candidate_version": d.candidate_version, "champion_version": d.champion_version,
         "decision": d.decision, "refused": d.refused, "reason": d.reason, "basis": d.basis,
         "requested_by": d.requested_by, "command_id": d.command_id,
-        "evidence": {"n": d.evidence.n, "p_value": d.evidence.p_value, "rule": d.evidence.rule},
+        "evidence": {
+            "n": d.evidence.n, "n_wildfire": d.evidence.n_wildfire, "n_fire_free": d.evidence.n_fire_free,
+            "p_value": d.evidence.p_value, "rule": d.evidence.rule, "method": d.evidence.method,
+            "deltas": [{"metric": m.metric, "champion": m.champion, "challenger": m.challenger, "delta": m.delta,
+                        "ci_low": m.ci_low, "ci_high": m.ci_high, "confidence": m.confidence}
+                       for m in d.evidence.deltas]},
+        "warnings": list(d.warnings),
     }
 
 
 def candidate_view(c: ModelCandidate) -> dict:
     return {"model_name": c.model_name, "version": c.version, "at": c.occurred_at.isoformat(),
-            "metrics": c.metrics, "backbone_weights": c.backbone_weights}
+            "run_id": c.run_id, "metrics": c.metrics, "backbone_weights": c.backbone_weights,
+            "counts": {split: counts.model_dump() for split, counts in c.counts.items()}}
+
+
+def role_view(role: str, model_name: str, version: str | None, candidate: ModelCandidate | None,
+              mlflow_ui: str) -> dict | None:
+    """Champion, challenger or previous: the version, its MLflow pages and its run's plots."""
+    if version is None:
+        return None
+    ui = mlflow_ui.rstrip("/")
+    out = {"role": role, "version": version,
+           "mlflow_version_url": f"{ui}/#/models/{quote(model_name, safe='')}/versions/{version}",
+           "run_id": None, "mlflow_run_url": None, "plots": [], "metrics": {}}
+    if candidate is not None:
+        out.update(run_id=candidate.run_id, mlflow_run_url=f"{ui}/#/runs/{candidate.run_id}",
+                   metrics=candidate.metrics,
+                   plots=[f"/api/runs/{candidate.run_id}/plots/{name}" for name in PLOTS])
+    return out

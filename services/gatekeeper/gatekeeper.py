@@ -33,7 +33,14 @@ from services.gatekeeper.decide_promotion import GateResult, Look, decide_promot
 from services.gatekeeper.evidence import evidence_metrics, floor_evidence, gate_evidence, result_document
 from services.gatekeeper.label_corrections import LabelCorrections
 from services.gatekeeper.measure_latency import observe_fire_to_prediction
-from services.gatekeeper.metrics import CHAMPION_TILES, DECISIONS, HUMAN_LABELS, SHADOW_PAIRS, SHADOW_TILES
+from services.gatekeeper.metrics import (
+    CHAMPION_TILES,
+    DECISIONS,
+    GATE_MINIMUM,
+    HUMAN_LABELS,
+    SHADOW_PAIRS,
+    SHADOW_TILES,
+)
 from services.gatekeeper.record_quality import ModelQuality
 from services.gatekeeper.registry import Registry
 from services.gatekeeper.serving.control import ServingControl, state_lock
@@ -67,6 +74,10 @@ class Gatekeeper:
         self.quality = ModelQuality(settings.gatekeeper_dir, settings.model_name,
                                     window=settings.gatekeeper_quality_live_window,
                                     min_live=settings.gatekeeper_quality_min_live_samples)
+        minimums = self.thresholds()
+        GATE_MINIMUM.labels("all").set(minimums.min_pairs)
+        GATE_MINIMUM.labels("wildfire").set(minimums.min_wildfire_pairs)
+        GATE_MINIMUM.labels("nowildfire").set(minimums.min_fire_free_pairs)
         shadow = self.shadows.load()
         if shadow is not None:  # a restart: the shadow's gauges come back from its stored pairs
             self.quality.shadow_state(shadow)
@@ -364,6 +375,7 @@ class Gatekeeper:
                        else shadow.relabel(event.tile_id, LABEL_INDEX[event.label or "wildfire"]))
             if changed:
                 self.shadows.save(shadow)
+                self.quality.shadow_state(shadow)
                 SHADOW_PAIRS.set(len(shadow.pairs))
 
     def on_feedback(self, event: LabelFeedback) -> None:
@@ -379,6 +391,7 @@ class Gatekeeper:
             shadow = self.shadows.load()
             if shadow is not None and shadow.relabel(event.tile_id, LABEL_INDEX[event.label]):
                 self.shadows.save(shadow)
+                self.quality.shadow_state(shadow)
 
     def _time_is_up(self, shadow: Shadow) -> bool:
         return time.time() - shadow.started_at >= self.settings.gatekeeper_max_shadow_hours * 3600

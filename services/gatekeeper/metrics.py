@@ -10,6 +10,9 @@ from services.gatekeeper.measure_drift import EDGES
 # --- the gatekeeper's own work ---------------------------------------------------------------
 DECISIONS = Counter("emberwatch_gatekeeper_decisions_total", "Decisions by kind.", ["decision"])
 SHADOW_PAIRS = Gauge("emberwatch_gatekeeper_shadow_pairs", "Paired samples of the challenger in shadow.")
+GATE_MINIMUM = Gauge("emberwatch_gatekeeper_gate_minimum_pairs",
+                     "The gate's minimums before it looks: paired samples in all (label all) and per class "
+                     "(wildfire, nowildfire).", ["label"])
 SHADOW_TILES = Counter("emberwatch_gatekeeper_shadow_tiles_total",
                        "Live tiles scored by champion and challenger, by outcome.", ["outcome"])
 HUMAN_LABELS = Counter("emberwatch_gatekeeper_human_labels_total",
@@ -51,6 +54,10 @@ SHADOW_AGREEMENT = Gauge(
     "emberwatch_model_shadow_agreement",
     "Fraction of the shadow's paired tiles where challenger (version) and champion predict the same "
     "class, by source.", ["model", "version", "champion", "source"])
+SHADOW_CLASS_PAIRS = Gauge(
+    "emberwatch_model_shadow_class_pairs",
+    "The shadow's paired tiles now, by their label (wildfire, nowildfire; human labels and relabels "
+    "applied), to set against emberwatch_gatekeeper_gate_minimum_pairs.", ["model", "version", "champion", "label"])
 SHADOW_STARTED = Gauge(
     "emberwatch_model_shadow_started_timestamp_seconds",
     "Unix time the challenger (version) entered shadow; the series is gone once the shadow ends.",

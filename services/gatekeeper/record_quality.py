@@ -24,6 +24,7 @@ from services.gatekeeper.metrics import (
     PREDICTIONS,
     PSI,
     SHADOW_AGREEMENT,
+    SHADOW_CLASS_PAIRS,
     SHADOW_PAIRS_TOTAL,
     SHADOW_STARTED,
     WILDFIRE_PROBABILITY,
@@ -126,6 +127,9 @@ class ModelQuality:
             self._shadow = (shadow.candidate_version, shadow.champion_version)
         labels = dict(model=self.model, version=shadow.candidate_version, champion=shadow.champion_version)
         SHADOW_STARTED.labels(**labels).set(shadow.started_at)
+        wildfire = sum(p.label == 1 for p in shadow.pairs)
+        SHADOW_CLASS_PAIRS.labels(**labels, label="wildfire").set(wildfire)
+        SHADOW_CLASS_PAIRS.labels(**labels, label="nowildfire").set(len(shadow.pairs) - wildfire)
         for source in {p.source for p in shadow.pairs}:
             pairs = [p for p in shadow.pairs if p.source == source]
             agree = sum(agreement(p.champion_wildfire, p.challenger_wildfire) for p in pairs)
@@ -137,6 +141,8 @@ class ModelQuality:
             return
         challenger, champion = self._shadow
         SHADOW_STARTED.remove(self.model, challenger, champion)
+        for label in ("wildfire", "nowildfire"):
+            SHADOW_CLASS_PAIRS.remove(self.model, challenger, champion, label)
         for source in ("test", "live"):
             SHADOW_AGREEMENT.remove(self.model, challenger, champion, source)
         self._shadow = None

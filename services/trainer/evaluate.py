@@ -94,3 +94,28 @@ def plot_confusion(matrices: dict[str, np.ndarray], path: Path) -> Path:
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def plot_training_curves(history: dict[str, list[float]], path: Path) -> Path:
+    """Loss and accuracy per epoch, training beside validation (Keras' history keys: loss,
+    val_loss, accuracy, val_accuracy; a fine-tuning's as finetune_*). One panel per quantity."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [q for q in ("loss", "accuracy") if any(k.endswith(q) for k in history)]
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5 * max(1, len(panels)), 3.6), squeeze=False)
+    for ax, quantity in zip(axes[0], panels, strict=False):
+        for key in sorted(k for k in history if k == quantity or k.endswith(f"_{quantity}")):
+            values = history[key]
+            ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=key)
+        ax.set_title(quantity)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path

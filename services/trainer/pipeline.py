@@ -32,7 +32,7 @@ from services.trainer.artifacts import pick_known, write_artifacts
 from services.trainer.check_leakage import LeakageResult, SplitData, check_leakage
 from services.trainer.dataset import by_split, check_dataset, dataset_digest, labels_of
 from services.trainer.embedding_store import EmbeddingStore
-from services.trainer.evaluate import confusion, plot_confusion, split_metrics
+from services.trainer.evaluate import confusion, plot_confusion, plot_training_curves, split_metrics
 from services.trainer.fine_tune import export_fine_tuned_backbone, fine_tune
 from services.trainer.models import TileRecord, TrainingBundle, TrainingOutcome
 from services.trainer.read_tiles import read_images
@@ -247,6 +247,7 @@ class Trainer:
         matrices = {name: confusion(y[name], probs[name].argmax(axis=1))
                     for name in ("val", "test") if len(y[name])}
         plot_confusion(matrices, work / "plots" / "confusion_matrix.png")
+        plot_training_curves(epoch_metrics, work / "plots" / "training_curves.png")
         relabels = self.index.relabel_counts()
         human = self.index.human_label_counts()
         dataset_info = {"dataset_digest": digest, "backbone_id": bb.backbone_id, "counts": check.counts,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import io
 import os
 import signal
@@ -162,32 +163,65 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningConsole
                 *tiles.values())
         seen: list[str | None] = []
         with serve_in_thread(_fake_mapbox_app(seen), "fake mapbox") as mapbox_url:
-            port = free_port()
-            env = env_for(settings)
-            env.update({"EMBERWATCH_CONSOLE_PORT": str(port), "EMBERWATCH_CONSOLE_OPERATOR_TOKEN": OPERATOR_TOKEN,
-                        "EMBERWATCH_MAPBOX_API_URL": mapbox_url, "EMBERWATCH_MAPBOX_TOKEN": MAPBOX_TOKEN,
-                        "EMBERWATCH_LOG_LEVEL": "DEBUG"})
-            log_path = base / "console.log"
-            with log_path.open("wb") as log_file:
-                proc = subprocess.Popen(
-                    [sys.executable, "-c", "from emberwatch.cli.main import app; app()", "console"],
-                    cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-                url = f"http://127.0.0.1:{port}"
-                try:
-                    _wait_ready(url, proc, log_path, fires=3, tiles=3)
-                    yield RunningConsole(url, settings, log_path, tiles, FakeMapbox(mapbox_url, seen))
-                finally:
-                    with _suppress():
-                        os.killpg(proc.pid, signal.SIGTERM)
-                    try:
-                        proc.wait(15)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                        proc.wait(5)
-                        raise AssertionError("the console did not stop within 15 s of SIGTERM") from None
-                    # uvicorn re-raises the signal once it has shut down gracefully: -15 or 0
-                    assert proc.returncode in (0, -signal.SIGTERM), f"the console exited {proc.returncode}"
-                    assert '"console stopped"' in log_path.read_text(), "no graceful shutdown on SIGTERM"
+            env = {"EMBERWATCH_CONSOLE_OPERATOR_TOKEN": OPERATOR_TOKEN, "EMBERWATCH_MAPBOX_API_URL": mapbox_url,
+                   "EMBERWATCH_MAPBOX_TOKEN": MAPBOX_TOKEN, "EMBERWATCH_LOG_LEVEL": "DEBUG"}
+            with console_process(settings, base / "console.log", env, fires=3, tiles=3) as url:
+                yield RunningConsole(url, settings, base / "console.log", tiles, FakeMapbox(mapbox_url, seen))
+
+
+@contextlib.contextmanager
+def console_process(settings: Settings, log_path: Path, extra_env: dict[str, str], *,
+                    fires: int = 0, tiles: int = 0) -> Iterator[str]:
+    """``emberwatch console`` on a free port of 127.0.0.1 until the block ends, then SIGTERM to its
+    process group: it must stop gracefully within 15 s. Yields its URL once it has read ``fires``
+    fires and ``tiles`` tiles."""
+    port = free_port()
+    env = env_for(settings) | {"EMBERWATCH_CONSOLE_PORT": str(port)} | extra_env
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from emberwatch.cli.main import app; app()", "console"],
+            cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(url, proc, log_path, fires=fires, tiles=tiles)
+            yield url
+        finally:
+            with _suppress():
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+                raise AssertionError("the console did not stop within 15 s of SIGTERM") from None
+            # uvicorn re-raises the signal once it has shut down gracefully: -15 or 0
+            assert proc.returncode in (0, -signal.SIGTERM), f"the console exited {proc.returncode}"
+            assert '"console stopped"' in log_path.read_text(), "no graceful shutdown on SIGTERM"
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Debian's chromium, headless, driven by playwright (no browser download)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():  # scripts/setup installs it; say so loudly instead of passing quietly
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup (apt-get install chromium)", pytrace=False)
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def sign_in(page, name: str = "alice") -> None:  # noqa: ANN001
+    page.fill("#signin-name", name)
+    page.fill("#signin-token", OPERATOR_TOKEN)
+    page.click("#signin-form button")
+    page.wait_for_selector(f"#session:has-text('signed in as {name}')")
 
 
 class _suppress:

@@ -4,31 +4,21 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from emberwatch.contracts import ModelDecision
 from emberwatch.contracts.events import LabelFeedback, ModelCommand
-from tests.services.console.conftest import MAPBOX_TOKEN, OPERATOR_TOKEN, RunningConsole, fire, publish, read_all
-
-CHROMIUM = Path("/usr/bin/chromium")
-sync_api = pytest.importorskip("playwright.sync_api")
-
-if not CHROMIUM.exists():  # scripts/setup installs it; say so loudly instead of passing quietly
-    pytest.fail(f"{CHROMIUM} is missing: run scripts/setup (apt-get install chromium)", pytrace=False)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        try:
-            yield b
-        finally:
-            b.close()
+from tests.services.console.conftest import (
+    MAPBOX_TOKEN,
+    OPERATOR_TOKEN,
+    RunningConsole,
+    fire,
+    publish,
+    read_all,
+    sign_in,
+)
 
 
 @pytest.fixture
@@ -39,13 +29,6 @@ def page(browser, console: RunningConsole):
         yield pg
     finally:
         context.close()
-
-
-def sign_in(page, name: str = "alice") -> None:
-    page.fill("#signin-name", name)
-    page.fill("#signin-token", OPERATOR_TOKEN)
-    page.click("#signin-form button")
-    page.wait_for_selector(f"#session:has-text('signed in as {name}')")
 
 
 def marker_keys(page) -> list[str]:

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from services.trainer.artifacts import pick_known
-from services.trainer.evaluate import binary_auc, confusion, plot_confusion, split_metrics
+from services.trainer.evaluate import binary_auc, confusion, plot_confusion, plot_training_curves, split_metrics
 from services.trainer.models import TileRecord
 from services.trainer.search_head import class_weights
 
@@ -35,6 +35,17 @@ def test_confusion_plot_is_a_png(tmp_path):
                           tmp_path / "plots" / "cm.png")
     with Image.open(path) as img:
         assert img.format == "PNG" and img.width > img.height
+
+
+def test_training_curves_plot_draws_each_quantity_per_epoch(tmp_path):
+    history = {"loss": [0.9, 0.6, 0.5], "val_loss": [0.8, 0.7, 0.65], "accuracy": [0.5, 0.7, 0.8],
+               "val_accuracy": [0.55, 0.66, 0.7], "finetune_loss": [0.4, 0.35]}
+    path = plot_training_curves(history, tmp_path / "plots" / "curves.png")
+    with Image.open(path) as img:  # two panels side by side: loss, accuracy
+        assert img.format == "PNG" and img.width > 1.8 * img.height
+    only_loss = plot_training_curves({"loss": [1.0], "val_loss": [0.9]}, tmp_path / "loss.png")
+    with Image.open(only_loss) as img:
+        assert img.width < 1.8 * img.height
 
 
 def test_class_weights_balance_a_skewed_split():

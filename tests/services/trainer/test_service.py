@@ -113,7 +113,8 @@ async def test_tiles_to_registered_candidate_incremental_and_mlflow_outage(stack
         mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
         mlflow.artifacts.download_artifacts(run_id=cand1.run_id, dst_path=str(local))
         for path in ("triton/head.npz", "triton/head.json", "validation/known_images.npz", "test_split.json",
-                     "lineage/tiles.json", "plots/confusion_matrix.png", "dataset.json", "search/trials.json"):
+                     "lineage/tiles.json", "plots/confusion_matrix.png", "plots/training_curves.png",
+                     "dataset.json", "search/trials.json"):
             assert (local / path).is_file(), path
         lineage = json.loads((local / "lineage/tiles.json").read_text())
         assert {row["tile_id"] for row in lineage} == {t.tile_id for t in first}

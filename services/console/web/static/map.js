@@ -14,6 +14,16 @@ let fires = [];
 let selected = null;
 const agencySel = document.getElementById('filter-agency');
 const stageSel = document.getElementById('filter-stage');
+const predictionSel = document.getElementById('filter-prediction');
+const disagreeBox = document.getElementById('filter-disagree');
+
+// What the champion says of a fire's own tile: 'wildfire', 'nowildfire' or 'none' (not scored yet).
+const predicted = (f) => f.prediction?.champion?.label ?? 'none';
+
+function describe(p) {  // one model's answer on a tile, in words
+  if (!p) return '';
+  return `v${p.version}: ${p.label === 'wildfire' ? 'fire' : 'no fire'} (P ${p.wildfire.toFixed(2)})`;
+}
 
 function setOptions(select, values) {
   const keep = select.value;
@@ -25,20 +35,29 @@ function setOptions(select, values) {
 function draw() {
   markers.clearLayers();
   const shown = fires.filter(f => (!agencySel.value || f.agency === agencySel.value)
-                               && (!stageSel.value || f.stage === stageSel.value));
+                               && (!stageSel.value || f.stage === stageSel.value)
+                               && (!predictionSel.value || predicted(f) === predictionSel.value)
+                               && (!disagreeBox.checked || f.prediction?.disagree));
   for (const f of shown) {
     const m = L.marker([f.lat, f.lon], {title: f.name});
-    m.bindTooltip(`${f.name}: ${f.stage}, ${f.hectares ?? '?'} ha, since ${f.start_date ?? '?'} (${f.source})`);
+    const said = f.prediction?.champion ? ` — champion ${describe(f.prediction.champion)}` +
+      (f.prediction.challenger ? `, challenger ${describe(f.prediction.challenger)}` : '') : '';
+    m.bindTooltip(`${f.name}: ${f.stage}, ${f.hectares ?? '?'} ha, since ${f.start_date ?? '?'} (${f.source})${said}`);
     m.on('click', () => showFire(f));
     m.addTo(markers);
-    m.getElement().dataset.fireKey = f.fire_key;
-    m.getElement().classList.add('fire-marker');
+    const el = m.getElement();
+    el.dataset.fireKey = f.fire_key;
+    el.dataset.prediction = predicted(f);
+    el.classList.add('fire-marker', `pred-${predicted(f)}`);
+    if (f.prediction?.disagree) el.classList.add('disagree');
   }
   document.getElementById('fire-count').textContent = `${shown.length} active fire(s) shown`;
 }
 
 async function loadFires() {
-  fires = (await (await fetch('/api/fires')).json()).fires;
+  const data = await (await fetch('/api/fires')).json();
+  fires = data.fires;
+  document.getElementById('predictions-status').textContent = `predictions: ${data.predictions}`;
   if (selected) {
     const now = fires.find(f => f.fire_key === selected.fire_key);
     if (now) { selected = now; showFire(now); }
@@ -71,6 +90,12 @@ async function showFire(f) {
   for (const t of data.tiles) {
     let card = panel.querySelector(`.tile[data-tile-id="${t.tile_id}"]`);
     if (!card) { card = tileCard(t, data.attribution); panel.append(card); }
+    card.querySelector('.prediction').textContent = t.prediction
+      ? `champion ${describe(t.prediction.champion)}` +
+        (t.prediction.challenger ? ` · challenger ${describe(t.prediction.challenger)}` : '') +
+        (t.prediction.disagree ? ' — they disagree' : '')
+      : 'not scored yet';
+    card.classList.toggle('disagree', !!t.prediction?.disagree);
     const known = card.querySelector('.feedback-known');
     if (t.feedback) known.textContent = `labelled "${t.feedback.label}" by ${t.feedback.labelled_by}`;
   }
@@ -86,9 +111,11 @@ function tileCard(t, attribution) {
   img.src = t.url; img.alt = `tile ${t.tile_id.slice(0, 12)} (${t.label})`;
   const attr = document.createElement('div');
   attr.className = 'attribution'; attr.textContent = attribution;
+  const pred = document.createElement('div');
+  pred.className = 'prediction';
   const fb = document.createElement('div');
   fb.className = 'feedback-known';
-  div.append(title, img, attr, fb);
+  div.append(title, img, attr, pred, fb);
   if (window.consoleUser) {
     const note = document.createElement('input');
     note.placeholder = 'note (optional)'; note.className = 'feedback-note';
@@ -113,8 +140,10 @@ function tileCard(t, attribution) {
 
 agencySel.onchange = draw;
 stageSel.onchange = draw;
+predictionSel.onchange = draw;
+disagreeBox.onchange = draw;
 document.addEventListener('session-changed', () => { if (selected) showFire(selected); });
 onStreamChange((kind) => {
-  if (kind === 'fires' || kind === 'all') loadFires();
-  if ((kind === 'tiles' || kind === 'all') && selected) showFire(selected);
+  if (kind === 'fires' || kind === 'predictions' || kind === 'all') loadFires();
+  if ((kind === 'tiles' || kind === 'predictions' || kind === 'all') && selected) showFire(selected);
 });

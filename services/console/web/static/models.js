@@ -1,18 +1,100 @@
-// The models page: champion, challenger, every decision with its evidence; operators send commands.
+// The models page: champion, challenger and previous with their MLflow pages and plots, the shadow's
+// progress against the gate's minimums, every decision with its evidence; operators send commands.
 let pending = null;
+
+const el = (tag, text, cls) => {
+  const e = document.createElement(tag);
+  if (text !== undefined) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+};
+const num = (v, digits = 3) => (v === null || v === undefined) ? '?' : Number(v).toFixed(digits);
+const signed = (v) => (v === null || v === undefined) ? '?' : (v >= 0 ? '+' : '') + Number(v).toFixed(3);
+
+function bar(n, min) {
+  const b = el('span', undefined, 'progress-bar');
+  const fill = el('span');
+  fill.style.width = `${Math.min(100, min ? 100 * n / min : 100)}%`;
+  b.append(fill);
+  return b;
+}
+
+function drawGate(gate) {
+  const box = document.getElementById('gate');
+  box.replaceChildren();
+  if (!gate.available) { box.append(el('p', `Shadow progress unknown: ${gate.error}`, 'error')); return; }
+  const min = gate.minimums;
+  const s = gate.shadow;
+  if (!s) {
+    box.append(el('p', `No shadow in progress. The gate looks once a shadow has ${min.all ?? '?'} pairs, ` +
+                       `${min.wildfire ?? '?'} of them fire tiles and ${min.nowildfire ?? '?'} fire-free.`));
+    return;
+  }
+  box.dataset.challenger = s.challenger;
+  box.append(el('h3', `Shadow: challenger ${s.challenger} against champion ${s.champion}, since ` +
+                      new Date(s.started_at * 1000).toISOString().slice(0, 16).replace('T', ' ') + ' UTC'));
+  for (const [key, name] of [['all', 'pairs'], ['wildfire', 'fire tiles'], ['nowildfire', 'fire-free tiles']]) {
+    const row = el('div', undefined, 'gate-row');
+    row.dataset.kind = key;
+    row.append(el('span', `${name}: ${s.pairs[key]} / ${min[key] ?? '?'} `), bar(s.pairs[key], min[key]));
+    box.append(row);
+  }
+  const agree = Object.entries(s.agreement).map(([src, v]) => `${src} ${(100 * v).toFixed(1)} %`).join(', ');
+  if (agree) box.append(el('div', `champion and challenger agree on: ${agree}`));
+}
+
+function roleCard(r) {
+  const card = el('div', undefined, 'role');
+  card.dataset.role = r.role;
+  card.append(el('h3', `${r.role} — version ${r.version}`));
+  const links = el('div');
+  const a = el('a', 'MLflow model version'); a.href = r.mlflow_version_url; a.target = '_blank';
+  links.append(a);
+  if (r.mlflow_run_url) {
+    const b = el('a', 'MLflow run'); b.href = r.mlflow_run_url; b.target = '_blank';
+    links.append(' · ', b);
+  }
+  card.append(links);
+  const shown = ['val_accuracy', 'val_recall', 'val_precision', 'val_auc', 'test_accuracy', 'test_recall']
+    .filter(k => k in r.metrics).map(k => `${k} ${num(r.metrics[k])}`);
+  if (shown.length) card.append(el('div', shown.join(' · ')));
+  for (const src of r.plots) {
+    const img = el('img', undefined, 'plot');
+    img.src = src; img.alt = src.split('/').pop().replace('.png', '').replace('_', ' ');
+    img.onerror = () => img.replaceWith(el('div', `no ${img.alt} plot in this run's MLflow artifacts`, 'hint'));
+    card.append(img);
+  }
+  if (!r.run_id) card.append(el('div', 'no models.candidates.v1 event for this version: no run, no plots', 'hint'));
+  return card;
+}
+
+function evidenceText(e) {
+  return e.deltas.map(d => `${d.metric}: ${num(d.champion)} → ${num(d.challenger)} (Δ ${signed(d.delta)}, ` +
+    `${Math.round(100 * d.confidence)} % [${signed(d.ci_low)}, ${signed(d.ci_high)}])`).join('; ');
+}
 
 async function loadModels() {
   const m = await (await fetch('/api/models')).json();
   document.getElementById('champion').textContent = m.champion ?? 'none';
   document.getElementById('challenger').textContent = m.challenger ?? 'none';
+  document.getElementById('previous').textContent = m.previous ?? 'none';
+  drawGate(m.gate);
+  const roles = document.getElementById('roles');
+  const drawn = [...roles.children].map(c => `${c.dataset.role}:${c.dataset.version}`).join();
+  const want = ['champion', 'challenger', 'previous'].filter(r => m.roles[r]);
+  if (drawn !== want.map(r => `${r}:${m.roles[r].version}`).join()) {  // redraw only on a change: plots stay
+    roles.replaceChildren(...want.map(r => { const c = roleCard(m.roles[r]); c.dataset.version = m.roles[r].version; return c; }));
+  }
   const body = document.querySelector('#decisions tbody');
   body.replaceChildren();
   for (const d of m.decisions) {
     const tr = document.createElement('tr');
     tr.dataset.commandId = d.command_id ?? '';
     const decision = d.refused ? `refused (${d.decision})` : d.decision;
-    for (const v of [d.at, d.candidate_version, decision, d.evidence.n, d.evidence.p_value ?? '',
-                     d.basis ?? '', d.requested_by ?? '', d.reason]) {
+    const e = d.evidence;
+    for (const v of [d.at, d.candidate_version, decision, `${e.n} (${e.n_wildfire} / ${e.n_fire_free})`,
+                     e.p_value === null ? '' : num(e.p_value, 4), evidenceText(e), d.basis ?? '', e.rule ?? '',
+                     d.requested_by ?? '', d.reason]) {
       const td = document.createElement('td'); td.textContent = v; tr.append(td);
     }
     body.append(tr);
