@@ -102,7 +102,7 @@ class ConsoleView:
     def fire_prediction(self, fire_key: str) -> dict | None:
         """The models on the fire's own tile, and whether they disagree on any of its tiles."""
         tiles = self.tiles_by_fire.get(fire_key, [])
-        scored = {t: p for t in tiles if (p := self.prediction_of(t)) is not None}
+        scored = {t: p for t in tiles if (p := self.prediction_of(t)) is not None and p["champion"] is not None}
         if not scored:
             return None
         own = next((scored[t] for t in tiles if t in scored and self.tiles[t].label == "wildfire"), None)

@@ -81,8 +81,13 @@ class TilePredictions:
         self._wake.set()
 
     def get(self, tile_id: str) -> dict | None:
+        """The tile's prediction, or why it has none (``{"problem": ...}``), or None (not scored yet)."""
         scored = self.by_tile.get(tile_id)
-        return None if scored is None else scored.view()
+        if scored is not None:
+            return scored.view()
+        problem = self.unscorable.get(tile_id)
+        return None if problem is None else {"champion": None, "challenger": None, "disagree": False,
+                                             "problem": problem}
 
     # --- the loop ------------------------------------------------------------------------------
     def _todo(self) -> list[TileReady]:

@@ -164,7 +164,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningConsole
         seen: list[str | None] = []
         with serve_in_thread(_fake_mapbox_app(seen), "fake mapbox") as mapbox_url:
             env = {"EMBERWATCH_CONSOLE_OPERATOR_TOKEN": OPERATOR_TOKEN, "EMBERWATCH_MAPBOX_API_URL": mapbox_url,
-                   "EMBERWATCH_MAPBOX_TOKEN": MAPBOX_TOKEN, "EMBERWATCH_LOG_LEVEL": "DEBUG"}
+                   "EMBERWATCH_MAPBOX_TOKEN": MAPBOX_TOKEN, "EMBERWATCH_LOG_LEVEL": "DEBUG",
+                   # no gatekeeper and no Triton listen here (the stack is the broker alone)
+                   "EMBERWATCH_CONSOLE_GATEKEEPER_METRICS_URL": f"http://127.0.0.1:{free_port()}/metrics"}
             with console_process(settings, base / "console.log", env, fires=3, tiles=3) as url:
                 yield RunningConsole(url, settings, base / "console.log", tiles, FakeMapbox(mapbox_url, seen))
 
@@ -200,6 +202,20 @@ def console_process(settings: Settings, log_path: Path, extra_env: dict[str, str
 
 
 CHROMIUM = Path("/usr/bin/chromium")
+
+
+def check_screenshot(name: str, data: bytes, folder: Path, *, copy_to_docs: bool = True) -> None:
+    """A page's screenshot is 1280 px wide, not blank, and kept; with EMBERWATCH_DOCS_SCREENSHOTS=<folder>
+    it is also written there (how docs/images gets them)."""
+    import shutil
+
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    assert image.width == 1280 and image.height >= 800, (name, image.size)
+    colours = image.resize((160, 100)).getcolors(maxcolors=100_000)
+    assert colours is not None and len(colours) > 20, f"{name} looks blank"
+    (folder / name).write_bytes(data)
+    if copy_to_docs and (target := os.environ.get("EMBERWATCH_DOCS_SCREENSHOTS")):
+        shutil.copy(folder / name, Path(target) / name)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -129,3 +130,17 @@ def test_the_pages_and_leaflet_are_served_by_the_console(console: RunningConsole
         assert r.status_code == 200 and says in r.text
     page = httpx.get(f"{console.url}/").text
     assert "http://" not in page and "https://" not in page  # nothing from a CDN
+
+
+def test_without_triton_or_gatekeeper_the_pages_say_so_and_keep_working(console: RunningConsole) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        fires = httpx.get(f"{console.url}/api/fires", timeout=5).json()
+        if "Triton is not reachable" in fires["predictions"]:
+            break
+        time.sleep(0.3)
+    assert "Triton is not reachable" in fires["predictions"], fires["predictions"]
+    assert all(f["prediction"] is None for f in fires["fires"])
+    models = httpx.get(f"{console.url}/api/models", timeout=10).json()
+    assert models["gate"]["available"] is False and "is the gatekeeper running?" in models["gate"]["error"]
+    assert models["roles"] == {"champion": None, "challenger": None, "previous": None}

@@ -9,6 +9,7 @@ tile; an operator approves the challenger in the browser and the page shows the 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -34,7 +35,7 @@ from emberwatch.stack import manage
 from services.gatekeeper.serving.triton_client import Triton
 from services.trainer.evaluate import plot_confusion, plot_training_curves
 from tests.conftest import REPO, env_for, stack_settings
-from tests.services.console.conftest import OPERATOR_TOKEN, console_process, publish, read_all, run_async, sign_in
+from tests.services.console.conftest import OPERATOR_TOKEN, check_screenshot, console_process, publish, read_all, run_async, sign_in
 from tests.services.gatekeeper.candidates import IMAGE_SIZE, analytic_head, log_candidate, make_world, scenes, write_tiles
 
 pytestmark = pytest.mark.timeout(900)
@@ -153,9 +154,21 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
             start_date=datetime(2026, 7, 1, tzinfo=UTC), hectares=120.0, stage_of_control="OC", change="new",
             snapshot_at=datetime(2026, 7, 1, 12, tzinfo=UTC)), *fire_tiles)
 
+        # and a fire whose only tile is not an image (a corrupt download): set aside with Triton's reason
+        junk = b"\x89PNG\r\n\x1a\n this is not a picture" + os.urandom(16)
+        junk_path = tmp / "live" / "junk.png"
+        junk_path.write_bytes(junk)
+        corrupt = TileReady.create(producer="test", tile_id=hashlib.sha256(junk).hexdigest(), uri=junk_path.as_uri(),
+                                   lat=56.0, lon=-111.0, zoom=14, size_px=IMAGE_SIZE, label="wildfire", split="test",
+                                   fire_key="G", provider="test")
+        publish(settings, FireObserved.create(
+            producer="test", fire_key="G", source="cwfis-csv", agency="ab", name="Fire G", lat=56.0, lon=-111.0,
+            start_date=None, hectares=3.0, stage_of_control="UC", change="new",
+            snapshot_at=datetime(2026, 7, 1, 12, tzinfo=UTC)), corrupt)
+
         console_env = {"EMBERWATCH_CONSOLE_OPERATOR_TOKEN": OPERATOR_TOKEN, "EMBERWATCH_CONSOLE_MODEL_NAME": MODEL,
                        "EMBERWATCH_CONSOLE_GATEKEEPER_METRICS_URL": metrics_url}
-        with console_process(settings, tmp / "console.log", console_env, fires=1, tiles=4) as url:
+        with console_process(settings, tmp / "console.log", console_env, fires=2, tiles=5) as url:
             yield System(settings, url, metrics_url, v1, v2, run1, run2, fire_tiles)
     finally:
         if gatekeeper is not None:
@@ -168,8 +181,8 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         manage.down(settings)
 
 
-def _tiles(system: System) -> list[dict]:
-    return httpx.get(f"{system.console_url}/api/tiles", params={"fire_key": "F"}, timeout=5).json()["tiles"]
+def _tiles(system: System, fire_key: str = "F") -> list[dict]:
+    return httpx.get(f"{system.console_url}/api/tiles", params={"fire_key": fire_key}, timeout=5).json()["tiles"]
 
 
 def test_each_tile_shows_both_models_as_triton_scores_them(system: System) -> None:
@@ -192,11 +205,20 @@ def test_each_tile_shows_both_models_as_triton_scores_them(system: System) -> No
         assert p["disagree"] == ((p["champion"]["wildfire"] >= 0.5) != (p["challenger"]["wildfire"] >= 0.5))
 
     fires = httpx.get(f"{system.console_url}/api/fires", timeout=5).json()
-    (f,) = fires["fires"]
+    (f,) = [f for f in fires["fires"] if f["fire_key"] == "F"]
     own = by_id[system.fire_tiles[0].tile_id]["prediction"]
     assert f["prediction"]["champion"] == own["champion"] and f["prediction"]["tiles_scored"] == 4
     assert f["prediction"]["disagree"] == any(t["prediction"]["disagree"] for t in tiles)
     assert f"challenger {system.v2} in shadow" in fires["predictions"]
+
+
+def test_a_tile_triton_cannot_read_is_set_aside_with_the_reason(system: System) -> None:
+    (tile,) = _wait("the corrupt tile set aside", lambda: [t for t in _tiles(system, "G") if t["prediction"]],
+                    timeout_s=120)
+    assert tile["prediction"]["champion"] is None and tile["prediction"]["problem"]
+    fires = {f["fire_key"]: f for f in httpx.get(f"{system.console_url}/api/fires", timeout=5).json()["fires"]}
+    assert fires["G"]["prediction"] is None  # nothing scored: the map says "not scored yet"
+    assert fires["F"]["prediction"]["tiles_scored"] == 4  # the good tiles were scored all the same
 
 
 def test_models_page_data_shows_roles_links_and_the_shadow_against_the_gate(system: System) -> None:
@@ -226,9 +248,10 @@ def test_plots_come_from_the_runs_mlflow_artifacts(system: System) -> None:
     assert httpx.get(f"{url}/api/runs/{system.run1}/plots/secrets.txt", timeout=5).status_code == 404
 
 
-def test_a_signed_in_approve_reaches_the_gatekeeper_and_the_page_shows_its_decision(system: System,
-                                                                                    browser) -> None:
-    context = browser.new_context(base_url=system.console_url)
+def test_a_signed_in_approve_reaches_the_gatekeeper_and_the_page_shows_its_decision(system: System, browser,
+                                                                                    tmp_path) -> None:
+    """Also the screenshots in docs/images (EMBERWATCH_DOCS_SCREENSHOTS=docs/images writes them)."""
+    context = browser.new_context(base_url=system.console_url, viewport={"width": 1280, "height": 800})
     page = context.new_page()
     try:
         page.goto("/")
@@ -237,12 +260,19 @@ def test_a_signed_in_approve_reaches_the_gatekeeper_and_the_page_shows_its_decis
         page.wait_for_function("document.querySelectorAll('.tile .prediction').length === 4")
         texts = page.eval_on_selector_all(".tile .prediction", "els => els.map(e => e.textContent)")
         assert all(f"champion v{system.v1}" in t and f"challenger v{system.v2}" in t for t in texts), texts
+        page.wait_for_function("[...document.querySelectorAll('.tile img')]"
+                               ".filter(i => i.complete && i.naturalWidth > 0).length === 4")
+        check_screenshot("console-map.png", page.screenshot(full_page=True), tmp_path)
 
         page.goto("/models")
         page.wait_for_selector(f"#gate[data-challenger='{system.v2}']")
         assert f"/ {MIN_PAIRS}" in page.text_content("#gate .gate-row[data-kind='all']")
         page.wait_for_function("[...document.querySelectorAll(\"[data-role='champion'] img.plot\")]"
                                ".filter(i => i.complete && i.naturalWidth > 0).length === 2")
+        # the challenger's run has no plots: each says so in words instead of a broken image
+        page.wait_for_function("document.querySelectorAll(\"[data-role='challenger'] img.plot\").length === 0")
+        assert "no training curves plot" in page.text_content("[data-role='challenger']")
+        check_screenshot("console-models.png", page.screenshot(full_page=True), tmp_path)
         sign_in(page, "dana")
         page.select_option("#command-kind", "approve")
         page.fill("#command-reason", "both classes look right on the map")

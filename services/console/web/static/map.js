@@ -90,7 +90,9 @@ async function showFire(f) {
   for (const t of data.tiles) {
     let card = panel.querySelector(`.tile[data-tile-id="${t.tile_id}"]`);
     if (!card) { card = tileCard(t, data.attribution); panel.append(card); }
-    card.querySelector('.prediction').textContent = t.prediction
+    card.querySelector('.prediction').textContent = t.prediction?.problem
+      ? `not scored: ${t.prediction.problem}`
+      : t.prediction
       ? `champion ${describe(t.prediction.champion)}` +
         (t.prediction.challenger ? ` · challenger ${describe(t.prediction.challenger)}` : '') +
         (t.prediction.disagree ? ' — they disagree' : '')

@@ -69,8 +69,14 @@ function roleCard(r) {
 }
 
 function evidenceText(e) {
-  return e.deltas.map(d => `${d.metric}: ${num(d.champion)} → ${num(d.challenger)} (Δ ${signed(d.delta)}, ` +
-    `${Math.round(100 * d.confidence)} % [${signed(d.ci_low)}, ${signed(d.ci_high)}])`).join('; ');
+  // against a champion: the difference and its interval; a first model (the floor): its own value's
+  return e.deltas.map(d => {
+    const conf = `${Math.round(100 * d.confidence)} %`;
+    return d.champion === null
+      ? `${d.metric}: ${num(d.challenger)} (${conf} [${num(d.ci_low)}, ${num(d.ci_high)}])`
+      : `${d.metric}: ${num(d.champion)} → ${num(d.challenger)} (Δ ${signed(d.delta)}, ` +
+        `${conf} [${signed(d.ci_low)}, ${signed(d.ci_high)}])`;
+  }).join('; ');
 }
 
 async function loadModels() {
@@ -92,7 +98,7 @@ async function loadModels() {
     tr.dataset.commandId = d.command_id ?? '';
     const decision = d.refused ? `refused (${d.decision})` : d.decision;
     const e = d.evidence;
-    for (const v of [d.at, d.candidate_version, decision, `${e.n} (${e.n_wildfire} / ${e.n_fire_free})`,
+    for (const v of [d.at.slice(0, 19).replace('T', ' '), d.candidate_version, decision, `${e.n} (${e.n_wildfire} / ${e.n_fire_free})`,
                      e.p_value === null ? '' : num(e.p_value, 4), evidenceText(e), d.basis ?? '', e.rule ?? '',
                      d.requested_by ?? '', d.reason]) {
       const td = document.createElement('td'); td.textContent = v; tr.append(td);
