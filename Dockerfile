@@ -10,8 +10,9 @@ WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY emberwatch ./emberwatch
 COPY services ./services
-COPY --from=web /web/node_modules ./services/console/web/node_modules
 COPY simulators ./simulators
 RUN pip install --no-cache-dir -c constraints.txt .
+# where the console looks for them: <Python prefix>/share/emberwatch/console-web/node_modules
+COPY --from=web /web/node_modules /usr/local/share/emberwatch/console-web/node_modules
 ENV EMBERWATCH_LOG_FORMAT=json
 ENTRYPOINT ["emberwatch"]

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -51,7 +52,8 @@ from services.console.shadow_progress import read_progress
 log = logging.getLogger(__name__)
 
 WEB = Path(__file__).resolve().parent / "web"
-LEAFLET = WEB / "node_modules" / "leaflet" / "dist"
+# npm installs the front-end packages into the environment, not the source tree (scripts/setup, Dockerfile)
+LEAFLET = Path(sys.prefix) / "share" / "emberwatch" / "console-web" / "node_modules" / "leaflet" / "dist"
 COOKIE = "emberwatch_console"
 ATTRIBUTION = "© Mapbox © OpenStreetMap © Maxar"
 _NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
@@ -388,6 +390,9 @@ class Console:
 def serve(settings: ConsoleSettings, topics: Topics = Topics()) -> None:
     """Serve the console until SIGTERM/SIGINT (uvicorn stops the broker through the lifespan)."""
     console = Console(settings, topics)
+    if not LEAFLET.is_dir():
+        log.warning("Leaflet is not installed: the map cannot draw; run scripts/setup (npm ci)",
+                    extra={"expected_at": str(LEAFLET)})
     config = uvicorn.Config(console.app, host=settings.console_host, port=settings.console_port,
                             log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)

@@ -135,19 +135,9 @@ class TilePredictions:
         try:
             scored = [(images, await asyncio.to_thread(self._ask, [b for _, b in images]))]
         except TritonError as exc:
-            if _is_serving_problem(exc) or len(images) == 1:
-                if len(images) == 1 and not _is_serving_problem(exc):
-                    self._set_aside(images[0][0], str(exc))
-                    return
+            if _is_serving_problem(exc):
                 raise
-            scored = []  # one image spoils the batch: ask one at a time to find it
-            for one in images:
-                try:
-                    scored.append(([one], await asyncio.to_thread(self._ask, [one[1]])))
-                except TritonError as single:
-                    if _is_serving_problem(single):
-                        raise
-                    self._set_aside(one[0], str(single))
+            scored = await self._one_at_a_time(images)  # an image spoils the batch: find it
         for part, scores in scored:
             versions = tuple(scores.versions)
             for i, (tile, _) in enumerate(part):
@@ -156,6 +146,17 @@ class TilePredictions:
             self.status = "champion " + versions[0] + (f", challenger {versions[1]} in shadow"
                                                        if len(versions) > 1 else "")
         self._changed("predictions")
+
+    async def _one_at_a_time(self, images: list[tuple[TileReady, bytes]]) -> list[tuple[list, Scores]]:
+        scored = []
+        for one in images:
+            try:
+                scored.append(([one], await asyncio.to_thread(self._ask, [one[1]])))
+            except TritonError as exc:
+                if _is_serving_problem(exc):
+                    raise
+                self._set_aside(one[0], str(exc))
+        return scored
 
     def _ask(self, images: list[bytes]) -> Scores:
         return self.triton.score_bytes(images, "champion,challenger")

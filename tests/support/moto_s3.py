@@ -8,7 +8,6 @@ check that no key ever reaches an error message.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from contextlib import contextmanager
 import httpx
 
 from emberwatch.common.telemetry import free_port
+from tests.support.process_group import stop_group
 
 ACCESS_KEY_ID = "AKIAEMBERWATCHTEST01"
 SECRET_ACCESS_KEY = "s3-test-secret-9c1e/EMBERWATCH+tiles"
@@ -48,10 +48,5 @@ def running_moto_s3(start_timeout_s: float = 60.0) -> Iterator[str]:
         yield url
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+            stop_group(proc, 10)
         proc.stderr.close()

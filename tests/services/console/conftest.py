@@ -34,6 +34,7 @@ from emberwatch.contracts.envelope import Envelope
 from emberwatch.messaging.broker import build_broker, client_options, publish_event
 from emberwatch.operations.create_topics import create_topics
 from tests.conftest import REPO, env_for, running_stack
+from tests.support.process_group import stop_group
 from tests.support.serve_app import serve_in_thread
 
 OPERATOR_TOKEN = "op-token-7f3a9c1e5b"  # a secret: it must appear in no log and no event
@@ -188,14 +189,8 @@ def console_process(settings: Settings, log_path: Path, extra_env: dict[str, str
             _wait_ready(url, proc, log_path, fires=fires, tiles=tiles)
             yield url
         finally:
-            with _suppress():
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-                raise AssertionError("the console did not stop within 15 s of SIGTERM") from None
+            if not stop_group(proc, 15):
+                raise AssertionError("the console did not stop within 15 s of SIGTERM")
             # uvicorn re-raises the signal once it has shut down gracefully: -15 or 0
             assert proc.returncode in (0, -signal.SIGTERM), f"the console exited {proc.returncode}"
             assert '"console stopped"' in log_path.read_text(), "no graceful shutdown on SIGTERM"
@@ -240,12 +235,6 @@ def sign_in(page, name: str = "alice") -> None:  # noqa: ANN001
     page.wait_for_selector(f"#session:has-text('signed in as {name}')")
 
 
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return isinstance(exc[1], ProcessLookupError)
 
 
 def _wait_ready(url: str, proc: subprocess.Popen, log_path: Path, *, fires: int, tiles: int) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from services.trainer.evaluate import plot_confusion, plot_training_curves
 from tests.conftest import REPO, env_for, stack_settings
 from tests.services.console.conftest import OPERATOR_TOKEN, check_screenshot, console_process, publish, read_all, run_async, sign_in
 from tests.services.gatekeeper.candidates import IMAGE_SIZE, analytic_head, log_candidate, make_world, scenes, write_tiles
+from tests.support.process_group import stop_group
 
 pytestmark = pytest.mark.timeout(900)
 MODEL = "emberwatch-console-test"
@@ -172,12 +172,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
             yield System(settings, url, metrics_url, v1, v2, run1, run2, fire_tiles)
     finally:
         if gatekeeper is not None:
-            os.killpg(gatekeeper.pid, signal.SIGTERM)
-            try:
-                gatekeeper.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(gatekeeper.pid, signal.SIGKILL)
-                gatekeeper.wait(5)
+            stop_group(gatekeeper, 30)
         manage.down(settings)
 
 
