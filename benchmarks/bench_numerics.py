@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def scenes(n: int, size: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
     """``n`` simulated tiles (half at fires, half 10-50 km away), decoded as the services decode them."""
+    from emberwatch.common.triton_client import png_bytes
     from emberwatch.ml.images import decode_image
-    from services.gatekeeper.serving.triton_client import png_bytes
     from simulators.mapbox.imagery import Fire, FireField, render_static
 
     rng = np.random.default_rng(seed)

@@ -35,9 +35,9 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from emberwatch.common.telemetry import free_port  # noqa: E402
+from emberwatch.common.triton_client import Triton  # noqa: E402
 from emberwatch.stack import manage  # noqa: E402
 from services.gatekeeper.serving import repository as triton_repo  # noqa: E402
-from services.gatekeeper.serving.triton_client import Triton  # noqa: E402
 from tests.conftest import stack_settings  # noqa: E402
 
 
@@ -128,7 +128,6 @@ def prepare(root: Path, size: int) -> dict:
 
 def in_process_worker_factory(repo: Path, size: int, images: list[bytes]):
     from emberwatch.ml.backbone import compile_backbone_openvino
-
     from emberwatch.ml.head import head_predict_numpy
     from emberwatch.ml.images import decode_image
 

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from emberwatch.common.tile_store import TileMissing, TileUnavailable, read_tile
+from emberwatch.common.triton_client import Scores, Triton, TritonError
 from emberwatch.contracts import TileReady
 from services.console.settings import ConsoleSettings
-from services.gatekeeper.serving.triton_client import Scores, Triton, TritonError
 
 log = logging.getLogger(__name__)
 

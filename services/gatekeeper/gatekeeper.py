@@ -19,6 +19,7 @@ import numpy as np
 from emberwatch.common.atomic_files import atomic_write_text
 from emberwatch.common.model_registry import CHALLENGER, CHAMPION
 from emberwatch.common.tile_store import TileUnavailable, read_tile
+from emberwatch.common.triton_client import TritonError
 from emberwatch.contracts.events import (
     Evidence,
     LabelFeedback,
@@ -44,7 +45,6 @@ from services.gatekeeper.metrics import (
 from services.gatekeeper.record_quality import ModelQuality
 from services.gatekeeper.registry import Registry
 from services.gatekeeper.serving.control import ServingControl, state_lock
-from services.gatekeeper.serving.triton_client import TritonError
 from services.gatekeeper.settings import SERVICE, GatekeeperSettings
 from services.gatekeeper.shadow_state import Pair, Shadow, ShadowStore
 from services.gatekeeper.training_lineage import TrainingLineage

@@ -28,6 +28,7 @@ from pathlib import Path
 from emberwatch.common.atomic_files import atomic_write_text
 from emberwatch.common.logging import redact
 from emberwatch.common.model_registry import CHAMPION
+from emberwatch.common.triton_client import TritonError
 from emberwatch.contracts.events import Evidence, ModelCommand, ModelDecision
 from services.gatekeeper.evidence import gate_evidence
 from services.gatekeeper.gatekeeper import SERVICE, Gatekeeper
@@ -35,7 +36,6 @@ from services.gatekeeper.metrics import COMMANDS, SHADOW_PAIRS
 from services.gatekeeper.models import Shadow
 from services.gatekeeper.serving.control import state_lock
 from services.gatekeeper.serving.repository import head_versions_on_disk
-from services.gatekeeper.serving.triton_client import TritonError
 from services.gatekeeper.validate_candidate import check_head_files, check_head_meta, validate_loaded
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from emberwatch.common.triton_client import Triton, TritonError, png_bytes
 from emberwatch.ml import CLASSES
-from services.gatekeeper.serving.triton_client import Triton, TritonError, png_bytes
 
 
 @dataclass

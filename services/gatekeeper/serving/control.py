@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from emberwatch.common.atomic_files import atomic_write_text
+from emberwatch.common.triton_client import Triton, TritonError, png_bytes
 from emberwatch.ml.backbone import EMBEDDING_DIM
 from services.gatekeeper.serving import repository as repo_files
-from services.gatekeeper.serving.triton_client import Triton, TritonError, png_bytes
 from services.gatekeeper.settings import GatekeeperSettings
 
 log = logging.getLogger(__name__)

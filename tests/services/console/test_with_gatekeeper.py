@@ -27,15 +27,30 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from emberwatch.common.config import Settings
 from emberwatch.common.telemetry import free_port
+from emberwatch.common.triton_client import Triton
 from emberwatch.contracts import FireObserved, ModelDecision, TileReady
 from emberwatch.contracts.events import ModelCandidate, SplitCounts
 from emberwatch.operations.create_topics import create_topics
 from emberwatch.stack import manage
-from services.gatekeeper.serving.triton_client import Triton
 from services.trainer.evaluate import plot_confusion, plot_training_curves
 from tests.conftest import REPO, env_for, stack_settings
-from tests.services.console.conftest import OPERATOR_TOKEN, check_screenshot, console_process, publish, read_all, run_async, sign_in
-from tests.services.gatekeeper.candidates import IMAGE_SIZE, analytic_head, log_candidate, make_world, scenes, write_tiles
+from tests.services.console.conftest import (
+    OPERATOR_TOKEN,
+    check_screenshot,
+    console_process,
+    publish,
+    read_all,
+    run_async,
+    sign_in,
+)
+from tests.services.gatekeeper.candidates import (
+    IMAGE_SIZE,
+    analytic_head,
+    log_candidate,
+    make_world,
+    scenes,
+    write_tiles,
+)
 from tests.support.process_group import stop_group
 
 pytestmark = pytest.mark.timeout(900)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
+from emberwatch.common.triton_client import png_bytes
 from emberwatch.contracts.events import TileReady
 from services.gatekeeper.gatekeeper import Gatekeeper
 from services.gatekeeper.record_quality import ModelQuality, agreement, outcome
 from services.gatekeeper.serving.repository import write_serving
-from services.gatekeeper.serving.triton_client import png_bytes
 from services.gatekeeper.settings import GatekeeperSettings
 from services.gatekeeper.shadow_state import Pair, Shadow
 

@@ -1,4 +1,5 @@
-"""The gatekeeper's Triton client against a real Triton, used from many threads at once (the
+"""The shared Triton client (the gatekeeper's and the console's) against a real Triton, used from
+many threads at once (the
 service calls it from asyncio worker threads; tritonclient.http's gevent pool belongs to one thread)."""
 
 from __future__ import annotations
@@ -7,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from emberwatch.common.triton_client import Triton
 from emberwatch.stack import manage
-from services.gatekeeper.serving.triton_client import Triton
 from tests.conftest import stack_settings
 
 pytestmark = pytest.mark.timeout(300)
