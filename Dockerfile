@@ -1,4 +1,5 @@
-# One image, six commands (see compose.yaml): `emberwatch run <service>` and `emberwatch console`.
+# One image, six commands (see compose.yaml): `emberwatch run <service>` and `emberwatch console`;
+# compose.yaml also runs the MLflow server and its one-shot init jobs from it.
 # The console's front-end packages come from npm, in a stage of their own (nothing from a CDN).
 FROM node:20-slim AS web
 WORKDIR /web
@@ -11,7 +12,15 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY emberwatch ./emberwatch
 COPY services ./services
 COPY simulators ./simulators
-RUN pip install --no-cache-dir -c constraints.txt .
+# [deploy]: psycopg2 (the MLflow server's PostgreSQL store) and Flask-WTF (its basic-auth app).
+RUN pip install --no-cache-dir -c constraints.txt ".[deploy]"
+# The gatekeeper copies the Triton model templates from <REPO_ROOT>/triton_models
+# (services/gatekeeper/serving/repository.py), and REPO_ROOT of an installed package is the
+# directory that holds it (site-packages): link the templates there and check that every one is found.
+COPY triton_models ./triton_models
+RUN ln -s /app/triton_models "$(python -c 'from emberwatch.common.config import REPO_ROOT; print(REPO_ROOT)')/triton_models" \
+ && python -c 'from services.gatekeeper.serving.repository import TEMPLATES, TEMPLATE_FILES; \
+missing = [f for f in TEMPLATE_FILES if not (TEMPLATES / f).is_file()]; assert not missing, missing'
 # where the console looks for them: <Python prefix>/share/emberwatch/console-web/node_modules
 COPY --from=web /web/node_modules /usr/local/share/emberwatch/console-web/node_modules
 ENV EMBERWATCH_LOG_FORMAT=json

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import configparser
+import re
+import runpy
 import shutil
 import subprocess
 import sys
@@ -9,6 +12,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from emberwatch.common.config import Settings
+from emberwatch.contracts import Topic
+from emberwatch.contracts.topics import ALL_TOPICS, dlq_topic
+from emberwatch.operations.create_topics import planned_partitions
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("ingestor", "tiler", "trainer", "gatekeeper", "notifier")
@@ -26,7 +34,7 @@ def test_compose_validates_against_the_compose_spec():
 def test_compose_runs_every_part_and_every_service_from_one_image():
     compose = yaml.safe_load((REPO / "compose.yaml").read_text())
     services = compose["services"]
-    for part in ("kafka", "mlflow", "triton", "prometheus", "grafana", "postgres", "minio"):
+    for part in ("kafka", "mlflow", "triton", "prometheus", "grafana", "postgres", "seaweedfs"):
         assert part in services
     for name in SERVICES:
         assert services[name]["command"] == ["run", name]
@@ -35,15 +43,111 @@ def test_compose_runs_every_part_and_every_service_from_one_image():
         for dep in svc.get("depends_on", {}):
             assert dep in services, f"{name} depends on undefined {dep}"
     assert "--model-control-mode=explicit" in services["triton"]["command"]
-    assert "postgresql://" in " ".join(services["mlflow"]["command"])
-    assert "s3://" in " ".join(services["mlflow"]["command"])
     console = services["console"]
     assert console["command"] == ["console"] and console["image"] == "emberwatch:latest"
     assert console["ports"] == ["127.0.0.1:8090:8090"]  # the host's loopback only
-    # Secrets only come from the host environment.
-    text = (REPO / "compose.yaml").read_text()
-    assert "EMBERWATCH_MAPBOX_TOKEN: ${MAPBOX_TOKEN" in text
-    assert "EMBERWATCH_CONSOLE_OPERATOR_TOKEN: ${CONSOLE_OPERATOR_TOKEN" in text
+
+
+def test_mlflow_serves_on_postgresql_and_s3_behind_basic_auth():
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    mlflow = compose["services"]["mlflow"]
+    script = " ".join(mlflow["command"])
+    assert 'MLFLOW_BACKEND_STORE_URI="postgresql://mlflow:' in script and "@postgres:5432/mlflow" in script
+    assert "--artifacts-destination=s3://mlflow/artifacts" in script
+    assert "--app-name=basic-auth" in script
+    hosts = re.search(r"--allowed-hosts=(\S+)", script).group(1).split(",")
+    assert {"mlflow", "mlflow:5000"} <= set(hosts), "the services reach it as mlflow:5000"
+    assert mlflow["environment"]["MLFLOW_S3_ENDPOINT_URL"] == "http://seaweedfs:8333"
+    # The basic-auth config keeps its users on a volume and holds no password.
+    ini = configparser.ConfigParser()
+    ini.read(REPO / "deploy/compose/mlflow-basic-auth.ini")
+    assert "admin_password" not in ini["mlflow"]
+    db = ini["mlflow"]["database_uri"].removeprefix("sqlite:///")
+    mounted = {m.split(":")[1]: m.split(":")[0] for m in mlflow["volumes"]}
+    assert any(db.startswith(target + "/") and source in compose["volumes"] for target, source in mounted.items())
+    assert mounted["/etc/mlflow/basic_auth.ini"] == "./deploy/compose/mlflow-basic-auth.ini"
+    assert mlflow["environment"]["MLFLOW_AUTH_CONFIG_PATH"] == "/etc/mlflow/basic_auth.ini"
+    # The init jobs the server and the services wait for
+    assert mlflow["depends_on"]["s3-init"] == {"condition": "service_completed_successfully"}
+    for name in ("trainer", "gatekeeper", "notifier", "console"):
+        svc = compose["services"][name]
+        assert svc["depends_on"]["mlflow-init"] == {"condition": "service_completed_successfully"}
+        assert svc["environment"]["MLFLOW_TRACKING_USERNAME"] == compose["services"]["mlflow-init"]["command"][1]
+
+
+def test_kafka_keeps_its_log_on_the_volume_and_creates_no_topic_by_itself():
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    kafka = compose["services"]["kafka"]
+    env = kafka["environment"]
+    assert f"kafka-data:{env['KAFKA_LOG_DIRS']}" in kafka["volumes"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", env["CLUSTER_ID"])  # a base64 UUID, fixed
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    topics = compose["services"]["topics"]
+    assert topics["command"] == ["create-topics"] and topics["restart"] == "no"
+    # The job's partitions are valid for the contracts (every topic and DLQ gets created).
+    settings = Settings(**{k.removeprefix("EMBERWATCH_").lower(): v for k, v in topics["environment"].items()})
+    planned = planned_partitions(settings)
+    assert set(planned) == {t for topic in ALL_TOPICS for t in (topic, dlq_topic(topic))}
+    assert planned[Topic.FIRES_OBSERVED] == 3
+    for name in SERVICES + ("console",):
+        assert compose["services"][name]["depends_on"]["topics"] == {"condition": "service_completed_successfully"}
+        env = compose["services"][name]["environment"]
+        assert env["EMBERWATCH_KAFKA_BOOTSTRAP_SERVERS"] == topics["environment"]["EMBERWATCH_KAFKA_BOOTSTRAP_SERVERS"]
+
+
+def test_the_s3_store_is_a_published_image_with_its_bucket_made_once_it_is_healthy():
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    services = compose["services"]
+    assert not any("minio" in str(svc.get("image", "")) for svc in services.values())
+    assert re.fullmatch(r"chrislusf/seaweedfs:\d+\.\d+", services["seaweedfs"]["image"])
+    script = " ".join(services["seaweedfs"]["command"])
+    assert "weed server" in script and "-s3 " in script and "-s3.config=" in script
+    init = services["s3-init"]
+    assert init["depends_on"] == {"seaweedfs": {"condition": "service_healthy"}}
+    assert init["command"] == ["http://seaweedfs:8333", "mlflow"]
+
+
+def test_create_bucket_makes_the_bucket_once(tmp_path, monkeypatch):
+    """deploy/compose/create_bucket.py against moto's S3 server, with its keys from secret files."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        (tmp_path / "s3_access_key").write_text("testing\n")
+        (tmp_path / "s3_secret_key").write_text("testing-secret\n")
+        monkeypatch.setenv("SECRETS_DIR", str(tmp_path))
+        script = runpy.run_path(str(REPO / "deploy/compose/create_bucket.py"))
+        endpoint = f"http://{host}:{port}"
+        assert script["ensure_bucket"](endpoint, "mlflow") is True
+        assert script["ensure_bucket"](endpoint, "mlflow") is False
+        (tmp_path / "s3_secret_key").write_text("")
+        with pytest.raises(SystemExit, match="s3_secret_key is empty"):
+            script["ensure_bucket"](endpoint, "other")
+    finally:
+        server.stop()
+
+
+def test_grafana_needs_a_sign_in_with_the_admin_password_from_a_secret():
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    grafana = compose["services"]["grafana"]
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana_admin_password"
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in grafana["environment"]
+    prometheus = compose["services"]["prometheus"]
+    assert not any("lifecycle" in arg for arg in prometheus["command"])
+
+
+def test_the_secrets_directory_keeps_its_files_out_of_git():
+    ignore = (REPO / "secrets/.gitignore").read_text().split()
+    assert ignore[0] == "*"
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    for spec in compose["secrets"].values():
+        assert spec["file"].startswith("./secrets/")
+        ignored = subprocess.run(["git", "check-ignore", "-q", spec["file"]], cwd=REPO, timeout=30)
+        assert ignored.returncode == 0, f"{spec['file']} would be committed"
+    assert subprocess.run(["git", "check-ignore", "-q", "secrets/README.md"], cwd=REPO, timeout=30).returncode == 1
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")

@@ -260,12 +260,10 @@ def compose() -> dict:
     return yaml.safe_load((REPO / "compose.yaml").read_text())
 
 
-@pytest.mark.xfail(strict=True, reason="compose.yaml is locked down in the next commit")
 def test_compose_yaml_passes_the_lint(compose):
     assert lint(compose) == []
 
 
-@pytest.mark.xfail(strict=True, reason="compose.yaml is locked down in the next commit")
 def test_every_secret_the_lint_allows_is_one_the_file_defines(compose):
     """The table is not stale: every compose secret it names is defined, every one defined is used."""
     defined = set(compose.get("secrets") or {})
