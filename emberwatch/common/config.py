@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     cwfis_sim_port: int = Field(8081, description="Port of the local CWFIS simulator (stack part sim-cwfis).")
     mapbox_sim_port: int = Field(8082, description="Port of the local Mapbox simulator (stack part sim-mapbox).")
     discord_sim_port: int = Field(8083, description="Port of the local Discord simulator (stack part sim-discord).")
+    console_host: str = Field("127.0.0.1", description="Address the operator console binds.")
+    console_port: int = Field(8090, ge=0, le=65535, description="Port of the operator console (0: any free port; "
+                              "stack part console).")
     services_metrics_base_port: int = Field(
         9101, description="Default /metrics ports of the services, from here in the order ingestor, "
         "tiler, trainer, gatekeeper, notifier (9101-9105), so services started by hand coexist.",
@@ -154,7 +157,7 @@ class Settings(BaseSettings):
     stack_parts: str = Field(
         "kafka,mlflow,triton,prometheus",
         description="Parts `emberwatch stack up` starts, comma-separated: kafka, mlflow, triton, "
-        "prometheus, sim-cwfis, sim-mapbox, sim-discord, ingestor, tiler, trainer, gatekeeper, notifier.",
+        "prometheus, sim-cwfis, sim-mapbox, sim-discord, ingestor, tiler, trainer, gatekeeper, notifier, console.",
     )
 
     # --- observability -----------------------------------------------------------------------

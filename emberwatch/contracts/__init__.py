@@ -6,6 +6,7 @@ See docs/architecture.md#event-contracts.
 from emberwatch.contracts.envelope import Envelope, fact_id, new_id
 from emberwatch.contracts.events import (
     EVENT_TYPES,
+    Detection,
     FireObserved,
     LabelFeedback,
     LeakageCheck,
@@ -22,6 +23,7 @@ from emberwatch.contracts.topics import ALL_TOPICS, Topic, dlq_topic
 
 __all__ = [
     "ALL_TOPICS",
+    "Detection",
     "EVENT_TYPES",
     "Envelope",
     "FireObserved",

@@ -304,6 +304,38 @@ class LabelFeedback(Envelope):
         return self.tile_id
 
 
+class Detection(Envelope):
+    """The champion called a live tile a wildfire: its probability reached the detection threshold.
+    Published by the gatekeeper, which scores every live tile; the notifier posts it to Discord with
+    "this is a fire" / "this is not a fire" buttons, so a person can confirm or correct it
+    (labels.feedback.v1). A fact: the same tile scored by the same version has the same id, so a
+    replayed or redelivered tile is posted once."""
+
+    TYPE: ClassVar[str] = "detections"
+    TOPIC: ClassVar[str] = Topic.DETECTIONS
+    KEY_DOC: ClassVar[str] = "the tile id"
+
+    tile_id: str = Field(description="The tile detected (sha256 of its image bytes).", pattern=r"^[0-9a-f]{64}$")
+    uri: str = Field(description="Where the image is in the tile store.")
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    fire_key: str | None = Field(None, description="The fire the tile was fetched for (its own, or the "
+                                                   "fire a fire-free tile was matched to).")
+    label: Label = Field(description="The tile's label when it was scored (a person's label wins).")
+    model_name: str
+    model_version: str = Field(description="The champion that scored it.")
+    wildfire_probability: float = Field(ge=0, le=1)
+    threshold: float = Field(ge=0, le=1, description="The probability at which a tile counts as a detection.")
+    challenger_version: str | None = Field(None, description="The challenger in shadow, if any.")
+    challenger_probability: float | None = Field(None, ge=0, le=1)
+
+    def key(self) -> str:
+        return self.tile_id
+
+    def id_parts(self) -> tuple[Any, ...]:
+        return (self.tile_id, self.model_name, self.model_version)
+
+
 class PipelineAlert(Envelope):
     """An operational alert: feed down, rate-limited, DLQ growth..."""
 
@@ -322,7 +354,7 @@ class PipelineAlert(Envelope):
 
 EVENT_TYPES: tuple[type[Envelope], ...] = (
     FireObserved, TileReady, TileRelabelled, TrainingRequest, ModelCandidate, ModelDecision, PipelineAlert, ModelCommand,
-    LabelFeedback,
+    LabelFeedback, Detection,
 )
 
 _BY_TOPIC = {cls.TOPIC: cls for cls in EVENT_TYPES}

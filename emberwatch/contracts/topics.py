@@ -13,6 +13,7 @@ class Topic(StrEnum):
     PIPELINE_ALERTS = "pipeline.alerts.v1"
     MODELS_COMMANDS = "models.commands.v1"
     LABELS_FEEDBACK = "labels.feedback.v1"
+    DETECTIONS = "detections.v1"
 
 
 ALL_TOPICS: tuple[str, ...] = tuple(t.value for t in Topic)

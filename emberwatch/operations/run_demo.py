@@ -5,7 +5,8 @@ then advances the simulated CWFIS season step by step: fires are ingested, tiled
 trained, validated in Triton and crowned champion over the floor; a later candidate is compared in
 shadow with it and promoted or rejected by the gate on paired evidence; the team is told on the
 Discord simulator, and finally an image is scored through Triton. The demo succeeds only when all of
-that happened (``DemoResult.missing``); otherwise it says which step did not.
+that happened (``DemoResult.missing``); otherwise it says which step did not. Then the operator
+console starts beside the system (read-only unless EMBERWATCH_CONSOLE_OPERATOR_TOKEN is set).
 
 Everything stays up afterwards (``emberwatch stack down`` stops it). Running it again continues:
 state lives under ``EMBERWATCH_STATE_DIR`` and every step is idempotent, so nothing is done twice
@@ -227,6 +228,21 @@ def start_system(settings: Settings, report: Reporter = print) -> Settings:
     return settings
 
 
+def start_console(settings: Settings, report: Reporter = print) -> bool:
+    """The operator console beside the running system, once the loop has shown what it does (it reads
+    every stream from the start and scores the tiles through Triton, so it does not compete with the
+    first shadow). Read-only unless EMBERWATCH_CONSOLE_OPERATOR_TOKEN is set. A console that cannot
+    start (e.g. its port is taken) is reported, not fatal: the loop itself has run."""
+    env = {**demo_environment(settings), **os.environ}
+    try:
+        manage.up(settings.model_copy(update={"stack_parts": "console"}),
+                  on_event=lambda name, msg: report(f"{name}: {msg}"), env=env)
+    except (manage.StackError, OSError) as exc:
+        report(f"the operator console did not start: {exc}")
+        return False
+    return True
+
+
 async def advance_season(settings: Settings, hours: float, tick: Callable[[], None] = lambda: None) -> dict:
     """Step the simulated season by ``hours`` so that every poll sees it (a fire that starts and
     ends between two polls would never be seen, as with the real feed)."""
@@ -299,6 +315,7 @@ async def run_demo(
         prediction = None
         if served_champion(tally.decisions) is not None:
             prediction = await asyncio.to_thread(_predict_one_tile, settings, tally)
+        await asyncio.to_thread(start_console, settings, report)
     finally:
         await watcher.stop()
     result = DemoResult(tally=tally, discord_posts=len(discord_posts(settings)), prediction=prediction,
@@ -327,6 +344,9 @@ def where_to_look(settings: Settings) -> dict[str, str]:
         "MLflow UI": f"http://{host}:{settings.mlflow_port}",
         "Prometheus": f"http://{host}:{settings.prometheus_port}",
         "Discord simulator (posts)": f"http://{host}:{settings.discord_sim_port}/",
+        "Operator console": f"http://{settings.console_host}:{settings.console_port}/"
+                            + ("" if os.environ.get("EMBERWATCH_CONSOLE_OPERATOR_TOKEN") else
+                               " (read-only: set EMBERWATCH_CONSOLE_OPERATOR_TOKEN to sign in)"),
         "Triton": f"http://{host}:{settings.triton_http_port}/v2/models/wildfire",
         "logs": str(settings.state_dir / "logs"),
     }

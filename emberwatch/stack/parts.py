@@ -224,10 +224,24 @@ def service(name: str):
     return build
 
 
+def console(settings: Settings) -> Part:
+    """The operator console (``emberwatch console``): read-only unless EMBERWATCH_CONSOLE_OPERATOR_TOKEN is set."""
+    host, port = settings.console_host, settings.console_port
+    return Part(
+        name="console",
+        address=f"http://{host}:{port}/",
+        argv=_cli("console"),
+        env={"EMBERWATCH_STATE_DIR": str(settings.state_dir), "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        health_url=f"http://{host}:{port}/healthz",
+        ready_timeout_s=120,
+    )
+
+
 PART_BUILDERS = {
     "kafka": kafka, "mlflow": mlflow, "triton": triton, "prometheus": prometheus,
     **{f"sim-{name}": simulator(name) for name in SIMULATORS},
     **{name: service(name) for name in SERVICES},
+    "console": console,
 }
 
 

@@ -84,6 +84,10 @@ DASHBOARDS: dict[str, dict] = {
              ['sum by (version) (rate(emberwatch_model_predictions_total{model="$model", version=~"$version", '
               'source="live"}[5m]))',
               "sum by (outcome) (rate(emberwatch_gatekeeper_champion_tiles_total[5m]))"], "ops"),
+            ("Detections: live tiles the champion called a wildfire (per hour), and people's labels",
+             ["sum(increase(emberwatch_gatekeeper_detections_total[1h]))",
+              "sum by (label) (increase(emberwatch_gatekeeper_human_labels_total[1h]))"], "short",
+             {"legends": ["detections", "labelled {{label}}"]}),
             ("Live P(wildfire) distribution (selected versions)",
              'sum by (le) (increase(emberwatch_model_wildfire_probability_bucket{model="$model", '
              'version=~"$version", source="live"}[10m]))', "short", {"type": "heatmap"}),

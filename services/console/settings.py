@@ -15,8 +15,6 @@ SERVICE = "console"  # the service's name: logs, metrics, client ids, event prod
 
 
 class ConsoleSettings(Settings):
-    console_host: str = Field("127.0.0.1", description="Address the operator console binds.")
-    console_port: int = Field(8090, ge=0, le=65535, description="Port of the operator console (0: any free port).")
     console_operator_token: SecretStr | None = Field(
         None, description="Operator token (secret): signing in with it allows commands and feedback; "
                           "unset, nobody can sign in and the console is read-only.")

@@ -21,6 +21,7 @@ from emberwatch.common.model_registry import CHALLENGER, CHAMPION
 from emberwatch.common.tile_store import TileUnavailable, read_tile
 from emberwatch.common.triton_client import TritonError
 from emberwatch.contracts.events import (
+    Detection,
     Evidence,
     LabelFeedback,
     ModelCandidate,
@@ -31,12 +32,14 @@ from emberwatch.contracts.events import (
 from emberwatch.messaging.alerts import make_alert
 from emberwatch.ml import LABEL_INDEX
 from services.gatekeeper.decide_promotion import GateResult, Look, decide_promotion, gate_look_due, passes_floor
+from services.gatekeeper.detect_fire import detection_for
 from services.gatekeeper.evidence import evidence_metrics, floor_evidence, gate_evidence, result_document
 from services.gatekeeper.label_corrections import LabelCorrections
 from services.gatekeeper.measure_latency import observe_fire_to_prediction
 from services.gatekeeper.metrics import (
     CHAMPION_TILES,
     DECISIONS,
+    DETECTIONS,
     GATE_MINIMUM,
     HUMAN_LABELS,
     SHADOW_PAIRS,
@@ -70,6 +73,7 @@ class Gatekeeper:
         self.drift_path = settings.gatekeeper_dir / "drift.json"
         self.lineage = TrainingLineage(settings.gatekeeper_dir, self.registry)
         self.corrections = LabelCorrections(settings.gatekeeper_dir)
+        self.detections: list[Detection] = []  # to publish after the decisions (handlers.py drains it)
         self.alerts: list = []  # PipelineAlert events  # to publish after the decisions (handlers.py drains it)
         self.quality = ModelQuality(settings.gatekeeper_dir, settings.model_name,
                                     window=settings.gatekeeper_quality_live_window,
@@ -344,10 +348,13 @@ class Gatekeeper:
             self.serving.wait_until_serving(self.settings.gatekeeper_triton_wait_s)
             versions = f"{shadow.champion_version},{shadow.candidate_version}"
             scores = self.serving.triton.score_bytes([data], versions)
-            pair = Pair(tile.tile_id, LABEL_INDEX[self.corrections.label(tile.tile_id, tile.label)],
+            label = self.corrections.label(tile.tile_id, tile.label)
+            pair = Pair(tile.tile_id, LABEL_INDEX[label],
                         float(scores.wildfire(shadow.champion_version)[0]),
                         float(scores.wildfire(shadow.candidate_version)[0]), "live")
             shadow.add(pair)
+            self._detect(tile, label, shadow.champion_version, pair.champion_wildfire,
+                         shadow.candidate_version, pair.challenger_wildfire)
             observe_fire_to_prediction(tile)
             self.shadows.save(shadow)
             self.quality.retain([shadow.champion_version, shadow.candidate_version])
@@ -423,10 +430,21 @@ class Gatekeeper:
             CHAMPION_TILES.labels("failed").inc()
             log.warning("champion could not score a live tile", extra={"tile": tile.tile_id, "error": str(exc)})
             return
-        self.quality.observe(champion, [LABEL_INDEX[self.corrections.label(tile.tile_id, tile.label)]],
-                             [wildfire], "live")
+        label = self.corrections.label(tile.tile_id, tile.label)
+        self.quality.observe(champion, [LABEL_INDEX[label]], [wildfire], "live")
+        self._detect(tile, label, champion, wildfire)
         CHAMPION_TILES.labels("scored").inc()
         observe_fire_to_prediction(tile)
+
+    def _detect(self, tile: TileReady, label: str, champion: str, wildfire: float,
+                challenger: str | None = None, challenger_wildfire: float | None = None) -> None:
+        detection = detection_for(tile, label=label, model_name=self.settings.model_name,  # type: ignore[arg-type]
+                                  champion_version=champion, wildfire_probability=wildfire,
+                                  threshold=self.settings.gatekeeper_detection_threshold, producer=SERVICE,
+                                  challenger_version=challenger, challenger_probability=challenger_wildfire)
+        if detection is not None:
+            DETECTIONS.inc()
+            self.detections.append(detection)
 
     # --- the gate ----------------------------------------------------------------------------
     def _evaluate(self, shadow: Shadow) -> list[ModelDecision]:

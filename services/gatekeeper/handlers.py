@@ -2,7 +2,8 @@
 
 A candidate is placed in Triton's repository, loaded and validated; then it scores the held-out test
 tiles beside the champion (shadow), and every live tile that arrives while it is in shadow; the gate
-promotes it only on evidence, or rejects it with the reason; a candidate's warnings (its leakage
+promotes it only on evidence, or rejects it with the reason; a live tile the champion calls a wildfire
+is published as a detection (detections.v1), for a person to confirm; a candidate's warnings (its leakage
 check) travel with its decision. A tiles.relabelled.v1 event (a later fire near a fire-free tile)
 retires or relabels that tile for the shadow and every later evaluation. An operator's command
 (models.commands.v1: promote, rollback, approve, reject) is carried out here too, and answered. Each
@@ -42,6 +43,9 @@ class Handlers:
     async def _publish(self, decisions: list[ModelDecision]) -> None:
         for decision in decisions:
             await publish_event(self.broker, decision, service=SERVICE)
+        while self.gatekeeper.detections:
+            await publish_event(self.broker, self.gatekeeper.detections[0], service=SERVICE)
+            self.gatekeeper.detections.pop(0)
         while self.gatekeeper.alerts:
             await publish_event(self.broker, self.gatekeeper.alerts[0], service=SERVICE)
             self.gatekeeper.alerts.pop(0)

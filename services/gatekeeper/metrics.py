@@ -17,6 +17,8 @@ SHADOW_TILES = Counter("emberwatch_gatekeeper_shadow_tiles_total",
                        "Live tiles scored by champion and challenger, by outcome.", ["outcome"])
 HUMAN_LABELS = Counter("emberwatch_gatekeeper_human_labels_total",
                        "A person's labels on tiles (labels.feedback.v1) recorded, by the label given.", ["label"])
+DETECTIONS = Counter("emberwatch_gatekeeper_detections_total",
+                     "Live tiles the champion called a wildfire (detections.v1 events published).")
 COMMANDS = Counter("emberwatch_gatekeeper_commands_total",
                    "Operator commands by kind and outcome (done, refused, failed).", ["command", "outcome"])
 CHAMPION_TILES = Counter(

@@ -80,6 +80,10 @@ class GatekeeperSettings(MLSettings):
     gatekeeper_quality_score_champion: bool = Field(
         True, description="Score live labelled tiles with the champion alone while no challenger is in "
                           "shadow (one Triton call per tile), for live recall/precision and drift.")
+    gatekeeper_detection_threshold: float = Field(
+        0.5, ge=0, le=1, description="A live tile the champion scores at or above this wildfire probability "
+        "is a detection (detections.v1; the notifier posts it with feedback buttons). Live tiles are scored "
+        "in shadow and, between shadows, when EMBERWATCH_GATEKEEPER_QUALITY_SCORE_CHAMPION is on.")
     gatekeeper_quality_live_window: int = Field(500, ge=10, description="Recent live scores per version the PSI uses.")
     gatekeeper_quality_min_live_samples: int = Field(
         200, ge=1, description="Live scores needed in the window before a version's PSI is exported "

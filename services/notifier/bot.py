@@ -1,7 +1,10 @@
-"""The Discord bot: a ``discord.Client`` with an ``app_commands`` tree of five slash commands.
+"""The Discord bot: a ``discord.Client`` with an ``app_commands`` tree of five slash commands, and the
+"this is a fire" / "this is not a fire" buttons under detection posts (``label_buttons.py``).
 
-Each command only translates the interaction into an ``Invoker`` and calls ``BotCommands``
-(``bot_commands.py``), where the logic and the role check live. The bot starts from the notifier
+Each command and each button click only translates the interaction into an ``Invoker`` and calls
+``BotCommands`` (``bot_commands.py``), where the logic and the role check live. The buttons are
+dynamic items: a click is recognised by its ``custom_id`` alone, so posts made before a restart
+keep working. The bot starts from the notifier
 only when ``EMBERWATCH_DISCORD_BOT_TOKEN`` is set.
 """
 
@@ -13,6 +16,7 @@ import discord
 from discord import app_commands
 
 from services.notifier.bot_commands import BotCommands, Invoker, Reply
+from services.notifier.label_buttons import CUSTOM_ID, DANGER, custom_id
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +38,39 @@ async def _answer(interaction: discord.Interaction, reply: Reply) -> None:
                                                 allowed_mentions=allowed)
 
 
+class LabelButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID):
+    """A click on a detection post's button: the same label as ``/label TILE fire|no-fire``."""
+
+    def __init__(self, tile_id: str, label: str) -> None:
+        fire = label == "wildfire"
+        super().__init__(discord.ui.Button(
+            label="This is a fire" if fire else "This is not a fire", custom_id=custom_id(tile_id, label),
+            style=discord.ButtonStyle(DANGER) if fire else discord.ButtonStyle.secondary))
+        self.tile_id, self.label = tile_id, label
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item,  # type: ignore[override]
+                             match) -> LabelButton:
+        return cls(match["tile"], match["label"])
+
+    async def answer(self, commands: BotCommands, invoker: Invoker) -> Reply:
+        return await commands.label(invoker, self.tile_id, self.label, "from a detection post")
+
+    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        await interaction.response.defer(ephemeral=False, thinking=True)
+        client = interaction.client
+        assert isinstance(client, EmberwatchBot)
+        await _answer(interaction, await self.answer(client.commands, invoker_from(interaction)))
+
+
 class EmberwatchBot(discord.Client):
     def __init__(self, commands: BotCommands, *, guild_id: int | None = None) -> None:
         super().__init__(intents=discord.Intents.none())
         self.tree = app_commands.CommandTree(self)
         self.guild_id = guild_id
+        self.commands = commands
         _register(self.tree, commands)
+        self.add_dynamic_items(LabelButton)
 
     async def setup_hook(self) -> None:
         if self.guild_id:

@@ -191,6 +191,9 @@ class DiscordWebhook:
 
     async def post(self, payload: Mapping[str, Any]) -> PostResult:
         """Post ``payload`` and wait for Discord's confirmation; see the module doc for failures."""
+        # Components (buttons) are sent only with with_components=true; Discord keeps interactive ones
+        # only on a webhook its application owns (the bot's), and drops them on any other webhook.
+        params = {"wait": "true", **({"with_components": "true"} if payload.get("components") else {})}
         async with self._lock:
             attempts = failures = rl_retries = waits = 0
             last_problem = ""
@@ -203,7 +206,7 @@ class DiscordWebhook:
                 response: httpx.Response | None = None
                 try:
                     response = await self._http.post(
-                        self._url.get_secret_value(), params={"wait": "true"}, json=dict(payload)
+                        self._url.get_secret_value(), params=params, json=dict(payload)
                     )
                 except httpx.HTTPError as exc:  # network, timeout, protocol: the URL stays inside
                     last_problem = f"network error {type(exc).__name__}"

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from emberwatch.contracts import ModelCandidate, ModelDecision, PipelineAlert
+from emberwatch.contracts import Detection, ModelCandidate, ModelDecision, PipelineAlert
 from emberwatch.contracts.envelope import Envelope
 from services.notifier.delivery_store import DeliveryStore
 from services.notifier.discord_webhook import DiscordRejected, DiscordUnavailable, DiscordWebhook
@@ -49,7 +49,7 @@ class Notifier:
         self.dead_letter = dead_letter
         self._digest_lock = asyncio.Lock()
 
-    # --- the three topics -----------------------------------------------------------------------
+    # --- the topics -----------------------------------------------------------------------
     async def on_candidate(self, event: ModelCandidate) -> None:
         await self._post_once(event, "candidate", self.renderer.candidate(event))
 
@@ -65,6 +65,10 @@ class Notifier:
                 log.info("duplicate alert suppressed", extra={"event_id": event.event_id})
             return
         await self._post_once(event, "alert", self.renderer.alert(event))
+
+    async def on_detection(self, event: Detection) -> None:
+        """A live tile the champion called a wildfire: posted with the buttons a person answers with."""
+        await self._post_once(event, "detection", self.renderer.detection(event))
 
     def is_low_priority(self, event: PipelineAlert) -> bool:
         return event.severity in self.digest_severities or event.alert in self.digest_alerts

@@ -1,4 +1,4 @@
-"""Wiring: the broker, three subscriptions, the Discord webhook, the digest loop and the bot."""
+"""Wiring: the broker, four subscriptions (detections optional), the Discord webhook, the digest loop and the bot."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from faststream import FastStream
 
 from emberwatch.common.config import Settings, narrow
 from emberwatch.common.service import run_service
-from emberwatch.contracts import ModelCandidate, ModelDecision, PipelineAlert
+from emberwatch.contracts import Detection, ModelCandidate, ModelDecision, PipelineAlert
 from emberwatch.messaging.broker import build_broker
 from emberwatch.messaging.consumer import consumer_options, send_to_dlq, subscribe
 from services.notifier.delivery_store import DeliveryStore
@@ -48,7 +48,7 @@ class NotifierRuntime:
             max_rate_limit_wait_s=settings.notifier_max_rate_limit_wait_s,
         )
         links = Links(settings.mlflow_ui_url, settings.notifier_grafana_url,
-                      settings.notifier_grafana_dashboard_uid)
+                      settings.notifier_grafana_dashboard_uid, settings.notifier_console_url or None)
         self.notifier = Notifier(
             store=self.store, webhook=self.webhook,
             renderer=Renderer(links, settings.notifier_username, settings.notifier_avatar_url),
@@ -60,7 +60,7 @@ class NotifierRuntime:
         # Posts wait on Discord's rate limits: a batch is kept small so its commit comes soon.
         common = dict(service=SERVICE, **{**consumer_options(settings),
                                           "max_records": min(settings.kafka_batch_max_records, 50)})
-        # One consumer group per topic: the three consumers never rebalance one another (a shared
+        # One consumer group per topic: the consumers never rebalance one another (a shared
         # group made every join wait for the others' rebalances: 13 s instead of 3 s on Tansu).
         group = settings.notifier_group_id
         subscribe(self.broker, topics.candidates, ModelCandidate, self.notifier.on_candidate,
@@ -69,6 +69,9 @@ class NotifierRuntime:
                   group_id=f"{group}-decisions", **common)
         subscribe(self.broker, topics.alerts, PipelineAlert, self.notifier.on_alert,
                   group_id=f"{group}-alerts", **common)
+        if settings.notifier_post_detections:
+            subscribe(self.broker, topics.detections, Detection, self.notifier.on_detection,
+                      group_id=f"{group}-detections", **common)
         self._stop = asyncio.Event()
         self._digest_task: asyncio.Task[None] | None = None
         self._bot_task: asyncio.Task[None] | None = None

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from emberwatch.contracts import ModelCandidate, ModelDecision, PipelineAlert
+from emberwatch.contracts import Detection, ModelCandidate, ModelDecision, PipelineAlert
 
 # What a post is about (the `kind` label of the metrics and the delivery store).
-Kind = Literal["candidate", "promoted", "rejected", "rolled_back", "alert", "digest"]
+Kind = Literal["candidate", "promoted", "rejected", "rolled_back", "alert", "digest", "detection"]
 
 
 @dataclass(frozen=True)
@@ -18,3 +18,4 @@ class Topics:
     candidates: str = ModelCandidate.TOPIC
     decisions: str = ModelDecision.TOPIC
     alerts: str = PipelineAlert.TOPIC
+    detections: str = Detection.TOPIC

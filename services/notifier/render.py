@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from emberwatch.contracts import ModelCandidate, ModelDecision, PipelineAlert
+from emberwatch.contracts import Detection, ModelCandidate, ModelDecision, PipelineAlert
 from emberwatch.contracts.events import MetricDelta
+from services.notifier.label_buttons import label_buttons
 
 COLOURS = {
     "candidate": 0x3498DB,    # blue
@@ -23,10 +24,12 @@ COLOURS = {
     "warning": 0xF1C40F,      # yellow
     "info": 0x95A5A6,         # grey
     "digest": 0x607D8B,       # blue grey
+    "detection": 0xD35400,    # ember
 }
 
 ICONS = {"promoted": "✅", "rejected": "⛔", "rolled_back": "↩️", "critical": "🚨", "warning": "⚠️",
-         "info": "ℹ️", "candidate": "🧪", "digest": "🗞️"}
+         "info": "ℹ️", "candidate": "🧪", "digest": "🗞️",
+         "detection": "🔥"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,11 @@ class Links:
     mlflow_url: str
     grafana_url: str
     grafana_dashboard_uid: str
+    console_url: str | None = None
+
+    def tile_image(self, tile_id: str) -> str | None:
+        """The tile's image on the operator console (which reads the tile store), if one is configured."""
+        return f"{self.console_url.rstrip('/')}/tiles/{quote(tile_id)}" if self.console_url else None
 
     def run(self, run_id: str) -> str:
         return f"{self.mlflow_url}/#/runs/{quote(run_id)}"
@@ -198,6 +206,41 @@ class Renderer:
             "timestamp": e.occurred_at.isoformat(),
         }
         return _message(self.username, embed, self.avatar_url)
+
+    def detection(self, e: Detection) -> dict[str, Any]:
+        """A live tile the champion called a wildfire, with the buttons a person answers with."""
+        label = {"wildfire": "fire location", "nowildfire": "matched fire-free place"}[e.label]
+        fields: list[dict[str, Any]] = [
+            {"name": "Champion", "value": f"v{e.model_version}: P(wildfire) {e.wildfire_probability:.2f} "
+                                          f"(threshold {e.threshold:.2f})", "inline": True}]
+        if e.challenger_version is not None and e.challenger_probability is not None:
+            fields.append({"name": "Challenger in shadow",
+                           "value": f"v{e.challenger_version}: P(wildfire) {e.challenger_probability:.2f}",
+                           "inline": True})
+        fields += [
+            {"name": "Place", "value": f"{e.lat:.4f}, {e.lon:.4f}", "inline": True},
+            {"name": "Tile", "value": f"`{e.tile_id}`", "inline": False},
+            {"name": "Your answer", "value": "The buttons below, or `/label "
+                                             f"{e.tile_id} fire|no-fire`: the next training uses it.",
+             "inline": False},
+        ]
+        image = self.links.tile_image(e.tile_id)
+        if image:
+            fields.append({"name": "Image", "value": f"[on the console]({image}) · "
+                                                     "© Mapbox © OpenStreetMap © Maxar", "inline": False})
+        embed = {
+            "title": f"{ICONS['detection']} Detection: {e.model_name} v{e.model_version} sees a wildfire"
+                     + (f" at {e.fire_key}" if e.fire_key else ""),
+            "description": f"A live tile ({label} by the pipeline's own label) scored "
+                           f"{e.wildfire_probability:.2f}. Is it a fire?",
+            "color": COLOURS["detection"],
+            "fields": fields,
+            "footer": _footer(e),
+            "timestamp": e.occurred_at.isoformat(),
+        }
+        payload = _message(self.username, embed, self.avatar_url)
+        payload["components"] = label_buttons(e.tile_id)
+        return payload
 
     def digest(self, alerts: Sequence[PipelineAlert]) -> dict[str, Any]:
         """One message for a burst of low-priority alerts: counts per kind, then the lines."""

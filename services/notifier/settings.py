@@ -27,6 +27,13 @@ class NotifierSettings(Settings):
     notifier_grafana_dashboard_uid: str = Field(
         "emberwatch-models", description="Grafana dashboard uid linked from decisions."
     )
+    notifier_post_detections: bool = Field(
+        True, description="Post every detection (detections.v1: a live tile the champion called a wildfire) "
+        "with \"this is a fire\" / \"this is not a fire\" buttons; the buttons answer only on a webhook "
+        "owned by the bot's application, elsewhere the post says to use /label.")
+    notifier_console_url: str | None = Field(
+        "http://127.0.0.1:8090", description="The operator console's address, for links to a tile's image "
+        "in detection posts (empty: no link).")
     notifier_http_timeout_s: float = Field(10.0, description="Timeout of one webhook request.")
     notifier_max_attempts: int = Field(
         5, description="Webhook attempts on 5xx/network errors before the message is retried by Kafka."

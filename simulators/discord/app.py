@@ -11,6 +11,8 @@
   ``X-RateLimit-Limit/-Remaining/-Reset/-Reset-After/-Bucket`` on every answer, and a 429 with
   ``{"message": "You are being rate limited.", "retry_after": s, "global": false}`` plus
   ``Retry-After``.
+* Message components (action rows of buttons) are checked as Discord checks them and kept on the
+  message only with ``?with_components=true``, as Discord does.
 * Unknown webhook: 404 ``{"code": 10015, "message": "Unknown Webhook"}``; wrong token: 401
   ``{"code": 50027, "message": "Invalid Webhook Token"}``.
 * Admin (not part of Discord): ``POST /api/_admin/webhooks`` creates a webhook,
@@ -183,9 +185,53 @@ def validate_payload(payload: Any) -> dict[str, Any] | None:
             elif total > MAX["total"]:
                 errors["embeds"] = {"_errors": [{"code": "MAX_EMBED_SIZE_EXCEEDED",
                                                  "message": f"Embed size exceeds maximum size of {MAX['total']}"}]}
+    components = payload.get("components")
+    if components is not None:
+        component_errors = _check_components(components)
+        if component_errors:
+            errors["components"] = component_errors
     if not errors and not payload.get("content") and not payload.get("embeds") \
             and not payload.get("components") and not payload.get("attachments"):
         return {"__empty__": True}
+    return errors or None
+
+
+def _check_components(rows: Any) -> dict[str, Any] | None:
+    """Action rows of buttons, as Discord checks them: at most 5 rows of 1-5 buttons, a label of at
+    most 80, a custom_id of 1-100 characters (unique in the message) on every non-link button."""
+    if not isinstance(rows, list):
+        return _bad_type("array")
+    if len(rows) > 5:
+        return _too_long(5)
+    errors: dict[str, Any] = {}
+    seen: set[str] = set()
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or row.get("type") != 1 or not isinstance(row.get("components"), list):
+            errors[str(i)] = {"_errors": [{"code": "COMPONENT_LAYOUT_INVALID", "message": "Expected an action row."}]}
+            continue
+        buttons = row["components"]
+        if not 1 <= len(buttons) <= 5:
+            errors[str(i)] = {"components": {"_errors": [{"code": "BASE_TYPE_BAD_LENGTH",
+                                                          "message": "Must be between 1 and 5 in length."}]}}
+            continue
+        for j, b in enumerate(buttons):
+            b = b if isinstance(b, dict) else {}
+            problem = None
+            if b.get("type") != 2 or b.get("style") not in (1, 2, 3, 4, 5):
+                problem = "Expected a button with a style of 1 to 5."
+            elif len(str(b.get("label", ""))) > 80:
+                problem = "label: Must be 80 or fewer in length."
+            elif b["style"] != 5:
+                cid = b.get("custom_id")
+                if not isinstance(cid, str) or not 1 <= len(cid) <= 100:
+                    problem = "custom_id: Must be between 1 and 100 in length."
+                elif cid in seen:
+                    problem = "custom_id: Component custom id cannot be duplicated."
+                else:
+                    seen.add(cid)
+            if problem:
+                errors.setdefault(str(i), {}).setdefault("components", {})[str(j)] = {
+                    "_errors": [{"code": "COMPONENT_INVALID", "message": problem}]}
     return errors or None
 
 
@@ -262,7 +308,9 @@ def build_app(state: SimState | None = None) -> Starlette:
                 "timestamp": datetime.now(UTC).isoformat(),
                 "edited_timestamp": None,
                 "flags": int(payload.get("flags") or 0),
-                "components": [],
+                # Components are kept only with ?with_components=true (Discord ignores them otherwise).
+                "components": (payload.get("components") or []) if request.query_params.get(
+                    "with_components", "false").lower() in ("true", "1") else [],
                 "webhook_id": hook.id,
             }
             sim.posted.append({"webhook_id": hook.id, "message": message})
@@ -346,7 +394,7 @@ def build_app(state: SimState | None = None) -> Starlette:
             rows.append(
                 f'<div class="msg"><span class="who">{html.escape(m["author"]["username"])}</span> '
                 f'<span class="when">{html.escape(m["timestamp"])}</span> <code>{m["id"]}</code>'
-                f"<p>{html.escape(m['content'])}</p>{''.join(embeds)}</div>")
+                f"<p>{html.escape(m['content'])}</p>{''.join(embeds)}{_buttons(m)}</div>")
         body = (
             "<!doctype html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='5'>"
             "<title>Discord simulator</title><style>body{font-family:sans-serif;background:#313338;"
@@ -371,6 +419,11 @@ def build_app(state: SimState | None = None) -> Starlette:
     app = Starlette(routes=routes)
     app.state.sim = sim
     return app
+
+
+def _buttons(message: dict[str, Any]) -> str:
+    labels = [b.get("label", "") for row in message.get("components") or [] for b in row.get("components") or []]
+    return "".join(f"<button disabled>{html.escape(str(label))}</button> " for label in labels)
 
 
 async def _json(request: Request) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import hashlib
 from datetime import UTC, datetime
 
 from emberwatch.contracts import (
+    Detection,
     FireObserved,
     LabelFeedback,
     ModelCandidate,
@@ -54,4 +55,8 @@ def sample_events() -> list[Envelope]:
                             expires_at=datetime(2026, 7, 1, 12, 1, tzinfo=UTC)),
         LabelFeedback.create(producer="test", tile_id=tile, label="wildfire", labelled_by="console:ops",
                              note="smoke column at the top edge", previous_label="nowildfire"),
+        Detection.create(producer="test", tile_id=tile, uri=f"file:///tiles/{tile[:2]}/{tile}.jpg", lat=50.1,
+                         lon=-120.3, fire_key="bc:G80123", label="wildfire", model_name="emberwatch-resnet50",
+                         model_version="3", wildfire_probability=0.91, threshold=0.5,
+                         challenger_version="4", challenger_probability=0.88),
     ]

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from emberwatch.contracts import (
     ALL_TOPICS,
     EVENT_TYPES,
+    Detection,
     FireObserved,
     LabelFeedback,
     ModelCommand,
@@ -76,7 +77,7 @@ def test_topics_are_exactly_the_design_names():
     assert set(ALL_TOPICS) == {
         "fires.observed.v1", "tiles.ready.v1", "tiles.relabelled.v1", "training.requests.v1",
         "models.candidates.v1", "models.decisions.v1", "pipeline.alerts.v1", "models.commands.v1",
-        "labels.feedback.v1",
+        "labels.feedback.v1", "detections.v1",
     }
     assert dlq_topic("tiles.ready.v1") == "tiles.ready.v1.dlq"
 
@@ -156,3 +157,15 @@ def test_feedback_is_keyed_by_tile_has_a_fresh_id_and_validates_its_label():
         LabelFeedback.create(producer="test", tile_id=tile, label="smoke", labelled_by="console:ana")
     with pytest.raises(ValidationError, match="tile_id"):
         LabelFeedback.create(producer="test", tile_id="nope", label="wildfire", labelled_by="console:ana")
+
+
+def test_a_detection_is_a_fact_of_one_tile_and_one_champion_version():
+    tile = "ab" * 32
+    fields = dict(tile_id=tile, uri="file:///t.jpg", lat=50.0, lon=-120.0, label="nowildfire",
+                  model_name="m", model_version="3", wildfire_probability=0.7, threshold=0.5)
+    a = Detection.create(producer="gatekeeper", **fields)
+    assert a.key() == tile and a.TOPIC == "detections.v1"
+    assert Detection.create(producer="gatekeeper", **fields).event_id == a.event_id  # a replay: same id
+    assert Detection.create(producer="gatekeeper", **{**fields, "model_version": "4"}).event_id != a.event_id
+    with pytest.raises(ValidationError, match="wildfire_probability"):
+        Detection.create(producer="gatekeeper", **{**fields, "wildfire_probability": 1.5})

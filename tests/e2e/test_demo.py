@@ -106,8 +106,12 @@ def test_demo_at_the_readme_defaults_runs_the_whole_loop(tmp_path):
         # `stack status` lists every part the demo started, simulators and services included.
         status = _cli(env, "stack", "status", timeout=60)
         for part in ("kafka", "mlflow", "triton", "prometheus", "sim-cwfis", "sim-mapbox", "sim-discord",
-                     "ingestor", "tiler", "trainer", "gatekeeper", "notifier"):
+                     "ingestor", "tiler", "trainer", "gatekeeper", "notifier", "console"):
             assert part in status.stdout, status.stdout
+        # The operator console runs beside it, read-only (no operator token), on the run's fires.
+        console = f"http://127.0.0.1:{env['EMBERWATCH_CONSOLE_PORT']}"
+        assert httpx.get(f"{console}/api/me", timeout=10).json()["signin_enabled"] is False
+        assert httpx.get(f"{console}/api/fires", timeout=30).json()["fires"]
 
         # Bytes that are not an image: a client error (400), not a server error.
         triton = f"http://127.0.0.1:{env['EMBERWATCH_TRITON_HTTP_PORT']}"

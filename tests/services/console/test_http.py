@@ -10,7 +10,13 @@ import httpx
 import pytest
 
 from emberwatch.contracts.events import LabelFeedback, ModelCommand
-from tests.services.console.conftest import MAPBOX_TOKEN, OPERATOR_TOKEN, RunningConsole, read_all
+from tests.services.console.conftest import (
+    MAPBOX_TOKEN,
+    OPERATOR_TOKEN,
+    RunningConsole,
+    console_process,
+    read_all,
+)
 
 
 @contextlib.contextmanager
@@ -144,3 +150,29 @@ def test_without_triton_or_gatekeeper_the_pages_say_so_and_keep_working(console:
     models = httpx.get(f"{console.url}/api/models", timeout=10).json()
     assert models["gate"]["available"] is False and "is the gatekeeper running?" in models["gate"]["error"]
     assert models["roles"] == {"champion": None, "challenger": None, "previous": None}
+
+
+@pytest.mark.parametrize("token", ["", None])
+def test_without_an_operator_token_the_console_is_read_only(console: RunningConsole, tmp_path, monkeypatch,
+                                                            token: str | None) -> None:
+    """A second console on the same streams, its token empty or unset: everything can be read, nobody
+    can sign in, and no write publishes anything."""
+    monkeypatch.delenv("EMBERWATCH_CONSOLE_OPERATOR_TOKEN", raising=False)
+    extra = {} if token is None else {"EMBERWATCH_CONSOLE_OPERATOR_TOKEN": token}
+    before_cmd = len(read_all(console.settings, ModelCommand.TOPIC))
+    before_fb = len(read_all(console.settings, LabelFeedback.TOPIC))
+    with console_process(console.settings, tmp_path / "read-only.log", extra, fires=3, tiles=3) as url:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            assert client.get("/api/me").json()["signin_enabled"] is False
+            assert client.get("/").status_code == 200
+            assert {"A", "B"} <= {f["fire_key"] for f in client.get("/api/fires").json()["fires"]}
+            tile_id = console.tiles["fire"].tile_id
+            assert client.get(f"/tiles/{tile_id}").status_code == 200
+            r = client.post("/api/signin", json={"token": OPERATOR_TOKEN, "name": "alice"})
+            assert r.status_code == 403 and "EMBERWATCH_CONSOLE_OPERATOR_TOKEN is not set" in r.json()["error"]
+            assert "set-cookie" not in r.headers
+            assert client.post("/api/commands", json={"command": "rollback"}).status_code == 401
+            assert client.post("/api/feedback", json={"tile_id": tile_id, "label": "nowildfire"}).status_code == 401
+    assert len(read_all(console.settings, ModelCommand.TOPIC)) == before_cmd
+    assert len(read_all(console.settings, LabelFeedback.TOPIC)) == before_fb
+    assert '"signin_enabled": false' in (tmp_path / "read-only.log").read_text()

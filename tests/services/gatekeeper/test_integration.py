@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 from prometheus_client import REGISTRY
 
 from emberwatch.common.model_registry import CHALLENGER, CHAMPION
-from emberwatch.contracts.events import ModelCandidate, ModelDecision, SplitCounts, TileReady
+from emberwatch.contracts.events import Detection, ModelCandidate, ModelDecision, SplitCounts, TileReady
 from emberwatch.messaging.broker import publish_event
 from emberwatch.operations.send_command import model_command, send_command
 from emberwatch.stack import manage
@@ -207,12 +207,32 @@ async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_ba
 
         # 2b. between shadows the champion alone scores live labelled tiles (one Triton call each)
         scored = metric("emberwatch_gatekeeper_champion_tiles_total", outcome="scored")
-        for tile in live_tiles(tmp / "live", seed=8):
+        called_fire = sum(metric(predictions, model=MODEL, version=v2, source="live", outcome=o) for o in ("tp", "fp"))
+        later = live_tiles(tmp / "live", seed=8)
+        for tile in later:
             await publish_event(broker, tile, service="test")
         await wait_for(lambda: metric("emberwatch_gatekeeper_champion_tiles_total", outcome="scored")
                        == scored + 16, timeout_s=120)
         assert metric(predictions, model=MODEL, version=v2, source="live") == 30
         assert metric(predictions, model=MODEL, version=v2, source="live", outcome="tp") >= 4
+
+        # 2c. every live tile a champion called a wildfire is a detection (detections.v1), once:
+        #     in shadow with the challenger's opinion beside it, between shadows the champion's alone
+        now_called = sum(metric(predictions, model=MODEL, version=v2, source="live", outcome=o) for o in ("tp", "fp"))
+        in_shadow = {t.tile_id for t in live[2:]}
+        alone = {t.tile_id for t in later}
+        expected = now_called - called_fire
+        assert expected >= 4
+        records = await read_all(s.kafka_bootstrap_servers, Detection.TOPIC, expected, timeout_s=60)
+        detections = [Detection.from_bytes(r.value) for r in records]
+        assert len({d.event_id for d in detections}) == len(detections)
+        later_ones = [d for d in detections if d.tile_id in alone]
+        assert len(later_ones) == expected
+        assert all(d.model_version == v2 and d.challenger_version is None and d.wildfire_probability >= 0.5
+                   and d.label in ("wildfire", "nowildfire") for d in later_ones)
+        shadow_ones = [d for d in detections if d.tile_id in in_shadow]
+        assert shadow_ones and all(d.model_version == v1 and d.challenger_version == v2
+                                   and d.challenger_probability is not None for d in shadow_ones)
 
         # 3. broken candidates are rejected; the champion is untouched
         v3, run3, uri3 = log_candidate(s.mlflow_tracking_uri, MODEL, world, analytic_head(world, 0.0),

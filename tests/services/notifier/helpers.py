@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from emberwatch.common.config import Settings
-from emberwatch.contracts import ModelCandidate, ModelDecision, PipelineAlert
+from emberwatch.contracts import Detection, ModelCandidate, ModelDecision, PipelineAlert
 from services.notifier.models import Topics
 from services.notifier.settings import NotifierSettings
 from tests.messaging.helpers import unique
@@ -43,7 +43,8 @@ def notifier_settings(base: Settings, state_dir: Path, webhook_url: str, **overr
 
 
 def private_topics() -> Topics:
-    return Topics(candidates=unique("t-candidates"), decisions=unique("t-decisions"), alerts=unique("t-alerts"))
+    return Topics(candidates=unique("t-candidates"), decisions=unique("t-decisions"), alerts=unique("t-alerts"),
+                  detections=unique("t-detections"))
 
 
 def candidate(version: str = "7", model: str = MODEL, **extra: Any) -> ModelCandidate:
@@ -71,6 +72,14 @@ def alert(name: str = "feed_down", severity: str = "critical", message: str = "C
           component: str = "ingestor", **details: Any) -> PipelineAlert:
     return PipelineAlert.create(producer=component, alert=name, severity=severity, component=component,
                                 message=message, details=details)
+
+
+def detection(tile_id: str = "ab" * 32, version: str = "7", probability: float = 0.91,
+              **extra: Any) -> Detection:
+    return Detection.create(
+        producer="gatekeeper", tile_id=tile_id, uri=f"file:///state/tiles/{tile_id}.jpg", lat=55.1234,
+        lon=-110.5678, fire_key="ab:HWF-042", label="wildfire", model_name=MODEL, model_version=version,
+        wildfire_probability=probability, threshold=0.5, **extra)
 
 
 def new_id() -> str:

@@ -7,11 +7,13 @@ import pytest
 
 from emberwatch.contracts import LabelFeedback, ModelCommand, ModelDecision
 from emberwatch.operations.send_command import NoAnswer
-from services.notifier.bot import COMMANDS, build_bot
+from services.notifier.bot import COMMANDS, LabelButton, build_bot
 from services.notifier.bot_commands import DENIED, BotCommands, Invoker, Operations
 from services.notifier.operations import LocalOperations
 from services.notifier.settings import NotifierSettings
+from services.notifier.render import Links, Renderer
 from tests.messaging.helpers import read_all, unique
+from tests.services.notifier.helpers import detection
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -166,3 +168,30 @@ async def test_label_publishes_one_feedback_event_and_bad_input_publishes_nothin
     f = ours[0]
     assert (f.label, f.labelled_by, f.note, f.producer) == ("nowildfire", "discord:ops#1", "a sunlit roof", "notifier")
     assert records[len(before):][0].key == tile.encode()
+
+
+async def test_a_detection_posts_buttons_answer_like_label(kafka_settings, tmp_path):
+    """The buttons the renderer puts under a detection post are the bot's dynamic items; a click by an
+    operator publishes the same one feedback event as /label, a stranger's click nothing."""
+    settings = NotifierSettings(**{**kafka_settings.model_dump(), "state_dir": tmp_path})
+    servers = kafka_settings.kafka_bootstrap_servers
+    tile = unique("button").encode().hex().ljust(64, "0")[:64]
+    payload = Renderer(Links("http://m", "http://g", "d"), "Emberwatch").detection(detection(tile))
+    ids = [b["custom_id"] for row in payload["components"] for b in row["components"]]
+    template = LabelButton.__discord_ui_compiled_template__
+    matches = [template.fullmatch(i) for i in ids]
+    assert all(matches) and [m["label"] for m in matches] == ["wildfire", "nowildfire"]
+    bot = build_bot(commands(settings), guild_id=None)
+    try:
+        assert LabelButton in bot._connection._view_store._dynamic_items.values()
+        not_fire = await LabelButton.from_custom_id(None, None, matches[1])  # type: ignore[arg-type]
+        assert await not_fire.answer(bot.commands, STRANGER) == DENIED
+        before = await read_all(servers, LabelFeedback.TOPIC, 10**6, timeout_s=2)
+        reply = await not_fire.answer(bot.commands, OPERATOR)
+    finally:
+        await bot.close()
+    assert reply.ok and "not a fire" in reply.text
+    records = await read_all(servers, LabelFeedback.TOPIC, len(before) + 1)
+    ours = [f for f in (LabelFeedback.from_bytes(r.value) for r in records) if f.tile_id == tile]
+    assert [(f.label, f.labelled_by, f.note) for f in ours] == [
+        ("nowildfire", "discord:ops#1", "from a detection post")]

@@ -6,11 +6,12 @@ import pytest
 from pydantic import SecretStr
 
 from services.notifier.fit_discord_limits import fit_discord_limits
+from services.notifier.label_buttons import parse_custom_id
 from services.notifier.main import NotifierRuntime
 from services.notifier.render import COLOURS, Links, Renderer
 from services.notifier.settings import NotifierSettings
 from simulators.discord.app import validate_payload
-from tests.services.notifier.helpers import alert, candidate, decision
+from tests.services.notifier.helpers import alert, candidate, decision, detection
 
 R = Renderer(Links("http://mlflow:5000", "http://grafana:3000", "emberwatch-models"), "Emberwatch")
 
@@ -143,3 +144,22 @@ def test_a_gate_decision_shows_both_classes_the_rule_and_the_method():
     assert fields["specificity"] == "Δ -0.010 [-0.025, +0.010] 93.7% CI (0.900 → 0.890)"
     assert "primary_metric wildfire_recall" in fields["Thresholds"]
     assert validate_payload(R.decision(decision("promoted", "7").model_copy(update={"evidence": evidence}))) is None  # Discord accepts it
+
+
+def test_a_detection_shows_both_models_the_place_and_two_buttons_that_fit_discord():
+    tile = "9f" * 32
+    payload = Renderer(Links("http://m", "http://g", "d", "http://c:8090/"), "Emberwatch").detection(
+        detection(tile, challenger_version="8", challenger_probability=0.3))
+    embed = payload["embeds"][0]
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert "sees a wildfire at ab:HWF-042" in embed["title"]
+    assert fields["Place"] == "55.1234, -110.5678" and fields["Challenger in shadow"] == "v8: P(wildfire) 0.30"
+    assert fields["Image"].startswith(f"[on the console](http://c:8090/tiles/{tile})") and "© Mapbox" in fields["Image"]
+    assert f"/label {tile} fire|no-fire" in fields["Your answer"]
+    buttons = [b for row in payload["components"] for b in row["components"]]
+    assert [parse_custom_id(b["custom_id"]) for b in buttons] == [(tile, "wildfire"), (tile, "nowildfire")]
+    assert all(len(b["custom_id"]) <= 100 for b in buttons)
+    assert fit_discord_limits(payload) == payload and validate_payload(payload) is None  # fits as it is
+    assert parse_custom_id("emberwatch:label:xyz:wildfire") is None
+    no_console = Renderer(Links("http://m", "http://g", "d"), "E").detection(detection(tile))
+    assert "Image" not in {f["name"] for f in no_console["embeds"][0]["fields"]}

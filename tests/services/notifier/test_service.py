@@ -19,6 +19,7 @@ from tests.services.notifier.helpers import (
     alert,
     candidate,
     decision,
+    detection,
     metric,
     notifier_settings,
     private_topics,
@@ -43,7 +44,7 @@ def posted(sim) -> list[dict]:
 
 def topic_of(event: Envelope, topics: Topics) -> str:
     return {"models.candidates": topics.candidates, "models.decisions": topics.decisions,
-            "pipeline.alerts": topics.alerts}[event.type]
+            "pipeline.alerts": topics.alerts, "detections": topics.detections}[event.type]
 
 
 async def publish_all(settings, topics: Topics, events: list[Envelope]) -> None:
@@ -237,3 +238,42 @@ async def test_a_discord_outage_is_retried_and_the_event_posted_once(kafka_setti
     assert sim["state"].requests == 4
     assert "v12" in posted(sim)[0]["embeds"][0]["title"]
     assert "Possible repeat" not in (posted(sim)[0].get("content") or "")
+
+
+async def test_a_detection_is_posted_once_with_its_feedback_buttons(kafka_settings, tmp_path, sim):
+    topics = private_topics()
+    settings = notifier_settings(kafka_settings, tmp_path, sim["url"],
+                                 notifier_console_url="http://console.example:8090")
+    first, other = detection("cd" * 32, challenger_version="8", challenger_probability=0.42), detection("ef" * 32)
+    runtime = NotifierRuntime(settings, topics)
+    await runtime.start()
+    try:
+        await publish_all(kafka_settings, topics, [first, other, first])  # the same fact twice
+        await wait_for(lambda: len(posted(sim)) == 2 and metric(
+            "emberwatch_notifier_duplicates_suppressed_total", kind="detection") >= 1, timeout_s=60)
+    finally:
+        await runtime.stop()
+    messages = posted(sim)
+    assert len(messages) == 2
+    post = next(m for m in messages if "cd" * 32 in str(m["embeds"][0]["fields"]))
+    fields = {f["name"]: f["value"] for f in post["embeds"][0]["fields"]}
+    assert fields["Champion"] == "v7: P(wildfire) 0.91 (threshold 0.50)"
+    assert fields["Challenger in shadow"] == "v8: P(wildfire) 0.42"
+    assert f"http://console.example:8090/tiles/{'cd' * 32}" in fields["Image"]
+    # the buttons reached Discord (sent with ?with_components=true) and carry the tile and the label
+    [row] = post["components"]
+    assert [b["custom_id"] for b in row["components"]] == [
+        f"emberwatch:label:{'cd' * 32}:wildfire", f"emberwatch:label:{'cd' * 32}:nowildfire"]
+
+
+async def test_detections_are_not_posted_when_switched_off(kafka_settings, tmp_path, sim):
+    topics = private_topics()
+    settings = notifier_settings(kafka_settings, tmp_path, sim["url"], notifier_post_detections=False)
+    runtime = NotifierRuntime(settings, topics)
+    await runtime.start()
+    try:
+        await publish_all(kafka_settings, topics, [detection("12" * 32), candidate("9")])
+        await wait_for(lambda: len(posted(sim)) == 1, timeout_s=60)
+    finally:
+        await runtime.stop()
+    assert [m["embeds"][0]["color"] for m in posted(sim)] == [COLOURS["candidate"]]

@@ -183,3 +183,20 @@ def test_emberwatch_sim_discord_serves_the_default_webhook(tmp_path):
         proc.terminate()
         proc.wait(15)
         log.close()
+
+
+def test_buttons_are_checked_and_kept_only_with_with_components(sim):
+    client, _ = sim
+    row = {"type": 1, "components": [{"type": 2, "style": 4, "label": "Fire", "custom_id": "a"},
+                                     {"type": 2, "style": 2, "label": "No", "custom_id": "b"}]}
+    kept = client.post(HOOK, params={"wait": "true", "with_components": "true"},
+                       json={"content": "x", "components": [row]})
+    assert kept.status_code == 200 and kept.json()["components"] == [row]
+    ignored = client.post(HOOK, params={"wait": "true"}, json={"content": "y", "components": [row]})
+    assert ignored.status_code == 200 and ignored.json()["components"] == []  # as Discord does
+    twice = {"type": 1, "components": [dict(row["components"][0]), dict(row["components"][0])]}
+    long_id = {"type": 1, "components": [{"type": 2, "style": 1, "label": "L", "custom_id": "c" * 101}]}
+    for bad in ([twice], [long_id], [row] * 6, [{"type": 2}]):
+        r = client.post(HOOK, params={"with_components": "true"}, json={"content": "z", "components": bad})
+        assert r.status_code == 400 and r.json()["code"] == 50035 and "components" in r.json()["errors"]
+    assert "<button disabled>Fire</button>" in client.get("/").text
