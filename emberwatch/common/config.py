@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = Field("http://127.0.0.1:5000", description="MLflow tracking server (default: the local stack's, from EMBERWATCH_MLFLOW_PORT).")
     triton_url: str = Field("127.0.0.1:8000", description="Triton HTTP endpoint host:port (default: the local stack's, from EMBERWATCH_TRITON_HTTP_PORT).")
     triton_grpc_url: str = Field("127.0.0.1:8001", description="Triton gRPC endpoint host:port (default: the local stack's, from EMBERWATCH_TRITON_GRPC_PORT).")
+    triton_admin_key: SecretStr | None = Field(
+        None, description="Key of Triton's model-repository API (secret): sent by the gatekeeper as the "
+                          "emberwatch-admin-key header on load, unload and index, which a deployed Triton "
+                          "restricts to it; unset or empty: no header (the local stack's Triton is open "
+                          "unless this is set).")
     state_dir: Path = Field(
         REPO_ROOT / ".state", description="Where the stack keeps state, logs and PID files."
     )

@@ -1,4 +1,10 @@
-"""Talking to Triton: explicit load/unload, readiness, and scoring images through ``wildfire``."""
+"""Talking to Triton: explicit load/unload, readiness, and scoring images through ``wildfire``.
+
+A deployed Triton restricts its model-repository API (load, unload, index) to requests that carry
+the header ``ADMIN_HEADER`` with the admin key (``--http-restricted-api`` /
+``--grpc-restricted-protocol``, compose.yaml). The client sends the key on those calls only, and only
+when it has one (``EMBERWATCH_TRITON_ADMIN_KEY``); inference and health never carry it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,22 @@ from dataclasses import dataclass
 import numpy as np
 import tritonclient.http as httpclient
 from PIL import Image
+from pydantic import SecretStr
 from tritonclient.utils import InferenceServerException
+
+# The header Triton checks on the restricted APIs (gRPC: ``triton-grpc-protocol-<ADMIN_HEADER>``).
+ADMIN_HEADER = "emberwatch-admin-key"
+# The API groups compose.yaml restricts to the admin key: model control, and the other
+# administrative groups no service uses (configuration, shared memory, statistics, trace, logging).
+ADMIN_APIS = ("model-repository", "model-config", "shared-memory", "statistics", "trace", "logging")
+
+
+
+def restricted_api_flags(key: str) -> list[str]:
+    """tritonserver's flags that restrict ``ADMIN_APIS`` to requests carrying ``key``."""
+    spec = f"{','.join(ADMIN_APIS)}:{ADMIN_HEADER}={key}"
+    return [f"--http-restricted-api={spec}", f"--grpc-restricted-protocol={spec}"]
+
 
 EXPECTED_INPUTS = {"IMAGE_BYTES": "BYTES", "IMAGES": "FP32"}
 EXPECTED_OUTPUTS = {"PROBABILITIES": "FP32", "MODEL_VERSION": "BYTES",
@@ -46,11 +67,19 @@ class Triton:
     service calls Triton from asyncio worker threads, so every thread gets a client of its own.
     """
 
-    def __init__(self, url: str, *, model: str = "wildfire", timeout_s: float = 120.0):
+    def __init__(self, url: str, *, model: str = "wildfire", timeout_s: float = 120.0,
+                 admin_key: SecretStr | None = None):
         self.model = model
         self.url = url
         self.timeout_s = timeout_s
+        self._admin_key = admin_key if admin_key is not None and admin_key.get_secret_value() else None
         self._local = threading.local()
+
+    def _admin_headers(self) -> dict[str, str] | None:
+        """The admin key's header for the model-repository calls; None without a key."""
+        if self._admin_key is None:
+            return None
+        return {ADMIN_HEADER: self._admin_key.get_secret_value()}
 
     @property
     def client(self) -> httpclient.InferenceServerClient:
@@ -78,15 +107,22 @@ class Triton:
     # --- control ---------------------------------------------------------------------------
     def load(self, name: str) -> None:
         try:
-            self.client.load_model(name)
+            self.client.load_model(name, headers=self._admin_headers())
         except InferenceServerException as exc:
             raise TritonError(f"loading {name} failed: {exc.message()}") from exc
 
     def unload(self, name: str) -> None:
         try:
-            self.client.unload_model(name)
+            self.client.unload_model(name, headers=self._admin_headers())
         except InferenceServerException as exc:
             raise TritonError(f"unloading {name} failed: {exc.message()}") from exc
+
+    def repository_index(self) -> list[dict]:
+        """Every model in the repository with its state (Triton's model-repository index)."""
+        try:
+            return list(self.client.get_model_repository_index(headers=self._admin_headers()))
+        except InferenceServerException as exc:
+            raise TritonError(f"reading the model repository index failed: {exc.message()}") from exc
 
     def ready(self, name: str, version: str = "") -> bool:
         try:

@@ -19,7 +19,7 @@ import numpy as np
 from emberwatch.common.atomic_files import atomic_write_text
 from emberwatch.common.model_registry import CHALLENGER, CHAMPION
 from emberwatch.common.tile_store import TileUnavailable, read_tile
-from emberwatch.common.triton_client import TritonError
+from emberwatch.common.triton_client import Triton, TritonError
 from emberwatch.contracts.events import (
     Detection,
     Evidence,
@@ -65,7 +65,10 @@ class Gatekeeper:
     def __init__(self, settings: GatekeeperSettings, *, serving: ServingControl | None = None,
                  registry: Registry | None = None):
         self.settings = settings
-        self.serving = serving or ServingControl(settings)
+        # The Triton client with the admin key of the model-repository API (EMBERWATCH_TRITON_ADMIN_KEY)
+        self.serving = serving or ServingControl(settings, triton=Triton(
+            settings.triton_url, model=settings.gatekeeper_triton_model,
+            timeout_s=settings.gatekeeper_triton_timeout_s, admin_key=settings.triton_admin_key))
         self.registry = registry or Registry(settings.mlflow_tracking_uri, settings.model_name)
         self.shadows = ShadowStore(settings.gatekeeper_dir)
         self.decisions_path = settings.gatekeeper_dir / "decisions.json"

@@ -42,7 +42,7 @@ def test_compose_runs_every_part_and_every_service_from_one_image():
     for name, svc in services.items():
         for dep in svc.get("depends_on", {}):
             assert dep in services, f"{name} depends on undefined {dep}"
-    assert "--model-control-mode=explicit" in services["triton"]["command"]
+    assert "--model-control-mode=explicit" in " ".join(services["triton"]["command"])
     console = services["console"]
     assert console["command"] == ["console"] and console["image"] == "emberwatch:latest"
     assert console["ports"] == ["127.0.0.1:8090:8090"]  # the host's loopback only
@@ -73,6 +73,22 @@ def test_mlflow_serves_on_postgresql_and_s3_behind_basic_auth():
         svc = compose["services"][name]
         assert svc["depends_on"]["mlflow-init"] == {"condition": "service_completed_successfully"}
         assert svc["environment"]["MLFLOW_TRACKING_USERNAME"] == compose["services"]["mlflow-init"]["command"][1]
+
+
+def test_triton_is_published_with_the_clients_admin_apis_restricted_to_the_gatekeepers_key():
+    """The flags in compose.yaml are the client's (restricted_api_flags: same API groups, same header)."""
+    from emberwatch.common.triton_client import restricted_api_flags
+
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    triton = compose["services"]["triton"]
+    script = " ".join(triton["command"]).replace("$$", "$")
+    assert script.count("exec tritonserver ") == 1
+    for flag in restricted_api_flags("$TRITON_ADMIN_KEY"):
+        assert f'"{flag}"' in script, flag
+    assert triton["ports"] == ["8000:8000", "8001:8001"]  # inference; metrics (8002) stay inside
+    holders = {name for name, svc in compose["services"].items()
+               if any("TRITON_ADMIN_KEY" in str(v) for v in (svc.get("environment") or {}).values())}
+    assert holders == {"triton", "gatekeeper"}
 
 
 def test_kafka_keeps_its_log_on_the_volume_and_creates_no_topic_by_itself():

@@ -5,7 +5,8 @@ it fail, so the lint can fail; then the real compose.yaml must pass every rule.
 Rules:
 
 - ``published-port``: nothing is published but inference (Triton 8000/8001, and only while its
-  model-repository API is restricted for that protocol), Grafana, and the console on 127.0.0.1.
+  model-repository API is restricted for that protocol: ``--http-restricted-api`` for HTTP,
+  ``--grpc-restricted-protocol`` for gRPC), Grafana, and the console on 127.0.0.1.
   Prometheus, MLflow, Kafka, PostgreSQL, the S3 store, Triton's metrics and the services' metrics
   stay on the compose network.
 - ``secret-in-file``: a secret (an environment key, or an interpolated variable anywhere in the file,
@@ -37,7 +38,7 @@ REQUIRED = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*:\?[^}]*\}$")
 SECRETS_DIR = "/run/secrets/"
 
 # Who may publish which port. Triton's model-control API shares its ports with inference.
-TRITON_PORTS = {8000: "--http-restricted-api", 8001: "--grpc-restricted-api"}
+TRITON_PORTS = {8000: "--http-restricted-api", 8001: "--grpc-restricted-protocol"}
 CONSOLE_HOST = "127.0.0.1"
 
 # The secrets each service uses: environment keys (read by the service's settings or by the MLflow
@@ -47,7 +48,8 @@ SECRETS_USED: dict[str, set[str]] = {
     "ingestor": set(),
     "tiler": {"EMBERWATCH_MAPBOX_TOKEN"},  # services/tiler/main.py: Mapbox imagery
     "trainer": {MLFLOW_CLIENT},  # services/trainer/registry.py
-    "gatekeeper": {MLFLOW_CLIENT},  # services/gatekeeper/gatekeeper.py: aliases, evidence
+    # services/gatekeeper/gatekeeper.py: aliases, evidence; Triton's model-repository API (load/unload)
+    "gatekeeper": {MLFLOW_CLIENT, "EMBERWATCH_TRITON_ADMIN_KEY"},
     # services/notifier: the webhook, the bot (services/notifier/main.py), the champion (operations.py)
     "notifier": {"EMBERWATCH_DISCORD_WEBHOOK_URL", "EMBERWATCH_DISCORD_BOT_TOKEN", MLFLOW_CLIENT},
     # services/console/main.py: sign-in, the basemap proxy (the token stays on the server), run plots
@@ -59,6 +61,7 @@ SECRETS_USED: dict[str, set[str]] = {
                "mlflow_flask_secret_key"},
     "mlflow-init": {"mlflow_admin_password", "MLFLOW_SERVICE_PASSWORD"},
     "grafana": {"grafana_admin_password"},
+    "triton": {"TRITON_ADMIN_KEY"},  # its --http-restricted-api / --grpc-restricted-protocol flags
 }
 
 
@@ -331,12 +334,14 @@ def test_triton_may_publish_inference_only_with_model_control_restricted():
                                           "healthcheck": {"test": ["CMD", "true"]},
                                           "ports": ["8000:8000", "8001:8001"]})
     restricted = ["tritonserver", "--http-restricted-api=model-repository:admin-key=${K:?}",
-                  "--grpc-restricted-api=model-repository:admin-key=${K:?}"]
+                  "--grpc-restricted-protocol=model-repository:admin-key=${K:?}"]
     assert check_published_ports(planted(triton(restricted))) == []
     http_only = restricted[:2]
+    old_flag = http_only + ["--grpc-restricted-api=model-repository:admin-key=${K:?}"]  # not a Triton flag
+    assert check_published_ports(planted(triton(old_flag))) == check_published_ports(planted(triton(http_only)))
     assert check_published_ports(planted(triton(http_only))) == [
         "[published-port] triton publishes 8001 with its model-repository API open "
-        "(needs --grpc-restricted-api=model-repository:...)"]
+        "(needs --grpc-restricted-protocol=model-repository:...)"]
 
 
 @pytest.mark.parametrize("value", ["hunter2", "${MAPBOX_TOKEN:-pk.default}", "${MAPBOX_TOKEN-pk.default}"])
@@ -402,6 +407,7 @@ def test_a_mount_inside_a_read_only_mount_fails(volumes):
 @pytest.mark.parametrize("change", [
     lambda s: s["console"].update(environment={"EMBERWATCH_DISCORD_WEBHOOK_URL": "${DISCORD_WEBHOOK_URL:?x}"}),
     lambda s: s["kafka"].update(environment={"EMBERWATCH_MAPBOX_TOKEN": "${MAPBOX_TOKEN:?x}"}),
+    lambda s: s["console"].update(environment={"EMBERWATCH_TRITON_ADMIN_KEY": "${TRITON_ADMIN_KEY:?x}"}),
     lambda s: s["tiler"].update(secrets=["grafana_admin_password"]),
     lambda s: s["tiler"]["environment"].update(AWS_SECRET_ACCESS_KEY="${S3_SECRET_KEY:?x}"),
     lambda s: s["grafana"].update(secrets=[]),  # a *_FILE pointing at a secret it is not given
