@@ -1,4 +1,6 @@
-"""Typed settings, read from ``EMBERWATCH_*`` environment variables (and an optional ``.env``).
+"""Typed settings, read from ``EMBERWATCH_*`` environment variables (and an optional ``.env``), and
+from files in a secrets directory (``EMBERWATCH_SECRETS_DIR``; compose and Kubernetes mount secrets
+as files, so they never sit in a container's environment).
 
 Every setting lives here with its default and meaning; README.md lists them (generated from this
 module by ``emberwatch config``). Defaults point at the real public services where they exist and at
@@ -7,6 +9,7 @@ the local stack's addresses for the parts the stack runs.
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -14,19 +17,52 @@ from typing import TypeVar
 from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SecretsSettingsSource, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The five services, in the order their default /metrics ports follow EMBERWATCH_SERVICES_METRICS_BASE_PORT.
 SERVICE_NAMES = ("ingestor", "tiler", "trainer", "gatekeeper", "notifier")
 # What EMBERWATCH_TILE_STORE_URL's prefix may hold: characters a URI carries as they are.
 _S3_PREFIX = re.compile(r"[A-Za-z0-9._/-]*")
+# Where compose and Docker mount secrets: the secrets directory when EMBERWATCH_SECRETS_DIR is unset.
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
+
+
+def secrets_dir() -> Path | None:
+    """The directory secret files are read from: ``EMBERWATCH_SECRETS_DIR`` (empty: none; a directory
+    that does not exist is refused), else ``/run/secrets`` when it exists, else none."""
+    value = os.environ.get("EMBERWATCH_SECRETS_DIR")
+    if value is None:
+        return DEFAULT_SECRETS_DIR if DEFAULT_SECRETS_DIR.is_dir() else None
+    if not value.strip():
+        return None
+    path = Path(value.strip())
+    if not path.is_dir():
+        raise ValueError(f"EMBERWATCH_SECRETS_DIR={value!r} is not a directory")
+    return path
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EMBERWATCH_", env_file=".env", extra="ignore", secrets_dir=None
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then ``.env``, then the secrets directory's files (each
+        named after its variable, e.g. ``EMBERWATCH_MAPBOX_TOKEN``; case does not matter)."""
+        return (init_settings, env_settings, dotenv_settings,
+                SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir()))
+
+    secrets_dir: Path | None = Field(
+        None, description="Directory of secret files, one per setting, named after its variable (e.g. "
+                          "EMBERWATCH_MAPBOX_TOKEN; compose and Kubernetes secrets), read after the "
+                          "environment and .env. Unset: /run/secrets when it exists; empty: none. Only "
+                          "from the environment.")
 
     # --- Kafka -------------------------------------------------------------------------------
     kafka_bootstrap_servers: str = Field(
@@ -132,8 +168,7 @@ class Settings(BaseSettings):
     triton_admin_key: SecretStr | None = Field(
         None, description="Key of Triton's model-repository API (secret): sent by the gatekeeper as the "
                           "emberwatch-admin-key header on load, unload and index, which a deployed Triton "
-                          "restricts to it; unset or empty: no header (the local stack's Triton is open "
-                          "unless this is set).")
+                          "restricts to it; unset or empty: no header (the local stack's Triton needs none).")
     state_dir: Path = Field(
         REPO_ROOT / ".state", description="Where the stack keeps state, logs and PID files."
     )
@@ -174,7 +209,7 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level for structured logs on stderr.")
     log_format: str = Field("json", description="json (structured) or console.")
 
-    @field_validator("tile_store_url", "s3_endpoint_url", "s3_region", mode="before")
+    @field_validator("tile_store_url", "s3_endpoint_url", "s3_region", "secrets_dir", mode="before")
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:
         """An empty variable (as an optional Kubernetes Secret key can leave) means unset."""
@@ -204,6 +239,7 @@ class Settings(BaseSettings):
             "triton_url": f"{self.stack_host}:{self.triton_http_port}",
             "triton_grpc_url": f"{self.stack_host}:{self.triton_grpc_port}",
             "triton_model_repository": Path(self.state_dir) / "triton_models",
+            "secrets_dir": secrets_dir(),  # the directory the files were read from
         }
         for name, value in derived.items():
             if name not in self.model_fields_set:

@@ -83,12 +83,40 @@ def test_triton_is_published_with_the_clients_admin_apis_restricted_to_the_gatek
     triton = compose["services"]["triton"]
     script = " ".join(triton["command"]).replace("$$", "$")
     assert script.count("exec tritonserver ") == 1
+    assert 'TRITON_ADMIN_KEY="$(cat /run/secrets/triton_admin_key)"' in script
     for flag in restricted_api_flags("$TRITON_ADMIN_KEY"):
         assert f'"{flag}"' in script, flag
     assert triton["ports"] == ["8000:8000", "8001:8001"]  # inference; metrics (8002) stay inside
-    holders = {name for name, svc in compose["services"].items()
-               if any("TRITON_ADMIN_KEY" in str(v) for v in (svc.get("environment") or {}).values())}
-    assert holders == {"triton", "gatekeeper"}
+    holders = {name: svc["secrets"] for name, svc in compose["services"].items()
+               if "triton_admin_key" in str(svc.get("secrets")) or "TRITON_ADMIN_KEY" in str(svc.get("environment"))}
+    assert holders == {"triton": ["triton_admin_key"],
+                       "gatekeeper": [{"source": "triton_admin_key", "target": "EMBERWATCH_TRITON_ADMIN_KEY"}]}
+
+
+def test_the_services_secrets_are_files_named_after_the_settings_they_fill():
+    """Each Emberwatch service's compose secret lands where Settings reads it: /run/secrets/<variable>."""
+    from emberwatch.common.config import DEFAULT_SECRETS_DIR
+    from emberwatch.common.config_doc import settings_rows
+
+    assert str(DEFAULT_SECRETS_DIR) == "/run/secrets"  # where compose mounts them
+    variables = {var for var, _, _ in settings_rows()}
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    targets = {}
+    for name, svc in compose["services"].items():
+        if svc.get("image") != "emberwatch:latest":
+            continue
+        for secret in svc.get("secrets") or []:
+            if isinstance(secret, dict) and str(secret.get("target", "")).startswith("EMBERWATCH_"):
+                assert secret["target"] in variables, f"{name}: {secret['target']} is no setting"
+                targets.setdefault(secret["source"], set()).add((name, secret["target"]))
+        env = svc.get("environment") or {}
+        assert not [k for k in env if re.search(r"TOKEN|KEY|WEBHOOK|SECRET", k)], f"{name}: a secret in its environment"
+    assert targets == {
+        "mapbox_token": {("tiler", "EMBERWATCH_MAPBOX_TOKEN"), ("console", "EMBERWATCH_MAPBOX_TOKEN")},
+        "discord_webhook_url": {("notifier", "EMBERWATCH_DISCORD_WEBHOOK_URL")},
+        "console_operator_token": {("console", "EMBERWATCH_CONSOLE_OPERATOR_TOKEN")},
+        "triton_admin_key": {("gatekeeper", "EMBERWATCH_TRITON_ADMIN_KEY")},
+    }
 
 
 def test_kafka_keeps_its_log_on_the_volume_and_creates_no_topic_by_itself():
