@@ -72,8 +72,9 @@ def asyncapi(
 
 def create_topics() -> None:
     """Create every event topic and its DLQ with the chosen partition counts
-    (EMBERWATCH_KAFKA_TOPIC_PARTITIONS, EMBERWATCH_KAFKA_DEFAULT_PARTITIONS); existing ones are left
-    as they are and listed. Run it once against a new cluster, before the services."""
+    (EMBERWATCH_KAFKA_TOPIC_PARTITIONS, EMBERWATCH_KAFKA_DEFAULT_PARTITIONS) and topic configs such as
+    retention (EMBERWATCH_KAFKA_TOPIC_CONFIGS); existing ones are left as they are and listed, with
+    the configs that differ. Run it once against a new cluster, before the services."""
     import asyncio
 
     from rich.table import Table
@@ -85,13 +86,21 @@ def create_topics() -> None:
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     table = Table(title="Event topics")
-    for col in ("topic", "partitions", "state"):
+    for col in ("topic", "partitions", "configs", "state"):
         table.add_column(col, justify="right" if col == "partitions" else "left")
     for p in plans:
         state = "created" if p.existing is None else (
             f"[yellow]exists with {p.existing} (fewer than asked)[/]" if p.short else f"exists ({p.existing})")
-        table.add_row(p.topic, str(p.partitions), state)
+        if p.config_drift is None:
+            state += "; [yellow]configs unknown (the broker did not describe them)[/]"
+        elif p.config_drift:
+            state += "; [yellow]configs differ: " + ", ".join(
+                f"{k} is {have if have is not None else 'the default'}" for k, (have, _) in p.config_drift.items()) + "[/]"
+        table.add_row(p.topic, str(p.partitions), ",".join(f"{k}={v}" for k, v in p.configs.items()), state)
     out.print(table)
+    if any(p.config_drift for p in plans):
+        console.print("[yellow]some existing topics have other configs than asked: change them with the "
+                      "cluster's tools (kafka-configs.sh --alter --entity-type topics)[/]")
     if any(p.short for p in plans):
         console.print("[yellow]some topics have fewer partitions than asked: fewer replicas can share "
                       "their work; add partitions with the cluster's tools (keys are re-mapped)[/]")

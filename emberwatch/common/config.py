@@ -99,6 +99,15 @@ class Settings(BaseSettings):
         1, ge=1, description="`emberwatch topics create`: partitions of every other topic and DLQ.")
     kafka_replication_factor: int = Field(
         1, ge=1, description="`emberwatch topics create`: replicas of each partition (3 on a real cluster).")
+    kafka_topic_configs: str = Field(
+        "*:retention.ms=-1; *.dlq:retention.ms=2592000000; pipeline.alerts.v1:retention.ms=1209600000",
+        description="`emberwatch create-topics`: topic configs each new topic is created with, as "
+                    "<topics>:<name>=<value>[,...] entries separated by ; where <topics> is * (every "
+                    "topic and DLQ), *.dlq (every DLQ) or one topic, a later entry overriding an earlier "
+                    "one. Default: the facts kept forever (they are the history `emberwatch replay` "
+                    "rebuilds from), DLQs 30 days, alerts 14 days. An existing topic's configs are "
+                    "compared and differences reported, never changed.",
+    )
     kafka_producer_batch_bytes: int = Field(
         262144, ge=1024,
         description="Bytes the producer packs per partition into one produce request (aiokafka "

@@ -16,7 +16,7 @@ import yaml
 from emberwatch.common.config import Settings
 from emberwatch.contracts import Topic
 from emberwatch.contracts.topics import ALL_TOPICS, dlq_topic
-from emberwatch.operations.create_topics import planned_partitions
+from emberwatch.operations.create_topics import planned_configs, planned_partitions
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("ingestor", "tiler", "trainer", "gatekeeper", "notifier")
@@ -133,6 +133,12 @@ def test_kafka_keeps_its_log_on_the_volume_and_creates_no_topic_by_itself():
     planned = planned_partitions(settings)
     assert set(planned) == {t for topic in ALL_TOPICS for t in (topic, dlq_topic(topic))}
     assert planned[Topic.FIRES_OBSERVED] == 3
+    # ... and retention per topic: facts forever, alerts 14 days, DLQs 30 days
+    configs = planned_configs(settings)
+    day_ms = 24 * 3600 * 1000
+    assert configs[Topic.FIRES_OBSERVED]["retention.ms"] == configs[Topic.LABELS_FEEDBACK]["retention.ms"] == "-1"
+    assert configs[Topic.PIPELINE_ALERTS]["retention.ms"] == str(14 * day_ms)
+    assert {configs[dlq_topic(t)]["retention.ms"] for t in ALL_TOPICS} == {str(30 * day_ms)}
     for name in SERVICES + ("console",):
         assert compose["services"][name]["depends_on"]["topics"] == {"condition": "service_completed_successfully"}
         env = compose["services"][name]["environment"]
