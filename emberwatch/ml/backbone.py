@@ -269,10 +269,75 @@ OPENVINO_CPU_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
 
 
 def compile_backbone_openvino(xml_path: str | Path, **config: Any):
-    """The exported IR compiled for the CPU at FP32 (``OPENVINO_CPU_CONFIG``), plus ``config``."""
+    """The exported backbone (``backbone.onnx`` or an IR ``backbone.xml``) compiled for the CPU at
+    FP32 (``OPENVINO_CPU_CONFIG``), plus ``config``."""
     import openvino as ov
 
     return ov.Core().compile_model(str(xml_path), "CPU", {**OPENVINO_CPU_CONFIG, **config})
+
+
+# The one exported artifact of the backbone: ONNX, FP32, named for Triton. The local stack's python
+# backend compiles it with OpenVINO on the CPU; a deployed Triton serves the same file with its native
+# onnxruntime backend on the GPU (TensorRT FP16). Its tensors carry the names Triton's ``backbone``
+# model uses, so the ``wildfire`` BLS model calls either the same way.
+ONNX_FILE = "backbone.onnx"
+TRITON_INPUT, TRITON_OUTPUT = "IMAGES", "EMBEDDINGS"
+
+
+def _rename_onnx_tensor(graph, old: str, new: str) -> None:
+    for node in graph.node:
+        node.input[:] = [new if n == old else n for n in node.input]
+        node.output[:] = [new if n == old else n for n in node.output]
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        if value.name == old:
+            value.name = new
+
+
+def export_backbone_onnx(backbone: Backbone, out_dir: str | Path, *, cache_root: Path | None = None) -> Path:
+    """Write ``backbone.onnx`` (FP32; input IMAGES (N, S, S, 3) float32 RGB in [0, 255], output
+    EMBEDDINGS (N, D)) and ``backbone.json`` into ``out_dir``; return it. With ``cache_root`` (the
+    backbone cache), the export is made once per backbone id and copied after that: it takes about
+    25 s and up to 9 GB (tf2onnx through Keras' exporter)."""
+    import onnx
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cached = cache_root / backbone.backbone_id / ONNX_FILE if cache_root is not None else None
+    if cached is not None and cached.is_file():
+        shutil.copy2(cached, out / ONNX_FILE)
+    else:
+        import tensorflow as tf
+
+        s = backbone.image_size
+        with tempfile.TemporaryDirectory(prefix="backbone-onnx-") as tmp:
+            raw = Path(tmp) / "raw.onnx"
+            spec = [tf.TensorSpec((None, s, s, 3), tf.float32, name=TRITON_INPUT)]
+            backbone.model.export(str(raw), format="onnx", input_signature=spec, verbose=False)
+            model = onnx.load(str(raw))
+        graph = model.graph
+        if graph.input[0].name != TRITON_INPUT:
+            _rename_onnx_tensor(graph, graph.input[0].name, TRITON_INPUT)
+        _rename_onnx_tensor(graph, graph.output[0].name, TRITON_OUTPUT)
+        for value in (graph.input[0], graph.output[0]):  # a named batch dimension, the rest fixed
+            value.type.tensor_type.shape.dim[0].dim_param = "batch"
+        model.doc_string = f"emberwatch backbone {backbone.backbone_id} ({POOLING})"
+        onnx.checker.check_model(model)
+        onnx.save(model, str(out / ONNX_FILE))
+        if cached is not None and cached.parent.is_dir():
+            tmp_copy = cached.with_name(f".{ONNX_FILE}.{os.getpid()}.tmp")
+            shutil.copy2(out / ONNX_FILE, tmp_copy)
+            os.replace(tmp_copy, cached)
+    _write_backbone_meta(backbone, out, {"format": "onnx", "file": ONNX_FILE,
+                                         "input": TRITON_INPUT, "output": TRITON_OUTPUT})
+    return out
+
+
+def _write_backbone_meta(backbone: Backbone, out: Path, fields: dict[str, Any]) -> None:
+    (out / "backbone.json").write_text(json.dumps({
+        "backbone_id": backbone.backbone_id, "image_size": backbone.image_size,
+        "embedding_dim": backbone.embedding_dim, "dtype": "float32", "precision": "fp32",
+        "weights_source": backbone.weights_source, **fields,
+    }, indent=2))
 
 
 def export_backbone_openvino(backbone: Backbone, out_dir: str | Path) -> Path:
@@ -290,9 +355,6 @@ def export_backbone_openvino(backbone: Backbone, out_dir: str | Path) -> Path:
     s = backbone.image_size
     ov_model.reshape({INPUT_NAME: ov.PartialShape([-1, s, s, 3])})
     ov.save_model(ov_model, str(out / "backbone.xml"), compress_to_fp16=False)
-    (out / "backbone.json").write_text(json.dumps({
-        "backbone_id": backbone.backbone_id, "image_size": s, "embedding_dim": backbone.embedding_dim,
-        "input": INPUT_NAME, "output": OUTPUT_NAME, "dtype": "float32",
-        "weights_source": backbone.weights_source,
-    }, indent=2))
+    _write_backbone_meta(backbone, out, {"format": "openvino", "file": "backbone.xml",
+                                         "input": INPUT_NAME, "output": OUTPUT_NAME})
     return out

@@ -51,7 +51,13 @@ from services.gatekeeper.serving.control import ServingControl, state_lock
 from services.gatekeeper.settings import SERVICE, GatekeeperSettings
 from services.gatekeeper.shadow_state import Pair, Shadow, ShadowStore
 from services.gatekeeper.training_lineage import TrainingLineage
-from services.gatekeeper.validate_candidate import ValidationReport, check_head_files, check_head_meta, validate_loaded
+from services.gatekeeper.validate_candidate import (
+    ValidationReport,
+    check_head_files,
+    check_head_meta,
+    tolerance_for,
+    validate_loaded,
+)
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +264,8 @@ class Gatekeeper:
         s = self.settings
         report = validate_loaded(
             self.serving.triton, version, files.known_images, image_size=int(head_meta["image_size"]),
-            tolerance=s.gatekeeper_validation_tolerance, max_latency_ms=s.gatekeeper_validation_max_latency_ms,
+            tolerance=tolerance_for((self.serving.backbone() or {}).get("precision"), s.gatekeeper_validation_tolerance),
+            max_latency_ms=s.gatekeeper_validation_max_latency_ms,
             warmup=s.gatekeeper_validation_warmup_requests, timed=s.gatekeeper_validation_latency_requests)
         if not report.ok:
             self.serving.drop_head(version)

@@ -66,6 +66,11 @@ class GatekeeperSettings(MLSettings):
 
     # --- Triton ------------------------------------------------------------------------------
     gatekeeper_triton_model: str = Field("wildfire", description="The public BLS model clients call.")
+    triton_backbone_runtime: Literal["openvino-cpu", "onnxruntime-gpu"] = Field(
+        "openvino-cpu", description="How Triton runs the exported backbone.onnx: openvino-cpu (the python "
+        "backend compiles it with OpenVINO, FP32; the local stack) or onnxruntime-gpu (Triton's onnxruntime "
+        "backend on KIND_GPU with TensorRT FP16, dynamic batching and warm-up; compose.yaml). Infra "
+        "validation's tolerance follows the precision.")
     gatekeeper_triton_wait_s: float = Field(
         120.0, gt=0, description="How long a live shadow tile waits for a restarting Triton before its "
         "handling fails (and is retried); below the consumer's 300 s poll interval.")

@@ -77,6 +77,18 @@ def check_head_files(triton_dir: Path) -> list[str]:
     return []
 
 
+# How much further than FP32 the served probabilities may move from the trainer's, per precision the
+# backbone is served at (backbone.json "precision"). FP16 keeps 11 significant bits (TensorRT FP16 on
+# the GPU), INT8 about 8 (post-training quantisation); measured on CPU with the ONNX cast to FP16:
+# benchmarks/serving.md ("Precision and infra validation").
+PRECISION_FACTOR = {"fp32": 1.0, "fp16": 10.0, "int8": 25.0}
+
+
+def tolerance_for(precision: str | None, fp32_tolerance: float) -> float:
+    """The infra-validation tolerance for a backbone served at ``precision`` (unknown: FP32's)."""
+    return fp32_tolerance * PRECISION_FACTOR.get((precision or "fp32").lower(), 1.0)
+
+
 def validate_loaded(triton: Triton, version: str, known_images: Path, *, image_size: int,
                     tolerance: float, max_latency_ms: float, warmup: int = 3,
                     timed: int = 5) -> ValidationReport:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from emberwatch.ml.backbone import Backbone, build_backbone, export_backbone_openvino, make_backbone_id
+from emberwatch.ml.backbone import Backbone, build_backbone, export_backbone_onnx, make_backbone_id
 from services.trainer.accelerator import precision_policy
 from services.trainer.search_head import class_weights
 
@@ -86,5 +86,5 @@ def fine_tune(
 
 
 def export_fine_tuned_backbone(tuned: FineTuned, triton_dir: Path) -> Path:
-    """The fine-tuned backbone as OpenVINO IR in ``triton/backbone/`` (its head.npz names its id)."""
-    return export_backbone_openvino(tuned.backbone, Path(triton_dir) / "backbone")
+    """The fine-tuned backbone as ONNX in ``triton/backbone/`` (its head.npz names its id)."""
+    return export_backbone_onnx(tuned.backbone, Path(triton_dir) / "backbone")

@@ -84,7 +84,7 @@ def test_demo_at_the_readme_defaults_runs_the_whole_loop(tmp_path):
         # Nothing was written into the source tree; the served repository is under the state dir.
         assert _git_status() == tree_before, sorted(_git_status() ^ tree_before)
         repo = state / "triton_models"
-        assert (repo / "wildfire" / "serving.json").is_file() and (repo / "backbone" / "1" / "backbone.xml").is_file()
+        assert (repo / "wildfire" / "serving.json").is_file() and (repo / "backbone" / "1" / "backbone.onnx").is_file()
 
         # Tiles are content-addressed: each file's name is the sha256 of its bytes.
         tiles = _tiles(state)

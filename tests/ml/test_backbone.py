@@ -128,14 +128,48 @@ def test_export_openvino_matches_keras(backbone, tmp_path):
     out = bb.export_backbone_openvino(backbone, tmp_path / "ov")
     meta = json.loads((out / "backbone.json").read_text())
     assert meta == {"backbone_id": backbone.backbone_id, "image_size": SIZE, "embedding_dim": bb.EMBEDDING_DIM,
-                    "input": "images", "output": "embeddings", "dtype": "float32",
-                    "weights_source": "random(seed=0)"}
+                    "input": "images", "output": "embeddings", "dtype": "float32", "precision": "fp32",
+                    "format": "openvino", "file": "backbone.xml", "weights_source": "random(seed=0)"}
     compiled = bb.compile_backbone_openvino(out / "backbone.xml")
     x = _images(3, seed=5)
     got = compiled({"images": x.astype(np.float32)})[compiled.outputs[0]]
     want = bb.embed(backbone, x)
     assert got.shape == (3, bb.EMBEDDING_DIM)
     assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
+
+
+def test_export_onnx_matches_keras_in_onnxruntime_and_openvino_and_is_made_once(backbone, tmp_path):
+    """The one exported artifact: named for Triton, a free batch size, the same numbers as Keras in
+    ONNX Runtime (what a GPU Triton runs) and in OpenVINO (what the local python backend runs)."""
+    import onnx
+    import onnxruntime as ort
+
+    cache = tmp_path / "cache"
+    (cache / backbone.backbone_id).mkdir(parents=True)
+    out = bb.export_backbone_onnx(backbone, tmp_path / "onnx", cache_root=cache)
+    meta = json.loads((out / "backbone.json").read_text())
+    assert (meta["format"], meta["file"], meta["input"], meta["output"], meta["precision"]) == (
+        "onnx", "backbone.onnx", "IMAGES", "EMBEDDINGS", "fp32")
+    model = onnx.load(str(out / "backbone.onnx"))
+    [inp], [outp] = model.graph.input, model.graph.output
+    assert (inp.name, outp.name) == ("IMAGES", "EMBEDDINGS")
+    assert [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim] == ["batch", SIZE, SIZE, 3]
+    x = _images(3, seed=5).astype(np.float32)
+    want = bb.embed(backbone, x.astype(np.uint8))
+    session = ort.InferenceSession(str(out / "backbone.onnx"), providers=["CPUExecutionProvider"])
+    got_ort = session.run(["EMBEDDINGS"], {"IMAGES": x})[0]
+    compiled = bb.compile_backbone_openvino(out / "backbone.onnx")
+    got_ov = compiled({"IMAGES": x})[compiled.outputs[0]]
+    for got in (got_ort, got_ov):
+        assert got.shape == (3, bb.EMBEDDING_DIM)
+        assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
+    # made once per backbone id: the second export copies the cached file
+    cached = cache / backbone.backbone_id / "backbone.onnx"
+    assert cached.read_bytes() == (out / "backbone.onnx").read_bytes()
+    model.doc_string = "the cached copy"
+    onnx.save(model, str(cached))
+    again = bb.export_backbone_onnx(backbone, tmp_path / "again", cache_root=cache)
+    assert onnx.load(str(again / "backbone.onnx")).doc_string == "the cached copy"
 
 
 def test_another_process_builds_the_same_id(backbone, tmp_path):

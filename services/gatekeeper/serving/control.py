@@ -44,7 +44,7 @@ class ServingControl:
         self.triton = triton or Triton(settings.triton_url, model=settings.gatekeeper_triton_model,
                                        timeout_s=settings.gatekeeper_triton_timeout_s)
         self.history_path = settings.gatekeeper_dir / "champions.json"
-        repo_files.install_templates(self.repo)
+        repo_files.install_templates(self.repo, settings.triton_backbone_runtime)
 
     # --- champion history ------------------------------------------------------------------
     def history(self) -> list[str]:
@@ -82,7 +82,7 @@ class ServingControl:
             if shipped is not None and (shipped / "backbone.json").is_file():
                 shipped_meta = json.loads((shipped / "backbone.json").read_text())
             if shipped_meta is not None and shipped_meta.get("backbone_id") == wanted_id:
-                repo_files.install_backbone(self.repo, shipped)
+                repo_files.install_backbone(self.repo, shipped, self.settings.triton_backbone_runtime)
             else:
                 problems = self._export_backbone(head_meta)
                 if problems:
@@ -95,17 +95,20 @@ class ServingControl:
     def _export_backbone(self, head_meta: dict) -> list[str]:
         import tempfile
 
-        from emberwatch.ml.backbone import export_backbone_openvino, load_backbone
+        from emberwatch.ml.backbone import backbone_root, export_backbone_onnx, load_backbone
 
         ml = self.settings.model_copy(update={"image_size": int(head_meta["image_size"])})
         backbone = load_backbone(ml)
         if backbone.backbone_id != head_meta.get("backbone_id"):
             return [f"head was trained on backbone {head_meta.get('backbone_id')}, the gatekeeper "
                     f"builds {backbone.backbone_id} from its settings (EMBERWATCH_BACKBONE_*)"]
-        with tempfile.TemporaryDirectory(prefix="backbone-ov-", dir=self.settings.gatekeeper_dir) as tmp:
-            export_backbone_openvino(backbone, Path(tmp))
-            repo_files.install_backbone(self.repo, Path(tmp))
-        log.info("backbone exported to the Triton repository", extra={"backbone_id": backbone.backbone_id})
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="backbone-onnx-", dir=self.settings.gatekeeper_dir) as tmp:
+            export_backbone_onnx(backbone, Path(tmp), cache_root=backbone_root(ml))
+            repo_files.install_backbone(self.repo, Path(tmp), self.settings.triton_backbone_runtime)
+        log.info("backbone exported to the Triton repository (ONNX)",
+                 extra={"backbone_id": backbone.backbone_id, "runtime": self.settings.triton_backbone_runtime,
+                        "seconds": round(time.monotonic() - started, 1)})
         return []
 
     # --- heads -------------------------------------------------------------------------------

@@ -22,7 +22,14 @@ TEMPLATE_FILES = (
     "wildfire/config.pbtxt", "wildfire/1/model.py",
 )
 HEAD_FILES = ("head.npz", "head.json")
-BACKBONE_FILES = ("backbone.xml", "backbone.bin", "backbone.json")
+# An exported backbone: backbone.onnx (what the gatekeeper exports) or an OpenVINO IR (older
+# fine-tuned candidates ship one), and backbone.json, written last.
+BACKBONE_MODEL_FILES = ("backbone.onnx", "backbone.xml", "backbone.bin")
+BACKBONE_FILES = (*BACKBONE_MODEL_FILES, "backbone.json")
+GPU_BACKBONE_TEMPLATE = "backbone/config.onnxruntime-gpu.pbtxt"
+# Where the backbone runs (EMBERWATCH_TRITON_BACKBONE_RUNTIME): the python backend compiling the ONNX
+# with OpenVINO on the CPU (the local stack), or Triton's onnxruntime backend on a GPU with TensorRT FP16.
+RUNTIME_PRECISION = {"openvino-cpu": "fp32", "onnxruntime-gpu": "fp16"}
 ROLES = ("champion", "challenger", "previous")
 
 HEAD_CONFIG = """\
@@ -42,10 +49,14 @@ version_policy: {{ specific: {{ versions: [ {versions} ] }} }}
 """
 
 
-def install_templates(repo: Path) -> None:
-    """Copy the tracked model code and configs into ``repo`` (a no-op for the repo itself)."""
+def install_templates(repo: Path, runtime: str = "openvino-cpu") -> None:
+    """Copy the tracked model code and configs into ``repo`` (a no-op for the repo itself). On the
+    ``onnxruntime-gpu`` runtime the backbone's config is written with the backbone
+    (``write_gpu_backbone_config``), and it has no python code."""
     repo.mkdir(parents=True, exist_ok=True)
     for rel in TEMPLATE_FILES:
+        if runtime != "openvino-cpu" and rel.startswith("backbone/"):
+            continue
         src, dst = TEMPLATES / rel, repo / rel
         if src.resolve() == dst.resolve():
             continue
@@ -64,14 +75,45 @@ def backbone_meta(repo: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def install_backbone(repo: Path, exported: Path) -> None:
-    """Move an exported OpenVINO backbone (xml, bin, json) into ``backbone/1/``; json last."""
+def install_backbone(repo: Path, exported: Path, runtime: str = "openvino-cpu") -> None:
+    """Move an exported backbone (``backbone.onnx`` or an IR's xml + bin, and ``backbone.json``) into
+    ``backbone/1/``, json last, with the precision the runtime serves it at; files of another
+    format are removed. On the GPU runtime the ONNX is required and the config is written too."""
+    if runtime not in RUNTIME_PRECISION:
+        raise ValueError(f"unknown backbone runtime {runtime!r}; known: {sorted(RUNTIME_PRECISION)}")
+    present = [n for n in BACKBONE_MODEL_FILES if (exported / n).is_file()]
+    if not present:
+        raise FileNotFoundError(f"no exported backbone in {exported} (expected one of {BACKBONE_MODEL_FILES})")
+    if runtime == "onnxruntime-gpu" and "backbone.onnx" not in present:
+        raise FileNotFoundError("the onnxruntime-gpu runtime serves backbone.onnx, and none was exported")
     target = backbone_dir(repo)
     target.mkdir(parents=True, exist_ok=True)
-    for name in BACKBONE_FILES:
+    for name in present:
         tmp = target / f".{name}.tmp"
         shutil.copy2(exported / name, tmp)
         os.replace(tmp, target / name)
+    for name in set(BACKBONE_MODEL_FILES) - set(present):
+        (target / name).unlink(missing_ok=True)
+    meta = json.loads((exported / "backbone.json").read_text())
+    meta["precision"] = RUNTIME_PRECISION[runtime]
+    meta["runtime"] = runtime
+    if runtime == "onnxruntime-gpu":
+        write_gpu_backbone_config(repo, int(meta["image_size"]), int(meta["embedding_dim"]))
+    tmp = target / ".backbone.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, target / "backbone.json")
+
+
+def gpu_backbone_config(repo: Path, image_size: int, embedding_dim: int) -> str:
+    """The onnxruntime/TensorRT FP16 config of the backbone, for this image size and repository."""
+    text = (TEMPLATES / GPU_BACKBONE_TEMPLATE).read_text()
+    return (text.replace("{size}", str(image_size)).replace("{dim}", str(embedding_dim))
+            .replace("{repository}", str(repo)))
+
+
+def write_gpu_backbone_config(repo: Path, image_size: int, embedding_dim: int) -> None:
+    atomic_write_text(repo / "backbone" / "config.pbtxt", gpu_backbone_config(repo, image_size, embedding_dim))
+    (backbone_dir(repo) / "model.py").unlink(missing_ok=True)  # not python on this runtime
 
 
 # --- heads ------------------------------------------------------------------------------------

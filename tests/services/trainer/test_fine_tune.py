@@ -40,8 +40,8 @@ def test_fine_tune_trains_a_copy_and_exports_it(tmp_path):
     np.testing.assert_allclose(head_predict_numpy(head_arrays(tuned.head), tuned_emb), full_p, atol=1e-4)
 
     out = export_fine_tuned_backbone(tuned, tmp_path / "triton")
-    compiled = compile_backbone_openvino(out / "backbone.xml")
-    ov_emb = compiled({"images": x_va.astype(np.float32)})[compiled.outputs[0]]
+    compiled = compile_backbone_openvino(out / "backbone.onnx")
+    ov_emb = compiled({"IMAGES": x_va.astype(np.float32)})[compiled.outputs[0]]
     np.testing.assert_allclose(head_predict_numpy(head_arrays(tuned.head), ov_emb), full_p, atol=1e-3)
 
 

@@ -233,7 +233,7 @@ def test_fine_tuning_option_registers_a_full_model(stack, tmp_path):
     mlflow.artifacts.download_artifacts(artifact_uri=outcome.candidate.artifact_uri, dst_path=str(local))
     meta = json.loads((local / "triton" / "head.json").read_text())
     assert meta["backbone_id"] == params["finetuned_backbone_id"]
-    assert (local / "triton" / "backbone" / "backbone.xml").is_file()
+    assert (local / "triton" / "backbone" / "backbone.onnx").is_file()
     full = mlflow.keras.load_model(f"models:/{settings.model_name}/{mv.version}")
     assert full.input_shape == (None, 32, 32, 3) and full.output_shape == (None, 2)
 

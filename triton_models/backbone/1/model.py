@@ -1,4 +1,6 @@
-"""Triton python model ``backbone``: float32 RGB images in [0, 255] -> pooled embeddings (OpenVINO; ``emberwatch.ml.backbone.POOLING``)."""
+"""Triton python model ``backbone``: float32 RGB images in [0, 255] -> pooled embeddings
+(``emberwatch.ml.backbone.POOLING``). It compiles the exported ``backbone.onnx`` (or an older
+OpenVINO IR ``backbone.xml``, as ``backbone.json`` says) with OpenVINO on the CPU, at FP32."""
 
 import json
 import os
@@ -27,7 +29,7 @@ class TritonPythonModel:
         config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
         if threads > 0:
             config["INFERENCE_NUM_THREADS"] = threads
-        self.compiled = core.compile_model(str(folder / "backbone.xml"), "CPU", config)
+        self.compiled = core.compile_model(str(folder / self.meta.get("file", "backbone.xml")), "CPU", config)
         self.output = self.compiled.outputs[0]
         self.size = int(self.meta["image_size"])
 

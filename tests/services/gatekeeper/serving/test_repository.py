@@ -44,3 +44,80 @@ def test_serving_roles_are_replaced_atomically(tmp_path):
     assert not [p for p in (repo / "wildfire").iterdir() if p.name.startswith(".")]
     with pytest.raises(ValueError):
         triton_repo.write_serving(repo, king="1")
+
+
+def _model_config(text: str):
+    """Parse a config.pbtxt with Triton's own schema (model_config.proto): an unknown field or enum fails."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    return text_format.Parse(text, model_config_pb2.ModelConfig())
+
+
+def _exported(folder, *files: str, size: int = 32, dim: int = 2816):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        (folder / name).write_bytes(b"model bytes")
+    (folder / "backbone.json").write_text(json.dumps({"backbone_id": "resnet50-abc-32", "image_size": size,
+                                                      "embedding_dim": dim, "precision": "fp32"}))
+    return folder
+
+
+def test_every_tracked_config_and_the_generated_head_config_follow_tritons_schema(tmp_path):
+    repo = tmp_path / "repo"
+    triton_repo.install_templates(repo)
+    for rel in triton_repo.TEMPLATE_FILES:
+        if rel.endswith(".pbtxt"):
+            assert _model_config((repo / rel).read_text()).name == rel.split("/")[0]
+    triton_repo.write_head_config(repo, [2, 5], 2816)
+    head = _model_config((repo / "head" / "config.pbtxt").read_text())
+    assert list(head.version_policy.specific.versions) == [2, 5] and list(head.input[0].dims) == [2816]
+
+
+def test_the_gpu_runtime_serves_the_onnx_on_onnxruntime_with_tensorrt_fp16(tmp_path):
+    from tritonclient.grpc import model_config_pb2
+
+    repo = tmp_path / "repo"
+    triton_repo.install_templates(repo, "onnxruntime-gpu")
+    assert not (repo / "backbone").exists()  # no python backbone on this runtime
+    with pytest.raises(FileNotFoundError, match="backbone.onnx"):  # an IR cannot be served there
+        triton_repo.install_backbone(repo, _exported(tmp_path / "ir", "backbone.xml", "backbone.bin"),
+                                     "onnxruntime-gpu")
+    triton_repo.install_backbone(repo, _exported(tmp_path / "onnx", "backbone.onnx", size=128), "onnxruntime-gpu")
+    config = _model_config((repo / "backbone" / "config.pbtxt").read_text())
+    assert (config.name, config.backend, config.default_model_filename) == ("backbone", "onnxruntime", "backbone.onnx")
+    assert [g.kind for g in config.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_GPU]
+    assert [(i.name, list(i.dims)) for i in config.input] == [("IMAGES", [128, 128, 3])]
+    assert [(o.name, list(o.dims)) for o in config.output] == [("EMBEDDINGS", [2816])]
+    [trt] = config.optimization.execution_accelerators.gpu_execution_accelerator
+    assert trt.name == "tensorrt" and trt.parameters["precision_mode"] == "FP16"
+    assert trt.parameters["trt_engine_cache_path"] == f"{repo}/backbone/1/trt-cache"
+    assert config.dynamic_batching.preferred_batch_size and config.max_batch_size >= 16
+    [warmup] = config.model_warmup
+    assert warmup.batch_size == 8 and list(warmup.inputs["IMAGES"].dims) == [128, 128, 3]
+    meta = triton_repo.backbone_meta(repo)
+    assert (meta["precision"], meta["runtime"]) == ("fp16", "onnxruntime-gpu")
+    # a restart re-installs the templates: the GPU config stays
+    triton_repo.install_templates(repo, "onnxruntime-gpu")
+    assert _model_config((repo / "backbone" / "config.pbtxt").read_text()).backend == "onnxruntime"
+
+
+def test_the_cpu_runtime_takes_either_format_and_drops_the_other(tmp_path):
+    repo = tmp_path / "repo"
+    triton_repo.install_templates(repo)
+    triton_repo.install_backbone(repo, _exported(tmp_path / "ir", "backbone.xml", "backbone.bin"))
+    triton_repo.install_backbone(repo, _exported(tmp_path / "onnx", "backbone.onnx"))
+    files = sorted(p.name for p in (repo / "backbone" / "1").iterdir())
+    assert files == ["backbone.json", "backbone.onnx", "model.py"]
+    assert triton_repo.backbone_meta(repo)["precision"] == "fp32"
+    assert _model_config((repo / "backbone" / "config.pbtxt").read_text()).backend == "python"
+    with pytest.raises(ValueError, match="unknown backbone runtime"):
+        triton_repo.install_backbone(repo, tmp_path / "onnx", "tensorrt-cpu")
+
+
+def test_infra_validation_tolerance_follows_the_served_precision():
+    from services.gatekeeper.validate_candidate import tolerance_for
+
+    assert tolerance_for("fp32", 2e-3) == tolerance_for(None, 2e-3) == 2e-3
+    assert tolerance_for("fp16", 2e-3) == pytest.approx(2e-2)
+    assert tolerance_for("int8", 2e-3) > tolerance_for("fp16", 2e-3)
