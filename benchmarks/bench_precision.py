@@ -79,8 +79,8 @@ def main(n: int, sizes: list[int]) -> None:
         for name, emb in served.items():
             p = head(emb)[:, 1]
             rows.append({"size": size, "path": name, "export s": f"{export_s:.1f}",
-                         "emb max |diff| / range": f"{np.abs(emb - tf_emb).max() / spread:.1e}",
-                         "|dp| med / p99 / max": quantiles(np.abs(p - p_tf)),
+                         "emb max abs diff / range": f"{np.abs(emb - tf_emb).max() / spread:.1e}",
+                         "abs dP med / p99 / max": quantiles(np.abs(p - p_tf)),
                          "decisions differ": f"{int(((p >= 0.5) != (p_tf >= 0.5)).sum())} of {len(p)}"})
         print(f"size {size} done", file=sys.stderr)
     keys = list(rows[0])
