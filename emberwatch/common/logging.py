@@ -27,6 +27,32 @@ def redact(text: str) -> str:
     return text
 
 
+# One scan that finds whatever ``redact`` would change, in a text or in the JSON that holds it: the
+# patterns without their word boundaries (JSON escapes put a letter before a value's first character,
+# e.g. "\npk.x"), the others unchanged (the characters they match are never escaped in JSON, and an
+# escaped one still matches their negated classes).
+_SECRET_HINT = re.compile("|".join(
+    f"(?i:{p.pattern.replace(chr(92) + 'b', '')})" if p.flags & re.IGNORECASE else
+    f"(?:{p.pattern.replace(chr(92) + 'b', '')})" for p, _ in _SECRET_PATTERNS))
+
+
+def may_hold_secret(text: str) -> bool:
+    """False when ``redact`` would change nothing in ``text``, nor in any string that ``text`` holds
+    JSON-encoded (one regex scan; True may be a false alarm)."""
+    return _SECRET_HINT.search(text) is not None
+
+
+def redact_value(value: object) -> object:
+    """``value`` with every string in it redacted: dict keys and values, list and tuple items, nested."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_value(k): redact_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_value(v) for v in value)
+    return value
+
+
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 

@@ -1,7 +1,8 @@
 """Operational alerts (``pipeline.alerts.v1``), made and published the same way by every service.
 
-``make_alert`` builds the event with its text redacted (no token or webhook ever reaches Discord)
-and bounded; ``publish_alert`` publishes it and never raises: an alert that cannot be sent is
+``make_alert`` builds the event with its text redacted, the message and every string in the details
+(no token or webhook ever reaches Discord), and the message bounded (publishing redacts every event
+again: ``emberwatch.messaging.broker.redacted``); ``publish_alert`` publishes it and never raises: an alert that cannot be sent is
 logged and counted, and the work that raised it goes on.
 """
 
@@ -13,7 +14,7 @@ from typing import Any, Literal
 
 from prometheus_client import Counter
 
-from emberwatch.common.logging import redact
+from emberwatch.common.logging import redact, redact_value
 from emberwatch.contracts.events import PipelineAlert
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ Publish = Callable[[PipelineAlert], Awaitable[Any]]
 def make_alert(service: str, alert: str, severity: Severity, message: str, details: dict[str, Any] | None = None,
                *, component: str | None = None) -> PipelineAlert:
     return PipelineAlert.create(producer=service, alert=alert, severity=severity, component=component or service,
-                                message=redact(message)[:MAX_MESSAGE], details=details or {})
+                                message=redact(message)[:MAX_MESSAGE], details=redact_value(details or {}))
 
 
 async def publish_alert(publish: Publish, event: PipelineAlert) -> bool:

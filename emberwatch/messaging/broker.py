@@ -1,4 +1,8 @@
-"""Build a FastStream ``KafkaBroker`` from settings (servers, client id, SASL/TLS) and publish events."""
+"""Build a FastStream ``KafkaBroker`` from settings (servers, client id, SASL/TLS) and publish events.
+
+Publishing redacts: no event reaches a topic with a token, a webhook URL, a password or an access key
+in any of its text fields (``redacted``), whatever the service put there.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from faststream.security import (
 )
 
 from emberwatch.common.config import Settings
+from emberwatch.common.logging import may_hold_secret, redact_value
 from emberwatch.common.telemetry import MESSAGES_PUBLISHED
 from emberwatch.contracts.envelope import Envelope
 
@@ -78,9 +83,24 @@ def event_headers(event: Envelope) -> dict[str, str]:
     return {"event_type": event.type, "event_id": event.event_id, "content-type": "application/json"}
 
 
+def redacted(event: Envelope) -> tuple[Envelope, bytes]:
+    """``event`` as it may be published, and its body: every string in it (every text field, nested
+    models, lists, dict keys and values) passed through ``emberwatch.common.logging.redact``.
+
+    Cheap for the common event, which holds nothing secret-looking: one regex scan of the body
+    (``may_hold_secret``) and the event goes as it is. Otherwise it is rebuilt from its redacted
+    fields (validated again; its id stays, derived from the fact as it was)."""
+    data = event.to_bytes()
+    if not may_hold_secret(data.decode()):
+        return event, data
+    clean = type(event).model_validate(redact_value(event.model_dump(mode="json")))
+    return clean, clean.to_bytes()
+
+
 def _send(broker: KafkaBroker, event: Envelope, *, no_confirm: bool) -> Awaitable[Any]:
+    event, data = redacted(event)
     return broker.publish(
-        event.to_bytes(),
+        data,
         topic=event.TOPIC,
         key=event.key().encode(),
         headers=event_headers(event),
@@ -89,13 +109,14 @@ def _send(broker: KafkaBroker, event: Envelope, *, no_confirm: bool) -> Awaitabl
 
 
 async def publish_event(broker: KafkaBroker, event: Envelope, *, service: str) -> None:
-    """Publish ``event`` to its topic, keyed by the entity it is about; return once the broker has it."""
+    """Publish ``event`` (redacted) to its topic, keyed by the entity it is about; return once the
+    broker has it."""
     await _send(broker, event, no_confirm=False)
     MESSAGES_PUBLISHED.labels(service, event.TOPIC).inc()
 
 
 async def publish_events(broker: KafkaBroker, events: Iterable[Envelope], *, service: str) -> int:
-    """Publish ``events`` in batches: all are handed to the producer first, then all confirmed.
+    """Publish ``events`` (redacted) in batches: all are handed to the producer first, then all confirmed.
 
     The producer packs what is queued for a partition into one request (``max_batch_size``), so many
     events cost a few round trips instead of one each. Returns once every event is acknowledged
@@ -105,9 +126,12 @@ async def publish_events(broker: KafkaBroker, events: Iterable[Envelope], *, ser
     events = list(events)
     producer = batch_producer(broker)
     if producer is not None:
-        pending = [await producer.send(e.TOPIC, e.to_bytes(), key=e.key().encode(),
-                                       headers=[(k, v.encode()) for k, v in event_headers(e).items()])
-                   for e in events]
+        pending = []
+        for event in events:
+            clean, data = redacted(event)
+            pending.append(await producer.send(
+                clean.TOPIC, data, key=clean.key().encode(),
+                headers=[(k, v.encode()) for k, v in event_headers(clean).items()]))
     else:
         pending = [await _send(broker, event, no_confirm=True) for event in events]
     results = await asyncio.gather(*pending, return_exceptions=True)
