@@ -146,8 +146,8 @@ class Settings(BaseSettings):
                     "follow the URI each tile was announced with.",
     )
     s3_endpoint_url: str | None = Field(
-        None, description="S3 endpoint of the tile store, for S3-compatible servers (MinIO, SeaweedFS: "
-                          "e.g. http://minio:9000); unset: AWS S3.")
+        None, description="S3 endpoint of the tile store, for S3-compatible servers (e.g. SeaweedFS's S3 "
+                          "gateway, http://seaweedfs:8333 on compose.yaml's network); unset: AWS S3.")
     s3_region: str | None = Field(
         None, description="Region of the tiles bucket; unset: boto3's own (AWS_REGION, ~/.aws/config, "
                           "else us-east-1).")
