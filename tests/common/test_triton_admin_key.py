@@ -1,6 +1,8 @@
 """The Triton client sends the admin key on the model-repository calls only: against a small HTTP server
 on 127.0.0.1 that answers like a Triton started with ``--http-restricted-api=model-repository:...``
-(403 without the header), and records every request's path and headers."""
+(403 without the header), and records every request's path and headers. Then the flags compose.yaml
+starts Triton with (``restricted_api_flags``) on a real tritonserver (the local stack's, CPU): model
+control needs the key over HTTP and gRPC, health does not."""
 
 from __future__ import annotations
 
@@ -127,3 +129,56 @@ def test_the_server_flags_restrict_the_admin_apis_on_both_protocols():
     spec = f"{','.join(ADMIN_APIS)}:{ADMIN_HEADER}=s3cret"
     assert http == f"--http-restricted-api={spec}" and grpc == f"--grpc-restricted-protocol={spec}"
     assert "model-repository" in ADMIN_APIS and "inference" not in ADMIN_APIS and "health" not in ADMIN_APIS
+
+
+def test_a_real_triton_started_with_the_flags_refuses_model_control_without_the_key(tmp_path):
+    """The bundled tritonserver (CPU) started with restricted_api_flags, as compose.yaml starts the
+    deployed one: the repository index, load and unload need the key over HTTP and gRPC; health,
+    metadata and readiness do not."""
+    import os
+    import time
+
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    from emberwatch.stack import manage, parts, processes
+    from tests.conftest import stack_settings
+
+    settings = stack_settings(tmp_path / "state", "triton")
+    part = parts.triton(settings)
+    record = processes.start("triton", [*part.argv, *restricted_api_flags(KEY)],
+                             log_path=manage.log_path(settings, "triton"),
+                             pid_path=manage.pid_path(settings, "triton"),
+                             env={**os.environ, **part.env}, cwd=settings.state_dir)
+    try:
+        deadline = time.monotonic() + 60
+        while not part.healthy():
+            assert processes.is_running(record) and time.monotonic() < deadline, \
+                manage.tail(manage.log_path(settings, "triton"), 15)
+            time.sleep(0.2)
+        keyed = Triton(settings.triton_url, timeout_s=30, admin_key=SecretStr(KEY))
+        bare = Triton(settings.triton_url, timeout_s=30)
+        try:
+            assert keyed.repository_index() == []  # an empty repository, read with the key
+            with pytest.raises(TritonError, match="restricted"):
+                bare.repository_index()
+            with pytest.raises(TritonError, match="restricted"):
+                bare.load("head_1")
+            with pytest.raises(TritonError) as refused:
+                keyed.load("head_1")  # allowed through, then not found
+            assert "restricted" not in str(refused.value)
+            assert bare.live() and not bare.ready("head_1")
+        finally:
+            keyed.close()
+            bare.close()
+        grpc = grpcclient.InferenceServerClient(settings.triton_grpc_url)
+        try:
+            with pytest.raises(InferenceServerException, match="restricted"):
+                grpc.get_model_repository_index()
+            index = grpc.get_model_repository_index(headers={f"triton-grpc-protocol-{ADMIN_HEADER}": KEY})
+            assert list(index.models) == []
+            assert grpc.is_server_live()
+        finally:
+            grpc.close()
+    finally:
+        processes.stop(record)
