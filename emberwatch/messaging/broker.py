@@ -91,7 +91,7 @@ def redacted(event: Envelope) -> tuple[Envelope, bytes]:
     (``may_hold_secret``) and the event goes as it is. Otherwise it is rebuilt from its redacted
     fields (validated again; its id stays, derived from the fact as it was)."""
     data = event.to_bytes()
-    if not may_hold_secret(data.decode()):
+    if not may_hold_secret(data):
         return event, data
     clean = type(event).model_validate(redact_value(event.model_dump(mode="json")))
     return clean, clean.to_bytes()
