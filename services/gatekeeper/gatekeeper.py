@@ -253,7 +253,8 @@ class Gatekeeper:
         problems = check_head_files(files.triton_dir)
         if problems:
             return "infra validation: " + "; ".join(problems), None
-        problems = self.serving.ensure_backbone(head_meta, files.triton_dir / "backbone")
+        problems = self.serving.ensure_backbone(head_meta, files.triton_dir / "backbone",
+                                                files.triton_dir / "calibration.npz")
         problems += check_head_meta(head_meta, self.serving.backbone())
         if problems:
             return "infra validation: " + "; ".join(problems), None

@@ -172,7 +172,7 @@ class OperatorCommands:
         except (OSError, ValueError) as exc:
             raise Refused(f"version {version} has no readable head.json: {exc}") from None
         problems = check_head_files(files.triton_dir) or gk.serving.ensure_backbone(
-            head_meta, files.triton_dir / "backbone")
+            head_meta, files.triton_dir / "backbone", files.triton_dir / "calibration.npz")
         problems += check_head_meta(head_meta, gk.serving.backbone())
         if problems:
             raise Refused(f"version {version} failed infra validation: " + "; ".join(problems))

@@ -66,9 +66,10 @@ class GatekeeperSettings(MLSettings):
 
     # --- Triton ------------------------------------------------------------------------------
     gatekeeper_triton_model: str = Field("wildfire", description="The public BLS model clients call.")
-    triton_backbone_runtime: Literal["openvino-cpu", "onnxruntime-gpu"] = Field(
+    triton_backbone_runtime: Literal["openvino-cpu", "openvino-cpu-int8", "onnxruntime-gpu"] = Field(
         "openvino-cpu", description="How Triton runs the exported backbone.onnx: openvino-cpu (the python "
-        "backend compiles it with OpenVINO, FP32; the local stack) or onnxruntime-gpu (Triton's onnxruntime "
+        "backend compiles it with OpenVINO, FP32; the local stack), openvino-cpu-int8 (the same, quantised to "
+        "INT8 with NNCF on the first candidate's training tiles; FP32 if it cannot be) or onnxruntime-gpu (Triton's onnxruntime "
         "backend on KIND_GPU with TensorRT FP16, dynamic batching and warm-up; compose.yaml). Infra "
         "validation's tolerance follows the precision.")
     gatekeeper_triton_wait_s: float = Field(

@@ -43,9 +43,13 @@ def write_artifacts(
     all_records: list[TileRecord],
     dataset_info: dict,
     trials: list[dict],
+    calibration_images: np.ndarray | None = None,
 ) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     export_head_npz(head_model, out / "triton", backbone_id=backbone_id, image_size=image_size)
+    if calibration_images is not None and len(calibration_images):
+        # training tiles for the INT8 option's calibration (services/gatekeeper: openvino-cpu-int8)
+        np.savez_compressed(out / "triton" / "calibration.npz", images=np.asarray(calibration_images, np.uint8))
     (out / "validation").mkdir(exist_ok=True)
     np.savez(
         out / "validation" / "known_images.npz",

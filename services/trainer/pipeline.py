@@ -209,6 +209,10 @@ class Trainer:
         # twice as many as needed: only tiles with a clear decision are kept (below)
         known = pick_known(known_pool, 2 * s.trainer_known_images)
         known_ok, known_images, _ = read_images(known, bb.image_size, self.settings)
+        calibration = np.empty((0, bb.image_size, bb.image_size, 3), np.uint8)
+        if s.trainer_calibration_tiles:  # training tiles only: the INT8 option calibrates on them
+            _, calibration, _ = read_images(pick_known(splits["train"], s.trainer_calibration_tiles),
+                                            bb.image_size, self.settings)
 
         # What is exported and registered: the head on the shared backbone, or a fine-tuned full model.
         export_head, export_backbone_id = head, bb.backbone_id
@@ -262,7 +266,7 @@ class Trainer:
         write_artifacts(work, head_model=export_head, backbone_id=export_backbone_id, image_size=bb.image_size,
                         known=known_ok, known_images=known_images, known_probs=known_probs,
                         test_records=splits["test"], all_records=usable, dataset_info=dataset_info,
-                        trials=trials)
+                        trials=trials, calibration_images=calibration)
         params = {
             "units": result.units, "learning_rate": result.learning_rate, "dropout": s.trainer_dropout,
             "max_epochs": s.trainer_epochs, "patience": s.trainer_patience, "batch_size": s.trainer_batch_size,

@@ -49,6 +49,10 @@ class TrainerSettings(MLSettings):
     )
     trainer_fine_tune_epochs: int = Field(3, ge=1, description="Epochs of fine-tuning.")
     trainer_fine_tune_learning_rate: float = Field(1e-5, gt=0, description="Fine-tuning learning rate.")
+    trainer_calibration_tiles: int = Field(
+        64, ge=0, description="Training tiles each candidate carries (triton/calibration.npz, uint8 at the image "
+        "size) for the INT8 option's post-training quantisation (EMBERWATCH_TRITON_BACKBONE_RUNTIME="
+        "openvino-cpu-int8); 0: none.")
     trainer_known_images: int = Field(
         8, ge=1, description="Held-out tiles logged with the full model's outputs for infra validation.",
     )

@@ -65,7 +65,8 @@ class ServingControl:
     def backbone(self) -> dict | None:
         return repo_files.backbone_meta(self.repo)
 
-    def ensure_backbone(self, head_meta: dict, shipped: Path | None = None) -> list[str]:
+    def ensure_backbone(self, head_meta: dict, shipped: Path | None = None,
+                        calibration: Path | None = None) -> list[str]:
         """The backbone the head was trained on, in the repository and loaded. Problems if impossible.
 
         ``shipped``: a backbone folder that came with the candidate (the trainer's fine-tuning option
@@ -84,7 +85,7 @@ class ServingControl:
             if shipped_meta is not None and shipped_meta.get("backbone_id") == wanted_id:
                 repo_files.install_backbone(self.repo, shipped, self.settings.triton_backbone_runtime)
             else:
-                problems = self._export_backbone(head_meta)
+                problems = self._export_backbone(head_meta, calibration)
                 if problems:
                     return problems
             self.triton.load("backbone")
@@ -92,7 +93,7 @@ class ServingControl:
             self.triton.load("backbone")
         return []
 
-    def _export_backbone(self, head_meta: dict) -> list[str]:
+    def _export_backbone(self, head_meta: dict, calibration: Path | None = None) -> list[str]:
         import tempfile
 
         from emberwatch.ml.backbone import backbone_root, export_backbone_onnx, load_backbone
@@ -104,12 +105,35 @@ class ServingControl:
                     f"builds {backbone.backbone_id} from its settings (EMBERWATCH_BACKBONE_*)"]
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="backbone-onnx-", dir=self.settings.gatekeeper_dir) as tmp:
-            export_backbone_onnx(backbone, Path(tmp), cache_root=backbone_root(ml))
-            repo_files.install_backbone(self.repo, Path(tmp), self.settings.triton_backbone_runtime)
+            exported = export_backbone_onnx(backbone, Path(tmp) / "onnx", cache_root=backbone_root(ml))
+            if self.settings.triton_backbone_runtime == "openvino-cpu-int8":
+                exported = self._quantize(exported, Path(tmp) / "int8", calibration)
+            repo_files.install_backbone(self.repo, exported, self.settings.triton_backbone_runtime)
         log.info("backbone exported to the Triton repository (ONNX)",
                  extra={"backbone_id": backbone.backbone_id, "runtime": self.settings.triton_backbone_runtime,
                         "seconds": round(time.monotonic() - started, 1)})
         return []
+
+    @staticmethod
+    def _quantize(exported: Path, out: Path, calibration: Path | None) -> Path:
+        """The INT8 IR of the exported backbone, calibrated on the candidate's training tiles; the FP32
+        ONNX (with a warning) when the candidate carries none or quantisation fails: serving goes on."""
+        import numpy as np
+
+        from emberwatch.ml.quantize_backbone import quantize_backbone_int8
+
+        if calibration is None or not calibration.is_file():
+            log.warning("INT8 asked, but the candidate carries no calibration tiles (triton/calibration.npz): "
+                        "serving the backbone at FP32")
+            return exported
+        try:
+            with np.load(calibration) as data:
+                images = np.asarray(data["images"])
+            return quantize_backbone_int8(exported, images, out)
+        except Exception as exc:  # noqa: BLE001 - FP32 serves correctly; INT8 is an optimisation
+            log.warning("INT8 quantisation failed: serving the backbone at FP32",
+                        extra={"error": f"{type(exc).__name__}: {exc}"[:500]})
+            return exported
 
     # --- heads -------------------------------------------------------------------------------
     def keep_versions(self, *extra: str | None) -> list[int]:

@@ -29,7 +29,8 @@ BACKBONE_FILES = (*BACKBONE_MODEL_FILES, "backbone.json")
 GPU_BACKBONE_TEMPLATE = "backbone/config.onnxruntime-gpu.pbtxt"
 # Where the backbone runs (EMBERWATCH_TRITON_BACKBONE_RUNTIME): the python backend compiling the ONNX
 # with OpenVINO on the CPU (the local stack), or Triton's onnxruntime backend on a GPU with TensorRT FP16.
-RUNTIME_PRECISION = {"openvino-cpu": "fp32", "onnxruntime-gpu": "fp16"}
+RUNTIME_PRECISION = {"openvino-cpu": "fp32", "openvino-cpu-int8": "int8", "onnxruntime-gpu": "fp16"}
+CPU_RUNTIMES = ("openvino-cpu", "openvino-cpu-int8")
 ROLES = ("champion", "challenger", "previous")
 
 HEAD_CONFIG = """\
@@ -55,7 +56,7 @@ def install_templates(repo: Path, runtime: str = "openvino-cpu") -> None:
     (``write_gpu_backbone_config``), and it has no python code."""
     repo.mkdir(parents=True, exist_ok=True)
     for rel in TEMPLATE_FILES:
-        if runtime != "openvino-cpu" and rel.startswith("backbone/"):
+        if runtime not in CPU_RUNTIMES and rel.startswith("backbone/"):
             continue
         src, dst = TEMPLATES / rel, repo / rel
         if src.resolve() == dst.resolve():
@@ -95,7 +96,9 @@ def install_backbone(repo: Path, exported: Path, runtime: str = "openvino-cpu") 
     for name in set(BACKBONE_MODEL_FILES) - set(present):
         (target / name).unlink(missing_ok=True)
     meta = json.loads((exported / "backbone.json").read_text())
-    meta["precision"] = RUNTIME_PRECISION[runtime]
+    # the GPU runtime decides its precision (TensorRT FP16); on the CPU the file says (FP32 ONNX, or
+    # the INT8 IR that quantize_backbone wrote; INT8 falls back to FP32 when it could not be made)
+    meta["precision"] = meta.get("precision", "fp32") if runtime in CPU_RUNTIMES else RUNTIME_PRECISION[runtime]
     meta["runtime"] = runtime
     if runtime == "onnxruntime-gpu":
         write_gpu_backbone_config(repo, int(meta["image_size"]), int(meta["embedding_dim"]))

@@ -121,3 +121,27 @@ def test_infra_validation_tolerance_follows_the_served_precision():
     assert tolerance_for("fp32", 2e-3) == tolerance_for(None, 2e-3) == 2e-3
     assert tolerance_for("fp16", 2e-3) == pytest.approx(2e-2)
     assert tolerance_for("int8", 2e-3) > tolerance_for("fp16", 2e-3)
+
+
+def test_the_int8_runtime_serves_what_was_quantised_and_falls_back_to_fp32(tmp_path, caplog):
+    from services.gatekeeper.serving.control import ServingControl
+
+    repo = tmp_path / "repo"
+    triton_repo.install_templates(repo, "openvino-cpu-int8")
+    assert _model_config((repo / "backbone" / "config.pbtxt").read_text()).backend == "python"
+    int8 = _exported(tmp_path / "int8", "backbone.xml", "backbone.bin")
+    meta = json.loads((int8 / "backbone.json").read_text())
+    (int8 / "backbone.json").write_text(json.dumps({**meta, "precision": "int8", "file": "backbone.xml"}))
+    triton_repo.install_backbone(repo, int8, "openvino-cpu-int8")
+    assert triton_repo.backbone_meta(repo)["precision"] == "int8"
+    # no calibration tiles with the candidate: the FP32 ONNX serves, with a warning
+    fp32 = _exported(tmp_path / "fp32", "backbone.onnx")
+    assert ServingControl._quantize(fp32, tmp_path / "q", None) == fp32
+    assert ServingControl._quantize(fp32, tmp_path / "q", tmp_path / "missing.npz") == fp32
+    bad = tmp_path / "calibration.npz"
+    np.savez(bad, images=np.zeros((3, 8, 8, 3), np.uint8))  # too few, wrong size: quantisation refuses
+    assert ServingControl._quantize(fp32, tmp_path / "q", bad) == fp32
+    assert "serving the backbone at FP32" in caplog.text
+    triton_repo.install_backbone(repo, fp32, "openvino-cpu-int8")
+    assert triton_repo.backbone_meta(repo)["precision"] == "fp32"
+    assert sorted(p.name for p in (repo / "backbone" / "1").iterdir()) == ["backbone.json", "backbone.onnx", "model.py"]
