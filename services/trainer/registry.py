@@ -205,9 +205,9 @@ class MlflowPublisher:
                 client.log_batch(run_id, metrics=metrics[i:i + MAX_METRICS_PER_BATCH])
             self._log_dataset(client, run_id, bundle)
             client.log_artifacts(run_id, str(bundle.artifacts_dir))
-            info = self._log_model(run_id, bundle.head_model, "model", bundle.signature_example)
+            info = self._log_model(experiment_id, run_id, bundle.head_model, "model", bundle.signature_example)
             if bundle.full_model is not None:
-                self._log_model(run_id, bundle.full_model, "full_model", None)
+                self._log_model(experiment_id, run_id, bundle.full_model, "full_model", None)
             self._step("logged", run_id)
             # Everything is logged: only now does the version exist — if this instance still holds
             # the trainer's lease (a standby that took over trains the same data itself).
@@ -254,9 +254,16 @@ class MlflowPublisher:
         )
         client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])])
 
-    def _log_model(self, run_id: str, model, name: str, example):
+    def _log_model(self, experiment_id: str, run_id: str, model, name: str, example):
+        import mlflow
         import mlflow.keras
         from mlflow.models import Model, infer_signature
+
+        # Model.log creates the logged model in the ACTIVE experiment (the Default one, 0, when none
+        # is set), not in its run's: the trainer's model would land in experiment 0, where MLflow's
+        # basic auth (compose.yaml) gives the services' user READ only, and be refused (403). The
+        # trainer's experiment is made the active one first (tests/deploy/test_compose_mlflow.py).
+        mlflow.set_experiment(experiment_id=experiment_id)
 
         signature = None
         if example is not None:
