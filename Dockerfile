@@ -14,6 +14,13 @@ COPY services ./services
 COPY simulators ./simulators
 # [deploy]: psycopg2 (the MLflow server's PostgreSQL store) and Flask-WTF (its basic-auth app).
 RUN pip install --no-cache-dir -c constraints.txt ".[deploy]"
+# The trainer's GPU image (compose.yaml: TENSORFLOW="tensorflow[and-cuda]==2.21.0") swaps
+# tensorflow-cpu for TensorFlow with its CUDA libraries; the other services keep the CPU build.
+ARG TENSORFLOW=""
+RUN if [ -n "$TENSORFLOW" ]; then \
+      pip uninstall -y tensorflow-cpu && pip install --no-cache-dir -c constraints.txt "$TENSORFLOW" \
+      && python -c 'import tensorflow as tf; print("TensorFlow", tf.__version__, "built with CUDA:", tf.test.is_built_with_cuda())'; \
+    fi
 # The gatekeeper copies the Triton model templates from <REPO_ROOT>/triton_models
 # (services/gatekeeper/serving/repository.py), and REPO_ROOT of an installed package is the
 # directory that holds it (site-packages): link the templates there and check that every one is found.

@@ -38,7 +38,16 @@ def test_compose_runs_every_part_and_every_service_from_one_image():
         assert part in services
     for name in SERVICES:
         assert services[name]["command"] == ["run", name]
-        assert services[name]["image"] == "emberwatch:latest"
+        if name != "trainer":
+            assert services[name]["image"] == "emberwatch:latest"
+    # the trainer: the same Dockerfile with TensorFlow for CUDA, on the GPU it reserves
+    trainer = services["trainer"]
+    assert trainer["image"] == "emberwatch-trainer-gpu:latest" and trainer["build"]["context"] == "."
+    assert trainer["build"]["args"]["TENSORFLOW"].startswith("tensorflow[and-cuda]==2.21")
+    assert trainer["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert 'ARG TENSORFLOW=""' in (REPO / "Dockerfile").read_text()
+    # the gatekeeper lays the backbone out for Triton's onnxruntime backend on the GPU
+    assert services["gatekeeper"]["environment"]["EMBERWATCH_TRITON_BACKBONE_RUNTIME"] == "onnxruntime-gpu"
     for name, svc in services.items():
         for dep in svc.get("depends_on", {}):
             assert dep in services, f"{name} depends on undefined {dep}"

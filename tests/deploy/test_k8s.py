@@ -112,6 +112,17 @@ def test_the_tiler_scales_on_its_consumer_lag_within_its_partitions(rendered):
     assert int(meta["lagThreshold"]) > 0
 
 
+def test_the_gpu_paths_are_configured(rendered):
+    """The trainer runs the CUDA TensorFlow image; the gatekeeper lays the backbone out for Triton's
+    onnxruntime backend on the GPU."""
+    deployments = {d["metadata"]["name"]: d for d in rendered if d["kind"] == "Deployment"}
+    [trainer] = deployments["trainer"]["spec"]["template"]["spec"]["containers"]
+    assert trainer["image"].startswith("emberwatch-trainer-gpu")
+    [gatekeeper] = deployments["gatekeeper"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in gatekeeper.get("env", [])}
+    assert env["EMBERWATCH_TRITON_BACKBONE_RUNTIME"] == "onnxruntime-gpu"
+
+
 def test_triton_and_the_trainer_run_on_gpu_nodes(rendered):
     deployments = by_kind(rendered, "Deployment")
     for name in ("triton", "trainer"):
