@@ -32,24 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def scenes(n: int, size: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
     """``n`` simulated tiles (half at fires, half 10-50 km away), decoded as the services decode them."""
-    from emberwatch.common.triton_client import png_bytes
-    from emberwatch.ml.images import decode_image
-    from simulators.mapbox.imagery import Fire, FireField, render_static
+    from simulators.mapbox.sample_tiles import sample_tiles
 
-    rng = np.random.default_rng(seed)
-    fires = [Fire(lat=float(rng.uniform(49, 58)), lon=float(rng.uniform(-125, -70)),
-                  hectares=float(rng.uniform(5, 5000))) for _ in range(n // 2)]
-    field = FireField()
-    field.set(fires)
-    images, labels = [], []
-    for i, f in enumerate(fires):
-        for label, (lat, lon) in ((1, (f.lat, f.lon)),
-                                  (0, (f.lat + rng.choice([-1, 1]) * rng.uniform(0.1, 0.45),
-                                       f.lon + rng.choice([-1, 1]) * rng.uniform(0.15, 0.6)))):
-            raw = render_static(lat, lon, 15, 350, 350, fires=field)
-            images.append(decode_image(png_bytes(raw), size))
-            labels.append(label)
-    return np.stack(images), np.array(labels)
+    return sample_tiles(n, size, seed)
 
 
 def uniform_images(size: int) -> dict[str, np.ndarray]:

@@ -123,23 +123,9 @@ def train_head(embeddings: np.ndarray, labels: np.ndarray, *, mixed: bool, epoch
 
 def simulated_tiles(n: int, size: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
     """``n`` tiles from the Mapbox simulator's renderer: half at fires, half 10-50 km away."""
-    from emberwatch.common.triton_client import png_bytes
-    from emberwatch.ml.images import decode_image
-    from simulators.mapbox.imagery import Fire, FireField, render_static
+    from simulators.mapbox.sample_tiles import sample_tiles
 
-    rng = np.random.default_rng(seed)
-    fires = [Fire(lat=float(rng.uniform(49, 58)), lon=float(rng.uniform(-125, -70)),
-                  hectares=float(rng.uniform(5, 5000))) for _ in range(n // 2)]
-    fire_field = FireField()
-    fire_field.set(fires)
-    images, labels = [], []
-    for f in fires:
-        for label, (lat, lon) in ((1, (f.lat, f.lon)),
-                                  (0, (f.lat + rng.choice([-1, 1]) * rng.uniform(0.1, 0.45),
-                                       f.lon + rng.choice([-1, 1]) * rng.uniform(0.15, 0.6)))):
-            images.append(decode_image(png_bytes(render_static(lat, lon, 15, 350, 350, fires=fire_field)), size))
-            labels.append(label)
-    return np.stack(images), np.array(labels)
+    return sample_tiles(n, size, seed)
 
 
 def run_check(*, n: int = 96, size: int = 224, seconds: float = 5.0, report=print) -> int:
