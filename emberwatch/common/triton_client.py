@@ -25,7 +25,6 @@ ADMIN_HEADER = "emberwatch-admin-key"
 ADMIN_APIS = ("model-repository", "model-config", "shared-memory", "statistics", "trace", "logging")
 
 
-
 def restricted_api_flags(key: str) -> list[str]:
     """tritonserver's flags that restrict ``ADMIN_APIS`` to requests carrying ``key``."""
     spec = f"{','.join(ADMIN_APIS)}:{ADMIN_HEADER}={key}"

@@ -219,9 +219,14 @@ def _advance_season(settings: Settings, hours: float) -> dict:
     return r.json()
 
 
+def system_environment(settings: Settings) -> dict[str, str]:
+    """The environment the demo's parts start with: its defaults, under what is already set."""
+    return {**demo_environment(settings), **os.environ}  # a variable already set wins
+
+
 def start_system(settings: Settings, report: Reporter = print) -> Settings:
     """Start every part of the system (stack, simulators, services) with the demo's environment."""
-    env = {**demo_environment(settings), **os.environ}  # a variable already set wins
+    env = system_environment(settings)
     settings = settings.model_copy(update={"stack_parts": DEMO_PARTS})
     report(f"starting {len(DEMO_PARTS.split(','))} parts (state in {settings.state_dir})")
     manage.up(settings, on_event=lambda name, msg: report(f"{name}: {msg}"), env=env)
@@ -233,7 +238,7 @@ def start_console(settings: Settings, report: Reporter = print) -> bool:
     every stream from the start and scores the tiles through Triton, so it does not compete with the
     first shadow). Read-only unless EMBERWATCH_CONSOLE_OPERATOR_TOKEN is set. A console that cannot
     start (e.g. its port is taken) is reported, not fatal: the loop itself has run."""
-    env = {**demo_environment(settings), **os.environ}
+    env = system_environment(settings)
     try:
         manage.up(settings.model_copy(update={"stack_parts": "console"}),
                   on_event=lambda name, msg: report(f"{name}: {msg}"), env=env)

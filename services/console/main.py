@@ -201,7 +201,7 @@ class Console:
             CONSOLE_REQUESTS.labels("signin", "invalid").inc()
             return body
         expected = self.settings.console_operator_token
-        if expected is None or not self.signin_enabled:
+        if expected is None or not self.settings.signin_enabled:
             CONSOLE_REQUESTS.labels("signin", "refused").inc()
             return _error(403, "sign-in is disabled: EMBERWATCH_CONSOLE_OPERATOR_TOKEN is not set")
         if not _NAME.match(body.name):
@@ -225,15 +225,9 @@ class Console:
         response.delete_cookie(COOKIE, path="/")
         return response
 
-    @property
-    def signin_enabled(self) -> bool:
-        """Operators can sign in only with a non-empty token; otherwise the console is read-only."""
-        token = self.settings.console_operator_token
-        return token is not None and bool(token.get_secret_value())
-
     async def api_me(self, request: Request) -> Response:
         return JSONResponse({"user": self.user(request),
-                             "signin_enabled": self.signin_enabled,
+                             "signin_enabled": self.settings.signin_enabled,
                              "basemap_min_zoom": self.settings.console_basemap_min_zoom})
 
     # --- writes ----------------------------------------------------------------------------------
@@ -412,8 +406,7 @@ def serve(settings: ConsoleSettings, topics: Topics = Topics()) -> None:
     log.info("console starting", extra={"service": SERVICE, "host": settings.console_host,
                                         "port": settings.console_port,
                                         "kafka": settings.kafka_bootstrap_servers,
-                                        "signin_enabled": bool(settings.console_operator_token
-                                                               and settings.console_operator_token.get_secret_value())})
+                                        "signin_enabled": settings.signin_enabled})
     try:
         server.run()
     except SystemExit as exc:

@@ -18,6 +18,12 @@ class ConsoleSettings(Settings):
     console_operator_token: SecretStr | None = Field(
         None, description="Operator token (secret): signing in with it allows commands and feedback; "
                           "unset, nobody can sign in and the console is read-only.")
+
+    @property
+    def signin_enabled(self) -> bool:
+        """Operators can sign in only with a non-empty token; otherwise the console is read-only."""
+        token = self.console_operator_token
+        return token is not None and bool(token.get_secret_value())
     console_model_name: str = Field(
         "emberwatch-resnet50", description="Registered model the console's commands are about.")
     console_command_wait_s: float = Field(

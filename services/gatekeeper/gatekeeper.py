@@ -19,7 +19,7 @@ import numpy as np
 from emberwatch.common.atomic_files import atomic_write_text
 from emberwatch.common.model_registry import CHALLENGER, CHAMPION
 from emberwatch.common.tile_store import TileUnavailable, read_tile
-from emberwatch.common.triton_client import Triton, TritonError
+from emberwatch.common.triton_client import TritonError
 from emberwatch.contracts.events import (
     Detection,
     Evidence,
@@ -55,7 +55,6 @@ from services.gatekeeper.validate_candidate import (
     ValidationReport,
     check_head_files,
     check_head_meta,
-    tolerance_for,
     validate_loaded,
 )
 
@@ -71,10 +70,7 @@ class Gatekeeper:
     def __init__(self, settings: GatekeeperSettings, *, serving: ServingControl | None = None,
                  registry: Registry | None = None):
         self.settings = settings
-        # The Triton client with the admin key of the model-repository API (EMBERWATCH_TRITON_ADMIN_KEY)
-        self.serving = serving or ServingControl(settings, triton=Triton(
-            settings.triton_url, model=settings.gatekeeper_triton_model,
-            timeout_s=settings.gatekeeper_triton_timeout_s, admin_key=settings.triton_admin_key))
+        self.serving = serving or ServingControl(settings)
         self.registry = registry or Registry(settings.mlflow_tracking_uri, settings.model_name)
         self.shadows = ShadowStore(settings.gatekeeper_dir)
         self.decisions_path = settings.gatekeeper_dir / "decisions.json"
@@ -265,8 +261,7 @@ class Gatekeeper:
         s = self.settings
         report = validate_loaded(
             self.serving.triton, version, files.known_images, image_size=int(head_meta["image_size"]),
-            tolerance=tolerance_for((self.serving.backbone() or {}).get("precision"), s.gatekeeper_validation_tolerance),
-            max_latency_ms=s.gatekeeper_validation_max_latency_ms,
+            tolerance=self.serving.validation_tolerance(), max_latency_ms=s.gatekeeper_validation_max_latency_ms,
             warmup=s.gatekeeper_validation_warmup_requests, timed=s.gatekeeper_validation_latency_requests)
         if not report.ok:
             self.serving.drop_head(version)

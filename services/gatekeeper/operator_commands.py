@@ -36,7 +36,7 @@ from services.gatekeeper.metrics import COMMANDS, SHADOW_PAIRS
 from services.gatekeeper.models import Shadow
 from services.gatekeeper.serving.control import state_lock
 from services.gatekeeper.serving.repository import head_versions_on_disk
-from services.gatekeeper.validate_candidate import check_head_files, check_head_meta, tolerance_for, validate_loaded
+from services.gatekeeper.validate_candidate import check_head_files, check_head_meta, validate_loaded
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +183,7 @@ class OperatorCommands:
                 raise Refused(f"Triton could not load version {version}: {exc}") from None
         report = validate_loaded(
             gk.serving.triton, version, files.known_images, image_size=int(head_meta["image_size"]),
-            tolerance=tolerance_for((gk.serving.backbone() or {}).get("precision"), s.gatekeeper_validation_tolerance),
-            max_latency_ms=s.gatekeeper_validation_max_latency_ms,
+            tolerance=gk.serving.validation_tolerance(), max_latency_ms=s.gatekeeper_validation_max_latency_ms,
             warmup=s.gatekeeper_validation_warmup_requests, timed=s.gatekeeper_validation_latency_requests)
         if not report.ok:
             if version not in gk.serving.roles().values():

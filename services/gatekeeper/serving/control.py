@@ -21,6 +21,7 @@ from emberwatch.common.triton_client import Triton, TritonError, png_bytes
 from emberwatch.ml.backbone import EMBEDDING_DIM
 from services.gatekeeper.serving import repository as repo_files
 from services.gatekeeper.settings import GatekeeperSettings
+from services.gatekeeper.validate_candidate import tolerance_for
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,11 @@ class ServingControl:
     def __init__(self, settings: GatekeeperSettings, triton: Triton | None = None):
         self.settings = settings
         self.repo = Path(settings.triton_model_repository)
+        # with the key of the model-repository API (EMBERWATCH_TRITON_ADMIN_KEY): a deployed Triton
+        # answers load and unload only to it
         self.triton = triton or Triton(settings.triton_url, model=settings.gatekeeper_triton_model,
-                                       timeout_s=settings.gatekeeper_triton_timeout_s)
+                                       timeout_s=settings.gatekeeper_triton_timeout_s,
+                                       admin_key=settings.triton_admin_key)
         self.history_path = settings.gatekeeper_dir / "champions.json"
         repo_files.install_templates(self.repo, settings.triton_backbone_runtime)
 
@@ -64,6 +68,10 @@ class ServingControl:
     # --- backbone ----------------------------------------------------------------------------
     def backbone(self) -> dict | None:
         return repo_files.backbone_meta(self.repo)
+
+    def validation_tolerance(self) -> float:
+        """Infra validation's tolerance for the precision the backbone is served at."""
+        return tolerance_for((self.backbone() or {}).get("precision"), self.settings.gatekeeper_validation_tolerance)
 
     def ensure_backbone(self, head_meta: dict, shipped: Path | None = None,
                         calibration: Path | None = None) -> list[str]:
