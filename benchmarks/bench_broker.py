@@ -1,11 +1,14 @@
 """Publish→consume throughput and latency of enveloped events through the local broker (Tansu).
 
-Starts a private Tansu on a free port and one single-partition topic per path. For each path a
-consumer runs in its own process (as a service does) and this process publishes N ``TileReady``
-events to it; paths run one after another in one run, side by side in the table:
+Starts a private Tansu on a free port and one single-partition topic per path and round. For each
+path a consumer runs in its own process (as a service does) and this process publishes N
+``TileReady`` events to it (the same records on every path: value and key); the paths alternate
+within each round, and the table shows each path's median over the rounds, side by side:
 
 * raw aiokafka, batched: ``send`` without waiting per chunk, then wait for the acks; ``getmany`` and
-  one manual commit per fetched batch (the ceiling: no envelope, no validation, no metrics);
+  one manual commit per fetched batch (no envelope, no validation, no metrics), once with aiokafka's
+  own partitioner and once with Emberwatch's ``KeyPartitioner`` (the same partitions, less CPU); the
+  faster of the two is the ceiling the ratio is taken against;
 * Emberwatch batched: ``publish_events`` (the services' producer path) and ``subscribe`` (the
   services' consumer: validation against the contract, retry/DLQ wiring, metrics, one commit per
   handled batch);
@@ -15,7 +18,7 @@ events to it; paths run one after another in one run, side by side in the table:
 
 End-to-end counts from the first send to the last event handled; latency is handled time minus the
 record's Kafka timestamp (set when it was handed to the producer). Usage:
-python benchmarks/bench_broker.py [N] [--chunk C] [--single M]
+python benchmarks/bench_broker.py [N] [--chunk C] [--single M] [--rounds R]
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
+from aiokafka.partitioner import DefaultPartitioner  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -42,6 +46,7 @@ from emberwatch.contracts import TileReady  # noqa: E402
 from emberwatch.messaging.broker import build_broker, publish_event, publish_events  # noqa: E402
 from emberwatch.messaging.bulk_consumer import Received, subscribe_bulk  # noqa: E402
 from emberwatch.messaging.consumer import current_record, subscribe  # noqa: E402
+from emberwatch.messaging.partitioner import KeyPartitioner  # noqa: E402
 from emberwatch.stack import manage  # noqa: E402
 from tests.conftest import env_for, stack_settings  # noqa: E402
 
@@ -116,15 +121,17 @@ async def consume(path: str, topic: str, n: int) -> dict:
 
 async def produce(settings, path: str, topic: str, n: int, chunk: int) -> tuple[float, float]:
     """Publish n events; (time of the first send, seconds until all were acknowledged)."""
-    if path == "raw":
-        payloads = [tile_event(i).to_bytes() for i in range(n)]
+    if path in ("raw", "raw-partitioner"):
+        events = [tile_event(i) for i in range(n)]  # the same records as the other paths: value and key
+        payloads = [(e.to_bytes(), e.key().encode()) for e in events]
+        partitioner = KeyPartitioner() if path == "raw-partitioner" else DefaultPartitioner()
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=0,
-                                    max_batch_size=settings.kafka_producer_batch_bytes, acks="all")
+                                    max_batch_size=settings.kafka_producer_batch_bytes, acks="all",
+                                    partitioner=partitioner)
         await producer.start()
         t0, p0 = time.time(), time.perf_counter()
         for start in range(0, n, chunk):
-            futures = [await producer.send(topic, payloads[i], key=str(i).encode())
-                       for i in range(start, min(n, start + chunk))]
+            futures = [await producer.send(topic, value, key=key) for value, key in payloads[start:start + chunk]]
             await asyncio.gather(*futures)
         took = time.perf_counter() - p0
         await producer.stop()
@@ -147,7 +154,8 @@ async def produce(settings, path: str, topic: str, n: int, chunk: int) -> tuple[
 
 async def run_path(settings, path: str, topic: str, n: int, chunk: int) -> dict:
     consumer = subprocess.Popen(
-        [sys.executable, __file__, "--consume", {"raw": "raw", "bulk": "emberwatch-bulk"}.get(path, "emberwatch"),
+        [sys.executable, __file__, "--consume",
+         {"raw": "raw", "raw-partitioner": "raw", "bulk": "emberwatch-bulk"}.get(path, "emberwatch"),
          "--topic", topic,
          str(n)], env=env_for(settings), stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -162,51 +170,63 @@ async def run_path(settings, path: str, topic: str, n: int, chunk: int) -> dict:
             "p50 ms": out["p50 ms"], "p99 ms": out["p99 ms"]}
 
 
-async def main(n: int, chunk: int, single_n: int) -> None:
+PATHS = {  # path: (events, description)
+    "raw": "raw aiokafka, batched (send per chunk, getmany, commit per batch), aiokafka's partitioner",
+    "raw-partitioner": "raw aiokafka, batched, with Emberwatch's KeyPartitioner (the ceiling)",
+    "batched": "Emberwatch publish_events + subscribe (validate, metrics, commit per batch)",
+    "bulk": "Emberwatch publish_events + subscribe_bulk (validate, one handler call per batch)",
+    "single": "Emberwatch publish_event one at a time (waits each ack) + subscribe",
+}
+
+
+async def main(n: int, chunk: int, single_n: int, rounds: int) -> None:
+    runs: dict[str, list[dict]] = {path: [] for path in PATHS}
     with tempfile.TemporaryDirectory() as tmp:
         settings = stack_settings(Path(tmp), "kafka")
         manage.up(settings)
         try:
             admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
             await admin.start()
-            await admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1)
-                                       for t in ("bench-raw", "bench-ew", "bench-ew-bulk", "bench-ew-single")])
+            await admin.create_topics([NewTopic(f"bench-{path}-{r}", num_partitions=1, replication_factor=1)
+                                       for path in PATHS for r in range(rounds)])
             await admin.close()
             size = len(tile_event(0).to_bytes())
-            raw = await run_path(settings, "raw", "bench-raw", n, chunk)
-            batched = await run_path(settings, "batched", "bench-ew", n, chunk)
-            bulk = await run_path(settings, "bulk", "bench-ew-bulk", n, chunk)
-            single = await run_path(settings, "single", "bench-ew-single", single_n, chunk)
+            for r in range(rounds):  # paths alternate, so a slow spell of the machine hits them all
+                for path in PATHS:
+                    count = single_n if path == "single" else n
+                    runs[path].append(await run_path(settings, path, f"bench-{path}-{r}", count, chunk))
         finally:
             manage.down(settings)
-    rows = [
-        (f"raw aiokafka, batched (send per chunk of {chunk}, getmany, commit per batch)", n, raw),
-        ("Emberwatch publish_events + subscribe (validate, metrics, commit per batch)", n, batched),
-        ("Emberwatch publish_events + subscribe_bulk (validate, one handler call per batch)", n, bulk),
-        ("Emberwatch publish_event one at a time (waits each ack) + subscribe", single_n, single),
-    ]
+    medians = {path: {col: statistics.median(run[col] for run in results) for col in results[0]}
+               for path, results in runs.items()}
+    ceiling = max(medians["raw"]["end-to-end/s"], medians["raw-partitioner"]["end-to-end/s"])
     table = Table(title=f"Local broker (Tansu, memory), one partition, TileReady events of {size} B, "
-                        f"consumer in its own process, batches ≤ {settings.kafka_batch_max_records}")
+                        f"consumer in its own process, batches ≤ {settings.kafka_batch_max_records}; "
+                        f"median of {rounds} round(s), paths alternating")
     table.add_column("path")
     table.add_column("events", justify="right")
-    for col in raw:
+    for col in medians["raw"]:
         table.add_column(col, justify="right")
-    table.add_column("end-to-end vs raw", justify="right")
-    for name, count, r in rows:
-        table.add_row(name, f"{count:,}", *(f"{v:,.0f}" for v in r.values()),
-                      f"{r['end-to-end/s'] / raw['end-to-end/s']:.0%}")
-    Console(width=200).print(table)
+    table.add_column("end-to-end per round", justify="right")
+    table.add_column("vs the faster raw", justify="right")
+    for path, name in PATHS.items():
+        r = medians[path]
+        per_round = " / ".join(f"{run['end-to-end/s']:,.0f}" for run in runs[path])
+        table.add_row(name, f"{single_n if path == 'single' else n:,}", *(f"{v:,.0f}" for v in r.values()),
+                      per_round, f"{r['end-to-end/s'] / ceiling:.0%}")
+    Console(width=220).print(table)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("n", type=int, nargs="?", default=20000, help="events per batched path")
     parser.add_argument("--chunk", type=int, default=1000, help="events handed to the producer at once")
-    parser.add_argument("--single", type=int, default=5000, help="events for the one-at-a-time path")
+    parser.add_argument("--single", type=int, default=2000, help="events for the one-at-a-time path")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of all paths; the table shows medians")
     parser.add_argument("--consume", choices=["raw", "emberwatch", "emberwatch-bulk"], help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.consume:
         print(json.dumps(asyncio.run(consume(args.consume, args.topic, args.n))), flush=True)
     else:
-        asyncio.run(main(args.n, args.chunk, args.single))
+        asyncio.run(main(args.n, args.chunk, args.single, args.rounds))

@@ -90,7 +90,8 @@ class Envelope(BaseModel):
         )
 
     def to_bytes(self) -> bytes:
-        return self.model_dump_json().encode()
+        """The event as UTF-8 JSON (what ``model_dump_json`` gives, without the detour through str)."""
+        return self.__pydantic_serializer__.to_json(self)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:

@@ -26,6 +26,7 @@ from emberwatch.common.config import Settings
 from emberwatch.common.logging import may_hold_secret, redact_value
 from emberwatch.common.telemetry import MESSAGES_PUBLISHED
 from emberwatch.contracts.envelope import Envelope
+from emberwatch.messaging.partitioner import KeyPartitioner
 
 
 def build_security(settings: Settings) -> BaseSecurity | None:
@@ -56,6 +57,7 @@ def build_broker(settings: Settings, service: str, *, graceful_timeout: float = 
         enable_idempotence=False,
         acks="all",
         max_batch_size=settings.kafka_producer_batch_bytes,
+        partitioner=KeyPartitioner(),
         logger=None,
     )
 
@@ -81,6 +83,12 @@ def batch_producer(broker: KafkaBroker) -> AIOKafkaProducer | None:
 def event_headers(event: Envelope) -> dict[str, str]:
     """The headers every published event carries (the body holds the same facts)."""
     return {"event_type": event.type, "event_id": event.event_id, "content-type": "application/json"}
+
+
+def record_headers(event: Envelope) -> list[tuple[str, bytes]]:
+    """``event_headers`` as aiokafka takes them (encoded), built directly: this runs per event."""
+    return [("event_type", event.type.encode()), ("event_id", event.event_id.encode()),
+            ("content-type", b"application/json")]
 
 
 def redacted(event: Envelope) -> tuple[Envelope, bytes]:
@@ -127,18 +135,19 @@ async def publish_events(broker: KafkaBroker, events: Iterable[Envelope], *, ser
     producer = batch_producer(broker)
     if producer is not None:
         pending = []
+        send = producer.send
         for event in events:
             clean, data = redacted(event)
-            pending.append(await producer.send(
-                clean.TOPIC, data, key=clean.key().encode(),
-                headers=[(k, v.encode()) for k, v in event_headers(clean).items()]))
+            pending.append(await send(clean.TOPIC, data, key=clean.key().encode(),
+                                      headers=record_headers(clean)))
     else:
         pending = [await _send(broker, event, no_confirm=True) for event in events]
     results = await asyncio.gather(*pending, return_exceptions=True)
-    sent = Counter(e.TOPIC for e, r in zip(events, results) if not isinstance(r, BaseException))
+    failed = [r for r in results if isinstance(r, BaseException)]
+    sent = Counter(e.TOPIC for e, r in zip(events, results) if not isinstance(r, BaseException)) \
+        if failed else Counter(e.TOPIC for e in events)
     for topic, n in sent.items():
         MESSAGES_PUBLISHED.labels(service, topic).inc(n)
-    failed = [r for r in results if isinstance(r, BaseException)]
     if failed:
         raise failed[0]
     return len(events)

@@ -152,74 +152,84 @@ async def process_record(
     topic: str,
     max_attempts: int,
     backoff_s: float,
+    count: bool = True,
 ) -> str:
     """Validate one record and run ``handler`` on it with retries; poison goes to the DLQ.
 
-    Returns the outcome (``ok`` or ``dlq``). Raises only when the DLQ itself cannot be written, so
-    the caller does not commit and the record comes back.
+    Returns the outcome (``ok`` or ``dlq``) and records how long it took; with ``count`` it also
+    counts the outcome (``subscribe`` counts once per batch instead). Raises only when the DLQ
+    itself cannot be written, so the caller does not commit and the record comes back.
     """
-    body: bytes = raw.value or b""
     started = time.perf_counter()
-    outcome = "ok"
     token = _CURRENT_RECORD.set(raw)
-
-    async def dead(reason: str, error: str, attempts: int) -> None:
-        nonlocal outcome
-        outcome = "dlq"
-        await send_to_dlq(broker, service=service, topic=topic, partition=raw.partition,
-                          offset=raw.offset, key=raw.key, body=body, reason=reason, error=error,
-                          attempts=attempts)
-
+    outcome = "ok"
     try:
         try:
-            event = model.from_bytes(body)
+            event = model.from_bytes(raw.value or b"")
         except ValidationError as exc:
             HANDLER_ERRORS.labels(service, topic, "validation").inc()
-            await dead("validation", error_text(exc), 1)
+            outcome = await _dead(broker, raw, service, topic, "validation", error_text(exc), 1)
             return outcome
         try:
             await handler(event)  # the common case, without the retry machinery
             return outcome
         except PermanentError as exc:
             HANDLER_ERRORS.labels(service, topic, "permanent").inc()
-            await dead("permanent", error_text(exc), 1)
+            outcome = await _dead(broker, raw, service, topic, "permanent", error_text(exc), 1)
             return outcome
         except Exception as exc:
             _log_failure(service, topic, raw.offset, 1, exc)
             first_error = exc  # ``exc`` is unbound once the except block ends
-        if max_attempts <= 1:
-            await dead("handler_failed", error_text(first_error), 1)
-            return outcome
-        attempts = 1
-        await asyncio.sleep(min(backoff_s, 30))
-        try:
-            async for attempt in AsyncRetrying(  # attempts 2..max: waits continue 2b, 4b, ... (cap 30 s)
-                stop=stop_after_attempt(max_attempts - 1),
-                wait=wait_exponential(multiplier=2 * backoff_s, max=30),
-                retry=retry_if_not_exception_type(PermanentError),
-                reraise=False,
-            ):
-                with attempt:
-                    attempts = attempt.retry_state.attempt_number + 1
-                    try:
-                        await handler(event)
-                    except PermanentError:
-                        raise
-                    except Exception as exc:
-                        _log_failure(service, topic, raw.offset, attempts, exc)
-                        raise
-        except PermanentError as exc:
-            HANDLER_ERRORS.labels(service, topic, "permanent").inc()
-            await dead("permanent", error_text(exc), attempts)
-        except RetryError as exc:
-            last = exc.last_attempt.exception()
-            await dead("handler_failed", error_text(last) if last else "unknown", attempts)
+        outcome = await _retry(broker, raw, event, handler, first_error, service=service, topic=topic,
+                               max_attempts=max_attempts, backoff_s=backoff_s)
         return outcome
     finally:
         _CURRENT_RECORD.reset(token)
         consumed, seconds = _metrics(service, topic)
-        consumed[outcome].inc()
+        if count:
+            consumed[outcome].inc()
         seconds.observe(time.perf_counter() - started)
+
+
+async def _dead(broker: KafkaBroker, raw: Any, service: str, topic: str, reason: str, error: str,
+                attempts: int) -> str:
+    """Dead-letter ``raw`` (see ``send_to_dlq``); the outcome to count."""
+    await send_to_dlq(broker, service=service, topic=topic, partition=raw.partition, offset=raw.offset,
+                      key=raw.key, body=raw.value or b"", reason=reason, error=error, attempts=attempts)
+    return "dlq"
+
+
+async def _retry(broker: KafkaBroker, raw: Any, event: Any, handler: Handler[Any], first_error: Exception,
+                 *, service: str, topic: str, max_attempts: int, backoff_s: float) -> str:
+    """Attempts 2..``max_attempts`` of a handler that failed once; the outcome (``ok`` or ``dlq``)."""
+    if max_attempts <= 1:
+        return await _dead(broker, raw, service, topic, "handler_failed", error_text(first_error), 1)
+    attempts = 1
+    await asyncio.sleep(min(backoff_s, 30))
+    try:
+        async for attempt in AsyncRetrying(  # attempts 2..max: waits continue 2b, 4b, ... (cap 30 s)
+            stop=stop_after_attempt(max_attempts - 1),
+            wait=wait_exponential(multiplier=2 * backoff_s, max=30),
+            retry=retry_if_not_exception_type(PermanentError),
+            reraise=False,
+        ):
+            with attempt:
+                attempts = attempt.retry_state.attempt_number + 1
+                try:
+                    await handler(event)
+                except PermanentError:
+                    raise
+                except Exception as exc:
+                    _log_failure(service, topic, raw.offset, attempts, exc)
+                    raise
+    except PermanentError as exc:
+        HANDLER_ERRORS.labels(service, topic, "permanent").inc()
+        return await _dead(broker, raw, service, topic, "permanent", error_text(exc), attempts)
+    except RetryError as exc:
+        last = exc.last_attempt.exception()
+        return await _dead(broker, raw, service, topic, "handler_failed",
+                           error_text(last) if last else "unknown", attempts)
+    return "ok"
 
 
 def consumer_options(settings: Any) -> dict[str, Any]:
@@ -264,9 +274,17 @@ def subscribe(
 
     async def on_batch(message: KafkaMessage) -> None:
         records = records_of(message)
+        consumed, _ = _metrics(service, topic)
+        dead = 0
         for record in records:  # in order: one key's events are handled as they were published
-            await process_record(broker, record, model, handler, service=service, topic=topic,
-                                 max_attempts=max_attempts, backoff_s=backoff_s)
+            if await process_record(broker, record, model, handler, service=service, topic=topic,
+                                    max_attempts=max_attempts, backoff_s=backoff_s, count=False) == "dlq":
+                dead += 1
+        # Counted once per handled batch (a failed DLQ write raises first: the batch comes back and
+        # is counted when it is handled).
+        if dead:
+            consumed["dlq"].inc(dead)
+        consumed["ok"].inc(len(records) - dead)
         record_lag(service, getattr(message, "consumer", None), records[-1])
 
     on_batch.__name__ = f"{service}_{topic.replace('.', '_')}"

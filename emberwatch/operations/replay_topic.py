@@ -20,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata
 
 from emberwatch.common.config import Settings
+from emberwatch.messaging.partitioner import KeyPartitioner
 
 
 class ReplayError(RuntimeError):
@@ -122,7 +123,7 @@ async def republish(
     """Publish the records of ``topic`` from ``start`` again (to ``target`` or the same topic)."""
     servers = settings.kafka_bootstrap_servers
     consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
-    producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", partitioner=KeyPartitioner())
     await consumer.start()
     await producer.start()
     done = 0
