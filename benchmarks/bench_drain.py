@@ -12,7 +12,12 @@ N ``FireObserved`` updates (re-polls of 1,000 known fires, the bulk of a season'
   trainer consumed before, on fewer events;
 * the tiler as it is wired (``services/tiler/main.py``): each update recorded in the coordination
   database (SQLite here) and checked against the announced negatives. New fires are not in it: they
-  wait on Mapbox (``benchmarks/bench_tiler.py``).
+  wait on Mapbox (``benchmarks/bench_tiler.py``);
+* the notifier as it is wired (``services/notifier/main.py``), replaying detections it has already
+  posted: each is looked up in its delivery store and suppressed. New detections wait on Discord's
+  rate limit (5 posts per 2 s), not on the consumer.
+
+The services log as they run (JSON at INFO, to a file).
 
 The drain rate counts from the first event handled to the last (group join excluded). Prints a
 table. Usage: python benchmarks/bench_drain.py [N] [--single M]
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import tempfile
 import time
@@ -32,14 +38,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aiokafka import AIOKafkaConsumer  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 from rich.console import Console  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from emberwatch.common.config import narrow  # noqa: E402
+from emberwatch.common.logging import configure_logging  # noqa: E402
 from emberwatch.common.telemetry import MESSAGES_CONSUMED  # noqa: E402
-from emberwatch.contracts import FireObserved, TileReady, Topic  # noqa: E402
+from emberwatch.contracts import Detection, FireObserved, TileReady, Topic  # noqa: E402
 from emberwatch.messaging.broker import build_broker, publish_events  # noqa: E402
 from emberwatch.messaging.consumer import consumer_options, subscribe  # noqa: E402
 from emberwatch.stack import manage  # noqa: E402
+from services.notifier.main import NotifierRuntime  # noqa: E402
+from services.notifier.settings import NotifierSettings  # noqa: E402
 from services.tiler.main import build_tiler, consume  # noqa: E402
 from services.tiler.settings import TilerSettings  # noqa: E402
 from services.trainer.handlers import SERVICE, TrainerHandlers  # noqa: E402
@@ -67,18 +77,25 @@ def fire_update(i: int) -> FireObserved:
                                snapshot_at=datetime(2026, 7, 1, tzinfo=UTC) + timedelta(minutes=i // 1000))
 
 
+def detection(i: int) -> Detection:
+    tid = f"{i:064x}"
+    return Detection.create(producer="bench", tile_id=tid, uri=f"file:///tiles/{tid}.jpg", lat=50.0,
+                            lon=-120.0, fire_key=f"bc:{i}", label="wildfire", model_name="wildfire",
+                            model_version="1", wildfire_probability=0.9, threshold=0.5)
+
+
 async def fill(settings, n: int) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1)
-                                   for t in (Topic.TILES_READY, Topic.FIRES_OBSERVED)])
+                                   for t in (Topic.TILES_READY, Topic.FIRES_OBSERVED, Topic.DETECTIONS)])
     finally:
         await admin.close()
     producer = build_broker(settings, "bench-fill")
     await producer.start()
     try:
-        for make in (tile, fire_update):
+        for make in (tile, fire_update, detection):
             events = [make(i) for i in range(n)]
             for start in range(0, n, 1000):
                 await publish_events(producer, events[start:start + 1000], service="bench")
@@ -157,8 +174,36 @@ async def drain_tiler(settings, n: int, state: Path) -> dict:
     return {"events": count, "s": took, "events/s": count / took if took else float("nan")}
 
 
+async def drain_notifier(settings, n: int, state: Path) -> dict:
+    """A replay of detections the notifier has already posted (a reset consumer group, `emberwatch
+    replay`): each is looked up in the delivery store and suppressed. New posts wait on Discord's rate
+    limit (5 per 2 s), not on the consumer: the webhook here is a closed port, and nothing is posted."""
+    s = narrow(settings, NotifierSettings).model_copy(update={
+        "state_dir": state, "discord_webhook_url": SecretStr("http://127.0.0.1:9/api/webhooks/1/bench")})
+    runtime = NotifierRuntime(s)
+    runtime.store.mark_posted([detection(i).event_id for i in range(n)], "detection", "bench")
+    done = MESSAGES_CONSUMED.labels("notifier", Topic.DETECTIONS, "ok")
+    starting = asyncio.create_task(runtime.broker.start())
+    first, started = None, time.perf_counter()
+    try:
+        deadline = time.perf_counter() + 900
+        while (count := int(done._value.get())) < n and time.perf_counter() < deadline:
+            if count and first is None:
+                first = time.perf_counter()
+            await asyncio.sleep(0.01)
+        took = time.perf_counter() - (first or started)
+        await starting
+    finally:
+        await runtime.broker.stop()
+        await runtime.close()
+    return {"events": count, "s": took, "events/s": count / took if took else float("nan")}
+
+
 async def main(n: int, single: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
+        # The services log as they do when they run (JSON at INFO), into a file rather than the table.
+        configure_logging("INFO", "json")
+        logging.getLogger().handlers[0].setStream(open(Path(tmp) / "services.log", "w"))  # noqa: SIM115
         settings = stack_settings(Path(tmp), "kafka")
         manage.up(settings)
         try:
@@ -173,6 +218,9 @@ async def main(n: int, single: int) -> None:
                 ("raw aiokafka getmany on fires.observed", await drain_raw(settings, n, Topic.FIRES_OBSERVED)),
                 ("tiler as wired: fire updates into the shared registry (SQLite)",
                  await drain_tiler(settings, n, Path(tmp) / "tiler")),
+                ("raw aiokafka getmany on detections", await drain_raw(settings, n, Topic.DETECTIONS)),
+                ("notifier as wired: a replay of detections already posted (delivery store, SQLite)",
+                 await drain_notifier(settings, n, Path(tmp) / "notifier")),
             ]
         finally:
             manage.down(settings)

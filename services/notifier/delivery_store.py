@@ -77,6 +77,21 @@ class DeliveryStore:
             queued = self._db.execute("SELECT 1 FROM digest_queue WHERE event_id = ?", (event_id,)).fetchone()
         return "queued" if queued else None
 
+    def states(self, event_ids: list[str]) -> dict[str, str]:
+        """``state`` of many events in two queries: only those seen are in the answer."""
+        if not event_ids:
+            return {}
+        found: dict[str, str] = {}
+        with self._lock:
+            for start in range(0, len(event_ids), 500):  # well under SQLite's bound on parameters
+                chunk = event_ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update({e: "queued" for (e,) in self._db.execute(
+                    f"SELECT event_id FROM digest_queue WHERE event_id IN ({marks})", chunk)})  # noqa: S608
+                found.update({e: str(state) for e, state in self._db.execute(
+                    f"SELECT event_id, state FROM deliveries WHERE event_id IN ({marks})", chunk)})  # noqa: S608
+        return found
+
     def begin(self, event_id: str, kind: str) -> bool:
         """Record an attempt to post ``event_id``; True when an earlier attempt's fate is unknown."""
         with self._lock:

@@ -4,8 +4,10 @@ A candidate, a decision or an important alert is posted at once; a low-priority 
 ``info`` alert, or a ``new fire`` style alert) waits in the durable digest queue and is posted with
 its burst as one digest. Every event is posted exactly once: before posting we look its id up in
 the delivery store (replays and restarts are suppressed), and we record it as posted only after
-Discord confirmed the message. Discord's permanent refusals go to the DLQ; its outages are
-retried (see ``discord_webhook``).
+Discord confirmed the message. Candidates, decisions and detections arrive a fetched batch at a
+time: what was already posted (a replay) is looked up for the whole batch at once and suppressed
+with one log line. Discord's permanent refusals go to the DLQ; its outages are retried (see
+``discord_webhook``).
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from emberwatch.contracts import Detection, ModelCandidate, ModelDecision, PipelineAlert
 from emberwatch.contracts.envelope import Envelope
+from emberwatch.messaging.bulk_consumer import Received
+from emberwatch.messaging.consumer import PermanentError
 from services.notifier.delivery_store import DeliveryStore
 from services.notifier.discord_webhook import DiscordRejected, DiscordUnavailable, DiscordWebhook
 from services.notifier.fit_discord_limits import fit_discord_limits
@@ -28,6 +33,15 @@ log = logging.getLogger(__name__)
 
 # Called with (event body, topic, error text) when digest events must go to the DLQ.
 DeadLetter = Callable[[bytes, str, str], Awaitable[None]]
+
+E = TypeVar("E", ModelCandidate, ModelDecision, Detection)
+
+
+def _kind(event: Envelope) -> str:
+    """The ``kind`` a post of ``event`` is counted under (as ``_post_once`` counts it)."""
+    if isinstance(event, ModelDecision):
+        return event.decision
+    return "detection" if isinstance(event, Detection) else "candidate"
 
 
 class Notifier:
@@ -48,6 +62,9 @@ class Notifier:
         self.digest_window_s, self.digest_max_events = digest_window_s, digest_max_events
         self.dead_letter = dead_letter
         self._digest_lock = asyncio.Lock()
+        # Discord's refusals met in a batch, for the one-at-a-time pass that follows it (the
+        # subscription's fallback): the event goes to the DLQ without asking Discord twice.
+        self._refused: dict[str, PermanentError] = {}
 
     # --- the topics -----------------------------------------------------------------------
     async def on_candidate(self, event: ModelCandidate) -> None:
@@ -70,11 +87,43 @@ class Notifier:
         """A live tile the champion called a wildfire: posted with the buttons a person answers with."""
         await self._post_once(event, "detection", self.renderer.detection(event))
 
+    # --- the same, a fetched batch at a time (a replay is mostly events already posted) ----------
+    async def on_candidates(self, batch: list[Received[ModelCandidate]]) -> None:
+        await self._post_new([r.event for r in batch], self.on_candidate)
+
+    async def on_decisions(self, batch: list[Received[ModelDecision]]) -> None:
+        await self._post_new([r.event for r in batch], self.on_decision)
+
+    async def on_detections(self, batch: list[Received[Detection]]) -> None:
+        await self._post_new([r.event for r in batch], self.on_detection)
+
+    async def _post_new(self, events: list[E], post: Callable[[E], Awaitable[None]]) -> None:
+        """Post the events of a batch that were never posted, in order; the others are suppressed
+        with one lookup and one log line for the batch (a replay of 20,000 detections is 20,000
+        duplicates, not 20,000 log lines)."""
+        seen = self.store.states([e.event_id for e in events])
+        suppressed = Counter(_kind(e) for e in events if seen.get(e.event_id) in ("posted", "queued"))
+        for kind, count in suppressed.items():
+            DUPLICATES.labels(kind).inc(count)
+        if suppressed:
+            log.info("duplicate events suppressed", extra={"events": sum(suppressed.values()),
+                                                            "kinds": dict(suppressed)})
+        for event in events:
+            if seen.get(event.event_id) not in ("posted", "queued"):
+                try:
+                    await post(event)
+                except PermanentError as exc:
+                    self._refused[event.event_id] = exc
+                    raise
+
     def is_low_priority(self, event: PipelineAlert) -> bool:
         return event.severity in self.digest_severities or event.alert in self.digest_alerts
 
     # --- posting ---------------------------------------------------------------------------------
     async def _post_once(self, event: Envelope, kind: str, payload: dict[str, Any]) -> None:
+        refused = self._refused.pop(event.event_id, None)
+        if refused is not None:  # refused a moment ago in its batch: straight to the DLQ
+            raise refused
         state = self.store.state(event.event_id)
         if state in ("posted", "queued"):
             DUPLICATES.labels(kind).inc()

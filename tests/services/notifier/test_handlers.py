@@ -6,6 +6,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from emberwatch.messaging.bulk_consumer import Received
 from services.notifier.delivery_store import DeliveryStore
 from services.notifier.discord_webhook import DiscordRejected, DiscordUnavailable, DiscordWebhook
 from services.notifier.handlers import Notifier
@@ -139,3 +140,27 @@ def test_the_store_survives_reopening(tmp_path):
         assert again.begin("c", "alert") is True  # the first attempt's fate is unknown
     finally:
         again.close()
+
+
+async def test_a_batch_posts_only_what_was_never_posted_in_order_and_counts_the_rest(sim, make):
+    url, state = sim
+    notifier, store, _ = await make(url)
+    events = [decision("promoted", str(v)) for v in range(30, 36)]
+    for e in events[:4:2]:  # two were posted before (a replay of a batch that was partly handled)
+        await notifier.on_decision(e)
+    queued = alert("cache", "info", "queued for the digest")
+    assert store.enqueue(queued.event_id, queued.TOPIC, queued.to_bytes())
+    before = metric("emberwatch_notifier_duplicates_suppressed_total", kind="promoted")
+    posted_before = len(state.posted)
+
+    batch = [Received(e, "models.decisions.v1", 0, i) for i, e in enumerate(events)]
+    await notifier.on_decisions(batch)
+    await notifier.on_decisions(batch)  # the whole batch again: nothing new
+
+    new = [e for i, e in enumerate(events) if i not in (0, 2)]
+    assert len(state.posted) == posted_before + len(new)
+    posted_versions = [p["message"]["embeds"][0]["title"] for p in state.posted[posted_before:]]
+    assert posted_versions == [notifier.renderer.decision(e)["embeds"][0]["title"] for e in new]
+    assert metric("emberwatch_notifier_duplicates_suppressed_total", kind="promoted") == before + 2 + len(events)
+    assert store.states([e.event_id for e in events] + [queued.event_id, "never-seen"]) == {
+        **{e.event_id: "posted" for e in events}, queued.event_id: "queued"}
