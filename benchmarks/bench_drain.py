@@ -13,6 +13,8 @@ N ``FireObserved`` updates (re-polls of 1,000 known fires, the bulk of a season'
 * the tiler as it is wired (``services/tiler/main.py``): each update recorded in the coordination
   database (SQLite here) and checked against the announced negatives. New fires are not in it: they
   wait on Mapbox (``benchmarks/bench_tiler.py``);
+* the gatekeeper's relabel subscription as it is wired (one durable write of its corrections per
+  batch), and one relabel at a time on fewer events (a JSON rewrite per relabel, as it was);
 * the notifier as it is wired (``services/notifier/main.py``), replaying detections it has already
   posted: each is looked up in its delivery store and suppressed. New detections wait on Discord's
   rate limit (5 posts per 2 s), not on the consumer.
@@ -44,10 +46,15 @@ from rich.table import Table  # noqa: E402
 from emberwatch.common.config import narrow  # noqa: E402
 from emberwatch.common.logging import configure_logging  # noqa: E402
 from emberwatch.common.telemetry import MESSAGES_CONSUMED  # noqa: E402
-from emberwatch.contracts import Detection, FireObserved, TileReady, Topic  # noqa: E402
+from emberwatch.contracts import Detection, FireObserved, TileReady, TileRelabelled, Topic  # noqa: E402
 from emberwatch.messaging.broker import build_broker, publish_events  # noqa: E402
+from emberwatch.messaging.bulk_consumer import subscribe_bulk  # noqa: E402
 from emberwatch.messaging.consumer import consumer_options, subscribe  # noqa: E402
 from emberwatch.stack import manage  # noqa: E402
+from services.gatekeeper.gatekeeper import SERVICE as GATEKEEPER  # noqa: E402
+from services.gatekeeper.gatekeeper import Gatekeeper  # noqa: E402
+from services.gatekeeper.handlers import Handlers as GatekeeperHandlers  # noqa: E402
+from services.gatekeeper.settings import GatekeeperSettings  # noqa: E402
 from services.notifier.main import NotifierRuntime  # noqa: E402
 from services.notifier.settings import NotifierSettings  # noqa: E402
 from services.tiler.main import build_tiler, consume  # noqa: E402
@@ -77,6 +84,13 @@ def fire_update(i: int) -> FireObserved:
                                snapshot_at=datetime(2026, 7, 1, tzinfo=UTC) + timedelta(minutes=i // 1000))
 
 
+def relabel(i: int) -> TileRelabelled:
+    return TileRelabelled.create(producer="bench", tile_id=f"{i:064x}", action="retire" if i % 3 else "relabel",
+                                 previous_label="nowildfire", label=None if i % 3 else "wildfire",
+                                 fire_key=f"later:{i}", matched_fire_key=f"bc:{i}", distance_km=1.0,
+                                 reason="a later fire")
+
+
 def detection(i: int) -> Detection:
     tid = f"{i:064x}"
     return Detection.create(producer="bench", tile_id=tid, uri=f"file:///tiles/{tid}.jpg", lat=50.0,
@@ -89,13 +103,14 @@ async def fill(settings, n: int) -> None:
     await admin.start()
     try:
         await admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1)
-                                   for t in (Topic.TILES_READY, Topic.FIRES_OBSERVED, Topic.DETECTIONS)])
+                                   for t in (Topic.TILES_READY, Topic.FIRES_OBSERVED, Topic.DETECTIONS,
+                                             Topic.TILES_RELABELLED)])
     finally:
         await admin.close()
     producer = build_broker(settings, "bench-fill")
     await producer.start()
     try:
-        for make in (tile, fire_update, detection):
+        for make in (tile, fire_update, detection, relabel):
             events = [make(i) for i in range(n)]
             for start in range(0, n, 1000):
                 await publish_events(producer, events[start:start + 1000], service="bench")
@@ -199,6 +214,34 @@ async def drain_notifier(settings, n: int, state: Path) -> dict:
     return {"events": count, "s": took, "events/s": count / took if took else float("nan")}
 
 
+async def drain_gatekeeper_relabels(settings, n: int, state: Path, group: str, *, per_record: bool) -> dict:
+    """The gatekeeper's relabel subscription as ``services/gatekeeper/main.py`` wires it (bulk: one
+    durable write of the corrections per batch), or one event at a time (a write per relabel)."""
+    s = narrow(settings, GatekeeperSettings).model_copy(update={"state_dir": state})
+    broker = build_broker(s, GATEKEEPER)
+    handlers = GatekeeperHandlers(broker, Gatekeeper(s))
+    if per_record:
+        subscribe(broker, Topic.TILES_RELABELLED, TileRelabelled, handlers.on_relabel, service=GATEKEEPER,
+                  group_id=group, **{**consumer_options(s), "max_records": 1})
+    else:
+        subscribe_bulk(broker, Topic.TILES_RELABELLED, TileRelabelled, handlers.on_relabels,
+                       handlers.on_relabel, service=GATEKEEPER, group_id=group, **consumer_options(s))
+    corrections = handlers.gatekeeper.corrections
+    starting = asyncio.create_task(broker.start())
+    first, started = None, time.perf_counter()
+    try:
+        deadline = time.perf_counter() + 900
+        while (count := len(corrections)) < n and time.perf_counter() < deadline:
+            if count and first is None:
+                first = time.perf_counter()
+            await asyncio.sleep(0.01)
+        took = time.perf_counter() - (first or started)
+        await starting
+    finally:
+        await broker.stop()
+    return {"events": count, "s": took, "events/s": count / took if took else float("nan")}
+
+
 async def main(n: int, single: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # The services log as they do when they run (JSON at INFO), into a file rather than the table.
@@ -218,6 +261,13 @@ async def main(n: int, single: int) -> None:
                 ("raw aiokafka getmany on fires.observed", await drain_raw(settings, n, Topic.FIRES_OBSERVED)),
                 ("tiler as wired: fire updates into the shared registry (SQLite)",
                  await drain_tiler(settings, n, Path(tmp) / "tiler")),
+                ("raw aiokafka getmany on tiles.relabelled", await drain_raw(settings, n, Topic.TILES_RELABELLED)),
+                ("gatekeeper relabels as wired: subscribe_bulk, one durable write per batch",
+                 await drain_gatekeeper_relabels(settings, n, Path(tmp) / "gk-bulk", "bench-gk-bulk",
+                                                 per_record=False)),
+                ("gatekeeper relabels per record: one JSON rewrite per relabel (before)",
+                 await drain_gatekeeper_relabels(settings, single, Path(tmp) / "gk-single", "bench-gk-single",
+                                                 per_record=True)),
                 ("raw aiokafka getmany on detections", await drain_raw(settings, n, Topic.DETECTIONS)),
                 ("notifier as wired: a replay of detections already posted (delivery store, SQLite)",
                  await drain_notifier(settings, n, Path(tmp) / "notifier")),

@@ -376,17 +376,30 @@ class Gatekeeper:
     def on_relabel(self, event: TileRelabelled) -> None:
         """A fire reported later invalidates a fire-free tile's label: remembered for every later
         tile and test split, and applied to the shadow's pairs now (the next look uses them)."""
+        self.on_relabels([event])
+
+    def on_relabels(self, events: list[TileRelabelled]) -> None:
+        """``on_relabel`` for a batch, in order, with one durable write of the corrections and at
+        most one of the shadow (a burst of relabels is one write per batch, not one per tile)."""
         with state_lock(self.settings):
-            if not self.corrections.record(event.tile_id, event.action, event.label, event.fire_key):
+            changed = [events[i] for i in self.corrections.record_many(
+                [(e.tile_id, e.action, e.label, e.fire_key) for e in events])]
+            if not changed:
                 return
-            log.info("tile label corrected", extra={"tile_id": event.tile_id, "action": event.action,
-                                                    "fire_key": event.fire_key})
+            for event in changed:  # each correction is on Kafka already: one info line per batch
+                log.debug("tile label corrected", extra={"tile_id": event.tile_id, "action": event.action,
+                                                         "fire_key": event.fire_key})
+            log.info("tile labels corrected", extra={
+                "tiles": len(changed), "retired": sum(e.action == "retire" for e in changed),
+                "relabelled": sum(e.action == "relabel" for e in changed), "first_tile_id": changed[0].tile_id})
             shadow = self.shadows.load()
             if shadow is None:
                 return
-            changed = (shadow.drop(event.tile_id) if event.action == "retire"
-                       else shadow.relabel(event.tile_id, LABEL_INDEX[event.label or "wildfire"]))
-            if changed:
+            moved = False
+            for event in changed:
+                moved |= (shadow.drop(event.tile_id) if event.action == "retire"
+                          else shadow.relabel(event.tile_id, LABEL_INDEX[event.label or "wildfire"]))
+            if moved:
                 self.shadows.save(shadow)
                 self.quality.shadow_state(shadow)
                 SHADOW_PAIRS.set(len(shadow.pairs))

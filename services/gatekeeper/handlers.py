@@ -7,7 +7,8 @@ is published as a detection (detections.v1), for a person to confirm; a candidat
 check) travel with its decision. A tiles.relabelled.v1 event (a later fire near a fire-free tile)
 retires or relabels that tile for the shadow and every later evaluation. An operator's command
 (models.commands.v1: promote, rollback, approve, reject) is carried out here too, and answered. Each
-decision goes to models.decisions.v1. The blocking work (Triton, MLflow) runs in a worker thread.
+decision goes to models.decisions.v1. Relabels arrive a batch at a time (one durable write each).
+The blocking work (Triton, MLflow) runs in a worker thread.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from emberwatch.contracts.events import (
     TileRelabelled,
 )
 from emberwatch.messaging.broker import publish_event
+from emberwatch.messaging.bulk_consumer import Received
 from emberwatch.messaging.consumer import PermanentError
 from services.gatekeeper.gatekeeper import SERVICE, Gatekeeper
 from services.gatekeeper.operator_commands import OperatorCommands
@@ -63,6 +65,9 @@ class Handlers:
 
     async def on_relabel(self, event: TileRelabelled) -> None:
         await asyncio.to_thread(self.gatekeeper.on_relabel, event)
+
+    async def on_relabels(self, batch: list[Received[TileRelabelled]]) -> None:
+        await asyncio.to_thread(self.gatekeeper.on_relabels, [r.event for r in batch])
 
     async def on_feedback(self, event: LabelFeedback) -> None:
         await asyncio.to_thread(self.gatekeeper.on_feedback, event)

@@ -43,12 +43,21 @@ class LabelCorrections:
 
     def record(self, tile_id: str, action: str, label: str | None, fire_key: str) -> bool:
         """Remember a correction (durably). True when it changed what the tile counts as."""
-        old = self._by_tile.get(tile_id)
-        if old is not None and not (old["action"] == "retire" and action == "relabel"):
-            return False
-        self._by_tile[tile_id] = {"action": action, "label": label, "fire_key": fire_key}
-        atomic_write_text(self.path, json.dumps(self._by_tile))
-        return True
+        return bool(self.record_many([(tile_id, action, label, fire_key)]))
+
+    def record_many(self, corrections: list[tuple[str, str, str | None, str]]) -> list[int]:
+        """Remember corrections ``(tile_id, action, label, fire_key)`` in order, with one durable
+        write for all of them; the positions of those that changed what their tile counts as."""
+        changed = []
+        for i, (tile_id, action, label, fire_key) in enumerate(corrections):
+            old = self._by_tile.get(tile_id)
+            if old is not None and not (old["action"] == "retire" and action == "relabel"):
+                continue
+            self._by_tile[tile_id] = {"action": action, "label": label, "fire_key": fire_key}
+            changed.append(i)
+        if changed:
+            atomic_write_text(self.path, json.dumps(self._by_tile))
+        return changed
 
     def retired(self, tile_id: str) -> bool:
         """Left out of scoring: retired by a later fire, and no person has labelled it."""

@@ -12,6 +12,7 @@ from emberwatch.common.config import Settings, narrow
 from emberwatch.common.service import run_service
 from emberwatch.contracts.events import LabelFeedback, ModelCandidate, ModelCommand, TileReady, TileRelabelled
 from emberwatch.messaging.broker import build_broker
+from emberwatch.messaging.bulk_consumer import subscribe_bulk
 from emberwatch.messaging.consumer import consumer_options, subscribe
 from services.gatekeeper.gatekeeper import SERVICE, Gatekeeper
 from services.gatekeeper.handlers import Handlers
@@ -32,8 +33,8 @@ def build_app(settings: Settings, *, gatekeeper: Gatekeeper | None = None) -> Fa
               group_id=s.gatekeeper_group_id, **common)
     subscribe(broker, TileReady.TOPIC, TileReady, handlers.on_tile,
               group_id=f"{s.gatekeeper_group_id}-shadow", **common)
-    subscribe(broker, TileRelabelled.TOPIC, TileRelabelled, handlers.on_relabel,
-              group_id=f"{s.gatekeeper_group_id}-relabels", **common)
+    subscribe_bulk(broker, TileRelabelled.TOPIC, TileRelabelled, handlers.on_relabels, handlers.on_relabel,
+                   group_id=f"{s.gatekeeper_group_id}-relabels", **common)
     subscribe(broker, ModelCommand.TOPIC, ModelCommand, handlers.on_command,
               group_id=f"{s.gatekeeper_group_id}-commands", **common)
     subscribe(broker, LabelFeedback.TOPIC, LabelFeedback, handlers.on_feedback,

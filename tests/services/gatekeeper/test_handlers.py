@@ -90,8 +90,11 @@ async def test_an_unreachable_mlflow_is_retried_not_taken_as_an_empty_lineage(tm
     assert gk.shadows.load().pairs == []
 
 
-async def test_a_later_fire_retires_or_relabels_pairs_and_later_tiles(tmp_path):
+@pytest.mark.parametrize("arrival", ["one at a time", "in one batch"])
+async def test_a_later_fire_retires_or_relabels_pairs_and_later_tiles(tmp_path, monkeypatch, arrival):
     from emberwatch.contracts.events import TileRelabelled
+    from emberwatch.messaging.bulk_consumer import Received
+    from services.gatekeeper import label_corrections
     from services.gatekeeper.shadow_state import Pair
 
     other = "cd" * 32
@@ -104,10 +107,19 @@ async def test_a_later_fire_retires_or_relabels_pairs_and_later_tiles(tmp_path):
                                      label="wildfire" if action == "relabel" else None, fire_key="later",
                                      matched_fire_key="f", distance_km=1.0, reason="a later fire")
 
+    writes = []
+    write = label_corrections.atomic_write_text
+    monkeypatch.setattr(label_corrections, "atomic_write_text", lambda *a: (writes.append(a), write(*a)))
     handlers = Handlers(Published(), gk)
-    await handlers.on_relabel(relabelled(TILE, "retire"))
-    await handlers.on_relabel(relabelled(other, "relabel"))
-    await handlers.on_relabel(relabelled(other, "retire"))  # a relabel wins over a later retire
+    # a relabel wins over a later retire
+    events = [relabelled(TILE, "retire"), relabelled(other, "relabel"), relabelled(other, "retire")]
+    if arrival == "in one batch":
+        await handlers.on_relabels([Received(e, TileRelabelled.TOPIC, 0, i) for i, e in enumerate(events)])
+        assert len(writes) == 1  # one durable write for the batch
+    else:
+        for event in events:
+            await handlers.on_relabel(event)
+        assert len(writes) == 2  # the third changed nothing
     [pair] = gk.shadows.load().pairs
     assert pair.tile_id == other and pair.label == 1
     again = Gatekeeper(settings(tmp_path))  # durable
