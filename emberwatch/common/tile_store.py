@@ -25,6 +25,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
@@ -63,12 +64,39 @@ class StoredTile:
     created: bool  # False when the same bytes were already stored
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    """A tile as the store lists it (for the tiler's collection of tiles never announced)."""
+
+    tile_id: str
+    ext: str
+    modified_at: float  # seconds since the epoch
+    size: int
+
+
 class TileWriter(Protocol):
     """What the tiler needs of a store, local or S3."""
 
     def put(self, data: bytes, ext: str) -> StoredTile:
         """Store ``data`` under its sha256; a second put of the same bytes writes nothing."""
         ...
+
+    def list_stored(self) -> Iterator[StoredObject]:
+        """Every tile in the store (files or objects named as ``put`` names them; others are skipped)."""
+        ...
+
+
+    def delete(self, tile_id: str, ext: str) -> None:
+        """Remove one tile (nothing if it is already gone)."""
+        ...
+
+
+def parse_tile_name(name: str) -> tuple[str, str] | None:
+    """``(tile_id, ext)`` of a file name ``put`` gives (``<sha256>.<ext>``), else None."""
+    stem, dot, ext = name.partition(".")
+    if not dot or len(stem) != 64 or not ext or any(c not in "0123456789abcdef" for c in stem):
+        return None
+    return stem, ext
 
 
 class TileStore:
@@ -88,6 +116,25 @@ class TileStore:
             return StoredTile(tile_id, path, path.as_uri(), False)
         atomic_write_bytes(path, data)  # readers see the whole file or none
         return StoredTile(tile_id, path, path.as_uri(), True)
+
+    def list_stored(self) -> Iterator[StoredObject]:
+        if not self.root.is_dir():
+            return
+        for shard in sorted(self.root.iterdir()):
+            if not (shard.is_dir() and len(shard.name) == 2):
+                continue
+            for path in shard.iterdir():
+                parsed = parse_tile_name(path.name)
+                if parsed is None or parsed[0][:2] != shard.name:
+                    continue  # not a tile (a temp file of a write in progress, anything else)
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:  # removed meanwhile
+                    continue
+                yield StoredObject(parsed[0], parsed[1], stat.st_mtime, stat.st_size)
+
+    def delete(self, tile_id: str, ext: str) -> None:
+        self.path_for(tile_id, ext).unlink(missing_ok=True)
 
 
 def open_tile_store(settings: Settings, local_root: Path) -> TileWriter:

@@ -42,7 +42,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import SecretStr
 
 from emberwatch.common.config import Settings
-from emberwatch.common.tile_store import StoredTile, TileMissing, TileUnreachable
+from emberwatch.common.tile_store import StoredObject, StoredTile, TileMissing, TileUnreachable, parse_tile_name
 
 MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound", "404"})
 MAX_POOL_CONNECTIONS = 32  # the tiler's concurrent puts and the gatekeeper's threads share one client
@@ -154,6 +154,25 @@ class S3TileStore:
         uri = f"s3://{self.bucket}/{key}"
         created = not self._exists(key, uri) and self._upload(key, data, ext, uri)
         return StoredTile(tile_id, None, uri, created)
+
+    def list_stored(self) -> Iterator[StoredObject]:
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        uri = f"s3://{self.bucket}/{prefix}"
+        with _classified("list", uri, self.connection):
+            pages = s3_client(self.connection).get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    shard, _, name = obj["Key"][len(prefix):].partition("/")
+                    parsed = parse_tile_name(name)
+                    if parsed is None or parsed[0][:2] != shard:
+                        continue
+                    yield StoredObject(parsed[0], parsed[1], obj["LastModified"].timestamp(), int(obj["Size"]))
+
+    def delete(self, tile_id: str, ext: str) -> None:
+        key = self.key_for(tile_id, ext)
+        with _classified("delete", f"s3://{self.bucket}/{key}", self.connection):
+            s3_client(self.connection).delete_object(Bucket=self.bucket, Key=key)
 
     def _exists(self, key: str, uri: str) -> bool:
         with _classified("check", uri, self.connection):

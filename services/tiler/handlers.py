@@ -42,7 +42,7 @@ from emberwatch.messaging.bulk_consumer import Received
 from emberwatch.messaging.consumer import PermanentError, current_record
 from services.tiler.assign_split import assign_split
 from services.tiler.choose_negatives import NegativeChooser
-from services.tiler.fetch_tile import TileFetcher
+from services.tiler.fetch_tile import TileFetcher, TileImage
 from services.tiler.metrics import NEGATIVES_DROPPED, TILES_EMITTED, TILES_RELABELLED, TILES_SKIPPED, TILES_STORED
 from services.tiler.relabel_negatives import decide, inside_footprint
 from services.tiler.settings import SERVICE, TilerSettings
@@ -79,7 +79,8 @@ class Tiler:
         # Permanent failures of a bulk attempt, by event id, for the one-at-a-time pass that follows.
         self._failed_in_batch: dict[str, PermanentError] = {}
         # Relabel scans and announcements, one at a time across every replica.
-        self._announce = ExclusiveSection(registry.engine, "tiler-announce")
+        # held by every announcement, relabel scan and deletion of a tile never announced
+        self.announce_section = ExclusiveSection(registry.engine, "tiler-announce")
 
     @property
     def reach_km(self) -> float:
@@ -121,7 +122,7 @@ class Tiler:
         consumer handles the batch again one fire at a time (:meth:`on_fire`)."""
         fires = [r.event for r in batch]
         await asyncio.to_thread(self.registry.observe_many, [(f.fire_key, f.lat, f.lon) for f in fires])
-        async with self._announce.held():
+        async with self.announce_section.held():
             near = await asyncio.to_thread(self.emitted.negatives_near_many,
                                            [(f.lat, f.lon) for f in fires], self.reach_km)
             for fire, negatives in zip(fires, near, strict=True):
@@ -160,7 +161,7 @@ class Tiler:
     async def relabel_near(self, fire: FireObserved) -> int:
         """One ``tiles.relabelled.v1`` per announced negative within the exclusion distance of
         ``fire`` (none twice); durable before the offset is committed. Returns how many."""
-        async with self._announce.held():
+        async with self.announce_section.held():
             return await self._relabel_near_held(fire)
 
     async def _relabel_near_held(self, fire: FireObserved,
@@ -212,8 +213,8 @@ class Tiler:
         permanent: list[str] = []
         for job, result in zip(todo, results, strict=True):
             if isinstance(result, tuple):
-                tile, fetched_at = result
-                async with self._announce.held():
+                tile, fetched_at, image = result
+                async with self.announce_section.held():
                     if (fire.fire_key, job.slot) in self.emitted:  # another replica, during a rebalance
                         TILES_SKIPPED.labels(job.label).inc()
                         continue
@@ -222,6 +223,10 @@ class Tiler:
                         log.warning("negative not announced: a fire became known near it",
                                     extra={"fire_key": fire.fire_key, "slot": job.slot})
                         continue
+                    # Tiles never announced are collected (collect_orphans.py) under this same section:
+                    # one stored long ago may be gone by now. A put of the same bytes is a no-op
+                    # when it is there.
+                    await asyncio.to_thread(self.store.put, image.data, image.ext)
                     await self.publish(tile)
                     await asyncio.to_thread(self.emitted.add, fire.fire_key, job.slot, tile.tile_id,
                                             lat=job.lat, lon=job.lon, fetched_at=fetched_at)
@@ -241,7 +246,7 @@ class Tiler:
             raise PermanentError("; ".join(permanent))
 
     async def _make_tile(self, fire: FireObserved, job: TileJob,
-                         seen_at: datetime | None = None) -> tuple[TileReady, datetime]:
+                         seen_at: datetime | None = None) -> tuple[TileReady, datetime, TileImage]:
         image = await self.fetcher.fetch(job.lat, job.lon)
         fetched_at = datetime.now(UTC)
         stored = await asyncio.to_thread(self.store.put, image.data, image.ext)
@@ -250,7 +255,7 @@ class Tiler:
             producer=SERVICE, trace_id=fire.trace_id, tile_id=stored.tile_id, uri=stored.uri,
             lat=job.lat, lon=job.lon, zoom=self.s.tiler_zoom, size_px=self.s.tiler_size_px,
             label=job.label, split=job.split, fire_key=fire.fire_key, provider=self.s.provider,
-            fire_observed_at=seen_at), fetched_at
+            fire_observed_at=seen_at), fetched_at, image
 
 
 def published_at() -> datetime | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from faststream import FastStream
 
 from emberwatch.common.config import Settings, narrow
@@ -13,6 +15,7 @@ from emberwatch.messaging.batch_consumer import subscribe_batch
 from emberwatch.messaging.broker import build_broker, publisher
 from emberwatch.messaging.bulk_consumer import subscribe_bulk
 from emberwatch.messaging.consumer import consumer_options, subscribe
+from services.tiler.collect_orphans import collect_orphans_forever
 from services.tiler.fetch_tile import FetchConfig, TileFetcher
 from services.tiler.handlers import SERVICE, Publish, Tiler, alert_publisher
 from services.tiler.mapbox_client import ClientConfig, MapboxClient, TokenSource
@@ -82,6 +85,21 @@ def build_app(settings: Settings) -> FastStream:
     tiler, client = build_tiler(s, publisher(broker, SERVICE))
     consume(broker, s, FireObserved.TOPIC, tiler.on_fire, group_id=s.tiler_group_id, handle_many=tiler.on_fires)
     app = FastStream(broker)
+    stop, collecting = asyncio.Event(), []
+
+    @app.after_startup
+    async def _collect_orphans() -> None:
+        if s.tiler_orphan_collect_interval_s > 0:
+            collecting.append(asyncio.create_task(collect_orphans_forever(
+                tiler.store, tiler.emitted, tiler.announce_section, interval_s=s.tiler_orphan_collect_interval_s,
+                grace_s=s.tiler_orphan_grace_s, stop=stop), name="tiler-orphan-collection"))
+
+    @app.on_shutdown
+    async def _stop_collecting() -> None:
+        stop.set()
+        for task in collecting:
+            await task
+
     app.after_shutdown(client.aclose)
     return app
 

@@ -18,6 +18,10 @@ TILES_STORED = Counter("emberwatch_tiler_tiles_stored_total",
 TILES_REJECTED = Counter("emberwatch_tiler_tiles_rejected_total",
                          "Images rejected by validation, by reason.", ["reason"])
 TILES_EMITTED = Counter("emberwatch_tiler_tiles_emitted_total", "TileReady events published.", ["label"])
+ORPHAN_TILES_DELETED = Counter("emberwatch_tiler_orphan_tiles_deleted_total",
+                               "Tiles stored but never announced, deleted after the grace period.")
+ORPHAN_BYTES_DELETED = Counter("emberwatch_tiler_orphan_bytes_deleted_total",
+                               "Bytes of tiles stored but never announced, deleted after the grace period.")
 TILES_SKIPPED = Counter("emberwatch_tiler_tiles_skipped_total",
                         "Tiles not refetched because they were already emitted (replays).", ["label"])
 AUTH_BREAKER_OPEN = Gauge("emberwatch_tiler_auth_breaker_open",

@@ -93,6 +93,11 @@ class TilerSettings(Settings):
         16, ge=1, le=256, description="New fires tiled concurrently. A consumer batch (up to "
         "EMBERWATCH_KAFKA_BATCH_MAX_RECORDS fires) is committed when all are done or dead-lettered; "
         "1 = one fire at a time with the shared consumer.")
+    tiler_orphan_collect_interval_s: float = Field(
+        3600.0, ge=0, description="How often to delete tiles stored but never announced (older than "
+        "EMBERWATCH_TILER_ORPHAN_GRACE_S) from the tile store; 0 = never.")
+    tiler_orphan_grace_s: float = Field(
+        86400.0, gt=0, description="A tile never announced is kept this long after it was stored.")
 
     @property
     def tile_root(self) -> Path:

@@ -141,6 +141,17 @@ class EmittedIndex:
             return conn.execute(select(EMITTED.c.tile_id).where(
                 and_(EMITTED.c.fire_key == fire_key, EMITTED.c.slot == slot))).first() is not None
 
+    def tile_ids(self, among: list[str] | None = None) -> set[str]:
+        """The ids of the tiles announced (all of them, or those of ``among``)."""
+        query = select(EMITTED.c.tile_id).distinct()
+        with self.engine.connect() as conn:
+            if among is None:
+                return set(conn.execute(query).scalars())
+            found: set[str] = set()
+            for start in range(0, len(among), 500):
+                found.update(conn.execute(query.where(EMITTED.c.tile_id.in_(among[start:start + 500]))).scalars())
+            return found
+
     def add(self, fire_key: str, slot: str, tile_id: str, *, lat: float | None = None,
             lon: float | None = None, fetched_at: datetime | None = None) -> None:
         negative = slot.startswith("neg-") and lat is not None and lon is not None
