@@ -1,12 +1,12 @@
 """Serving throughput and latency at 224 px, side by side in one run.
 
-* Triton (the ``wildfire`` BLS model: JPEG bytes in; OpenVINO backbone + numpy head) over HTTP and
-  gRPC at concurrency 1 and 8;
-* the same runtime in-process (decode_image + the same OpenVINO IR + head_predict_numpy), 1 and 8
-  threads: Triton's target is >= 90% of it;
+* Triton (the ``wildfire`` BLS model: JPEG bytes in; the exported ``backbone.onnx`` compiled by
+  OpenVINO, as the local stack serves it + numpy head) over HTTP and gRPC at concurrency 1 and 8;
+* the same runtime in-process (decode_image + the same ONNX file under the same OpenVINO settings +
+  head_predict_numpy), 1 and 8 threads: Triton's target is >= 90% of it;
 * Keras ``predict`` behind a plain HTTP service (Starlette/uvicorn; the reference project served
   Keras with BentoML), concurrency 1 and 8;
-* champion + challenger in one request (shadow scoring) vs champion alone: target <= 1.15x.
+* champion + challenger in one request (shadow scoring) vs champion alone: target <= 1.05x.
 
 Usage: python benchmarks/bench_serving.py [SECONDS_PER_CELL] [IMAGE_SIZE]   (run under the heavy lock)
 """
@@ -98,8 +98,9 @@ def measure(make_worker: Callable[[], Callable[[int], None]], concurrency: int, 
 
 
 def prepare(root: Path, size: int) -> dict:
-    """Backbone (OpenVINO IR) + two heads in a Triton repository; the Keras head saved for the baseline."""
-    from emberwatch.ml.backbone import embed, export_backbone_openvino, load_backbone
+    """Backbone (the deployed artifact: backbone.onnx) + two heads in a Triton repository; the Keras
+    head saved for the baseline."""
+    from emberwatch.ml.backbone import embed, export_backbone_onnx, load_backbone
     from emberwatch.ml.head import build_head, export_head_npz
     from emberwatch.ml.images import decode_image
     from emberwatch.ml.settings import MLSettings
@@ -110,7 +111,7 @@ def prepare(root: Path, size: int) -> dict:
     triton_repo.install_templates(repo)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        export_backbone_openvino(bb, Path(tmp))
+        export_backbone_onnx(bb, Path(tmp))
         triton_repo.install_backbone(repo, Path(tmp))
     export_s = time.perf_counter() - t0
     images = np.stack([decode_image(b, size) for b in jpegs(16, size)])
@@ -131,7 +132,8 @@ def in_process_worker_factory(repo: Path, size: int, images: list[bytes]):
     from emberwatch.ml.head import head_predict_numpy
     from emberwatch.ml.images import decode_image
 
-    compiled = compile_backbone_openvino(repo / "backbone" / "1" / "backbone.xml", PERFORMANCE_HINT="LATENCY")
+    # the same file and the same OpenVINO settings as Triton's backbone model (triton_models/backbone)
+    compiled = compile_backbone_openvino(repo / "backbone" / "1" / "backbone.onnx", PERFORMANCE_HINT="LATENCY")
     with np.load(repo / "head" / "1" / "head.npz") as data:
         arrays = {k: data[k] for k in data.files}
 
@@ -193,7 +195,7 @@ def main() -> None:
     keras_proc = None
     try:
         info = prepare(root, size)
-        console.print(f"backbone exported to OpenVINO in {info['export_s']:.1f}s; measuring {seconds:.0f}s per cell")
+        console.print(f"backbone exported to ONNX in {info['export_s']:.1f}s; measuring {seconds:.0f}s per cell")
 
         for c in (1, 8):
             results.append(("in-process OpenVINO (same runtime)", c,

@@ -13,7 +13,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def build_app(state_dir: str, head_path: str, image_size: int):
-    import keras
     import numpy as np
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
@@ -22,12 +21,12 @@ def build_app(state_dir: str, head_path: str, image_size: int):
     from starlette.routing import Route
 
     from emberwatch.ml.backbone import load_backbone
-    from emberwatch.ml.head import compose
+    from emberwatch.ml.head import compose, load_head_keras
     from emberwatch.ml.images import decode_image
     from emberwatch.ml.settings import MLSettings
 
     backbone = load_backbone(MLSettings(state_dir=Path(state_dir), image_size=image_size))
-    model = compose(backbone.model, keras.models.load_model(head_path))
+    model = compose(backbone.model, load_head_keras(head_path))
     model.predict(np.zeros((1, image_size, image_size, 3), np.float32), verbose=0)
 
     def run(body: bytes) -> list[float]:

@@ -101,6 +101,14 @@ def _guard_layer_class():
     return _GUARD_CLASS
 
 
+def load_head_keras(path: str | Path) -> Any:
+    """A head saved with Keras' ``save`` (its custom layer registered before Keras reads it)."""
+    import keras
+
+    _guard_layer_class()
+    return keras.models.load_model(path)
+
+
 def build_head(
     embedding_dim: int,
     units: int,
