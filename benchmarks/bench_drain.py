@@ -33,6 +33,7 @@ import logging
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -118,6 +119,22 @@ async def fill(settings, n: int) -> None:
         await producer.stop()
 
 
+async def timed_drain(start: Awaitable[None], handled: Callable[[], int], n: int) -> dict:
+    """Start a service's consumers and time its drain of ``n`` events: from the first handled to the
+    last, polled every 10 ms while the broker starts (a fast drain may be under way, or done, before
+    ``start()`` returns: start-up goes on joining the service's other subscriptions)."""
+    starting = asyncio.create_task(start)
+    first, started = None, time.perf_counter()
+    deadline = time.perf_counter() + 900
+    while (count := handled()) < n and time.perf_counter() < deadline:
+        if count and first is None:
+            first = time.perf_counter()
+        await asyncio.sleep(0.01)
+    took = time.perf_counter() - (first or started)
+    await starting
+    return {"events": count, "s": took, "events/s": count / took if took else float("nan")}
+
+
 async def drain_raw(settings, n: int, topic: str = Topic.TILES_READY) -> dict:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers,
                                 group_id=f"bench-raw-{topic}", auto_offset_reset="earliest",
@@ -146,21 +163,11 @@ async def drain_trainer(settings, n: int, state: Path, group: str, *, per_record
                   group_id=group, **{**consumer_options(s), "max_records": 1})
     else:
         broker, handlers = build_service(s)
-    index = handlers.trainer.index
-    # Poll while the broker starts: a fast drain may be under way before start() returns.
-    starting = asyncio.create_task(broker.start())  # the scheduler is not started: no training interferes
-    first, started = None, time.perf_counter()
+    index = handlers.trainer.index  # the scheduler is not started: no training interferes
     try:
-        deadline = time.perf_counter() + 900
-        while (count := index.count()) < n and time.perf_counter() < deadline:
-            if count and first is None:
-                first = time.perf_counter()
-            await asyncio.sleep(0.01)
-        took = time.perf_counter() - (first or started)  # before start() returns: the drain is done
-        await starting
+        return await timed_drain(broker.start(), index.count, n)
     finally:
         await broker.stop()
-    return {"events": count, "s": took, "events/s": count / took if took else float("nan")}
 
 
 async def drain_tiler(settings, n: int, state: Path) -> dict:
@@ -173,20 +180,11 @@ async def drain_tiler(settings, n: int, state: Path) -> dict:
     tiler, client = build_tiler(s, publish)
     consume(broker, s, Topic.FIRES_OBSERVED, tiler.on_fire, group_id=s.tiler_group_id, handle_many=tiler.on_fires)
     done = MESSAGES_CONSUMED.labels("tiler", Topic.FIRES_OBSERVED, "ok")
-    starting = asyncio.create_task(broker.start())
-    first, started = None, time.perf_counter()
     try:
-        deadline = time.perf_counter() + 900
-        while (count := int(done._value.get())) < n and time.perf_counter() < deadline:
-            if count and first is None:
-                first = time.perf_counter()
-            await asyncio.sleep(0.01)
-        took = time.perf_counter() - (first or started)
-        await starting
+        return await timed_drain(broker.start(), lambda: int(done._value.get()), n)
     finally:
         await broker.stop()
         await client.aclose()
-    return {"events": count, "s": took, "events/s": count / took if took else float("nan")}
 
 
 async def drain_notifier(settings, n: int, state: Path) -> dict:
@@ -198,20 +196,11 @@ async def drain_notifier(settings, n: int, state: Path) -> dict:
     runtime = NotifierRuntime(s)
     runtime.store.mark_posted([detection(i).event_id for i in range(n)], "detection", "bench")
     done = MESSAGES_CONSUMED.labels("notifier", Topic.DETECTIONS, "ok")
-    starting = asyncio.create_task(runtime.broker.start())
-    first, started = None, time.perf_counter()
     try:
-        deadline = time.perf_counter() + 900
-        while (count := int(done._value.get())) < n and time.perf_counter() < deadline:
-            if count and first is None:
-                first = time.perf_counter()
-            await asyncio.sleep(0.01)
-        took = time.perf_counter() - (first or started)
-        await starting
+        return await timed_drain(runtime.broker.start(), lambda: int(done._value.get()), n)
     finally:
         await runtime.broker.stop()
         await runtime.close()
-    return {"events": count, "s": took, "events/s": count / took if took else float("nan")}
 
 
 async def drain_gatekeeper_relabels(settings, n: int, state: Path, group: str, *, per_record: bool) -> dict:
@@ -227,19 +216,10 @@ async def drain_gatekeeper_relabels(settings, n: int, state: Path, group: str, *
         subscribe_bulk(broker, Topic.TILES_RELABELLED, TileRelabelled, handlers.on_relabels,
                        handlers.on_relabel, service=GATEKEEPER, group_id=group, **consumer_options(s))
     corrections = handlers.gatekeeper.corrections
-    starting = asyncio.create_task(broker.start())
-    first, started = None, time.perf_counter()
     try:
-        deadline = time.perf_counter() + 900
-        while (count := len(corrections)) < n and time.perf_counter() < deadline:
-            if count and first is None:
-                first = time.perf_counter()
-            await asyncio.sleep(0.01)
-        took = time.perf_counter() - (first or started)
-        await starting
+        return await timed_drain(broker.start(), lambda: len(corrections), n)
     finally:
         await broker.stop()
-    return {"events": count, "s": took, "events/s": count / took if took else float("nan")}
 
 
 async def main(n: int, single: int) -> None:

@@ -47,11 +47,12 @@ class _JsonFile:
 
 class TritonPythonModel:
     def initialize(self, args):
-        from emberwatch.ml.evidence import shrink_to_evidence
+        from emberwatch.ml.evidence import evidence_factor, shrink_by, texture
         from emberwatch.ml.images import decode_image
 
         self.decode_image = decode_image
-        self.shrink_to_evidence = shrink_to_evidence
+        self.evidence = lambda images: evidence_factor(texture(images))
+        self.shrink_by = shrink_by
         model_dir = Path(args["model_repository"])
         self.serving = _JsonFile(model_dir / "serving.json")
         self.backbone_meta = _JsonFile(model_dir.parent / "backbone" / "1" / "backbone.json")
@@ -123,12 +124,16 @@ class TritonPythonModel:
             return responses
         try:
             images = np.concatenate(batch)
-            emb = await self._embed(images)
+            embedding = asyncio.ensure_future(self._embed(images))
+            await asyncio.sleep(0)  # the backbone request is sent: what follows overlaps with it
+            # an image without spatial variation is evidence of nothing (emberwatch.ml.evidence);
+            # its statistics are computed once for every version asked, while the backbone runs
+            factors = self.evidence(images)
+            emb = await embedding
             needed = sorted({v for _, _, vs in plan for v in vs}, key=int)
             outs = await asyncio.gather(*[self._call("head", "EMBEDDINGS", emb, "PROBABILITIES", v)
                                           for v in needed])
-            # an image without spatial variation is evidence of nothing (emberwatch.ml.evidence)
-            by_version = {v: self.shrink_to_evidence(p, images) for v, p in zip(needed, outs)}
+            by_version = {v: self.shrink_by(p, factors) for v, p in zip(needed, outs)}
         except Exception as exc:
             for i, _, _ in plan:
                 responses[i] = pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc)))
