@@ -200,3 +200,42 @@ def test_the_console_serves_inside_the_cluster_with_its_health_as_probes(rendere
     ref = env["EMBERWATCH_CONSOLE_OPERATOR_TOKEN"]["valueFrom"]["secretKeyRef"]
     assert (ref["name"], ref["key"]) == ("emberwatch-console", "operator-token")
     assert by_kind(rendered, "Service")["console"]["spec"]["ports"][0]["port"] == 8090
+
+
+STANDBY = REPO / "deploy" / "k8s" / "overlays" / "standby"
+LEASED = ("trainer", "gatekeeper")  # run under a lease (run_service(..., single_active=True))
+
+
+@pytest.fixture(scope="module")
+def standby() -> list[dict]:
+    result = subprocess.run([shutil.which("kubectl") or "kubectl", "kustomize", str(STANDBY)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def test_the_standby_overlay_runs_two_of_each_leased_service_on_different_nodes(standby, rendered):
+    for doc in standby:
+        if "." not in doc["apiVersion"].split("/")[0] or doc["apiVersion"].startswith(("apps/", "batch/")):
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    deployments, claims = by_kind(standby, "Deployment"), by_kind(standby, "PersistentVolumeClaim")
+    for name in LEASED:
+        spec = deployments[name]["spec"]
+        assert spec["replicas"] == 2
+        assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+        [rule] = spec["template"]["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert rule["topologyKey"] == "kubernetes.io/hostname"
+        apart = rule["labelSelector"]["matchLabels"]  # its own pods only
+        assert apart == {"app.kubernetes.io/name": name} and apart.items() <= spec["selector"]["matchLabels"].items()
+        for volume in spec["template"]["spec"]["volumes"]:
+            claim = volume.get("persistentVolumeClaim", {}).get("claimName")
+            if claim:  # every volume either node may mount
+                assert claims[claim]["spec"]["accessModes"] == ["ReadWriteMany"], (name, claim)
+        main = (REPO / "services" / name / "main.py").read_text()
+        assert "single_active=True" in main, f"{name} must run under its lease to have a standby"
+    # everything else is the base, unchanged
+    base = {(d["kind"], d["metadata"]["name"]): d for d in rendered}
+    for doc in standby:
+        key = (doc["kind"], doc["metadata"]["name"])
+        if key[1] not in LEASED and key[1] not in {f"{n}-state" for n in LEASED}:
+            assert doc == base[key], key
