@@ -168,18 +168,19 @@ async def process_record(
             event = model.from_bytes(raw.value or b"")
         except ValidationError as exc:
             HANDLER_ERRORS.labels(service, topic, "validation").inc()
-            outcome = await _dead(broker, raw, service, topic, "validation", error_text(exc), 1)
-            return outcome
+            outcome = "dlq"  # counted so even if the DLQ write fails (the batch then comes back)
+            return await _dead(broker, raw, service, topic, "validation", error_text(exc), 1)
         try:
             await handler(event)  # the common case, without the retry machinery
             return outcome
         except PermanentError as exc:
             HANDLER_ERRORS.labels(service, topic, "permanent").inc()
-            outcome = await _dead(broker, raw, service, topic, "permanent", error_text(exc), 1)
-            return outcome
+            outcome = "dlq"
+            return await _dead(broker, raw, service, topic, "permanent", error_text(exc), 1)
         except Exception as exc:
             _log_failure(service, topic, raw.offset, 1, exc)
             first_error = exc  # ``exc`` is unbound once the except block ends
+        outcome = "dlq"  # unless a later attempt succeeds
         outcome = await _retry(broker, raw, event, handler, first_error, service=service, topic=topic,
                                max_attempts=max_attempts, backoff_s=backoff_s)
         return outcome
