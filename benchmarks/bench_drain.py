@@ -13,6 +13,8 @@ N ``FireObserved`` updates (re-polls of 1,000 known fires, the bulk of a season'
 * the tiler as it is wired (``services/tiler/main.py``): each update recorded in the coordination
   database (SQLite here) and checked against the announced negatives. New fires are not in it: they
   wait on Mapbox (``benchmarks/bench_tiler.py``);
+* the gatekeeper's live-tile subscription as it is wired, on a replay of tiles its champion has
+  already scored (set aside without inference; new tiles wait on inference, serving.md);
 * the gatekeeper's relabel subscription as it is wired (one durable write of its corrections per
   batch), and one relabel at a time on fewer events (a JSON rewrite per relabel, as it was);
 * the notifier as it is wired (``services/notifier/main.py``), replaying detections it has already
@@ -55,6 +57,8 @@ from emberwatch.stack import manage  # noqa: E402
 from services.gatekeeper.gatekeeper import SERVICE as GATEKEEPER  # noqa: E402
 from services.gatekeeper.gatekeeper import Gatekeeper  # noqa: E402
 from services.gatekeeper.handlers import Handlers as GatekeeperHandlers  # noqa: E402
+from services.gatekeeper.metrics import CHAMPION_TILES  # noqa: E402
+from services.gatekeeper.serving.repository import write_serving  # noqa: E402
 from services.gatekeeper.settings import GatekeeperSettings  # noqa: E402
 from services.notifier.main import NotifierRuntime  # noqa: E402
 from services.notifier.settings import NotifierSettings  # noqa: E402
@@ -222,6 +226,26 @@ async def drain_gatekeeper_relabels(settings, n: int, state: Path, group: str, *
         await broker.stop()
 
 
+async def drain_gatekeeper_replay(settings, n: int, state: Path) -> dict:
+    """The gatekeeper's live-tile subscription as wired, on a replay of tiles its champion has
+    already scored (a reset consumer group, ``emberwatch replay``): set aside a batch at a time,
+    without inference. New tiles drain at the inference rate instead (serving.md)."""
+    s = narrow(settings, GatekeeperSettings).model_copy(update={
+        "state_dir": state, "triton_model_repository": state / "repo", "triton_url": "127.0.0.1:9"})
+    broker = build_broker(s, GATEKEEPER)
+    gatekeeper = Gatekeeper(s)
+    write_serving(gatekeeper.serving.repo, champion="1")
+    gatekeeper.live_scores.record_many("1", [(tile(i).tile_id, 0.5) for i in range(n)])
+    handlers = GatekeeperHandlers(broker, gatekeeper)
+    subscribe_bulk(broker, Topic.TILES_READY, TileReady, handlers.on_tiles, handlers.on_tile,
+                   service=GATEKEEPER, group_id="bench-gk-tiles", **consumer_options(s))
+    replayed = CHAMPION_TILES.labels("replayed")
+    try:
+        return await timed_drain(broker.start(), lambda: int(replayed._value.get()), n)
+    finally:
+        await broker.stop()
+
+
 async def main(n: int, single: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # The services log as they do when they run (JSON at INFO), into a file rather than the table.
@@ -241,6 +265,8 @@ async def main(n: int, single: int) -> None:
                 ("raw aiokafka getmany on fires.observed", await drain_raw(settings, n, Topic.FIRES_OBSERVED)),
                 ("tiler as wired: fire updates into the shared registry (SQLite)",
                  await drain_tiler(settings, n, Path(tmp) / "tiler")),
+                ("gatekeeper live tiles as wired: a replay of tiles the champion already scored",
+                 await drain_gatekeeper_replay(settings, n, Path(tmp) / "gk-tiles")),
                 ("raw aiokafka getmany on tiles.relabelled", await drain_raw(settings, n, Topic.TILES_RELABELLED)),
                 ("gatekeeper relabels as wired: subscribe_bulk, one durable write per batch",
                  await drain_gatekeeper_relabels(settings, n, Path(tmp) / "gk-bulk", "bench-gk-bulk",

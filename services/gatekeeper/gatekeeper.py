@@ -35,6 +35,7 @@ from services.gatekeeper.decide_promotion import GateResult, Look, decide_promot
 from services.gatekeeper.detect_fire import detection_for
 from services.gatekeeper.evidence import evidence_metrics, floor_evidence, gate_evidence, result_document
 from services.gatekeeper.label_corrections import LabelCorrections
+from services.gatekeeper.live_scores import LiveScores
 from services.gatekeeper.measure_latency import observe_fire_to_prediction
 from services.gatekeeper.metrics import (
     CHAMPION_TILES,
@@ -78,6 +79,7 @@ class Gatekeeper:
         self.drift_path = settings.gatekeeper_dir / "drift.json"
         self.lineage = TrainingLineage(settings.gatekeeper_dir, self.registry)
         self.corrections = LabelCorrections(settings.gatekeeper_dir)
+        self.live_scores = LiveScores(settings.gatekeeper_dir)
         self.detections: list[Detection] = []  # to publish after the decisions (handlers.py drains it)
         self.alerts: list = []  # PipelineAlert events  # to publish after the decisions (handlers.py drains it)
         self.quality = ModelQuality(settings.gatekeeper_dir, settings.model_name,
@@ -373,6 +375,30 @@ class Gatekeeper:
                 return self._evaluate(shadow)
             return []
 
+    def on_tiles(self, tiles: list[TileReady]) -> list[ModelDecision]:
+        """``on_tile`` for a fetched batch, in order. What was already handled (a replay, a
+        redelivered batch) is set aside with one look for the whole batch: tiles the champion has
+        scored live between shadows, tiles already paired in the running shadow. The others go
+        through ``on_tile`` one by one (each waits on inference)."""
+        with state_lock(self.settings):
+            shadow = self.shadows.load()
+            if shadow is not None:
+                done = {p.tile_id for p in shadow.pairs}
+                seen = SHADOW_TILES.labels("duplicate")
+            elif (self.settings.gatekeeper_quality_score_champion
+                  and (champion := self.serving.champion()) is not None):
+                done = self.live_scores.scored(champion, [t.tile_id for t in tiles])
+                seen = CHAMPION_TILES.labels("replayed")
+            else:
+                done = set()
+        fresh = [t for t in tiles if t.tile_id not in done]
+        if len(fresh) < len(tiles):
+            seen.inc(len(tiles) - len(fresh))
+        decisions: list[ModelDecision] = []
+        for tile in fresh:
+            decisions.extend(self.on_tile(tile))
+        return decisions
+
     def on_relabel(self, event: TileRelabelled) -> None:
         """A fire reported later invalidates a fire-free tile's label: remembered for every later
         tile and test split, and applied to the shadow's pairs now (the next look uses them)."""
@@ -424,7 +450,8 @@ class Gatekeeper:
 
     def _score_champion(self, tile: TileReady) -> None:
         """Live quality of the champion between shadows. Monitoring only: a failure is counted and
-        logged, never retried nor sent to the DLQ (a redelivered tile may be counted twice)."""
+        logged, never retried nor sent to the DLQ. A tile this version has scored (a replay, a
+        redelivery) is set aside: counted and detected once (``live_scores``)."""
         if not self.settings.gatekeeper_quality_score_champion:
             CHAMPION_TILES.labels("disabled").inc()
             return
@@ -435,6 +462,9 @@ class Gatekeeper:
         self.quality.retain([champion])
         if champion is None:
             CHAMPION_TILES.labels("no_champion").inc()
+            return
+        if self.live_scores.scored(champion, [tile.tile_id]):  # a replay: counted and detected once
+            CHAMPION_TILES.labels("replayed").inc()
             return
         if not self.serving.triton.live():  # a Triton restart: expected, the watchdog re-loads it
             CHAMPION_TILES.labels("failed").inc()
@@ -452,6 +482,7 @@ class Gatekeeper:
         label = self.corrections.label(tile.tile_id, tile.label)
         self.quality.observe(champion, [LABEL_INDEX[label]], [wildfire], "live")
         self._detect(tile, label, champion, wildfire)
+        self.live_scores.record(champion, tile.tile_id, wildfire)
         CHAMPION_TILES.labels("scored").inc()
         observe_fire_to_prediction(tile)
 

@@ -7,8 +7,9 @@ is published as a detection (detections.v1), for a person to confirm; a candidat
 check) travel with its decision. A tiles.relabelled.v1 event (a later fire near a fire-free tile)
 retires or relabels that tile for the shadow and every later evaluation. An operator's command
 (models.commands.v1: promote, rollback, approve, reject) is carried out here too, and answered. Each
-decision goes to models.decisions.v1. Relabels arrive a batch at a time (one durable write each).
-The blocking work (Triton, MLflow) runs in a worker thread.
+decision goes to models.decisions.v1. Live tiles and relabels arrive a batch at a time: what the
+batch holds that was already handled (a replay) is set aside with one look, and relabels take one
+durable write per batch. The blocking work (Triton, MLflow) runs in a worker thread.
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ class Handlers:
         try:
             decisions = await asyncio.to_thread(self.gatekeeper.on_tile, tile)
         except TILE_GONE as exc:  # a missing tile or a URI no reader accepts never gets better
+            raise PermanentError(str(exc)) from exc
+        await self._publish(decisions)
+
+    async def on_tiles(self, batch: list[Received[TileReady]]) -> None:
+        try:
+            decisions = await asyncio.to_thread(self.gatekeeper.on_tiles, [r.event for r in batch])
+        except TILE_GONE as exc:  # one tile of the batch: the per-tile pass sends it to the DLQ alone
             raise PermanentError(str(exc)) from exc
         await self._publish(decisions)
 

@@ -31,8 +31,8 @@ def build_app(settings: Settings, *, gatekeeper: Gatekeeper | None = None) -> Fa
     common = dict(service=SERVICE, **consumer_options(s))
     subscribe(broker, ModelCandidate.TOPIC, ModelCandidate, handlers.on_candidate,
               group_id=s.gatekeeper_group_id, **common)
-    subscribe(broker, TileReady.TOPIC, TileReady, handlers.on_tile,
-              group_id=f"{s.gatekeeper_group_id}-shadow", **common)
+    subscribe_bulk(broker, TileReady.TOPIC, TileReady, handlers.on_tiles, handlers.on_tile,
+                   group_id=f"{s.gatekeeper_group_id}-shadow", **common)
     subscribe_bulk(broker, TileRelabelled.TOPIC, TileRelabelled, handlers.on_relabels, handlers.on_relabel,
                    group_id=f"{s.gatekeeper_group_id}-relabels", **common)
     subscribe(broker, ModelCommand.TOPIC, ModelCommand, handlers.on_command,

@@ -24,7 +24,7 @@ COMMANDS = Counter("emberwatch_gatekeeper_commands_total",
 CHAMPION_TILES = Counter(
     "emberwatch_gatekeeper_champion_tiles_total",
     "Live tiles scored by the champion alone while no challenger is in shadow, by outcome "
-    "(scored, failed, no_champion, disabled).", ["outcome"])
+    "(scored, replayed: already scored by this version, failed, no_champion, disabled).", ["outcome"])
 
 FIRE_TO_PREDICTION = Histogram(
     "emberwatch_fire_to_prediction_seconds",

@@ -234,6 +234,16 @@ async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_ba
         assert shadow_ones and all(d.model_version == v1 and d.challenger_version == v2
                                    and d.challenger_probability is not None for d in shadow_ones)
 
+        # 2d. the same tiles again (a replay): set aside without inference, counted and detected once
+        replayed = metric("emberwatch_gatekeeper_champion_tiles_total", outcome="replayed")
+        scored_now = metric("emberwatch_gatekeeper_champion_tiles_total", outcome="scored")
+        for tile in later:
+            await publish_event(broker, tile, service="test")
+        await wait_for(lambda: metric("emberwatch_gatekeeper_champion_tiles_total", outcome="replayed")
+                       == replayed + 16, timeout_s=60)
+        assert metric("emberwatch_gatekeeper_champion_tiles_total", outcome="scored") == scored_now
+        assert metric(predictions, model=MODEL, version=v2, source="live") == 30
+
         # 3. broken candidates are rejected; the champion is untouched
         v3, run3, uri3 = log_candidate(s.mlflow_tracking_uri, MODEL, world, analytic_head(world, 0.0),
                                        corrupt="npz")
