@@ -144,8 +144,7 @@ async def publish_events(broker: KafkaBroker, events: Iterable[Envelope], *, ser
         pending = [await _send(broker, event, no_confirm=True) for event in events]
     results = await asyncio.gather(*pending, return_exceptions=True)
     failed = [r for r in results if isinstance(r, BaseException)]
-    sent = Counter(e.TOPIC for e, r in zip(events, results) if not isinstance(r, BaseException)) \
-        if failed else Counter(e.TOPIC for e in events)
+    sent = Counter(e.TOPIC for e, r in zip(events, results) if not isinstance(r, BaseException))
     for topic, n in sent.items():
         MESSAGES_PUBLISHED.labels(service, topic).inc(n)
     if failed:

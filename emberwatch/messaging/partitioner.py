@@ -18,21 +18,17 @@ from __future__ import annotations
 import random
 import struct
 from collections.abc import Sequence
+from functools import lru_cache
 
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
 _SEED = 0x9747B28C
 
 
+@lru_cache(maxsize=None)
 def _words(count: int) -> struct.Struct:
     """The little-endian layout of ``count`` 32-bit words (one compiled ``Struct`` per key length)."""
-    layout = _LAYOUTS.get(count)
-    if layout is None:
-        layout = _LAYOUTS.setdefault(count, struct.Struct(f"<{count}I"))
-    return layout
-
-
-_LAYOUTS: dict[int, struct.Struct] = {}
+    return struct.Struct(f"<{count}I")
 
 
 def murmur2(data: bytes) -> int:

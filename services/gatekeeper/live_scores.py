@@ -47,9 +47,7 @@ class LiveScores:
         return found
 
     def record(self, version: str, tile_id: str, wildfire: float) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO live_scores (version, tile_id, wildfire) VALUES (?, ?, ?)",
-                             (version, tile_id, float(wildfire)))
+        self.record_many(version, [(tile_id, wildfire)])
 
     def record_many(self, version: str, scores: list[tuple[str, float]]) -> None:
         """``record`` for many tiles in one transaction."""

@@ -8,10 +8,21 @@ import uuid
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 
 def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+async def create_topic(settings, topic: str, partitions: int = 1) -> None:
+    """Create ``topic`` on the test broker (the services never auto-create with chosen partitions)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    finally:
+        await admin.close()
 
 
 async def wait_for(predicate: Callable[[], bool], timeout_s: float = 30.0, interval_s: float = 0.05) -> None:

@@ -7,12 +7,11 @@ import asyncio
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from emberwatch.contracts import PipelineAlert
 from emberwatch.messaging.broker import batch_producer, build_broker, publish_events
 from emberwatch.messaging.consumer import subscribe
-from tests.messaging.helpers import read_all, unique, wait_for
+from tests.messaging.helpers import create_topic, read_all, unique, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -20,15 +19,6 @@ pytestmark = pytest.mark.timeout(120)
 def alert_on(topic: str, name: str) -> PipelineAlert:
     model = type("RoutedAlert", (PipelineAlert,), {"TOPIC": topic})
     return model.create(producer="t", alert=name, component="c", message="m")
-
-
-async def create_topic(settings, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
 
 
 async def committed_offset(settings, group: str, topic: str) -> int:

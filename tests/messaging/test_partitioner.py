@@ -6,14 +6,13 @@ from __future__ import annotations
 import random
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
 from emberwatch.contracts import PipelineAlert
 from emberwatch.messaging.broker import build_broker, publish_event, publish_events
 from emberwatch.messaging.partitioner import KeyPartitioner, murmur2
-from tests.messaging.helpers import read_all, unique
+from tests.messaging.helpers import create_topic, read_all, unique
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -50,12 +49,7 @@ def test_one_partition_needs_no_hash_and_no_key_goes_to_an_available_partition()
 
 async def test_published_events_land_on_the_partition_any_kafka_client_would_choose(kafka_settings):
     topic = unique("partitions")
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
-    finally:
-        await admin.close()
+    await create_topic(kafka_settings, topic, partitions=3)
     model = type("RoutedAlert", (PipelineAlert,), {"TOPIC": topic})
     events = [model.create(producer="t", alert=f"a{i}", component=f"component-{i}", message="m")
               for i in range(60)]

@@ -10,7 +10,6 @@ import random
 import string
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pydantic import ValidationError
 
 from emberwatch.common.logging import may_hold_secret, redact, redact_value
@@ -19,7 +18,7 @@ from emberwatch.contracts.envelope import Envelope
 from emberwatch.messaging.alerts import make_alert
 from emberwatch.messaging.broker import build_broker, publish_event, publish_events, redacted
 from tests.contracts.samples import sample_events
-from tests.messaging.helpers import read_all, unique
+from tests.messaging.helpers import create_topic, read_all, unique
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -114,12 +113,7 @@ def test_redacted_leaves_no_secret_in_the_body_or_key_and_keeps_the_rest(event):
 async def test_no_planted_secret_reaches_the_topic(kafka_settings):
     """Every event type through the real broker, one by one and batched, routed to its own topic."""
     topic = unique("redaction")
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
+    await create_topic(kafka_settings, topic)
     routed = []
     for event in EVENTS:
         dirty, _ = planted(event)
