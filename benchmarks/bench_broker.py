@@ -9,7 +9,8 @@ within each round, and the table shows each path's median over the rounds, side 
   one manual commit per fetched batch (no envelope, no validation, no metrics), once with aiokafka's
   own partitioner and once with Emberwatch's ``KeyPartitioner`` (the same partitions, less CPU); the
   faster of the two is the ceiling the ratio is taken against;
-* Emberwatch batched: ``publish_events`` (the services' producer path) and ``subscribe`` (the
+* Emberwatch batched: ``publish_events`` (the services' batch producer path: events serialised,
+  redacted and packed into record batches per partition inside the timed loop) and ``subscribe`` (the
   services' consumer: validation against the contract, retry/DLQ wiring, metrics, one commit per
   handled batch);
 * Emberwatch bulk: ``publish_events`` and ``subscribe_bulk`` (the trainer's and the tiler's consumer:

@@ -10,9 +10,11 @@ import asyncio
 import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.security import parse_security
 from faststream.security import (
@@ -124,32 +126,86 @@ async def publish_event(broker: KafkaBroker, event: Envelope, *, service: str) -
 
 
 async def publish_events(broker: KafkaBroker, events: Iterable[Envelope], *, service: str) -> int:
-    """Publish ``events`` (redacted) in batches: all are handed to the producer first, then all confirmed.
+    """Publish ``events`` (redacted) in batches, and return once every one is acknowledged.
 
-    The producer packs what is queued for a partition into one request (``max_batch_size``), so many
-    events cost a few round trips instead of one each. Returns once every event is acknowledged
-    (``acks=all``); raises if any was not, and the caller must treat all as unsent (a retry
-    republishes them; consumers are idempotent by event id). Per key, order is kept.
+    Events are packed per topic and partition (``KeyPartitioner``, as ``publish_event`` places them)
+    into record batches of up to ``max_batch_size`` bytes, handed to the producer whole: many events
+    cost a few produce requests, not one each, and none pays aiokafka's per-message ``send``. Returns
+    once every batch is acknowledged (``acks=all``); raises if any was not, and the caller must treat
+    all as unsent (a retry republishes them; consumers are idempotent by event id). Per key, order
+    is kept (one partition's batches are queued in order).
     """
     events = list(events)
     producer = batch_producer(broker)
-    if producer is not None:
-        pending = []
-        send = producer.send
-        for event in events:
-            clean, data = redacted(event)
-            pending.append(await send(clean.TOPIC, data, key=clean.key().encode(),
-                                      headers=record_headers(clean)))
+    if producer is None:
+        results = await asyncio.gather(*[await _send(broker, e, no_confirm=True) for e in events],
+                                       return_exceptions=True)
+        sent = Counter(e.TOPIC for e, r in zip(events, results) if not isinstance(r, BaseException))
+        failed = [r for r in results if isinstance(r, BaseException)]
     else:
-        pending = [await _send(broker, event, no_confirm=True) for event in events]
-    results = await asyncio.gather(*pending, return_exceptions=True)
-    failed = [r for r in results if isinstance(r, BaseException)]
-    sent = Counter(e.TOPIC for e, r in zip(events, results) if not isinstance(r, BaseException))
+        sent, failed = await _send_batches(producer, events)
     for topic, n in sent.items():
         MESSAGES_PUBLISHED.labels(service, topic).inc(n)
     if failed:
         raise failed[0]
     return len(events)
+
+
+@dataclass
+class _Batch:
+    """A record batch being filled for one topic and partition, and how many events it holds."""
+
+    topic: str
+    partition: int
+    builder: Any
+    events: int = 0
+
+
+async def _send_batches(producer: AIOKafkaProducer, events: list[Envelope]) -> tuple[Counter, list[BaseException]]:
+    """Send ``events`` as record batches; (events acknowledged per topic, the failures)."""
+    partitions: dict[str, list[int]] = {}
+    filling: dict[tuple[str, int], _Batch] = {}
+    queued: list[tuple[_Batch, Awaitable[Any]]] = []
+    place = KeyPartitioner()
+    limit = getattr(producer, "_max_request_size", 1048576)
+
+    async def ship(batch: _Batch) -> None:
+        del filling[batch.topic, batch.partition]
+        queued.append((batch, await producer.send_batch(batch.builder, batch.topic, partition=batch.partition)))
+
+    failed: list[BaseException] = []
+    try:
+        for event in events:
+            clean, data = redacted(event)
+            topic, key, headers = clean.TOPIC, clean.key().encode(), record_headers(clean)
+            if len(data) + len(key) > limit:  # what ``send`` checks per message, before the broker refuses it
+                raise MessageSizeTooLargeError(f"{clean.type} {clean.event_id} is {len(data)} bytes, over "
+                                               f"the producer's max_request_size ({limit})")
+            if topic not in partitions:
+                partitions[topic] = sorted(await producer.partitions_for(topic))
+            partition = place(key, partitions[topic], partitions[topic])
+            batch = filling.get((topic, partition))
+            if batch is not None and batch.builder.append(timestamp=None, key=key, value=data,
+                                                          headers=headers) is not None:
+                batch.events += 1
+                continue
+            if batch is not None:  # full: send it, start the next
+                await ship(batch)
+            batch = filling[topic, partition] = _Batch(topic, partition, producer.create_batch())
+            batch.builder.append(timestamp=None, key=key, value=data, headers=headers)  # a new one takes any
+            batch.events += 1
+        for batch in list(filling.values()):
+            await ship(batch)
+    except Exception as exc:  # what was not queued was not sent
+        failed.append(exc)
+    results = await asyncio.gather(*(delivery for _, delivery in queued), return_exceptions=True)
+    sent: Counter = Counter()
+    for (batch, _), result in zip(queued, results):
+        if isinstance(result, BaseException):
+            failed.append(result)
+        else:
+            sent[batch.topic] += batch.events
+    return sent, failed
 
 
 Publish = Callable[[Envelope], Awaitable[None]]

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import MessageSizeTooLargeError
 
 from emberwatch.contracts import PipelineAlert
 from emberwatch.messaging.broker import batch_producer, build_broker, publish_events
@@ -82,29 +83,68 @@ async def test_a_batch_is_handled_in_order_and_committed_only_once_handled(kafka
     assert await committed_offset(kafka_settings, group, topic) == total
 
 
-async def test_publish_events_raises_when_any_event_is_not_acknowledged(kafka_settings):
-    topic = unique("publish-many")
-    events = [alert_on(topic, f"e{i}") for i in range(10)]
+async def test_publish_events_raises_when_any_batch_is_not_acknowledged(kafka_settings):
+    kept, refused = unique("publish-kept"), unique("publish-refused")
+    events = [alert_on(t, f"e{i}") for i in range(10) for t in (kept, refused)]
+    for topic in (kept, refused):
+        await create_topic(kafka_settings, topic)
     broker = build_broker(kafka_settings, "publish-many")
     await broker.start()
     try:
         producer = batch_producer(broker)
-        real_send = producer.send
+        real_send_batch = producer.send_batch
 
-        async def send(topic, value=None, **kwargs):  # the broker refuses the 7th event
-            if b'"e6"' in value:
+        async def send_batch(batch, topic, *, partition):  # the broker refuses one topic's batch
+            if topic == refused:
                 failed: asyncio.Future = asyncio.get_running_loop().create_future()
                 failed.set_exception(ConnectionError("not acknowledged"))
                 return failed
-            return await real_send(topic, value, **kwargs)
+            return await real_send_batch(batch, topic, partition=partition)
 
-        producer.send = send
+        producer.send_batch = send_batch
         with pytest.raises(ConnectionError, match="not acknowledged"):
             await publish_events(broker, events, service="t")
-        producer.send = real_send
-        assert await publish_events(broker, events, service="t") == 10  # the caller's retry
+        producer.send_batch = real_send_batch
+        assert await publish_events(broker, events, service="t") == 20  # the caller's retry
     finally:
         await broker.stop()
-    records = await read_all(kafka_settings.kafka_bootstrap_servers, topic, expect=19)
-    names = [r.value for r in records]
-    assert len(names) == 19 and sum(b'"e6"' in v for v in names) == 1
+    twice = [r.value for r in await read_all(kafka_settings.kafka_bootstrap_servers, kept, expect=20)]
+    once = [r.value for r in await read_all(kafka_settings.kafka_bootstrap_servers, refused, expect=10)]
+    assert len(twice) == 20 and len(once) == 10  # the acknowledged batch went out again: idempotent consumers
+    assert [v for v in once] == [e.to_bytes() for e in events if e.TOPIC == refused]
+
+
+async def test_publish_events_spills_into_several_batches_in_order(kafka_settings):
+    topic = unique("publish-spill")
+    await create_topic(kafka_settings, topic)
+    settings = kafka_settings.model_copy(update={"kafka_producer_batch_bytes": 4096})
+    events = [alert_on(topic, f"s{i:04d}") for i in range(300)]  # ~100 KB: 25+ batches of 4 KB
+    broker = build_broker(settings, "publish-spill")
+    await broker.start()
+    try:
+        assert await publish_events(broker, events, service="t") == 300
+    finally:
+        await broker.stop()
+    records = await read_all(settings.kafka_bootstrap_servers, topic, expect=300)
+    assert [r.value for r in records] == [e.to_bytes() for e in events]
+    assert [dict(r.headers)["event_id"] for r in records] == [e.event_id.encode() for e in events]
+
+
+async def test_an_event_larger_than_a_batch_goes_alone_and_one_over_the_request_limit_is_refused(kafka_settings):
+    topic = unique("publish-large")
+    await create_topic(kafka_settings, topic)
+    settings = kafka_settings.model_copy(update={"kafka_producer_batch_bytes": 1024})
+    routed = type("RoutedAlert", (PipelineAlert,), {"TOPIC": topic})
+    small = alert_on(topic, "small")
+    large = routed.create(producer="t", alert="large", component="c", message="m" * 5000)
+    huge = routed.create(producer="t", alert="huge", component="c", message="m" * 1_100_000)
+    broker = build_broker(settings, "publish-large")
+    await broker.start()
+    try:
+        assert await publish_events(broker, [small, large], service="t") == 2
+        with pytest.raises(MessageSizeTooLargeError, match=f"{huge.event_id} is .* over the producer's"):
+            await publish_events(broker, [huge], service="t")
+    finally:
+        await broker.stop()
+    records = await read_all(settings.kafka_bootstrap_servers, topic, expect=2)
+    assert [r.value for r in records] == [small.to_bytes(), large.to_bytes()]
