@@ -52,12 +52,18 @@ def test_a_bucket_gives_its_burst_then_its_rate_and_a_pause_holds_everyone(coord
 
 
 TAKER = textwrap.dedent("""
-    import json, sys, time
+    import json, pathlib, sys, time
     from emberwatch.common.coordination import open_coordination
     from services.tiler.request_budget import RequestBudget
 
-    url, name, out, until = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+    url, name, out = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
     budget = RequestBudget(open_coordination(url), per_minute=1200, burst=5, name=name)
+    out.with_suffix(".ready").touch()  # imported and connected: the test starts every replica at once
+    go = out.parent / "go"
+    deadline = time.time() + 120
+    while not go.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    until = float(go.read_text())
     taken = []
     while time.time() < until:
         wait = budget.try_take()
@@ -65,7 +71,7 @@ TAKER = textwrap.dedent("""
             taken.append(time.time())
         else:
             time.sleep(min(wait, 0.05))
-    json.dump(taken, open(out, "w"))
+    out.write_text(json.dumps(taken))
 """)
 
 
@@ -75,10 +81,13 @@ def test_replicas_in_separate_processes_never_overspend(coordination: str, tmp_p
 
     open_coordination(url)
     name = f"procs-{tmp_path.name}"
-    until = time.time() + 4.0
     outs = [tmp_path / f"taken-{i}.json" for i in range(3)]
-    procs = [subprocess.Popen([sys.executable, "-c", TAKER, url, name, str(o), str(until)], cwd=REPO)
-             for o in outs]
+    procs = [subprocess.Popen([sys.executable, "-c", TAKER, url, name, str(o)], cwd=REPO) for o in outs]
+    deadline = time.monotonic() + 120  # a loaded machine imports slowly: the window opens once all are up
+    while not all(o.with_suffix(".ready").exists() for o in outs) and time.monotonic() < deadline:
+        assert all(p.poll() is None for p in procs), "a replica exited before it was ready"
+        time.sleep(0.05)
+    (tmp_path / "go").write_text(str(time.time() + 4.0))
     for p in procs:
         assert p.wait(timeout=120) == 0
     taken = sorted(t for o in outs for t in json.loads(o.read_text()))
