@@ -8,13 +8,15 @@ all until the time Mapbox named (``Retry-After`` / ``X-Rate-Limit-Reset``).
 
 Taking a token is one conditional ``UPDATE`` (refill by the time passed, take one if there is one),
 atomic on SQLite and PostgreSQL alike, so replicas never over-spend; a replica that gets none waits
-the time the next token needs. Times are wall-clock seconds of the host taking the token: hosts are
-expected to keep NTP time, and a skew of a second only moves one refill.
+the time the next token needs, plus a random part of it (so no replica loses every race). Times are
+wall-clock seconds of the host taking the token: hosts are expected to keep NTP time, and a skew of
+a second only moves one refill.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
 
@@ -31,6 +33,16 @@ BUDGETS = Table(
 )
 
 MAX_WAIT_STEP_S = 1.0  # re-check at least this often: a pause may be lifted or the rate changed
+WAIT_JITTER = 0.25  # a waiting replica sleeps up to this fraction longer than the next token needs
+
+
+def waiting_time(wait: float, draw: Callable[[float, float], float] = random.uniform) -> float:
+    """How long a replica that got no token sleeps: ``wait`` (capped at ``MAX_WAIT_STEP_S``) plus a
+    random part of it. Replicas that all missed a token would otherwise wake at the same instant for
+    the next one, and the one the scheduler wakes last would lose every race (starve) while the
+    others take turns; with the random part, who comes first changes from token to token."""
+    step = min(wait, MAX_WAIT_STEP_S)
+    return step * (1.0 + draw(0.0, WAIT_JITTER))
 
 
 class RequestBudget:
@@ -51,17 +63,24 @@ class RequestBudget:
         return case((grown > self.burst, self.burst), else_=grown)
 
     def try_take(self) -> float:
-        """Take one token: 0.0 when taken, else the seconds until one may be there."""
+        """Take one token: 0.0 when taken, else the seconds until one may be there.
+
+        It looks first (a read, which never waits for a writer) and writes only when a token is
+        there to take: replicas that must wait do not queue for the database's write lock, so the
+        one that can take is not held up behind them."""
         now = self.clock()
         refilled = self._refilled(now)
-        take = (update(BUDGETS)
-                .where(and_(BUDGETS.c.name == self.name, BUDGETS.c.paused_until <= now, refilled >= 1.0))
-                .values(tokens=refilled - 1.0, updated_at=now))
-        with self.engine.begin() as conn:
-            if conn.execute(take).rowcount == 1:
-                return 0.0
-            tokens, paused_until = conn.execute(
-                select(refilled, BUDGETS.c.paused_until).where(BUDGETS.c.name == self.name)).one()
+        state = select(refilled, BUDGETS.c.paused_until).where(BUDGETS.c.name == self.name)
+        with self.engine.connect() as conn:
+            tokens, paused_until = conn.execute(state).one()
+        if paused_until <= now and tokens >= 1.0:
+            take = (update(BUDGETS)
+                    .where(and_(BUDGETS.c.name == self.name, BUDGETS.c.paused_until <= now, refilled >= 1.0))
+                    .values(tokens=refilled - 1.0, updated_at=now))
+            with self.engine.begin() as conn:  # the same condition, atomically: never over-spends
+                if conn.execute(take).rowcount == 1:
+                    return 0.0
+                tokens, paused_until = conn.execute(state).one()  # another replica took it first
         return max(paused_until - now, (1.0 - tokens) / self.rate, 0.001)
 
     async def take(self) -> None:
@@ -70,7 +89,7 @@ class RequestBudget:
             wait = await asyncio.to_thread(self.try_take)
             if wait == 0.0:
                 return
-            await asyncio.sleep(min(wait, MAX_WAIT_STEP_S))
+            await asyncio.sleep(waiting_time(wait))
 
     def pause_all(self, seconds: float) -> None:
         """Every replica waits ``seconds`` from now before its next request (a 429 said so)."""

@@ -15,7 +15,7 @@ import pytest
 from emberwatch.common.coordination import open_coordination
 from services.tiler.fetch_tile import FetchConfig, TileFetcher
 from services.tiler.mapbox_client import ClientConfig, MapboxClient, TokenSource
-from services.tiler.request_budget import RequestBudget
+from services.tiler.request_budget import MAX_WAIT_STEP_S, WAIT_JITTER, RequestBudget, waiting_time
 from simulators.mapbox.app import DEFAULT_TOKENS, SimState
 from tests.simulators.mapbox.helpers import running_simulator
 
@@ -52,7 +52,7 @@ def test_a_bucket_gives_its_burst_then_its_rate_and_a_pause_holds_everyone(coord
 
 
 TAKER = textwrap.dedent("""
-    import json, pathlib, sys, time
+    import asyncio, json, pathlib, sys, time
     from emberwatch.common.coordination import open_coordination
     from services.tiler.request_budget import RequestBudget
 
@@ -65,14 +65,23 @@ TAKER = textwrap.dedent("""
         time.sleep(0.01)
     until = float(go.read_text())
     taken = []
-    while time.time() < until:
-        wait = budget.try_take()
-        if wait == 0.0:
+
+    async def take_until() -> None:  # as the tiler's Mapbox client takes them
+        while time.time() < until:
+            await budget.take()
             taken.append(time.time())
-        else:
-            time.sleep(min(wait, 0.05))
+
+    asyncio.run(take_until())
     out.write_text(json.dumps(taken))
 """)
+
+
+def test_a_waiting_replica_sleeps_the_wait_plus_a_random_part_of_it_capped() -> None:
+    assert waiting_time(0.05, lambda a, b: a) == pytest.approx(0.05)
+    assert waiting_time(0.05, lambda a, b: b) == pytest.approx(0.05 * (1 + WAIT_JITTER))
+    assert waiting_time(30.0, lambda a, b: b) == pytest.approx(MAX_WAIT_STEP_S * (1 + WAIT_JITTER))
+    draws = {round(waiting_time(0.05), 6) for _ in range(50)}
+    assert len(draws) > 10 and all(0.05 <= d <= 0.05 * (1 + WAIT_JITTER) for d in draws)
 
 
 def test_replicas_in_separate_processes_never_overspend(coordination: str, tmp_path: Path) -> None:
