@@ -160,6 +160,13 @@ class _Batch:
     builder: Any
     events: int = 0
 
+    def add(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> bool:
+        """Append one record; False when the batch is full (an empty batch takes any record)."""
+        if self.builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
+            return False
+        self.events += 1
+        return True
+
 
 async def _send_batches(producer: AIOKafkaProducer, events: list[Envelope]) -> tuple[Counter, list[BaseException]]:
     """Send ``events`` as record batches; (events acknowledged per topic, the failures)."""
@@ -185,15 +192,11 @@ async def _send_batches(producer: AIOKafkaProducer, events: list[Envelope]) -> t
                 partitions[topic] = sorted(await producer.partitions_for(topic))
             partition = place(key, partitions[topic], partitions[topic])
             batch = filling.get((topic, partition))
-            if batch is not None and batch.builder.append(timestamp=None, key=key, value=data,
-                                                          headers=headers) is not None:
-                batch.events += 1
-                continue
-            if batch is not None:  # full: send it, start the next
-                await ship(batch)
-            batch = filling[topic, partition] = _Batch(topic, partition, producer.create_batch())
-            batch.builder.append(timestamp=None, key=key, value=data, headers=headers)  # a new one takes any
-            batch.events += 1
+            if batch is None or not batch.add(key, data, headers):
+                if batch is not None:  # full: send it, start the next
+                    await ship(batch)
+                batch = filling[topic, partition] = _Batch(topic, partition, producer.create_batch())
+                batch.add(key, data, headers)
         for batch in list(filling.values()):
             await ship(batch)
     except Exception as exc:  # what was not queued was not sent
