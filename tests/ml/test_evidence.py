@@ -42,3 +42,16 @@ def test_the_keras_layer_is_the_numpy_function():
     model = keras.Model([img_in, p_in], evidence_layer()([img_in, p_in]))
     np.testing.assert_allclose(model.predict([images, probs], verbose=0), shrink_to_evidence(probs, images),
                                atol=1e-5)
+
+
+def test_texture_is_the_mean_of_each_channels_spatial_spread():
+    rng = np.random.default_rng(2)
+    images = np.zeros((3, 12, 20, 3), np.float32)  # not square: rows and columns cannot be swapped
+    images[..., 0] = 100.0                          # a flat red plane: spread 0
+    images[..., 1] = rng.normal(100, 10, (3, 12, 20))
+    images[..., 2] = rng.normal(100, 30, (3, 12, 20))
+    images[2] = 0.0
+    images[2, :, :10, 2] = 60.0                      # half the blue plane lit: spread 30, the rest flat
+    expected = images.astype(np.float64).std(axis=(1, 2)).mean(axis=-1)
+    np.testing.assert_allclose(texture(images), expected, rtol=1e-5)
+    np.testing.assert_allclose(texture(images[2:])[0], 10.0, rtol=1e-6)

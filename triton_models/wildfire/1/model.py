@@ -1,6 +1,9 @@
-"""Triton BLS model ``wildfire``: decode -> backbone once -> the requested head versions."""
+"""Triton BLS model ``wildfire``: decode -> backbone once -> the requested head versions.
 
-import asyncio
+The BLS calls are synchronous (``exec``): an ``async def execute`` cost the python backend 2-3 ms
+more per request at concurrency 1 (measured, benchmarks/serving.md), and with the image statistics
+at 0.15 ms there is nothing left worth overlapping with the backbone."""
+
 import json
 import os
 import sys
@@ -92,21 +95,20 @@ class TritonPythonModel:
         return np.ascontiguousarray(x, dtype=np.float32)
 
     # --- BLS calls -------------------------------------------------------------------------
-    async def _call(self, model, name, array, output, version=-1):
+    def _call(self, model, name, array, output, version=-1):
         request = pb_utils.InferenceRequest(
             model_name=model, model_version=int(version),
             inputs=[pb_utils.Tensor(name, array)], requested_output_names=[output])
-        response = await request.async_exec()
+        response = request.exec()
         if response.has_error():
             raise RuntimeError(f"{model} v{version}: {response.error().message()}")
         return pb_utils.get_output_tensor_by_name(response, output).as_numpy()
 
-    async def _embed(self, images):
-        parts = [self._call("backbone", "IMAGES", images[i:i + BACKBONE_MAX_BATCH], "EMBEDDINGS")
-                 for i in range(0, len(images), BACKBONE_MAX_BATCH)]
-        return np.concatenate(await asyncio.gather(*parts))
+    def _embed(self, images):
+        return np.concatenate([self._call("backbone", "IMAGES", images[i:i + BACKBONE_MAX_BATCH], "EMBEDDINGS")
+                               for i in range(0, len(images), BACKBONE_MAX_BATCH)])
 
-    async def execute(self, requests):
+    def execute(self, requests):
         serving = self.serving.get()
         size = int(self.backbone_meta.get().get("image_size", 224))
         responses = [None] * len(requests)
@@ -124,15 +126,12 @@ class TritonPythonModel:
             return responses
         try:
             images = np.concatenate(batch)
-            embedding = asyncio.ensure_future(self._embed(images))
-            await asyncio.sleep(0)  # the backbone request is sent: what follows overlaps with it
+            emb = self._embed(images)
             # an image without spatial variation is evidence of nothing (emberwatch.ml.evidence);
-            # its statistics are computed once for every version asked, while the backbone runs
+            # its statistics are computed once for every version asked
             factors = self.evidence(images)
-            emb = await embedding
             needed = sorted({v for _, _, vs in plan for v in vs}, key=int)
-            outs = await asyncio.gather(*[self._call("head", "EMBEDDINGS", emb, "PROBABILITIES", v)
-                                          for v in needed])
+            outs = [self._call("head", "EMBEDDINGS", emb, "PROBABILITIES", v) for v in needed]
             by_version = {v: self.shrink_by(p, factors) for v, p in zip(needed, outs)}
         except Exception as exc:
             for i, _, _ in plan:
