@@ -9,7 +9,10 @@
   Keras with BentoML), concurrency 1 and 8;
 * champion + challenger in one request (shadow scoring) vs champion alone: target <= 1.05x.
 
-Usage: python benchmarks/bench_serving.py [SECONDS_PER_CELL] [IMAGE_SIZE]   (run under the heavy lock)
+Every path is measured once per round and the rounds follow one another, so the machine's slow
+minutes fall on all paths alike; each ratio is taken within a round and the median shown.
+
+Usage: python benchmarks/bench_serving.py [SECONDS_PER_CELL] [IMAGE_SIZE] [ROUNDS]   (run under the heavy lock)
 """
 
 from __future__ import annotations
@@ -187,36 +190,46 @@ def keras_worker_factory(url: str, images: list[bytes]):
     return factory
 
 
+def run_rounds(cells: list[tuple[str, int, Callable]], rounds: int, seconds: float,
+               console: Console) -> dict[tuple[str, int], list[dict]]:
+    """Every cell once per round, the rounds one after another: a slow minute of the machine hits
+    every path alike instead of whichever was measured then."""
+    out: dict[tuple[str, int], list[dict]] = {(name, c): [] for name, c, _ in cells}
+    for r in range(rounds):
+        for name, c, factory in cells:
+            out[(name, c)].append(measure(factory, c, seconds))
+        console.print(f"round {r + 1}/{rounds} done")
+    return out
+
+
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
     size = int(sys.argv[2]) if len(sys.argv) > 2 else 224
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     console = Console(width=150)
     root = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     images = jpegs(32, size)
-    results: list[tuple[str, int, dict]] = []
+    results: dict[tuple[str, int], list[dict]] = {}
     settings = None
     keras_proc = None
     try:
         info = prepare(root, size)
-        console.print(f"backbone exported to ONNX in {info['export_s']:.1f}s; measuring {seconds:.0f}s per cell")
-
-        for c in (1, 8):
-            results.append(("in-process OpenVINO (same runtime)", c,
-                            measure(in_process_worker_factory(info["repo"], size, images), c, seconds)))
-
+        console.print(f"backbone exported to ONNX in {info['export_s']:.1f}s; {rounds} rounds of "
+                      f"{seconds:.0f}s per cell")
         settings = stack_settings(root / "stack", "triton", triton_model_repository=info["repo"])
         manage.up(settings)
         t = Triton(settings.triton_url)
         for model in ("backbone", "head", "wildfire"):
             t.load(model)
-        for kind, url in (("http", settings.triton_url), ("grpc", settings.triton_grpc_url)):
-            for c in (1, 8):
-                results.append((f"Triton {kind.upper()} champion", c,
-                                measure(triton_worker_factory(kind, url, images, None), c, seconds)))
+        in_process = in_process_worker_factory(info["repo"], size, images)
+        cells: list[tuple[str, int, Callable]] = []
         for c in (1, 8):
-            results.append(("Triton GRPC champion+challenger", c,
-                            measure(triton_worker_factory("grpc", settings.triton_grpc_url, images,
-                                                          "champion,challenger"), c, seconds)))
+            cells += [(IN_PROCESS, c, in_process),
+                      ("Triton HTTP champion", c, triton_worker_factory("http", settings.triton_url, images, None)),
+                      (GRPC_ALONE, c, triton_worker_factory("grpc", settings.triton_grpc_url, images, None)),
+                      (GRPC_SHADOW, c, triton_worker_factory("grpc", settings.triton_grpc_url, images,
+                                                             "champion,challenger"))]
+        results.update(run_rounds(cells, rounds, seconds, console))
         manage.down(settings)
         settings = None
 
@@ -232,9 +245,9 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.5)
-        for c in (1, 8):
-            results.append(("Keras predict behind HTTP (Starlette)", c,
-                            measure(keras_worker_factory(f"http://127.0.0.1:{port}/predict", images), c, seconds)))
+        for c in (1, 8):  # once: a reference point, not a path we serve
+            results[("Keras predict behind HTTP (Starlette)", c)] = [
+                measure(keras_worker_factory(f"http://127.0.0.1:{port}/predict", images), c, seconds)]
     finally:
         if keras_proc is not None:
             keras_proc.terminate()
@@ -242,22 +255,40 @@ def main() -> None:
         if settings is not None:
             manage.down(settings)
         shutil.rmtree(root, ignore_errors=True)
+    report(results, size, seconds, rounds, console)
 
-    base = {c: r["rps"] for name, c, r in results if name.startswith("in-process")}
-    table = Table(title=f"Serving at {size} px (JPEG in, class probabilities out), {seconds:.0f}s per cell")
-    for col in ("path", "concurrency", "req/s", "p50 ms", "p99 ms", "vs in-process", "errors"):
+
+IN_PROCESS = "in-process OpenVINO (same runtime)"
+GRPC_ALONE = "Triton GRPC champion"
+GRPC_SHADOW = "Triton GRPC champion+challenger"
+
+
+def report(results: dict[tuple[str, int], list[dict]], size: int, seconds: float, rounds: int,
+           console: Console) -> None:
+    """Medians over the rounds; each ratio is taken within a round, then its median shown."""
+    def ratios(name: str, c: int, against: str, invert: bool = False) -> list[float]:
+        pairs = zip(results[(name, c)], results[(against, c)])
+        return [(b["rps"] / a["rps"]) if invert else (a["rps"] / b["rps"]) for a, b in pairs]
+
+    table = Table(title=f"Serving at {size} px (JPEG in, class probabilities out), {seconds:.0f}s per cell, "
+                        f"median of {rounds} rounds")
+    for col in ("path", "concurrency", "req/s", "p50 ms", "p99 ms", "vs in-process", "per round", "errors"):
         table.add_column(col, justify="right" if col != "path" else "left")
-    for name, c, r in results:
-        table.add_row(name, str(c), f"{r['rps']:.1f}", f"{r['p50_ms']:.0f}", f"{r['p99_ms']:.0f}",
-                      f"{100 * r['rps'] / base[c]:.0f}%", str(r["errors"]))
+    for (name, c), runs in results.items():
+        med = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms")}
+        per_round = ratios(name, c, IN_PROCESS) if len(runs) == rounds else [
+            r["rps"] / statistics.median(x["rps"] for x in results[(IN_PROCESS, c)]) for r in runs]
+        table.add_row(name, str(c), f"{med['rps']:.1f}", f"{med['p50_ms']:.0f}", f"{med['p99_ms']:.0f}",
+                      f"{100 * statistics.median(per_round):.0f}%",
+                      " ".join(f"{100 * x:.0f}" for x in per_round), str(sum(r["errors"] for r in runs)))
     console.print(table)
-    alone = {c: r for name, c, r in results if name == "Triton GRPC champion"}
-    both = {c: r for name, c, r in results if name == "Triton GRPC champion+challenger"}
     for c in (1, 8):
+        cost = ratios(GRPC_SHADOW, c, GRPC_ALONE, invert=True)
         console.print(f"shadow cost at concurrency {c}: champion+challenger / champion alone = "
-                      f"{alone[c]['rps'] / both[c]['rps']:.3f}x time per request "
-                      f"(p50 {both[c]['p50_ms']:.0f} vs {alone[c]['p50_ms']:.0f} ms)")
-    print(json.dumps([{"path": n, "concurrency": c, **r} for n, c, r in results]))
+                      f"{statistics.median(cost):.3f}x time per request (rounds: "
+                      + ", ".join(f"{x:.3f}" for x in cost) + ")")
+    print(json.dumps([{"path": n, "concurrency": c, "round": i, **r}
+                      for (n, c), runs in results.items() for i, r in enumerate(runs)]))
 
 
 if __name__ == "__main__":
