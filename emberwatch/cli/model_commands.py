@@ -141,13 +141,17 @@ def predict(
     image: Path = typer.Argument(..., exists=True, dir_okay=False, help="A JPEG or PNG image."),
     protocol: Protocol = typer.Option(Protocol.http, help="Talk to Triton over http or grpc."),
 ) -> None:
-    """Ask the served champion (Triton) whether IMAGE shows a wildfire location."""
+    """Ask the served champion (Triton) whether IMAGE shows a wildfire location.
+
+    gRPC goes over TLS with EMBERWATCH_TRITON_GRPC_TLS=true (a deployed Triton), its certificate
+    checked against EMBERWATCH_TRITON_GRPC_TLS_CA when set."""
     from emberwatch.operations.predict_image import predict_file
 
     settings = get_settings()
     url = settings.triton_url if protocol is Protocol.http else settings.triton_grpc_url
     try:
-        result = predict_file(image, url=url, protocol=protocol.value)
+        result = predict_file(image, url=url, protocol=protocol.value, grpc_tls=settings.triton_grpc_tls,
+                              grpc_tls_ca=settings.triton_grpc_tls_ca)
     except Exception as exc:  # noqa: BLE001 - tritonclient raises many types; report them plainly
         console.print(f"[red]prediction failed:[/] {type(exc).__name__}: {exc}")
         raise typer.Exit(1) from None

@@ -174,6 +174,12 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = Field("http://127.0.0.1:5000", description="MLflow tracking server (default: the local stack's, from EMBERWATCH_MLFLOW_PORT).")
     triton_url: str = Field("127.0.0.1:8000", description="Triton HTTP endpoint host:port (default: the local stack's, from EMBERWATCH_TRITON_HTTP_PORT).")
     triton_grpc_url: str = Field("127.0.0.1:8001", description="Triton gRPC endpoint host:port (default: the local stack's, from EMBERWATCH_TRITON_GRPC_PORT).")
+    triton_grpc_tls: bool = Field(
+        False, description="Talk to Triton's gRPC endpoint over TLS (compose.yaml's Triton serves gRPC only over "
+                           "TLS), verified against EMBERWATCH_TRITON_GRPC_TLS_CA or else the system's roots.")
+    triton_grpc_tls_ca: Path | None = Field(
+        None, description="PEM file of the certificate authority that signed Triton's gRPC certificate; "
+                          "setting it turns on EMBERWATCH_TRITON_GRPC_TLS.")
     triton_admin_key: SecretStr | None = Field(
         None, description="Key of Triton's model-repository API (secret): sent by the gatekeeper as the "
                           "emberwatch-admin-key header on load, unload and index, which a deployed Triton "
@@ -192,6 +198,11 @@ class Settings(BaseSettings):
     triton_http_port: int = Field(8000, description="Local Triton HTTP port.")
     triton_grpc_port: int = Field(8001, description="Local Triton gRPC port.")
     triton_metrics_port: int = Field(8002, description="Local Triton metrics port.")
+    triton_grpc_tls_cert: Path | None = Field(
+        None, description="Serve the local Triton's gRPC over TLS with this certificate (PEM; with "
+                          "EMBERWATCH_TRITON_GRPC_TLS_KEY); unset: plain gRPC on the stack's address.")
+    triton_grpc_tls_key: Path | None = Field(
+        None, description="Private key (PEM) of EMBERWATCH_TRITON_GRPC_TLS_CERT.")
     prometheus_port: int = Field(9090, description="Local Prometheus port.")
     cwfis_sim_port: int = Field(8081, description="Port of the local CWFIS simulator (stack part sim-cwfis).")
     mapbox_sim_port: int = Field(8082, description="Port of the local Mapbox simulator (stack part sim-mapbox).")
@@ -238,6 +249,19 @@ class Settings(BaseSettings):
             raise ValueError("EMBERWATCH_TILE_STORE_URL: the prefix may hold only letters, digits and "
                              f"._-/ (it becomes part of every tile's URI), got {parsed.path!r}")
         return value
+
+    @field_validator("triton_grpc_tls_ca", "triton_grpc_tls_cert", "triton_grpc_tls_key", mode="before")
+    @classmethod
+    def _empty_path_means_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _tls_certificate_with_its_key(self) -> Settings:
+        """The local Triton's gRPC TLS needs both files: refuse one without the other at start."""
+        if (self.triton_grpc_tls_cert is None) != (self.triton_grpc_tls_key is None):
+            raise ValueError("EMBERWATCH_TRITON_GRPC_TLS_CERT and EMBERWATCH_TRITON_GRPC_TLS_KEY go together: "
+                             "set both (TLS on the local Triton's gRPC) or neither")
+        return self
 
     @model_validator(mode="after")
     def _local_addresses_follow_ports(self) -> Settings:

@@ -4,6 +4,9 @@ A deployed Triton restricts its model-repository API (load, unload, index) to re
 the header ``ADMIN_HEADER`` with the admin key (``--http-restricted-api`` /
 ``--grpc-restricted-protocol``, compose.yaml). The client sends the key on those calls only, and only
 when it has one (``EMBERWATCH_TRITON_ADMIN_KEY``); inference and health never carry it.
+
+A deployed Triton also serves gRPC over TLS only (``grpc_tls_flags``); ``grpc_client`` talks to it
+and checks its certificate.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import io
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import tritonclient.http as httpclient
@@ -29,6 +33,21 @@ def restricted_api_flags(key: str) -> list[str]:
     """tritonserver's flags that restrict ``ADMIN_APIS`` to requests carrying ``key``."""
     spec = f"{','.join(ADMIN_APIS)}:{ADMIN_HEADER}={key}"
     return [f"--http-restricted-api={spec}", f"--grpc-restricted-protocol={spec}"]
+
+
+def grpc_tls_flags(cert: Path, key: Path) -> list[str]:
+    """tritonserver's flags that serve gRPC over TLS only, with ``cert`` and ``key`` (PEM files).
+    Triton's HTTP endpoint has no TLS of its own."""
+    return ["--grpc-use-ssl=true", f"--grpc-server-cert={cert}", f"--grpc-server-key={key}"]
+
+
+def grpc_client(url: str, *, tls: bool = False, ca: Path | None = None):
+    """A tritonclient gRPC client of ``url``: over TLS when ``tls`` or a ``ca`` file is given, the
+    server's certificate verified against ``ca`` (else the system's roots)."""
+    import tritonclient.grpc as grpcclient
+
+    secure = tls or ca is not None
+    return grpcclient.InferenceServerClient(url=url, ssl=secure, root_certificates=str(ca) if secure and ca else None)
 
 
 EXPECTED_INPUTS = {"IMAGE_BYTES": "BYTES", "IMAGES": "FP32"}

@@ -19,8 +19,10 @@ class Prediction:
     protocol: str
 
 
-def predict_bytes(data: bytes, *, url: str, protocol: str = "http", timeout_s: float = 30.0) -> Prediction:
-    """Send encoded JPEG/PNG bytes to Triton; return the champion's answer."""
+def predict_bytes(data: bytes, *, url: str, protocol: str = "http", timeout_s: float = 30.0,
+                  grpc_tls: bool = False, grpc_tls_ca: Path | None = None) -> Prediction:
+    """Send encoded JPEG/PNG bytes to Triton; return the champion's answer. gRPC goes over TLS when
+    ``grpc_tls`` or a CA file ``grpc_tls_ca`` is given (``emberwatch.common.triton_client.grpc_client``)."""
     if protocol == "grpc":
         import tritonclient.grpc as client
     elif protocol == "http":
@@ -32,7 +34,9 @@ def predict_bytes(data: bytes, *, url: str, protocol: str = "http", timeout_s: f
     inp.set_data_from_numpy(tensor)
     outputs = [client.InferRequestedOutput("PROBABILITIES"), client.InferRequestedOutput("MODEL_VERSION")]
     if protocol == "grpc":
-        conn = client.InferenceServerClient(url=url)
+        from emberwatch.common.triton_client import grpc_client
+
+        conn = grpc_client(url, tls=grpc_tls, ca=grpc_tls_ca)
         result = conn.infer(MODEL, [inp], outputs=outputs, client_timeout=timeout_s)
     else:
         conn = client.InferenceServerClient(url=url, connection_timeout=timeout_s, network_timeout=timeout_s)

@@ -130,7 +130,10 @@ def triton_bundled_libs() -> Path:
 
 
 def triton(settings: Settings) -> Part:
+    from emberwatch.common.triton_client import grpc_tls_flags
+
     host = settings.stack_host
+    tls = settings.triton_grpc_tls_cert is not None and settings.triton_grpc_tls_key is not None
     repo = settings.triton_model_repository
     repo.mkdir(parents=True, exist_ok=True)
     libdir = sysconfig.get_config_var("LIBDIR") or ""
@@ -138,7 +141,8 @@ def triton(settings: Settings) -> Part:
     venv_bin = str(Path(sys.executable).parent)
     return Part(
         name="triton",
-        address=f"http://{host}:{settings.triton_http_port} grpc://{host}:{settings.triton_grpc_port}",
+        address=f"http://{host}:{settings.triton_http_port} grpc://{host}:{settings.triton_grpc_port}"
+                + (" (gRPC over TLS)" if tls else ""),
         argv=[str(triton_server_binary()),
               f"--model-repository={repo}",
               "--model-control-mode=explicit",
@@ -147,7 +151,8 @@ def triton(settings: Settings) -> Part:
               f"--grpc-address={host}", f"--grpc-port={settings.triton_grpc_port}",
               f"--metrics-address={host}", f"--metrics-port={settings.triton_metrics_port}",
               "--allow-metrics=true", "--allow-cpu-metrics=true",
-              "--exit-on-error=false", "--strict-readiness=false", "--log-verbose=0"],
+              "--exit-on-error=false", "--strict-readiness=false", "--log-verbose=0",
+              *(grpc_tls_flags(settings.triton_grpc_tls_cert, settings.triton_grpc_tls_key) if tls else [])],
         env={
             "LD_LIBRARY_PATH": ld,
             "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}",

@@ -88,8 +88,10 @@ def test_mlflow_serves_on_postgresql_and_s3_behind_basic_auth():
 
 
 def test_triton_is_published_with_the_clients_admin_apis_restricted_to_the_gatekeepers_key():
-    """The flags in compose.yaml are the client's (restricted_api_flags: same API groups, same header)."""
-    from emberwatch.common.triton_client import restricted_api_flags
+    """The flags in compose.yaml are the client's (restricted_api_flags: same API groups, same header)
+    and the local stack's TLS ones (grpc_tls_flags, tested on a real tritonserver in
+    tests/common/test_triton_grpc_tls.py), with the certificate and key from compose secrets."""
+    from emberwatch.common.triton_client import grpc_tls_flags, restricted_api_flags
 
     compose = yaml.safe_load((REPO / "compose.yaml").read_text())
     triton = compose["services"]["triton"]
@@ -98,10 +100,14 @@ def test_triton_is_published_with_the_clients_admin_apis_restricted_to_the_gatek
     assert 'TRITON_ADMIN_KEY="$(cat /run/secrets/triton_admin_key)"' in script
     for flag in restricted_api_flags("$TRITON_ADMIN_KEY"):
         assert f'"{flag}"' in script, flag
-    assert triton["ports"] == ["8000:8000", "8001:8001"]  # inference; metrics (8002) stay inside
+    for flag in grpc_tls_flags(Path("/run/secrets/triton_tls_cert"), Path("/run/secrets/triton_tls_key")):
+        assert f" {flag}" in script, flag
+    # inference: HTTP (no TLS in Triton) on the host's loopback, gRPC over TLS; metrics (8002) stay inside
+    assert triton["ports"] == ["127.0.0.1:8000:8000", "8001:8001"]
+    assert triton["secrets"] == ["triton_admin_key", "triton_tls_cert", "triton_tls_key"]
     holders = {name: svc["secrets"] for name, svc in compose["services"].items()
                if "triton_admin_key" in str(svc.get("secrets")) or "TRITON_ADMIN_KEY" in str(svc.get("environment"))}
-    assert holders == {"triton": ["triton_admin_key"],
+    assert holders == {"triton": ["triton_admin_key", "triton_tls_cert", "triton_tls_key"],
                        "gatekeeper": [{"source": "triton_admin_key", "target": "EMBERWATCH_TRITON_ADMIN_KEY"}]}
 
 

@@ -7,6 +7,9 @@ Rules:
 - ``published-port``: nothing is published but inference (Triton 8000/8001, and only while its
   model-repository API is restricted for that protocol: ``--http-restricted-api`` for HTTP,
   ``--grpc-restricted-protocol`` for gRPC), Grafana, and the console on 127.0.0.1.
+- ``plaintext-port``: Triton's inference is published on the network only encrypted: gRPC with
+  ``--grpc-use-ssl=true`` and its certificate and key from compose secrets; HTTP, which Triton
+  cannot serve over TLS, on 127.0.0.1 only.
   Prometheus, MLflow, Kafka, PostgreSQL, the S3 store, Triton's metrics and the services' metrics
   stay on the compose network.
 - ``secret-in-file``: a secret (an environment key, or an interpolated variable anywhere in the file,
@@ -39,7 +42,11 @@ SECRETS_DIR = "/run/secrets/"
 
 # Who may publish which port. Triton's model-control API shares its ports with inference.
 TRITON_PORTS = {8000: "--http-restricted-api", 8001: "--grpc-restricted-protocol"}
-CONSOLE_HOST = "127.0.0.1"
+TRITON_HTTP, TRITON_GRPC = 8000, 8001
+LOOPBACK = "127.0.0.1"
+CONSOLE_HOST = LOOPBACK
+# Triton's gRPC over TLS, its certificate and key read from compose secrets (grpc_tls_flags).
+GRPC_TLS = (r"--grpc-use-ssl=true\b", r"--grpc-server-cert=/run/secrets/\S+", r"--grpc-server-key=/run/secrets/\S+")
 
 # The secrets each service uses: environment keys (read by the service's settings or by the MLflow
 # client) and compose secrets (files under /run/secrets). Anything else it receives is a leak.
@@ -62,7 +69,8 @@ SECRETS_USED: dict[str, set[str]] = {
                "mlflow_flask_secret_key"},
     "mlflow-init": {"mlflow_admin_password", "MLFLOW_SERVICE_PASSWORD"},
     "grafana": {"grafana_admin_password"},
-    "triton": {"triton_admin_key"},  # its --http-restricted-api / --grpc-restricted-protocol flags
+    # its --http-restricted-api / --grpc-restricted-protocol flags; its gRPC certificate and key
+    "triton": {"triton_admin_key", "triton_tls_cert", "triton_tls_key"},
 }
 
 
@@ -154,10 +162,17 @@ def check_published_ports(compose: dict) -> list[str]:
                 continue
             if name == "triton" and target in TRITON_PORTS:
                 flag = TRITON_PORTS[target]
-                if re.search(rf"{flag}=\S*model-repository", command):
-                    continue
-                problems.append(f"[published-port] triton publishes {target} with its model-repository "
-                                f"API open (needs {flag}=model-repository:...)")
+                if not re.search(rf"{flag}=\S*model-repository", command):
+                    problems.append(f"[published-port] triton publishes {target} with its model-repository "
+                                    f"API open (needs {flag}=model-repository:...)")
+                if target == TRITON_HTTP and host_ip != LOOPBACK:
+                    problems.append(f"[plaintext-port] triton publishes HTTP ({target}) "
+                                    f"{'on ' + host_ip if host_ip else 'on every interface'}: Triton's HTTP has "
+                                    f"no TLS, publish it on {LOOPBACK} only")
+                if target == TRITON_GRPC and host_ip != LOOPBACK and not all(re.search(f, command) for f in GRPC_TLS):
+                    problems.append(f"[plaintext-port] triton publishes gRPC ({target}) without TLS "
+                                    "(needs --grpc-use-ssl=true --grpc-server-cert=/run/secrets/... "
+                                    "--grpc-server-key=/run/secrets/...)")
                 continue
             problems.append(f"[published-port] {name} publishes {target}"
                             f"{' on ' + host_ip if host_ip else ' on every interface'}")
@@ -332,23 +347,46 @@ def test_an_admin_surface_published_fails(service, port):
         services.setdefault(service, {"image": "x", "restart": "always", "healthcheck": {"test": ["CMD", "true"]}})
         services[service]["ports"] = [port]
     problems = check_published_ports(planted(change))
-    assert problems and all(p.startswith("[published-port]") for p in problems)
+    assert problems and any(p.startswith("[published-port]") for p in problems)
+
+
+TLS_FLAGS = ["--grpc-use-ssl=true", "--grpc-server-cert=/run/secrets/triton_tls_cert",
+             "--grpc-server-key=/run/secrets/triton_tls_key"]
+
+
+def triton_publishing(command: list[str], ports: list[str]):
+    return lambda s: s.update(triton={"image": "t", "restart": "always", "command": command,
+                                      "healthcheck": {"test": ["CMD", "true"]}, "ports": ports})
 
 
 def test_triton_may_publish_inference_only_with_model_control_restricted():
-    def triton(command):
-        return lambda s: s.update(triton={"image": "t", "restart": "always", "command": command,
-                                          "healthcheck": {"test": ["CMD", "true"]},
-                                          "ports": ["8000:8000", "8001:8001"]})
+    ports = ["127.0.0.1:8000:8000", "8001:8001"]
     restricted = ["tritonserver", "--http-restricted-api=model-repository:admin-key=${K:?}",
-                  "--grpc-restricted-protocol=model-repository:admin-key=${K:?}"]
-    assert check_published_ports(planted(triton(restricted))) == []
-    http_only = restricted[:2]
+                  "--grpc-restricted-protocol=model-repository:admin-key=${K:?}", *TLS_FLAGS]
+    assert check_published_ports(planted(triton_publishing(restricted, ports))) == []
+    http_only = restricted[:2] + TLS_FLAGS
     old_flag = http_only + ["--grpc-restricted-api=model-repository:admin-key=${K:?}"]  # not a Triton flag
-    assert check_published_ports(planted(triton(old_flag))) == check_published_ports(planted(triton(http_only)))
-    assert check_published_ports(planted(triton(http_only))) == [
+    assert check_published_ports(planted(triton_publishing(old_flag, ports))) == \
+        check_published_ports(planted(triton_publishing(http_only, ports)))
+    assert check_published_ports(planted(triton_publishing(http_only, ports))) == [
         "[published-port] triton publishes 8001 with its model-repository API open "
         "(needs --grpc-restricted-protocol=model-repository:...)"]
+
+
+def test_triton_publishes_inference_on_the_network_only_over_tls():
+    restricted = ["tritonserver", "--http-restricted-api=model-repository:admin-key=${K:?}",
+                  "--grpc-restricted-protocol=model-repository:admin-key=${K:?}"]
+    # gRPC without TLS, or with a certificate written somewhere other than a compose secret
+    for flags in ([], TLS_FLAGS[:1], [*TLS_FLAGS[:2], "--grpc-server-key=/etc/key.pem"]):
+        problems = check_published_ports(planted(triton_publishing(restricted + flags, ["8001:8001"])))
+        assert problems == ["[plaintext-port] triton publishes gRPC (8001) without TLS (needs --grpc-use-ssl=true "
+                            "--grpc-server-cert=/run/secrets/... --grpc-server-key=/run/secrets/...)"], flags
+    # HTTP beyond the loopback, on every interface or on one address
+    for port in ("8000:8000", "0.0.0.0:8000:8000", "10.0.0.5:8000:8000"):
+        problems = check_published_ports(planted(triton_publishing(restricted + TLS_FLAGS, [port])))
+        assert len(problems) == 1 and problems[0].startswith("[plaintext-port] triton publishes HTTP (8000)"), port
+    # gRPC without TLS on the host's loopback only is the operator's own business
+    assert check_published_ports(planted(triton_publishing(restricted, ["127.0.0.1:8001:8001"]))) == []
 
 
 @pytest.mark.parametrize("value", ["hunter2", "${MAPBOX_TOKEN:-pk.default}", "${MAPBOX_TOKEN-pk.default}"])
