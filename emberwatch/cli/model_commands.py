@@ -20,11 +20,13 @@ def models(limit: int = typer.Option(10, help="How many recent versions to list.
     loaded, and the latest decisions (from MLflow, Triton and Kafka; nothing local is read)."""
     import asyncio
 
+    from emberwatch.common.model_registry import use_mlflow_credentials
     from emberwatch.ml.settings import MLSettings
     from emberwatch.operations.send_command import describe
     from emberwatch.operations.show_models import latest_decisions, registry_versions, triton_view
 
     settings = MLSettings()
+    use_mlflow_credentials(settings.mlflow_tracking_username, settings.mlflow_tracking_password)
     try:
         rows = registry_versions(settings.mlflow_tracking_uri, settings.model_name, limit)
     except Exception as exc:  # noqa: BLE001 - MLflow raises many types when unreachable

@@ -20,6 +20,7 @@ from emberwatch.common import lease as leases
 from emberwatch.common.config import Settings, get_settings
 from emberwatch.common.coordination import coordination_url, describe, open_coordination
 from emberwatch.common.logging import configure_logging
+from emberwatch.common.model_registry import use_mlflow_credentials
 from emberwatch.common.telemetry import LEASE_ACTIVE, LEASE_TAKEOVERS, SERVICE_UP, serve_metrics
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def run_service(name: str, build_app: Callable[[Settings], FastStream], *, singl
     """
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    use_mlflow_credentials(settings.mlflow_tracking_username, settings.mlflow_tracking_password)
     wanted = settings.service_metrics_port(name)
     try:
         port, _ = serve_metrics(settings.metrics_host, wanted)

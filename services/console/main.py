@@ -34,6 +34,7 @@ from starlette.staticfiles import StaticFiles
 
 from emberwatch.common.config import get_settings, narrow
 from emberwatch.common.logging import configure_logging
+from emberwatch.common.model_registry import use_mlflow_credentials
 from emberwatch.common.telemetry import MESSAGES_CONSUMED, SERVICE_UP
 from emberwatch.common.tile_store import TileMissing, TileUnavailable, read_tile
 from emberwatch.contracts import FireObserved, ModelCandidate, ModelDecision, TileReady
@@ -418,6 +419,7 @@ def main() -> None:
     """``emberwatch console`` (also ``emberwatch run console``): settings from the environment."""
     settings = narrow(get_settings(), ConsoleSettings)
     configure_logging(settings.log_level, settings.log_format)
+    use_mlflow_credentials(settings.mlflow_tracking_username, settings.mlflow_tracking_password)
     # a plot request must not hang a page for minutes on MLflow's default retries
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")

@@ -84,7 +84,9 @@ def test_mlflow_serves_on_postgresql_and_s3_behind_basic_auth():
     for name in ("trainer", "gatekeeper", "notifier", "console"):
         svc = compose["services"][name]
         assert svc["depends_on"]["mlflow-init"] == {"condition": "service_completed_successfully"}
-        assert svc["environment"]["MLFLOW_TRACKING_USERNAME"] == compose["services"]["mlflow-init"]["command"][1]
+        assert svc["environment"]["EMBERWATCH_MLFLOW_TRACKING_USERNAME"] == compose["services"]["mlflow-init"]["command"][1]
+        assert {"source": "mlflow_service_password", "target": "EMBERWATCH_MLFLOW_TRACKING_PASSWORD"} in svc["secrets"]
+        assert not [k for k in svc["environment"] if "PASSWORD" in k], f"{name}: a password in its environment"
 
 
 def test_triton_is_published_with_the_clients_admin_apis_restricted_to_the_gatekeepers_key():
@@ -108,7 +110,9 @@ def test_triton_is_published_with_the_clients_admin_apis_restricted_to_the_gatek
     holders = {name: svc["secrets"] for name, svc in compose["services"].items()
                if "triton_admin_key" in str(svc.get("secrets")) or "TRITON_ADMIN_KEY" in str(svc.get("environment"))}
     assert holders == {"triton": ["triton_admin_key", "triton_tls_cert", "triton_tls_key"],
-                       "gatekeeper": [{"source": "triton_admin_key", "target": "EMBERWATCH_TRITON_ADMIN_KEY"}]}
+                       "gatekeeper": [{"source": "triton_admin_key", "target": "EMBERWATCH_TRITON_ADMIN_KEY"},
+                                      {"source": "mlflow_service_password",
+                                       "target": "EMBERWATCH_MLFLOW_TRACKING_PASSWORD"}]}
 
 
 def test_the_services_secrets_are_files_named_after_the_settings_they_fill():
@@ -121,19 +125,22 @@ def test_the_services_secrets_are_files_named_after_the_settings_they_fill():
     compose = yaml.safe_load((REPO / "compose.yaml").read_text())
     targets = {}
     for name, svc in compose["services"].items():
-        if svc.get("image") != "emberwatch:latest":
+        if svc.get("image") not in ("emberwatch:latest", "emberwatch-trainer-gpu:latest"):
             continue
         for secret in svc.get("secrets") or []:
             if isinstance(secret, dict) and str(secret.get("target", "")).startswith("EMBERWATCH_"):
                 assert secret["target"] in variables, f"{name}: {secret['target']} is no setting"
                 targets.setdefault(secret["source"], set()).add((name, secret["target"]))
         env = svc.get("environment") or {}
-        assert not [k for k in env if re.search(r"TOKEN|KEY|WEBHOOK|SECRET", k)], f"{name}: a secret in its environment"
+        assert not [k for k in env if re.search(r"TOKEN|KEY|WEBHOOK|SECRET|PASSWORD", k)], \
+            f"{name}: a secret in its environment"
     assert targets == {
         "mapbox_token": {("tiler", "EMBERWATCH_MAPBOX_TOKEN"), ("console", "EMBERWATCH_MAPBOX_TOKEN")},
         "discord_webhook_url": {("notifier", "EMBERWATCH_DISCORD_WEBHOOK_URL")},
         "console_operator_token": {("console", "EMBERWATCH_CONSOLE_OPERATOR_TOKEN")},
         "triton_admin_key": {("gatekeeper", "EMBERWATCH_TRITON_ADMIN_KEY")},
+        "mlflow_service_password": {(svc, "EMBERWATCH_MLFLOW_TRACKING_PASSWORD")
+                                    for svc in ("trainer", "gatekeeper", "notifier", "console")},
     }
 
 

@@ -50,7 +50,7 @@ GRPC_TLS = (r"--grpc-use-ssl=true\b", r"--grpc-server-cert=/run/secrets/\S+", r"
 
 # The secrets each service uses: environment keys (read by the service's settings or by the MLflow
 # client) and compose secrets (files under /run/secrets). Anything else it receives is a leak.
-MLFLOW_CLIENT = "MLFLOW_TRACKING_PASSWORD"  # MLflow's basic auth, as the mlflow client reads it
+MLFLOW_CLIENT = "mlflow_service_password"  # MLflow's basic auth (use_mlflow_credentials hands it to the client)
 SECRETS_USED: dict[str, set[str]] = {
     "ingestor": set(),
     "tiler": {"mapbox_token"},  # services/tiler/main.py: Mapbox imagery
@@ -67,7 +67,7 @@ SECRETS_USED: dict[str, set[str]] = {
     "s3-init": {"s3_access_key", "s3_secret_key"},
     "mlflow": {"postgres_password", "s3_access_key", "s3_secret_key", "mlflow_admin_password",
                "mlflow_flask_secret_key"},
-    "mlflow-init": {"mlflow_admin_password", "MLFLOW_SERVICE_PASSWORD"},
+    "mlflow-init": {"mlflow_admin_password", "mlflow_service_password"},
     "grafana": {"grafana_admin_password"},
     # its --http-restricted-api / --grpc-restricted-protocol flags; its gRPC certificate and key
     "triton": {"triton_admin_key", "triton_tls_cert", "triton_tls_key"},

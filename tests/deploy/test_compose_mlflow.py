@@ -44,8 +44,9 @@ SECRETS = {  # one value per file, as secrets/README.md makes them (a trailing n
     "s3_secret_key": "9f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c",
     "mlflow_admin_password": "admin-pass-for-the-test",
     "mlflow_flask_secret_key": "csrf-key-for-the-test",
+    "mlflow_service_password": "service-pass-for-the-test",
 }
-SERVICE_PASSWORD = "service-pass-for-the-test"  # MLFLOW_SERVICE_PASSWORD
+SERVICE_PASSWORD = SECRETS["mlflow_service_password"]  # the services' MLflow user (mlflow-init makes it)
 MODEL = "compose-test-model"
 
 
@@ -191,8 +192,7 @@ def stack(tmp_path_factory, request):
         procs.append(server)
         wait_healthy(f"{url}/health", server, mlflow_log)  # compose's healthcheck
 
-        init = run_job("mlflow-init", [("http://mlflow:5000", url)], SECRETS_DIR=str(secrets),
-                       MLFLOW_SERVICE_PASSWORD=SERVICE_PASSWORD)
+        init = run_job("mlflow-init", [("http://mlflow:5000", url)], SECRETS_DIR=str(secrets))
         yield Stack(url=url, s3=s3, database=database, secrets=secrets, init_output=init.strip())
     finally:
         for proc in reversed(procs):
@@ -235,8 +235,7 @@ def test_only_the_compose_host_names_are_served(stack):
 
 def test_the_init_job_makes_the_services_user_idempotently_and_no_admin(stack):
     assert stack.init_output == "MLflow user emberwatch: created"
-    again = run_job("mlflow-init", [("http://mlflow:5000", stack.url)], SECRETS_DIR=str(stack.secrets),
-                    MLFLOW_SERVICE_PASSWORD=SERVICE_PASSWORD)
+    again = run_job("mlflow-init", [("http://mlflow:5000", stack.url)], SECRETS_DIR=str(stack.secrets))
     assert again.strip() == "MLflow user emberwatch: password set"
     search = f"{stack.url}/api/2.0/mlflow/experiments/search"
     assert httpx.post(search, json={"max_results": 1}, auth=("emberwatch", SERVICE_PASSWORD),
@@ -284,12 +283,31 @@ def test_the_services_publish_alias_and_load_a_candidate_through_postgresql_and_
     from services.trainer.registry import MlflowPublisher
     from services.trainer.settings import TrainerSettings
 
-    # As compose's services run: signed in as mlflow-init's user (x-mlflow-client-env), no S3 keys.
+    # As compose's services run: signed in as mlflow-init's user, no S3 keys. The user name is in
+    # their environment (x-mlflow-client-env), the password a compose secret mounted where their
+    # settings read it; run_service hands both to the MLflow client inside the process.
     for var in [k for k in os.environ if k.startswith(("AWS_", "MLFLOW_"))]:
         monkeypatch.delenv(var)
-    client_env = compose()["x-mlflow-client-env"]
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", client_env["MLFLOW_TRACKING_USERNAME"])
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SERVICE_PASSWORD)
+    for var in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):  # gone again after the test
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
+    for var, value in compose()["x-mlflow-client-env"].items():
+        monkeypatch.setenv(var, value)
+    mounted = tmp_path / "run-secrets"
+    mounted.mkdir(mode=0o700)
+    for svc in ("trainer", "gatekeeper", "notifier", "console"):
+        secret = next(s for s in compose()["services"][svc]["secrets"]
+                      if isinstance(s, dict) and s["source"] == "mlflow_service_password")
+        assert secret["target"] == "EMBERWATCH_MLFLOW_TRACKING_PASSWORD", svc
+    (mounted / "EMBERWATCH_MLFLOW_TRACKING_PASSWORD").write_text(SERVICE_PASSWORD + "\n")
+    monkeypatch.setenv("EMBERWATCH_SECRETS_DIR", str(mounted))
+    from emberwatch.common.config import Settings
+    from emberwatch.common.model_registry import use_mlflow_credentials
+
+    service_settings = Settings()
+    assert SERVICE_PASSWORD not in repr(service_settings)
+    use_mlflow_credentials(service_settings.mlflow_tracking_username, service_settings.mlflow_tracking_password)
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "emberwatch"
     # What the publisher sets process-wide (the client's retries and timeout; the active experiment,
     # which mlflow.set_experiment also exports), absent during the test and again after it.
     for var in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
