@@ -26,7 +26,7 @@ def models(limit: int = typer.Option(10, help="How many recent versions to list.
     from emberwatch.operations.show_models import latest_decisions, registry_versions, triton_view
 
     settings = MLSettings()
-    use_mlflow_credentials(settings.mlflow_tracking_username, settings.mlflow_tracking_password)
+    use_mlflow_credentials(settings)
     try:
         rows = registry_versions(settings.mlflow_tracking_uri, settings.model_name, limit)
     except Exception as exc:  # noqa: BLE001 - MLflow raises many types when unreachable

@@ -235,7 +235,8 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level for structured logs on stderr.")
     log_format: str = Field("json", description="json (structured) or console.")
 
-    @field_validator("tile_store_url", "s3_endpoint_url", "s3_region", "secrets_dir", mode="before")
+    @field_validator("tile_store_url", "s3_endpoint_url", "s3_region", "secrets_dir", "triton_grpc_tls_ca",
+                     "triton_grpc_tls_cert", "triton_grpc_tls_key", mode="before")
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:
         """An empty variable (as an optional Kubernetes Secret key can leave) means unset."""
@@ -255,11 +256,6 @@ class Settings(BaseSettings):
             raise ValueError("EMBERWATCH_TILE_STORE_URL: the prefix may hold only letters, digits and "
                              f"._-/ (it becomes part of every tile's URI), got {parsed.path!r}")
         return value
-
-    @field_validator("triton_grpc_tls_ca", "triton_grpc_tls_cert", "triton_grpc_tls_key", mode="before")
-    @classmethod
-    def _empty_path_means_unset(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _tls_certificate_with_its_key(self) -> Settings:

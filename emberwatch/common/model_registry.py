@@ -4,20 +4,22 @@ aliases. Only the gatekeeper moves the aliases; the others read them."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import SecretStr
+if TYPE_CHECKING:
+    from emberwatch.common.config import Settings
 
 CHAMPION = "champion"  # the version Triton serves to users
 CHALLENGER = "challenger"  # the version in shadow beside it
 
 
-def use_mlflow_credentials(username: str | None, password: SecretStr | None) -> None:
-    """Sign this process's MLflow client in as ``username``. The client reads its basic-auth
-    credentials only from MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or ~/.mlflow/credentials),
-    so they are set here, in this process's environment alone: the password comes from the settings
-    (a secrets file, EMBERWATCH_MLFLOW_TRACKING_PASSWORD), never from the container's environment.
-    Unset values change nothing."""
+def use_mlflow_credentials(settings: Settings) -> None:
+    """Sign this process's MLflow client in as ``settings.mlflow_tracking_username``. The client reads
+    its basic-auth credentials only from MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or
+    ~/.mlflow/credentials), so they are set here, in this process's environment alone: the password
+    comes from the settings (a secrets file, EMBERWATCH_MLFLOW_TRACKING_PASSWORD), never from the
+    container's environment. Unset or empty values change nothing."""
+    username, password = settings.mlflow_tracking_username, settings.mlflow_tracking_password
     if username:
         os.environ["MLFLOW_TRACKING_USERNAME"] = username
     if password is not None and password.get_secret_value():

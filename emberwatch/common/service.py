@@ -36,7 +36,7 @@ def run_service(name: str, build_app: Callable[[Settings], FastStream], *, singl
     """
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    use_mlflow_credentials(settings.mlflow_tracking_username, settings.mlflow_tracking_password)
+    use_mlflow_credentials(settings)
     wanted = settings.service_metrics_port(name)
     try:
         port, _ = serve_metrics(settings.metrics_host, wanted)

@@ -46,8 +46,8 @@ def grpc_client(url: str, *, tls: bool = False, ca: Path | None = None):
     server's certificate verified against ``ca`` (else the system's roots)."""
     import tritonclient.grpc as grpcclient
 
-    secure = tls or ca is not None
-    return grpcclient.InferenceServerClient(url=url, ssl=secure, root_certificates=str(ca) if secure and ca else None)
+    return grpcclient.InferenceServerClient(url=url, ssl=tls or ca is not None,
+                                            root_certificates=str(ca) if ca is not None else None)
 
 
 EXPECTED_INPUTS = {"IMAGE_BYTES": "BYTES", "IMAGES": "FP32"}

@@ -419,7 +419,7 @@ def main() -> None:
     """``emberwatch console`` (also ``emberwatch run console``): settings from the environment."""
     settings = narrow(get_settings(), ConsoleSettings)
     configure_logging(settings.log_level, settings.log_format)
-    use_mlflow_credentials(settings.mlflow_tracking_username, settings.mlflow_tracking_password)
+    use_mlflow_credentials(settings)
     # a plot request must not hang a page for minutes on MLflow's default retries
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")

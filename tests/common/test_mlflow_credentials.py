@@ -27,7 +27,7 @@ def test_the_settings_password_file_signs_the_client_in(tmp_path, monkeypatch):
     monkeypatch.setenv("EMBERWATCH_MLFLOW_TRACKING_USERNAME", "emberwatch")
     settings = Settings()
     assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.model_dump())
-    use_mlflow_credentials(settings.mlflow_tracking_username, settings.mlflow_tracking_password)
+    use_mlflow_credentials(settings)
     assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == \
         ("emberwatch", "s3cret-of-the-service")
 
@@ -36,6 +36,6 @@ def test_unset_or_empty_values_leave_the_clients_own_variables(monkeypatch):
     _clear(monkeypatch)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "someone")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "theirs")
-    use_mlflow_credentials(None, None)
-    use_mlflow_credentials("", SecretStr(""))
+    use_mlflow_credentials(Settings(mlflow_tracking_username=None, mlflow_tracking_password=None))
+    use_mlflow_credentials(Settings(mlflow_tracking_username="", mlflow_tracking_password=SecretStr("")))
     assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == ("someone", "theirs")

@@ -306,7 +306,7 @@ def test_the_services_publish_alias_and_load_a_candidate_through_postgresql_and_
 
     service_settings = Settings()
     assert SERVICE_PASSWORD not in repr(service_settings)
-    use_mlflow_credentials(service_settings.mlflow_tracking_username, service_settings.mlflow_tracking_password)
+    use_mlflow_credentials(service_settings)
     assert os.environ["MLFLOW_TRACKING_USERNAME"] == "emberwatch"
     # What the publisher sets process-wide (the client's retries and timeout; the active experiment,
     # which mlflow.set_experiment also exports), absent during the test and again after it.
