@@ -6,55 +6,142 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-# (pattern, replacement, anchor): every match of the pattern contains its anchor as it is, whatever
-# the case of the rest (``may_hold_secret`` looks for the anchors first; tests/messaging/
-# test_redaction.py checks that it misses nothing ``redact`` changes).
-_SECRET_PATTERNS = [
-    # Discord webhook tokens, Mapbox tokens (pk./sk.), access_token query parameters.
-    (re.compile(r"(/api/(?:v\d+/)?webhooks/\d+/)[A-Za-z0-9_\-\.]+"), r"\1***", "webhooks/"),
-    (re.compile(r"\b(pk|sk|tk)\.[A-Za-z0-9_\-\.]{8,}"), r"\1.***", "k."),
-    (re.compile(r"(access_token=)[^&\s\"']+"), r"\1***", "="),
-    (re.compile(r"(password=)[^&\s\"']+", re.I), r"\1***", "="),
-    # AWS-style access key ids (the S3 tile store) and the key id in a signed request's Authorization.
-    (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"), r"\1***", "IA"),
-    (re.compile(r"(Credential=)[^/,\s\"']+"), r"\1***", "="),
-]
-_ANCHORS = tuple(dict.fromkeys(anchor.encode() for _, _, anchor in _SECRET_PATTERNS))
+
+@dataclass(frozen=True)
+class SecretShape:
+    """One shape of secret that ``redact`` masks.
+
+    ``anchors``: lowercase ASCII strings, one of which is in every match of ``pattern`` once its
+    ASCII letters are lowercased, and stays there when the text is JSON-encoded (no quote, backslash or
+    control character). ``hint``: written for that lowercased text (case-sensitive, so a literal
+    start is searched fast), it matches wherever ``pattern`` does, in the text and in the text
+    JSON-encoded (``\\"``, ``\\t``, a letter before a value's first character as in ``"\\npk.x"``); it
+    may match more. ``redact`` tries ``pattern`` only where an anchor is; ``may_hold_secret`` tries
+    ``hint`` only where an anchor is."""
+
+    name: str
+    pattern: re.Pattern[str]
+    repl: str | Callable[[re.Match[str]], str]
+    anchors: tuple[str, ...]
+    hint: re.Pattern[str]
+
+
+def _shape(name: str, pattern: str, repl: str | Callable[[re.Match[str]], str], anchors: tuple[str, ...],
+           hint: str, *, ignore_case: bool = False) -> SecretShape:
+    # Case-insensitive shapes are ASCII-only: a lowercased anchor then finds every match (re.I alone
+    # would let "ſ" match "s", which no lowercased text holds as "s").
+    flags = re.IGNORECASE | re.ASCII if ignore_case else 0
+    return SecretShape(name, re.compile(pattern, flags), repl, anchors, re.compile(hint))
+
+
+def _mask_value(match: re.Match[str]) -> str:
+    """A secret field's name and separator as they were, its value masked (its quotes kept)."""
+    value = match[2]
+    quote = value[0] if value[:1] in ("'", '"') else ""
+    return f"{match[1]}{quote}***{quote}"
+
+
+# The separator after a field's name in JSON, YAML, a header, key=value or a Python repr; JSON-encoded,
+# a quote is escaped (\") and a tab is \t. A value: quoted (up to its closing quote) or a bare word.
+_SEP = r"""["']?[ \t]*[:=][ \t]*"""
+_SEP_HINT = r"""\\?["']?(?:[ \t]|\\t)*[:=]"""
+_VALUE = r"""("[^"\r\n]*"|'[^'\r\n]*'|[^\s"'&,;})\]]+)"""
+# Names that say a field holds a secret, with any prefix: password, passwd, secret, token
+# (discord_bot_token, EMBERWATCH_MLFLOW_TRACKING_PASSWORD, client_secret) and api/access/admin/private/
+# secret keys (aws_secret_access_key, emberwatch-admin-key: Triton's admin-key header).
+_SECRET_WORD = r"(?:password|passwd|secret|token)"
+_KEY_KINDS = ("api", "access", "admin", "private", "secret")
+_SECRET_KEY = rf"(?:{'|'.join(_KEY_KINDS)})[ _-]?key"
+# "key" first, then a look behind at the kind: a literal start, fast to search for.
+_SECRET_KEY_HINT = "key(?:" + "|".join(f"(?<={kind}{sep}key)" for kind in _KEY_KINDS
+                                       for sep in ("", " ", "_", "-")) + ")"
+_TOKEN_CHARS = "A-Za-z0-9_-"
+
+SECRET_SHAPES = (
+    _shape("discord webhook", r"(/api/(?:v\d+/)?webhooks/\d+/)[A-Za-z0-9_\-\.]+", r"\1***", ("webhooks/",),
+           hint=r"/api/(?:v\d+/)?webhooks/\d+/[a-z0-9_\-\.]"),
+    _shape("mapbox token", r"\b(pk|sk|tk)\.[A-Za-z0-9_\-\.]{8,}", r"\1.***", ("k.",),
+           hint=r"[pst]k\.[a-z0-9_\-\.]{8}"),
+    # base64url(user id) . timestamp . HMAC: MTA4NzY1NDMyMTA5ODc2NTQzMg.GaBcDe.<27 or more>.
+    # The hint starts with its literal "." and looks behind for the first part.
+    _shape("discord bot token",
+           rf"(?<![{_TOKEN_CHARS}])[{_TOKEN_CHARS}]{{23,28}}\.[{_TOKEN_CHARS}]{{6,7}}\.[{_TOKEN_CHARS}]{{27,}}",
+           "***", (".",), hint=r"\.(?<=[a-z0-9_-]{23}\.)[a-z0-9_-]{6,7}\.[a-z0-9_-]{27}"),
+    # user:password@host in a URL of any scheme (postgresql://, https://, amqp://, s3://): the password.
+    _shape("url password", r"""(://[^\s/@:"'<>]*):[^\s/@"'<>]+@""", r"\1:***@", ("@",),
+           hint=r"""://[^\s/@:"'<>]*:[^\s/@"'<>]+@"""),
+    # Authorization headers (the whole value, any scheme) and bearer tokens wherever they are.
+    _shape("authorization header", rf"""(authorization{_SEP})("[^"\r\n]*"|'[^'\r\n]*'|[^\r\n"']+)""",
+           _mask_value, ("authorization",),
+           hint=rf"authorization{_SEP_HINT}", ignore_case=True),
+    _shape("bearer token", r"\b(bearer[ \t]+)[A-Za-z0-9\-._~+/]+=*", r"\1***", ("bearer",),
+           hint=r"bearer(?:[ \t]|\\t)+[a-z0-9\-._~+/]", ignore_case=True),
+    # An AWS/S3 secret access key: 40 base64 characters a few characters after its label, whatever
+    # separates them ("Secret Access Key  wJalr...", "aws_secret_access_key = wJalr...").
+    _shape("aws secret access key",
+           r"(secret[ _-]?(?:access[ _-]?)?key[^A-Za-z0-9/+\r\n]{1,8})[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])",
+           r"\1***", ("secret",), hint=r"secret[ _-]?(?:access[ _-]?)?key", ignore_case=True),
+    # A secret-named field's value: "password": "...", token=..., api_key: ..., emberwatch-admin-key: ...
+    _shape("secret field", rf"({_SECRET_WORD}{_SEP}){_VALUE}", _mask_value, ("pass", "secret", "token"),
+           hint=rf"{_SECRET_WORD}{_SEP_HINT}", ignore_case=True),
+    _shape("secret key field", rf"({_SECRET_KEY}{_SEP}){_VALUE}", _mask_value, ("key",),
+           hint=rf"{_SECRET_KEY_HINT}{_SEP_HINT}", ignore_case=True),
+    # AWS access key ids (the S3 tile store) and the key id in a signed request's Authorization.
+    _shape("aws access key id", r"\b(AKIA|ASIA)[A-Z0-9]{16}\b", r"\1***", ("akia", "asia"),
+           hint=r"(?:akia|asia)[a-z0-9]{16}"),
+    _shape("aws credential", r"(Credential=)[^/,\s\"']+", r"\1***", ("credential=",),
+           hint=r"credential=[^/,\s\"']"),
+)
+# Each anchor with its shape, flat (a shape's anchors next to each other): one loop of substring
+# searches finds the shapes to try.
+_ANCHORS = tuple((anchor, anchor.encode(), shape) for shape in SECRET_SHAPES for anchor in shape.anchors)
+# Whether a dict key names a secret: redact_value masks its value.
+_SECRET_NAME = re.compile(rf"(?:{_SECRET_WORD}|{_SECRET_KEY})$", re.IGNORECASE | re.ASCII)
 
 
 def redact(text: str) -> str:
-    """Remove anything that looks like a secret from ``text``."""
-    for pattern, repl, _ in _SECRET_PATTERNS:
-        text = pattern.sub(repl, text)
+    """Remove anything that looks like a secret from ``text`` (each of ``SECRET_SHAPES``)."""
+    # The anchors and hints are lowercase ASCII; str.lower() lowercases ASCII letters as they expect
+    # (what it does to other characters only adds false alarms, which ``pattern`` then dismisses).
+    lowered = text.lower()
+    done = None
+    for anchor, _, shape in _ANCHORS:
+        if shape is not done and anchor in lowered:
+            if shape.hint.search(lowered):
+                text = shape.pattern.sub(shape.repl, text)
+            done = shape
     return text
-
-
-# One scan that finds whatever ``redact`` would change, in a text or in the JSON that holds it: the
-# patterns without their word boundaries (JSON escapes put a letter before a value's first character,
-# e.g. "\npk.x"), the others unchanged (the characters they match are never escaped in JSON, and an
-# escaped one still matches their negated classes).
-_SECRET_HINT = re.compile("|".join(
-    f"(?i:{p.pattern.replace(chr(92) + 'b', '')})" if p.flags & re.IGNORECASE else
-    f"(?:{p.pattern.replace(chr(92) + 'b', '')})" for p, _, _ in _SECRET_PATTERNS))
 
 
 def may_hold_secret(data: bytes) -> bool:
     """False when ``redact`` would change nothing in the UTF-8 text ``data``, nor in any string it
-    holds JSON-encoded (True may be a false alarm). Cheap: a few substring searches for the patterns'
-    anchors (every match holds one), then, only where one is, one regex scan."""
-    if not any(anchor in data for anchor in _ANCHORS):
-        return False
-    return _SECRET_HINT.search(data.decode()) is not None
+    holds JSON-encoded, nor find a value under a secret-named key to mask (True may be a false alarm).
+    Cheap: a few substring searches for the shapes' anchors (every match holds one), then, only for
+    the shapes whose anchor is there, one search for a literal start each."""
+    lowered = data.lower()  # ASCII letters only, as the shapes' hints expect
+    text = done = None
+    for _, anchor, shape in _ANCHORS:
+        if shape is not done and anchor in lowered:
+            text = lowered.decode() if text is None else text
+            if shape.hint.search(text):
+                return True
+            done = shape
+    return False
 
 
 def redact_value(value: object) -> object:
-    """``value`` with every string in it redacted: dict keys and values, list and tuple items, nested."""
+    """``value`` with every string in it redacted: dict keys and values, list and tuple items, nested;
+    the value of a dict key that names a secret ("password", "api_key", ...) is masked whole."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {redact_value(k): redact_value(v) for k, v in value.items()}
+        return {redact_value(k): "***" if isinstance(k, str) and _SECRET_NAME.search(k)
+                and isinstance(v, (str, bytes, int, float)) and not isinstance(v, bool) else redact_value(v)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(redact_value(v) for v in value)
     return value
@@ -76,14 +163,16 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return redact(json.dumps(entry, default=str))
+        # Each value redacted before it is JSON-encoded (the patterns see the text, not its escapes);
+        # what JSON cannot hold is written as its redacted str.
+        return json.dumps(redact_value(entry), default=lambda obj: redact(str(obj)))
 
 
 class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        extras = {
+        extras = redact_value({
             k: v for k, v in vars(record).items() if k not in _RESERVED and not k.startswith("_")
-        }
+        })
         line = f"{record.levelname[0]} {record.name}: {record.getMessage()}"
         if extras:
             line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
