@@ -143,8 +143,15 @@ class Settings(BaseSettings):
         description="Where the tiler stores tiles. Unset (or empty): the local directory "
                     "EMBERWATCH_TILER_TILE_ROOT (file:// URIs, one host or a shared volume); "
                     "s3://bucket/prefix: an S3 bucket that every node reads (s3:// URIs). The readers "
-                    "follow the URI each tile was announced with.",
+                    "accept a tile's URI only inside this bucket and prefix or under the local root.",
     )
+    tiler_tile_root: Path | None = Field(
+        None, description="The local tile store's directory (tiles as <root>/<id[:2]>/<id>.<ext>): the tiler writes "
+                          "there when EMBERWATCH_TILE_STORE_URL is unset, and every reader (trainer, gatekeeper, "
+                          "console) accepts file:// tile URIs only under it; default <EMBERWATCH_STATE_DIR>/tiles.")
+    tile_max_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, description="Largest tile a reader accepts (bytes); a bigger one is refused "
+                                                "unread.")
     s3_endpoint_url: str | None = Field(
         None, description="S3 endpoint of the tile store, for S3-compatible servers (e.g. SeaweedFS's S3 "
                           "gateway, http://seaweedfs:8333 on compose.yaml's network); unset: AWS S3.")
@@ -280,6 +287,11 @@ class Settings(BaseSettings):
             if name not in self.model_fields_set:
                 object.__setattr__(self, name, value)
         return self
+
+    @property
+    def tile_root(self) -> Path:
+        """The local tile store's directory: EMBERWATCH_TILER_TILE_ROOT, else <state_dir>/tiles."""
+        return self.tiler_tile_root or (self.state_dir / "tiles")
 
     def service_metrics_port(self, service: str) -> int:
         """The /metrics port of ``service``: EMBERWATCH_METRICS_PORT when set, else its own default."""

@@ -1,21 +1,27 @@
-"""The tile store contract, one module for its writer (the tiler) and its readers (the trainer and
-the gatekeeper).
+"""The tile store contract, one module for its writer (the tiler) and its readers (the trainer, the
+gatekeeper and the console).
 
 Tiles are content-addressed: a tile's id is the sha256 of its image bytes and it is stored once under
 ``<id[:2]>/<id>.<ext>``, in one of two places chosen by ``EMBERWATCH_TILE_STORE_URL``
 (:func:`open_tile_store`):
 
-* empty: a local directory, ``<root>/<id[:2]>/<id>.<ext>``, announced in ``tiles.ready.v1`` as its
-  ``file://`` URI (:class:`TileStore`): one host, or a volume every reader mounts;
+* empty: a local directory (``EMBERWATCH_TILER_TILE_ROOT``, default ``<state>/tiles``),
+  ``<root>/<id[:2]>/<id>.<ext>``, announced in ``tiles.ready.v1`` as its ``file://`` URI
+  (:class:`TileStore`): one host, or a volume every reader mounts at the same path;
 * ``s3://<bucket>/<prefix>``: the object ``<prefix>/<id[:2]>/<id>.<ext>``, announced as
   ``s3://<bucket>/<key>`` (``emberwatch/common/tile_store_s3.py``): any node can read it.
 
 Either way a second put of the same bytes writes nothing, and a reader sees a whole tile or none
 (rename of a synced temp file; an S3 PUT is atomic).
 
-Readers follow the URI each tile was announced with, whatever the store is now: :func:`read_tile`
-accepts ``file://``, ``s3://`` and ``http(s)://``. Why a tile cannot be read is told by the error's
-type, so consumers classify without reading messages: ``TileMissing`` and ``UnsupportedTileUri``
+A URI comes from an event, so a reader trusts none of it. :func:`read_tile` (every reader's one way
+in) accepts a URI only if it is exactly where the configured store keeps that tile: the contract's
+shape (``emberwatch/contracts/tile_uri.py``), then ``file://<root>/<id[:2]>/<id>.<ext>`` under the
+local root (no symlink leaving it) or ``s3://<bucket>/<prefix>/<id[:2]>/<id>.<ext>`` of the configured
+bucket and prefix; no other scheme, host, bucket or path is ever opened or requested. It reads at most
+``EMBERWATCH_TILE_MAX_BYTES`` and returns the bytes only if their sha256 is the tile id. Why a tile
+cannot be read is told by the error's type, so consumers classify without reading messages:
+``TileMissing`` and ``TileRefused`` (with its ``reason``, counted in ``emberwatch_tiles_refused_total``)
 never get better (the message goes to the DLQ at once), ``TileUnreachable`` may (it is retried).
 """
 
@@ -23,16 +29,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Protocol
-from urllib.parse import unquote, urlparse
 
-import httpx
+from prometheus_client import Counter
 
 from emberwatch.common.atomic_files import atomic_write_bytes
 from emberwatch.common.config import Settings, get_settings
+from emberwatch.contracts.tile_uri import TILE_EXTENSIONS, TileUriRefused, parse_tile_uri
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +53,39 @@ class TileMissing(TileUnavailable):
     """The URI names a tile that does not exist (a missing file, HTTP 404/410, S3 NoSuchKey): permanent."""
 
 
-class UnsupportedTileUri(TileUnavailable, ValueError):
-    """The URI is not one the store hands out: permanent."""
+class TileRefused(TileUnavailable, ValueError):
+    """Not the store's tile: a URI outside the configured store, too many bytes, or bytes whose sha256
+    is not the tile id. Permanent; ``reason`` is a short label (the metric's)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class UnsupportedTileUri(TileRefused):
+    """The URI is not where the configured store keeps the tile: nothing was read."""
+
+
+class TileTooLarge(TileRefused):
+    """More bytes than ``EMBERWATCH_TILE_MAX_BYTES``: the rest was not read."""
+
+
+class TileHashMismatch(TileRefused):
+    """The bytes' sha256 is not the tile id: they are not the tile announced."""
 
 
 class TileUnreachable(TileUnavailable):
     """The store could not be reached or answered with an error: transient."""
 
 
-PERMANENT = (TileMissing, UnsupportedTileUri)
+PERMANENT = (TileMissing, TileRefused)
+
+TILES_REFUSED = Counter(
+    "emberwatch_tiles_refused_total",
+    "Tile reads refused, by reason: the URI's shape (scheme, host, query, encoding, traversal, name, length), "
+    "outside_store, symlink, not_a_file, too_large, hash_mismatch.",
+    ["reason"],
+)
 
 
 @dataclass(frozen=True)
@@ -91,6 +123,13 @@ class TileWriter(Protocol):
         ...
 
 
+def check_extension(ext: str) -> str:
+    """``ext`` if readers accept it (``TILE_EXTENSIONS``): a store never writes a tile they would refuse."""
+    if ext not in TILE_EXTENSIONS:
+        raise ValueError(f"tile extension {ext[:20]!r} is not one of {', '.join(sorted(TILE_EXTENSIONS))}")
+    return ext
+
+
 def parse_tile_name(name: str) -> tuple[str, str] | None:
     """``(tile_id, ext)`` of a file name ``put`` gives (``<sha256>.<ext>``), else None."""
     stem, dot, ext = name.partition(".")
@@ -110,6 +149,7 @@ class TileStore:
 
     def put(self, data: bytes, ext: str) -> StoredTile:
         """Store ``data`` under its sha256; a second put of the same bytes writes nothing."""
+        check_extension(ext)
         tile_id = hashlib.sha256(data).hexdigest()
         path = self.path_for(tile_id, ext)
         if path.exists():
@@ -151,61 +191,102 @@ def open_tile_store(settings: Settings, local_root: Path) -> TileWriter:
     return TileStore(local_root)
 
 
-def check_tile_uri(uri: str) -> str:
-    """The scheme of a URI the readers accept; ``UnsupportedTileUri`` otherwise."""
-    parsed = urlparse(uri)
+@dataclass(frozen=True)
+class TileLocation:
+    """Where the configured store keeps a tile: a local file, or an object of the S3 store."""
+
+    tile_id: str
+    path: Path | None = None  # the local store
+    bucket: str | None = None  # the S3 store
+    key: str | None = None
+
+
+def _refuse(error: type[TileRefused], reason: str, message: str) -> TileRefused:
+    TILES_REFUSED.labels(reason).inc()
+    return error(reason, message)
+
+
+def locate_tile(uri: str, tile_id: str, settings: Settings | None = None) -> TileLocation:
+    """Where ``tile_id`` is, if ``uri`` is exactly its place in the configured store; else
+    ``UnsupportedTileUri`` (counted). Nothing is opened or requested: the check is on the text."""
+    settings = settings or get_settings()
+    try:
+        parsed = parse_tile_uri(uri, tile_id)
+    except TileUriRefused as exc:
+        raise _refuse(UnsupportedTileUri, exc.reason, str(exc)) from None
+    shown = repr(uri[:200])
     if parsed.scheme == "file":
-        if parsed.netloc not in ("", "localhost"):
-            raise UnsupportedTileUri(f"tile uri must be a local file, got host {parsed.netloc!r}: {uri}")
-        return "file"
-    if parsed.scheme == "s3":
-        if not parsed.netloc or parsed.path in ("", "/"):
-            raise UnsupportedTileUri(f"tile uri must name a bucket and a key: {uri}")
-        return "s3"
-    if parsed.scheme in ("http", "https"):
-        return parsed.scheme
-    raise UnsupportedTileUri(f"unsupported tile uri scheme {parsed.scheme or '(none)'!r}: {uri}")
+        path = TileStore(settings.tile_root).path_for(tile_id, parsed.ext)
+        if uri != path.as_uri():
+            raise _refuse(UnsupportedTileUri, "outside_store",
+                          f"tile uri {shown} is not under the tile store's root {path.parents[1]}")
+        return TileLocation(tile_id, path=path)
+    if settings.tile_store_url is None:
+        raise _refuse(UnsupportedTileUri, "outside_store", f"tile uri {shown}: no S3 tile store is configured")
+    from emberwatch.common.tile_store_s3 import key_for, split_s3_uri
+
+    bucket, prefix = split_s3_uri(settings.tile_store_url)
+    key = key_for(prefix, tile_id, parsed.ext)
+    if uri != f"s3://{bucket}/{key}":
+        raise _refuse(UnsupportedTileUri, "outside_store",
+                      f"tile uri {shown} is not in the tile store's bucket and prefix s3://{bucket}/{prefix}")
+    return TileLocation(tile_id, bucket=bucket, key=key)
 
 
-def tile_path(uri: str) -> Path:
-    """The local path of a ``file://`` tile URI."""
-    if check_tile_uri(uri) != "file":
-        raise UnsupportedTileUri(f"not a local tile: {uri}")
-    return Path(unquote(urlparse(uri).path))
+def check_tile_uri(uri: str, tile_id: str, settings: Settings | None = None) -> str:
+    """The scheme (``file`` or ``s3``) of a URI the readers would accept for ``tile_id``;
+    ``UnsupportedTileUri`` otherwise (for consumers that refuse an event before storing it)."""
+    return "file" if locate_tile(uri, tile_id, settings).path is not None else "s3"
 
 
-def read_tile(uri: str, *, timeout_s: float = 30.0, settings: Settings | None = None) -> bytes:
-    """A tile's bytes by its URI. ``settings`` give the S3 endpoint and credentials (default: the
-    process's own, from the environment); safe to call from many threads at once."""
-    scheme = check_tile_uri(uri)
-    if scheme == "file":
-        return _read_file(uri)
-    if scheme == "s3":
+def read_tile(uri: str, tile_id: str, *, timeout_s: float = 30.0, settings: Settings | None = None) -> bytes:
+    """The bytes of tile ``tile_id`` announced at ``uri``: only from the configured store, at most
+    ``EMBERWATCH_TILE_MAX_BYTES``, and only if their sha256 is ``tile_id`` (``TileRefused`` otherwise,
+    counted). ``settings`` give the store (default: the process's own, from the environment); safe to
+    call from many threads at once."""
+    settings = settings or get_settings()
+    where = locate_tile(uri, tile_id, settings)
+    limit = settings.tile_max_bytes
+    if where.path is not None:
+        data = _read_file(where.path, Path(settings.tile_root), uri, limit)
+    else:
         # Imported here: boto3 costs a noticeable import time in processes that never see s3://.
         from emberwatch.common.tile_store_s3 import S3Connection, read_s3_tile
 
-        connection = S3Connection.from_settings(settings or get_settings(), read_timeout_s=timeout_s)
-        return read_s3_tile(uri, connection)
-    return _read_http(uri, timeout_s)
+        connection = S3Connection.from_settings(settings, read_timeout_s=timeout_s)
+        data = read_s3_tile(where.bucket or "", where.key or "", connection, max_bytes=limit)
+    if data is None:
+        raise _refuse(TileTooLarge, "too_large", f"tile {uri[:200]!r} is larger than {limit} bytes: not read")
+    if hashlib.sha256(data).hexdigest() != tile_id:
+        raise _refuse(TileHashMismatch, "hash_mismatch",
+                      f"tile {uri[:200]!r}: the bytes' sha256 is not the tile id {tile_id}")
+    return data
 
 
-def _read_file(uri: str) -> bytes:
-    path = tile_path(uri)
+def _read_file(path: Path, root: Path, uri: str, limit: int) -> bytes | None:
+    """The file's bytes (None: more than ``limit``). Refused when a symlink on the way leads out of the
+    root, or the file is a symlink or no regular file; opened without following a last symlink."""
+    root = root.resolve()
+    if Path(os.path.realpath(path)) != root / path.parent.name / path.name:
+        raise _refuse(UnsupportedTileUri, "symlink", f"tile {uri[:200]!r} leads out of the tile store (symlink)")
     try:
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError as exc:
         raise TileMissing(f"tile {uri} does not exist: No such file") from exc
     except OSError as exc:
+        if os.path.islink(path):  # ELOOP: a symlink appeared after the check
+            raise _refuse(UnsupportedTileUri, "symlink", f"tile {uri[:200]!r} is a symlink") from None
         raise TileUnreachable(f"cannot read tile {uri}: {type(exc).__name__}: {exc}") from exc
-
-
-def _read_http(uri: str, timeout_s: float) -> bytes:
     try:
-        response = httpx.get(uri, timeout=timeout_s, follow_redirects=True)
-    except httpx.HTTPError as exc:
-        raise TileUnreachable(f"cannot fetch tile {uri}: {type(exc).__name__}: {exc}") from exc
-    if response.status_code in (404, 410):
-        raise TileMissing(f"tile {uri} does not exist (HTTP {response.status_code})")
-    if response.is_error:
-        raise TileUnreachable(f"cannot fetch tile {uri}: HTTP {response.status_code}")
-    return response.content
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _refuse(UnsupportedTileUri, "not_a_file", f"tile {uri[:200]!r} is not a regular file")
+        if info.st_size > limit:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise TileUnreachable(f"cannot read tile {uri}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        os.close(fd)
+    return data if len(data) <= limit else None

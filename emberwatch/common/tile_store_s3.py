@@ -42,7 +42,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import SecretStr
 
 from emberwatch.common.config import Settings
-from emberwatch.common.tile_store import StoredObject, StoredTile, TileMissing, TileUnreachable, parse_tile_name
+from emberwatch.common.tile_store import (
+    StoredObject,
+    StoredTile,
+    TileMissing,
+    TileUnreachable,
+    check_extension,
+    parse_tile_name,
+)
 
 MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound", "404"})
 MAX_POOL_CONNECTIONS = 32  # the tiler's concurrent puts and the gatekeeper's threads share one client
@@ -112,6 +119,13 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.strip("/")
 
 
+def key_for(prefix: str, tile_id: str, ext: str) -> str:
+    """The object key of a tile in the store with ``prefix``: ``<prefix>/<id[:2]>/<id>.<ext>``."""
+    name = f"{tile_id[:2]}/{tile_id}.{ext}"
+    prefix = prefix.strip("/")
+    return f"{prefix}/{name}" if prefix else name
+
+
 def _error(exc: ClientError) -> tuple[str, int]:
     """(error code, HTTP status) of an S3 error answer."""
     code = str(exc.response.get("Error", {}).get("Code", "unknown"))
@@ -144,11 +158,11 @@ class S3TileStore:
         self.connection = connection
 
     def key_for(self, tile_id: str, ext: str) -> str:
-        name = f"{tile_id[:2]}/{tile_id}.{ext}"
-        return f"{self.prefix}/{name}" if self.prefix else name
+        return key_for(self.prefix, tile_id, ext)
 
     def put(self, data: bytes, ext: str) -> StoredTile:
         """Store ``data`` under its sha256; a second put of the same bytes writes nothing."""
+        check_extension(ext)
         tile_id = hashlib.sha256(data).hexdigest()
         key = self.key_for(tile_id, ext)
         uri = f"s3://{self.bucket}/{key}"
@@ -201,12 +215,17 @@ class S3TileStore:
         return True
 
 
-def read_s3_tile(uri: str, connection: S3Connection) -> bytes:
-    """A tile's bytes from ``s3://bucket/key``."""
-    bucket, key = split_s3_uri(uri)
+def read_s3_tile(bucket: str, key: str, connection: S3Connection, *, max_bytes: int) -> bytes | None:
+    """The bytes of object ``key`` of ``bucket`` (the caller has checked they are the store's); None
+    when the object is larger than ``max_bytes`` (the body is then not read)."""
+    uri = f"s3://{bucket}/{key}"
     with _classified("fetch", uri, connection, missing=True):
-        body = s3_client(connection).get_object(Bucket=bucket, Key=key)["Body"]
+        answer = s3_client(connection).get_object(Bucket=bucket, Key=key)
+        body = answer["Body"]
         try:
-            return body.read()  # botocore checks the length: a cut-off body raises, never returns short
+            if int(answer.get("ContentLength") or 0) > max_bytes:
+                return None
+            data = body.read(max_bytes + 1)  # botocore checks the length: a cut-off body raises
         finally:
             body.close()
+    return data if len(data) <= max_bytes else None

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from emberwatch.contracts.envelope import Envelope
+from emberwatch.contracts.tile_uri import parse_tile_uri
 from emberwatch.contracts.topics import Topic
 
 Label = Literal["wildfire", "nowildfire"]
@@ -60,7 +61,10 @@ class TileReady(Envelope):
     TOPIC: ClassVar[str] = Topic.TILES_READY
 
     tile_id: str = Field(description="sha256 of the image bytes.", pattern=r"^[0-9a-f]{64}$")
-    uri: str = Field(description="Where the image lives in the tile store.")
+    uri: str = Field(
+        description="Where the image lives in the tile store: file:///<root>/<id[:2]>/<id>.<ext> or "
+                    "s3://<bucket>/<prefix>/<id[:2]>/<id>.<ext> (emberwatch/contracts/tile_uri.py); "
+                    "readers accept it only inside their configured store.", max_length=2048)
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     zoom: int = Field(ge=0, le=22)
@@ -73,6 +77,12 @@ class TileReady(Envelope):
         None, description="When the fire was reported: the publish time (wall clock) of its `new` "
                           "FireObserved event. The fire-to-prediction latency counts from here. Absent "
                           "in older events.")
+
+    @model_validator(mode="after")
+    def _uri_names_this_tile(self) -> TileReady:
+        """The URI has a tile store's shape and names this tile (no ``..``, no host, no query)."""
+        parse_tile_uri(self.uri, self.tile_id)  # TileUriRefused is a ValueError: a validation error
+        return self
 
     def key(self) -> str:
         return self.tile_id
@@ -159,10 +169,13 @@ class ModelCandidate(Envelope):
     TYPE: ClassVar[str] = "models.candidates"
     TOPIC: ClassVar[str] = Topic.MODELS_CANDIDATES
 
-    model_name: str
-    version: str
-    run_id: str
-    artifact_uri: str
+    model_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+                            description="The registered model (letters, digits, . _ -).")
+    version: str = Field(pattern=r"^[0-9]{1,18}$", description="The registered version: digits only.")
+    run_id: str = Field(max_length=128, description="The MLflow run; must match MLflow's record of the version.")
+    artifact_uri: str = Field(
+        max_length=2048, description="runs:/<run_id>/triton; the gatekeeper checks it against MLflow's record "
+                                     "and downloads from MLflow's record, never from this field.")
     dataset_digest: str
     counts: dict[Split, SplitCounts]
     metrics: dict[str, float] = Field(description="Validation metrics, e.g. val_accuracy.")

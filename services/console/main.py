@@ -36,7 +36,7 @@ from emberwatch.common.config import get_settings, narrow
 from emberwatch.common.logging import configure_logging
 from emberwatch.common.model_registry import use_mlflow_credentials
 from emberwatch.common.telemetry import MESSAGES_CONSUMED, SERVICE_UP
-from emberwatch.common.tile_store import TileMissing, TileUnavailable, read_tile
+from emberwatch.common.tile_store import TileMissing, TileRefused, TileUnavailable, read_tile
 from emberwatch.contracts import FireObserved, ModelCandidate, ModelDecision, TileReady
 from emberwatch.contracts.envelope import Envelope
 from emberwatch.contracts.events import CommandKind, Label, LabelFeedback
@@ -60,6 +60,7 @@ ATTRIBUTION = "© Mapbox © OpenStreetMap © Maxar"
 _NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 _TILE_ID = re.compile(r"^[0-9a-f]{64}$")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+_NO_STORE = {"Cache-Control": "no-store"}  # an error about a tile is never cached
 
 CONSOLE_REQUESTS = Counter("emberwatch_console_writes_total",
                            "Console write requests, by kind (command, feedback, signin) and outcome.",
@@ -356,16 +357,23 @@ class Console:
         tile = self.view.tiles.get(tile_id) if _TILE_ID.match(tile_id) else None
         if tile is None:
             return PlainTextResponse(f"unknown tile id {tile_id[:80]!r}: no tiles.ready.v1 event announced it",
-                                     status_code=404)
+                                     status_code=404, headers=_NO_STORE)
         try:
-            data = await asyncio.to_thread(read_tile, tile.uri, settings=self.settings)
+            # only from the configured store, and only bytes whose sha256 is the tile id
+            data = await asyncio.to_thread(read_tile, tile.uri, tile_id, settings=self.settings)
         except TileMissing:
-            return PlainTextResponse(f"tile {tile_id} was announced but is not in the tile store", status_code=404)
+            return PlainTextResponse(f"tile {tile_id} was announced but is not in the tile store", status_code=404,
+                                     headers=_NO_STORE)
+        except TileRefused as exc:
+            log.warning("tile refused", extra={"tile_id": tile_id, "reason": exc.reason})
+            return PlainTextResponse(f"tile {tile_id} is not in the tile store", status_code=404, headers=_NO_STORE)
         except TileUnavailable as exc:
             log.warning("tile unreadable", extra={"tile_id": tile_id, "error": type(exc).__name__})
-            return PlainTextResponse(f"tile {tile_id} cannot be read from the tile store now", status_code=502)
+            return PlainTextResponse(f"tile {tile_id} cannot be read from the tile store now", status_code=502,
+                                     headers=_NO_STORE)
         media = "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else \
             "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "application/octet-stream"
+        # cacheable for good: these are the tile's own bytes (their sha256 is its id), never to change
         return Response(data, media_type=media, headers={"Cache-Control": "public, max-age=86400, immutable"})
 
     async def basemap(self, request: Request) -> Response:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from emberwatch.common.tile_store import TileMissing, TileUnavailable, read_tile
+from emberwatch.common.tile_store import TileMissing, TileRefused, TileUnavailable, read_tile
 from emberwatch.common.triton_client import Scores, Triton, TritonError
 from emberwatch.contracts import TileReady
 from services.console.settings import ConsoleSettings
@@ -124,9 +124,12 @@ class TilePredictions:
         images: list[tuple[TileReady, bytes]] = []
         for tile in batch:
             try:
-                images.append((tile, await asyncio.to_thread(read_tile, tile.uri, settings=self.settings)))
+                images.append((tile, await asyncio.to_thread(read_tile, tile.uri, tile.tile_id,
+                                                             settings=self.settings)))
             except TileMissing:
                 self._set_aside(tile, "announced but not in the tile store")
+            except TileRefused as exc:  # outside the store, too large, or not the tile's bytes
+                self._set_aside(tile, f"refused by the tile store's reader ({exc.reason})")
             except TileUnavailable as exc:  # the store is down: try again later, as for Triton
                 raise ConnectionError(f"the tile store cannot be read now ({type(exc).__name__})") from exc
         if not images:

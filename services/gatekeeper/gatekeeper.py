@@ -18,6 +18,7 @@ import numpy as np
 
 from emberwatch.common.atomic_files import atomic_write_text
 from emberwatch.common.model_registry import CHALLENGER, CHAMPION
+from emberwatch.common.safe_paths import child_path
 from emberwatch.common.tile_store import TileUnavailable, read_tile
 from emberwatch.common.triton_client import TritonError
 from emberwatch.contracts.events import (
@@ -202,15 +203,18 @@ class Gatekeeper:
         shadow = self.shadows.load()
         if shadow is not None and shadow.candidate_version == str(c.version):
             return self._evaluate(shadow)  # redelivered while in shadow: look at the gate again
+        # MLflow's record of the version, not the event, says where its artifacts are: an event it does
+        # not bear out (UntrustedCandidate: to the DLQ) supersedes nothing and touches no file
+        run_id = self.registry.verified_run(c.version, c.run_id, c.artifact_uri)
+        work = child_path(self.settings.gatekeeper_dir, "candidates", c.version)
         out = self._supersede(shadow, by=str(c.version)) if shadow is not None else []
 
         # 1. intake: the candidate's artifacts from MLflow (and what a person should know about it)
         warnings = candidate_warnings(c)
         if warnings:
             log.warning("candidate carries warnings", extra={"candidate": c.version, "warnings": warnings})
-        work = self.settings.gatekeeper_dir / "candidates" / str(c.version)
         shutil.rmtree(work, ignore_errors=True)
-        files = self.registry.download_candidate(c.run_id, c.artifact_uri, work)
+        files = self.registry.download_candidate(run_id, work)
         self.lineage.remember(str(c.version), files.lineage)
         champion = self.serving.champion()
 
@@ -298,7 +302,7 @@ class Gatekeeper:
                 continue  # a fire reported after the training lies near it: its label no longer holds
             try:
                 out.append((r["tile_id"], LABEL_INDEX[self.corrections.label(r["tile_id"], r["label"])],
-                            read_tile(r["uri"], timeout_s=self.settings.gatekeeper_tile_fetch_timeout_s,
+                            read_tile(r["uri"], r["tile_id"], timeout_s=self.settings.gatekeeper_tile_fetch_timeout_s,
                                       settings=self.settings)))
             except (KeyError, TileUnavailable) as exc:
                 log.warning("test tile skipped", extra={"tile": r.get("tile_id"), "error": str(exc)})
@@ -350,7 +354,7 @@ class Gatekeeper:
             if tile.tile_id in self.lineage.excluded(shadow.champion_version, shadow.candidate_version):
                 SHADOW_TILES.labels("trained_on").inc()  # a replayed or lagging training tile
                 return self._evaluate(shadow) if self._time_is_up(shadow) else []
-            data = read_tile(tile.uri, timeout_s=self.settings.gatekeeper_tile_fetch_timeout_s,
+            data = read_tile(tile.uri, tile.tile_id, timeout_s=self.settings.gatekeeper_tile_fetch_timeout_s,
                              settings=self.settings)
             # a restarting Triton is waited for (bounded), not an error: the pair must not be lost
             self.serving.wait_until_serving(self.settings.gatekeeper_triton_wait_s)
@@ -472,7 +476,7 @@ class Gatekeeper:
                      extra={"tile": tile.tile_id})
             return
         try:
-            data = read_tile(tile.uri, timeout_s=self.settings.gatekeeper_tile_fetch_timeout_s,
+            data = read_tile(tile.uri, tile.tile_id, timeout_s=self.settings.gatekeeper_tile_fetch_timeout_s,
                              settings=self.settings)
             wildfire = float(self.serving.triton.score_bytes([data], champion).wildfire(champion)[0])
         except (TileUnavailable, TritonError, OSError, KeyError) as exc:

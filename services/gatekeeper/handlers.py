@@ -19,7 +19,9 @@ import logging
 
 from faststream.kafka import KafkaBroker
 
+from emberwatch.common.safe_paths import UnsafePath
 from emberwatch.common.tile_store import PERMANENT as TILE_GONE
+from emberwatch.common.tile_store import check_tile_uri
 from emberwatch.contracts.events import (
     LabelFeedback,
     ModelCandidate,
@@ -33,6 +35,7 @@ from emberwatch.messaging.bulk_consumer import Received
 from emberwatch.messaging.consumer import PermanentError
 from services.gatekeeper.gatekeeper import SERVICE, Gatekeeper
 from services.gatekeeper.operator_commands import OperatorCommands
+from services.gatekeeper.registry import UntrustedCandidate
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +57,22 @@ class Handlers:
             self.gatekeeper.alerts.pop(0)
 
     async def on_candidate(self, candidate: ModelCandidate) -> None:
-        decisions = await asyncio.to_thread(self.gatekeeper.on_candidate, candidate)
+        try:
+            decisions = await asyncio.to_thread(self.gatekeeper.on_candidate, candidate)
+        except (UntrustedCandidate, UnsafePath) as exc:  # not MLflow's record, or a name leaving the state
+            raise PermanentError(f"candidate {candidate.model_name}:{candidate.version} refused: {exc}") from exc
         await self._publish(decisions)
 
+    def _check_tiles(self, tiles: list[TileReady]) -> None:
+        """Every tile's URI is its place in the configured store, before anything else is done with it."""
+        for tile in tiles:
+            try:
+                check_tile_uri(tile.uri, tile.tile_id, self.gatekeeper.settings)
+            except TILE_GONE as exc:
+                raise PermanentError(f"tile {tile.tile_id}: {exc}") from exc
+
     async def on_tile(self, tile: TileReady) -> None:
+        self._check_tiles([tile])
         try:
             decisions = await asyncio.to_thread(self.gatekeeper.on_tile, tile)
         except TILE_GONE as exc:  # a missing tile or a URI no reader accepts never gets better
@@ -65,6 +80,7 @@ class Handlers:
         await self._publish(decisions)
 
     async def on_tiles(self, batch: list[Received[TileReady]]) -> None:
+        self._check_tiles([r.event for r in batch])  # one refused: the per-tile pass sends it to the DLQ alone
         try:
             decisions = await asyncio.to_thread(self.gatekeeper.on_tiles, [r.event for r in batch])
         except TILE_GONE as exc:  # one tile of the batch: the per-tile pass sends it to the DLQ alone

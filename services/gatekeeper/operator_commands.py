@@ -28,6 +28,7 @@ from pathlib import Path
 from emberwatch.common.atomic_files import atomic_write_text
 from emberwatch.common.logging import redact
 from emberwatch.common.model_registry import CHAMPION
+from emberwatch.common.safe_paths import child_path
 from emberwatch.common.triton_client import TritonError
 from emberwatch.contracts.events import Evidence, ModelCommand, ModelDecision
 from services.gatekeeper.evidence import gate_evidence
@@ -164,9 +165,9 @@ class OperatorCommands:
         run_id = gk.registry.run_id_of(version)
         if run_id is None:
             raise Refused(f"{s.model_name} has no registered version {version}")
-        work = s.gatekeeper_dir / "manual" / version
+        work = child_path(s.gatekeeper_dir, "manual", version)  # never outside the gatekeeper's state
         shutil.rmtree(work, ignore_errors=True)
-        files = gk.registry.download_candidate(run_id, f"runs:/{run_id}/triton", work)
+        files = gk.registry.download_candidate(run_id, work)
         try:
             head_meta = json.loads((files.triton_dir / "head.json").read_text())
         except (OSError, ValueError) as exc:

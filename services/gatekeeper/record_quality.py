@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from emberwatch.common.atomic_files import atomic_write_text
+from emberwatch.common.safe_paths import child_path
 from services.gatekeeper.measure_drift import bin_counts, psi
 from services.gatekeeper.metrics import (
     LIVE_WINDOW,
@@ -60,13 +61,13 @@ class ModelQuality:
     def set_reference(self, version: str, wildfire: Iterable[float]) -> None:
         counts = bin_counts(wildfire)
         if sum(counts):
-            atomic_write_text(self.references / f"{version}.json", json.dumps({"bins": counts}))
+            atomic_write_text(child_path(self.references, f"{version}.json"), json.dumps({"bins": counts}))
             self._references[str(version)] = counts
 
     def reference(self, version: str) -> list[int] | None:
         version = str(version)
         if self._references.get(version) is None:
-            path = self.references / f"{version}.json"
+            path = child_path(self.references, f"{version}.json")
             self._references[version] = json.loads(path.read_text())["bins"] if path.is_file() else None
         return self._references[version]
 

@@ -1,4 +1,9 @@
-"""MLflow: the candidate's artifacts, the champion/challenger aliases, the evidence of each decision."""
+"""MLflow: the candidate's artifacts, the champion/challenger aliases, the evidence of each decision.
+
+A candidate's artifacts come from MLflow's own record of its version (``get_model_version``: its run),
+never from a URI in an event: ``verified_run`` checks the event's ``run_id`` and ``artifact_uri``
+against that record (``runs:/<run_id>/triton``, as the trainer announces it) and refuses a mismatch
+with ``UntrustedCandidate``; ``download_candidate`` then takes the run's ``triton`` folder by run id."""
 
 from __future__ import annotations
 
@@ -23,6 +28,13 @@ class CandidateFiles:
     lineage: Path | None = None  # lineage/tiles.json: every tile the run used, with its split
 
 
+class UntrustedCandidate(ValueError):
+    """A candidate event that MLflow's record of its version does not bear out: nothing is downloaded."""
+
+
+ARTIFACT_PATH = "triton"  # the folder of a run that holds the head Triton serves
+
+
 class Registry:
     def __init__(self, tracking_uri: str, model_name: str):
         self.tracking_uri = tracking_uri
@@ -30,10 +42,30 @@ class Registry:
         self.client = mlflow_client(tracking_uri)
 
     # --- artifacts ---------------------------------------------------------------------------
-    def download_candidate(self, run_id: str, artifact_uri: str, dst: Path) -> CandidateFiles:
+    def verified_run(self, version: str, run_id: str, artifact_uri: str) -> str:
+        """MLflow's run of ``version``, once the event's ``run_id`` and ``artifact_uri`` are found to be
+        MLflow's record of it; ``UntrustedCandidate`` otherwise (MLflow unreachable: its own error)."""
+        try:
+            mv = self.client.get_model_version(self.model_name, str(version))
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise UntrustedCandidate(f"{self.model_name} has no registered version {version!s:.20}") from None
+            raise
+        if not mv.run_id or run_id != mv.run_id:
+            raise UntrustedCandidate(f"the event's run_id {run_id[:64]!r} is not MLflow's run of version "
+                                     f"{version} ({mv.run_id})")
+        expected = f"runs:/{mv.run_id}/{ARTIFACT_PATH}"
+        if artifact_uri != expected:
+            raise UntrustedCandidate(f"the event's artifact_uri {artifact_uri[:200]!r} is not {expected}, "
+                                     f"MLflow's record of version {version}")
+        return str(mv.run_id)
+
+    def download_candidate(self, run_id: str, dst: Path) -> CandidateFiles:
+        """The artifacts of MLflow's run ``run_id`` (from ``verified_run`` or MLflow's own record)."""
         dst.mkdir(parents=True, exist_ok=True)
         triton = Path(mlflow.artifacts.download_artifacts(
-            artifact_uri=artifact_uri, dst_path=str(dst / "triton-dl"), tracking_uri=self.tracking_uri))
+            run_id=run_id, artifact_path=ARTIFACT_PATH, dst_path=str(dst / "triton-dl"),
+            tracking_uri=self.tracking_uri))
         known = Path(mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path="validation/known_images.npz", dst_path=str(dst),
             tracking_uri=self.tracking_uri))
@@ -65,7 +97,7 @@ class Registry:
         """The ``triton/`` folder of a registered version's run (for a rollback to an unloaded one)."""
         mv = self.client.get_model_version(self.model_name, str(version))
         return Path(mlflow.artifacts.download_artifacts(
-            run_id=mv.run_id, artifact_path="triton", dst_path=str(dst), tracking_uri=self.tracking_uri))
+            run_id=mv.run_id, artifact_path=ARTIFACT_PATH, dst_path=str(dst), tracking_uri=self.tracking_uri))
 
     def run_id_of(self, version: str) -> str | None:
         try:

@@ -13,11 +13,14 @@ once from MLflow) and held in memory while the version is compared.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from emberwatch.common.atomic_files import atomic_write_text
+from emberwatch.common.safe_paths import UnsafePath, child_path
 
 FITTED_SPLITS = ("train", "val")
+_VERSION = re.compile(r"[0-9]{1,18}")
 
 
 def fitted_tile_ids(lineage_rows: list[dict]) -> list[str]:
@@ -35,7 +38,7 @@ class TrainingLineage:
         """Store a candidate's fitted tiles from its downloaded ``lineage/tiles.json``."""
         rows = json.loads(lineage_file.read_text()) if lineage_file is not None and lineage_file.is_file() else []
         ids = fitted_tile_ids(rows)
-        atomic_write_text(self.root / f"{version}.json", json.dumps(ids))
+        atomic_write_text(self._path(version), json.dumps(ids))
         self._cache[str(version)] = frozenset(ids)
         return self._cache[str(version)]
 
@@ -44,7 +47,7 @@ class TrainingLineage:
         version = str(version)
         if version in self._cache:
             return self._cache[version]
-        path = self.root / f"{version}.json"
+        path = self._path(version)
         if path.is_file():
             self._cache[version] = frozenset(json.loads(path.read_text()))
             return self._cache[version]
@@ -54,6 +57,12 @@ class TrainingLineage:
         atomic_write_text(path, json.dumps(ids))
         self._cache[version] = frozenset(ids)
         return self._cache[version]
+
+    def _path(self, version: str) -> Path:
+        """``<root>/<version>.json``: a version is digits (``UnsafePath`` for anything that would leave the root)."""
+        if not _VERSION.fullmatch(str(version)):
+            raise UnsafePath(f"a model version is digits, got {str(version)[:40]!r}")
+        return child_path(self.root, f"{version}.json")
 
     def excluded(self, *versions: str) -> frozenset[str]:
         out: frozenset[str] = frozenset()

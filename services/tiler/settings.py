@@ -25,8 +25,6 @@ class TilerSettings(Settings):
     tiler_style: str = Field("mapbox/satellite-v9", description="Static Images API style (user/style).")
     tiler_tileset: str = Field("mapbox.satellite", description="Raster Tiles API tileset id.")
     tiler_raster_format: str = Field("jpg90", description="Raster tile format suffix (jpg90, png...).")
-    tiler_tile_root: Path | None = Field(
-        None, description="Tile store root; default <EMBERWATCH_STATE_DIR>/tiles.")
     tiler_token_file: Path | None = Field(
         None, description="Optional secrets file holding the Mapbox token (wins over the env var).")
 
@@ -98,10 +96,6 @@ class TilerSettings(Settings):
         "EMBERWATCH_TILER_ORPHAN_GRACE_S) from the tile store; 0 = never.")
     tiler_orphan_grace_s: float = Field(
         86400.0, gt=0, description="A tile never announced is kept this long after it was stored.")
-
-    @property
-    def tile_root(self) -> Path:
-        return self.tiler_tile_root or (self.state_dir / "tiles")
 
     @property
     def tiler_state(self) -> Path:

@@ -62,8 +62,8 @@ class TrainerHandlers:
 
     # --- consumers ---------------------------------------------------------------------------
     async def on_tile_ready(self, event: TileReady) -> None:
-        try:
-            check_tile_uri(event.uri)
+        try:  # a URI outside the configured store is refused before it is recorded
+            check_tile_uri(event.uri, event.tile_id, self.trainer.settings)
         except UnsupportedTileUri as exc:
             raise PermanentError(f"tile {event.tile_id}: {exc}") from exc
         topic, partition, offset = current_origin()
@@ -83,7 +83,7 @@ class TrainerHandlers:
         a time (``on_tile_ready``) so that only that tile goes to the DLQ."""
         for r in batch:
             try:
-                check_tile_uri(r.event.uri)
+                check_tile_uri(r.event.uri, r.event.tile_id, self.trainer.settings)
             except UnsupportedTileUri as exc:
                 raise PermanentError(f"tile {r.event.tile_id}: {exc}") from exc
         rows = [dict(tile_id=r.event.tile_id, label=r.event.label, split=r.event.split, uri=r.event.uri,

@@ -16,14 +16,14 @@ log = logging.getLogger(__name__)
 
 def read_images(records: list[TileRecord], image_size: int, settings: Settings | None = None,
                 ) -> tuple[list[TileRecord], np.ndarray, list[tuple[str, str]]]:
-    """Decode the records' images, each from its URI (``settings``: the S3 endpoint and credentials
-    for ``s3://`` tiles). Returns (readable records, uint8 images, [(tile id, why unreadable)])."""
+    """Decode the records' images, each from its URI, read only from the configured tile store and
+    checked against its tile id (``settings``: the store; default the process's own). Returns (readable records, uint8 images, [(tile id, why unreadable)])."""
     ok: list[TileRecord] = []
     images: list[np.ndarray] = []
     bad: list[tuple[str, str]] = []
     for r in records:
         try:
-            images.append(decode_image(read_tile(r.uri, settings=settings), image_size))
+            images.append(decode_image(read_tile(r.uri, r.tile_id, settings=settings), image_size))
             ok.append(r)
         except (TileUnavailable, UnreadableImage) as exc:
             bad.append((r.tile_id, f"{type(exc).__name__}: {exc}"))

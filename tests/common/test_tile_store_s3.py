@@ -37,6 +37,7 @@ from tests.support.moto_s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 
 pytestmark = pytest.mark.timeout(120)
 PNG = b"\x89PNG\r\n\x1a\n not really an image, but bytes with a sha256"
+ID = "ab" * 32  # a tile id no test stores
 
 
 def s3_settings(endpoint: str, **overrides) -> Settings:
@@ -108,10 +109,10 @@ def test_a_tile_put_in_a_bucket_is_read_back_by_its_uri_and_stored_once(s3_endpo
     assert first.created and not again.created
     assert first.tile_id == again.tile_id == tile_id and first.path is None
     assert first.uri == again.uri == f"s3://{bucket}/{key}"
-    assert check_tile_uri(first.uri) == "s3"
+    assert check_tile_uri(first.uri, first.tile_id, s) == "s3"
     assert keys_in(s3_endpoint, bucket) == [key]
     assert admin(s3_endpoint).head_object(Bucket=bucket, Key=key)["ContentType"] == "image/png"
-    assert read_tile(first.uri, settings=s) == PNG
+    assert read_tile(first.uri, first.tile_id, settings=s) == PNG
     assert not (tmp_path / "local").exists()  # nothing written locally
 
 
@@ -121,10 +122,10 @@ def test_readers_in_many_threads_share_one_client(s3_endpoint, bucket, tmp_path)
     assert all(t.uri.startswith(f"s3://{bucket}/{t.tile_id[:2]}/") for t in stored)  # no prefix
     results: dict[str, bytes] = {}
 
-    def read(uri: str) -> None:
-        results[uri] = read_tile(uri, settings=s)
+    def read(uri: str, tile_id: str) -> None:
+        results[uri] = read_tile(uri, tile_id, settings=s)
 
-    threads = [threading.Thread(target=read, args=(t.uri,)) for t in stored for _ in range(3)]
+    threads = [threading.Thread(target=read, args=(t.uri, t.tile_id)) for t in stored for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
@@ -154,21 +155,20 @@ def test_a_writer_that_loses_the_race_to_another_replica_writes_nothing(s3_endpo
         events.unregister("provide-client-params.s3.PutObject", unique_id="test-race")
     assert raced and not lost.created
     assert keys_in(s3_endpoint, bucket) == raced
-    assert read_tile(lost.uri, settings=s) == PNG
+    assert read_tile(lost.uri, lost.tile_id, settings=s) == PNG
 
 
 def test_a_missing_tile_is_permanent(s3_endpoint, bucket):
-    s = s3_settings(s3_endpoint)
-    for uri in (f"s3://{bucket}/tiles/ab/{'ab' * 32}.png", f"s3://no-such-bucket-{bucket}/x.png"):
+    for store in (f"s3://{bucket}/tiles", f"s3://no-such-bucket-{bucket}/tiles"):
         with pytest.raises(TileMissing) as caught:
-            read_tile(uri, settings=s)
+            read_tile(f"{store}/ab/{ID}.png", ID, settings=s3_settings(s3_endpoint, tile_store_url=store))
         assert isinstance(caught.value, PERMANENT)
 
 
 def test_an_s3_that_does_not_answer_is_transient(tmp_path):
     s = s3_settings(f"http://127.0.0.1:{free_port()}", tile_store_url="s3://tiles/p", s3_connect_timeout_s=2)
     with pytest.raises(TileUnreachable, match="EndpointConnectionError") as caught:
-        read_tile("s3://tiles/p/ab/x.png", settings=s, timeout_s=2)
+        read_tile(f"s3://tiles/p/ab/{ID}.png", ID, settings=s, timeout_s=2)
     assert not isinstance(caught.value, PERMANENT)
     with pytest.raises(TileUnreachable, match="cannot check tile"):
         open_tile_store(s, tmp_path).put(PNG, "png")
@@ -183,17 +183,22 @@ def test_server_errors_throttling_and_denials_are_transient(status, code, attemp
     with answering(status, code) as (url, seen):
         s = s3_settings(url, tile_store_url="s3://tiles/p")
         with pytest.raises(TileUnreachable, match=code) as caught:
-            read_tile("s3://tiles/p/ab/x.png", settings=s)
+            read_tile(f"s3://tiles/p/ab/{ID}.png", ID, settings=s)
         assert not isinstance(caught.value, PERMANENT)
-        assert seen == ["GET /tiles/p/ab/x.png"] * attempts
+        assert seen == [f"GET /tiles/p/ab/{ID}.png"] * attempts
         with pytest.raises(TileUnreachable, match=f"cannot check tile .*HTTP {status}"):
             open_tile_store(s, tmp_path).put(PNG, "png")
 
 
 def test_uris_and_urls_the_store_does_not_hand_out_are_refused():
-    for bad in ("gs://tiles/x.png", "s3:///x.png", "s3://tiles", "s3://tiles/", "tiles/x.png"):
+    s = s3_settings("http://127.0.0.1:9", tile_store_url="s3://tiles/p")  # nothing listens: nothing is asked
+    for bad in ("gs://tiles/x.png", "s3:///x.png", "s3://tiles", "s3://tiles/", "tiles/x.png",
+                f"s3://tiles/p/ab/{ID}.png?versionId=1", f"s3://other/p/ab/{ID}.png", f"s3://tiles/q/ab/{ID}.png",
+                f"s3://tiles/p/x/ab/{ID}.png", f"s3://tiles/ab/{ID}.png", f"s3://tiles/p/../q/ab/{ID}.png"):
         with pytest.raises(UnsupportedTileUri):
-            read_tile(bad)
+            read_tile(bad, ID, settings=s)
+    with pytest.raises(UnsupportedTileUri, match="no S3 tile store"):
+        read_tile(f"s3://tiles/p/ab/{ID}.png", ID, settings=s3_settings("http://127.0.0.1:9"))
     for bad in ("gs://tiles/p", "s3://", "https://tiles/p", "s3://tiles/a b", "s3://tiles/p?versionId=1"):
         with pytest.raises(ValidationError, match="EMBERWATCH_TILE_STORE_URL"):
             Settings(tile_store_url=bad)
@@ -205,15 +210,16 @@ def test_no_key_reaches_an_error_message_a_log_or_a_repr(s3_endpoint, bucket, ca
     s = s3_settings(s3_endpoint, tile_store_url=f"s3://{bucket}/p")
     with caplog.at_level(logging.DEBUG, logger="botocore"):
         open_tile_store(s, tmp_path).put(PNG, "png")
-        for uri, settings in ((f"s3://{bucket}/p/missing.png", s),
-                              ("s3://tiles/x.png", s3_settings(f"http://127.0.0.1:{free_port()}"))):
+        for uri, settings in ((f"s3://{bucket}/p/ab/{ID}.png", s),
+                              (f"s3://tiles/ab/{ID}.png", s3_settings(f"http://127.0.0.1:{free_port()}",
+                                                                      tile_store_url="s3://tiles"))):
             try:
-                read_tile(uri, settings=settings, timeout_s=2)
+                read_tile(uri, ID, settings=settings, timeout_s=2)
             except (TileMissing, TileUnreachable) as exc:
                 texts.append("".join(traceback.format_exception(exc)))
     with answering(503, "SlowDown") as (url, _):
         try:
-            read_tile("s3://tiles/x.png", settings=s3_settings(url))
+            read_tile(f"s3://tiles/ab/{ID}.png", ID, settings=s3_settings(url, tile_store_url="s3://tiles"))
         except TileUnreachable as exc:
             texts.append("".join(traceback.format_exception(exc)))
     try:

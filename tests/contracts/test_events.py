@@ -161,7 +161,7 @@ def test_feedback_is_keyed_by_tile_has_a_fresh_id_and_validates_its_label():
 
 def test_a_detection_is_a_fact_of_one_tile_and_one_champion_version():
     tile = "ab" * 32
-    fields = dict(tile_id=tile, uri="file:///t.jpg", lat=50.0, lon=-120.0, label="nowildfire",
+    fields = dict(tile_id=tile, uri=f"file:///t/ab/{tile}.jpg", lat=50.0, lon=-120.0, label="nowildfire",
                   model_name="m", model_version="3", wildfire_probability=0.7, threshold=0.5)
     a = Detection.create(producer="gatekeeper", **fields)
     assert a.key() == tile and a.TOPIC == "detections.v1"

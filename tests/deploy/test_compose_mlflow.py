@@ -332,7 +332,8 @@ def test_the_services_publish_alias_and_load_a_candidate_through_postgresql_and_
     registry.set_alias(CHAMPION, candidate.version)
     assert registry.alias(CHAMPION) == candidate.version
     assert registry.run_id_of(candidate.version) == candidate.run_id
-    files = registry.download_candidate(candidate.run_id, candidate.artifact_uri, tmp_path / "dl")
+    run_id = registry.verified_run(candidate.version, candidate.run_id, candidate.artifact_uri)  # MLflow's record
+    files = registry.download_candidate(run_id, tmp_path / "dl")
     work = tmp_path / "work"
     assert (files.triton_dir / "head.npz").read_bytes() == (work / "triton/head.npz").read_bytes()
     assert json.loads((files.triton_dir / "head.json").read_text())["backbone_id"] == "resnet50-test"

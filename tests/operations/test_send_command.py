@@ -106,7 +106,7 @@ async def test_cli_and_bot_commands_are_carried_out_by_the_gatekeeper_in_another
     mlflow = MlflowClient(base.mlflow_tracking_uri, registry_uri=base.mlflow_tracking_uri)
     # the candidates' backbone is built where the gatekeeper finds it cached, as the trainer's is when
     # they share a state directory (a random backbone built in two processes may differ)
-    world = make_world(gk_state, tmp / "tiles")
+    world = make_world(gk_state, gk_state / "tiles")  # the gatekeeper's tile store (its default root)
     log = tmp / "gatekeeper.log"
     with open(log, "wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "emberwatch.cli.main", "run", "gatekeeper"],

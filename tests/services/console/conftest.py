@@ -148,7 +148,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningConsole
     base = tmp_path_factory.mktemp("console")
     with running_stack(base / "stack", "kafka") as settings:
         run_async(lambda: create_topics(settings))
-        store = TileStore(base / "tiles")
+        store = TileStore(settings.tile_root)  # the console reads tiles only from its configured store
         tiles = {
             "fire": tile(store, png((200, 60, 20)), "A", "wildfire"),
             "free1": tile(store, png((30, 110, 40)), "A", "nowildfire"),

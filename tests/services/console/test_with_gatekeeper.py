@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from emberwatch.common.config import Settings
 from emberwatch.common.telemetry import free_port
+from emberwatch.common.tile_store import TileStore
 from emberwatch.common.triton_client import Triton
 from emberwatch.contracts import FireObserved, ModelDecision, TileReady
 from emberwatch.contracts.events import ModelCandidate, SplitCounts
@@ -127,7 +128,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     gatekeeper = None
     try:
         run_async(lambda: create_topics(settings))
-        world = make_world(settings.state_dir, tmp / "tiles")
+        world = make_world(settings.state_dir, settings.tile_root)  # the readers' tile store
         v1, run1, uri1 = log_candidate(settings.mlflow_tracking_uri, MODEL, world, analytic_head(world, 0.3))
         _log_plots(settings.mlflow_tracking_uri, run1)
 
@@ -160,7 +161,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
 
         # 3. a fire and its tiles: one burn scene (its own tile) and three fire-free scenes
         images, labels = scenes(11, 4)
-        records = write_tiles(tmp / "live", images[[0, 4, 5, 6]], labels[[0, 4, 5, 6]], "console")
+        records = write_tiles(settings.tile_root, images[[0, 4, 5, 6]], labels[[0, 4, 5, 6]], "console")
         fire_tiles = [TileReady.create(producer="test", tile_id=r["tile_id"], uri=r["uri"], lat=55.0, lon=-110.0,
                                        zoom=14, size_px=IMAGE_SIZE, label=r["label"], split="test", fire_key="F",
                                        provider="test") for r in records]
@@ -171,7 +172,8 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
 
         # and a fire whose only tile is not an image (a corrupt download): set aside with Triton's reason
         junk = b"\x89PNG\r\n\x1a\n this is not a picture" + os.urandom(16)
-        junk_path = tmp / "live" / "junk.png"
+        junk_path = TileStore(settings.tile_root).path_for(hashlib.sha256(junk).hexdigest(), "png")
+        junk_path.parent.mkdir(parents=True, exist_ok=True)
         junk_path.write_bytes(junk)
         corrupt = TileReady.create(producer="test", tile_id=hashlib.sha256(junk).hexdigest(), uri=junk_path.as_uri(),
                                    lat=56.0, lon=-111.0, zoom=14, size_px=IMAGE_SIZE, label="wildfire", split="test",

@@ -51,18 +51,23 @@ def encode(img: np.ndarray, fmt: str = "PNG") -> bytes:
     return buf.getvalue()
 
 
-def write_tiles(folder: Path, images: np.ndarray, labels: np.ndarray, prefix: str) -> list[dict]:
-    """Tiles as files in a tile store: [{tile_id, label, uri}] (test_split.json's format)."""
-    import hashlib
+def write_tiles(root: Path, images: np.ndarray, labels: np.ndarray, prefix: str) -> list[dict]:
+    """Tiles in the tile store at ``root`` (the readers' EMBERWATCH_TILER_TILE_ROOT): [{tile_id, label,
+    uri}] (test_split.json's format). Each PNG carries ``prefix`` and its index in a text chunk, so
+    equal images are distinct tiles, each with the sha256 of its own bytes as its id."""
+    from PIL.PngImagePlugin import PngInfo
 
-    folder.mkdir(parents=True, exist_ok=True)
+    from emberwatch.common.tile_store import TileStore
+
+    store = TileStore(root)
     out = []
     for i, (img, y) in enumerate(zip(images, labels)):
-        data = encode(img)
-        tile_id = hashlib.sha256(data + prefix.encode() + bytes([i % 256])).hexdigest()
-        path = folder / f"{tile_id}.png"
-        path.write_bytes(data)
-        out.append({"tile_id": tile_id, "label": CLASSES[int(y)], "uri": path.as_uri()})
+        info = PngInfo()
+        info.add_text("emberwatch-test", f"{prefix}-{i}")
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG", pnginfo=info)
+        stored = store.put(buf.getvalue(), "png")
+        out.append({"tile_id": stored.tile_id, "label": CLASSES[int(y)], "uri": stored.uri})
     return out
 
 

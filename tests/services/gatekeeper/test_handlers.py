@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from emberwatch.common.tile_store import TileStore
 from emberwatch.contracts.events import ModelCandidate, ModelDecision, SplitCounts, TileReady
 from emberwatch.messaging.consumer import PermanentError
 from services.gatekeeper.gatekeeper import Gatekeeper
@@ -32,6 +33,11 @@ def tile(uri: str) -> TileReady:
                             label="wildfire", split="test", fire_key="f", provider="p")
 
 
+def missing_uri(tmp_path) -> str:
+    """The place of a tile ``TILE`` in the test's tile store, where no file is."""
+    return TileStore(settings(tmp_path).tile_root).path_for(TILE, "png").as_uri()
+
+
 class Published(list):
     async def publish(self, body, **kwargs):
         self.append((body, kwargs))
@@ -54,7 +60,7 @@ async def test_a_redelivered_candidate_republishes_the_same_decision(tmp_path):
 
 
 def test_live_tiles_without_a_challenger_in_shadow_are_skipped(tmp_path):
-    assert Gatekeeper(settings(tmp_path)).on_tile(tile("file:///nowhere.png")) == []
+    assert Gatekeeper(settings(tmp_path)).on_tile(tile(missing_uri(tmp_path))) == []
 
 
 async def test_an_unreadable_shadow_tile_goes_to_the_dlq_at_once(tmp_path):
@@ -62,7 +68,7 @@ async def test_an_unreadable_shadow_tile_goes_to_the_dlq_at_once(tmp_path):
     gk.shadows.save(Shadow(model_name="m", candidate_version="2", champion_version="1", run_id="r"))
     gk.lineage.remember("1", None), gk.lineage.remember("2", None)  # both lineages known (and empty)
     with pytest.raises(PermanentError, match="No such file"):
-        await Handlers(Published(), gk).on_tile(tile((tmp_path / "missing.png").as_uri()))
+        await Handlers(Published(), gk).on_tile(tile(missing_uri(tmp_path)))
     assert gk.shadows.load().pairs == []
 
 
@@ -75,7 +81,7 @@ async def test_a_tile_either_model_was_trained_on_never_becomes_a_pair(tmp_path)
     lineage.write_text(json.dumps([{"tile_id": TILE, "label": "wildfire", "split": "train"}]))
     gk.lineage.remember("1", lineage), gk.lineage.remember("2", None)
     # the tile's file does not exist: it is skipped before it is read (and before Triton, which is down)
-    assert await Handlers(Published(), gk).on_tile(tile((tmp_path / "missing.png").as_uri())) is None
+    assert await Handlers(Published(), gk).on_tile(tile(missing_uri(tmp_path))) is None
     assert gk.shadows.load().pairs == []
 
 
@@ -85,7 +91,7 @@ async def test_an_unreachable_mlflow_is_retried_not_taken_as_an_empty_lineage(tm
     gk = Gatekeeper(settings(tmp_path))
     gk.shadows.save(Shadow(model_name="m", candidate_version="2", champion_version="1", run_id="r"))
     with pytest.raises(Exception) as caught:  # noqa: PT011 - whatever MLflow raises, it is not permanent
-        await Handlers(Published(), gk).on_tile(tile((tmp_path / "missing.png").as_uri()))
+        await Handlers(Published(), gk).on_tile(tile(missing_uri(tmp_path)))
     assert not isinstance(caught.value, PermanentError)
     assert gk.shadows.load().pairs == []
 
@@ -125,7 +131,7 @@ async def test_a_later_fire_retires_or_relabels_pairs_and_later_tiles(tmp_path, 
     again = Gatekeeper(settings(tmp_path))  # durable
     assert again.corrections.retired(TILE) and again.corrections.label(other, "nowildfire") == "wildfire"
     # the retired tile arriving (again) on tiles.ready.v1 is never read nor scored (Triton is down)
-    assert again.on_tile(tile((tmp_path / "missing.png").as_uri())) == []
+    assert again.on_tile(tile(missing_uri(tmp_path))) == []
     assert [p.tile_id for p in again.shadows.load().pairs] == [other]
 
 

@@ -135,7 +135,7 @@ async def decisions_so_far(settings, expect: int) -> dict[str, ModelDecision]:
 async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_back(stack):
     base, tmp = stack
     s = gatekeeper_settings(base)
-    world = make_world(s.state_dir, tmp / "tiles")
+    world = make_world(s.state_dir, s.tile_root)
     mlflow = MlflowClient(s.mlflow_tracking_uri, registry_uri=s.mlflow_tracking_uri)
     repo = Path(s.triton_model_repository)
 
@@ -159,7 +159,7 @@ async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_ba
         # 2. a better challenger: loaded beside the champion, shadowed on the 60 test tiles (not
         #    enough: min 70), then on live tiles, then promoted on evidence at its last look (74
         #    pairs). Two of the 16 live tiles are in its training lineage: they never become pairs.
-        live = live_tiles(tmp / "live")
+        live = live_tiles(s.tile_root)
         v2, run2, uri2 = log_candidate(s.mlflow_tracking_uri, MODEL, world, analytic_head(world, 0.0),
                                        trained_on=[t.tile_id for t in live[:2]])
         await publish_event(broker, candidate_event(v2, run2, uri2), service="test")
@@ -208,7 +208,7 @@ async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_ba
         # 2b. between shadows the champion alone scores live labelled tiles (one Triton call each)
         scored = metric("emberwatch_gatekeeper_champion_tiles_total", outcome="scored")
         called_fire = sum(metric(predictions, model=MODEL, version=v2, source="live", outcome=o) for o in ("tp", "fp"))
-        later = live_tiles(tmp / "live", seed=8)
+        later = live_tiles(s.tile_root, seed=8)
         for tile in later:
             await publish_event(broker, tile, service="test")
         await wait_for(lambda: metric("emberwatch_gatekeeper_champion_tiles_total", outcome="scored")

@@ -13,7 +13,7 @@ NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 
 
 def tile(label: str, seen: datetime | None) -> TileReady:
-    return TileReady.create(producer="t", tile_id="a" * 64, uri="file:///t/a.jpg", lat=55.0, lon=-115.0,
+    return TileReady.create(producer="t", tile_id="a" * 64, uri=f"file:///t/aa/{'a' * 64}.jpg", lat=55.0, lon=-115.0,
                             zoom=15, size_px=350, label=label, split="test", fire_key="ab:1",
                             provider="mapbox-static", fire_observed_at=seen)
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
+from emberwatch.common.tile_store import TileStore
 from emberwatch.common.triton_client import png_bytes
 from emberwatch.contracts.events import TileReady
 from services.gatekeeper.gatekeeper import Gatekeeper
@@ -136,7 +137,7 @@ def test_a_restarted_gatekeeper_exports_the_stored_shadow_and_drops_it_once_gone
     assert value("emberwatch_model_shadow_agreement", **labels, source="test") == 0.5
 
     again.shadows.clear()  # e.g. promoted by hand from the CLI (another process)
-    assert again.on_tile(live_tile((tmp_path / "x.png").as_uri())) == []
+    assert again.on_tile(live_tile(TileStore(s.tile_root).path_for("cd" * 32, "png").as_uri())) == []
     assert REGISTRY.get_sample_value("emberwatch_model_shadow_started_timestamp_seconds", labels) is None
 
 
@@ -145,17 +146,20 @@ def test_between_shadows_the_champion_scores_live_tiles_and_failures_never_block
     gk = Gatekeeper(s)
     before = {o: value("emberwatch_gatekeeper_champion_tiles_total", outcome=o)
               for o in ("no_champion", "failed", "disabled")}
-    path = tmp_path / "tile.png"
-    path.write_bytes(png_bytes(np.zeros((32, 32, 3), dtype=np.uint8)))
+    stored = TileStore(s.tile_root).put(png_bytes(np.zeros((32, 32, 3), dtype=np.uint8)), "png")
 
-    assert gk.on_tile(live_tile(path.as_uri())) == []  # no champion yet
+    def live() -> TileReady:
+        return live_tile(stored.uri, stored.tile_id)
+
+    assert gk.on_tile(live()) == []  # no champion yet
     assert value("emberwatch_gatekeeper_champion_tiles_total", outcome="no_champion") == before["no_champion"] + 1
 
     write_serving(gk.serving.repo, champion="1")
-    assert gk.on_tile(live_tile(path.as_uri())) == []  # Triton unreachable: counted, not raised
-    assert gk.on_tile(live_tile((tmp_path / "missing.png").as_uri(), "ef" * 32)) == []  # tile gone
+    assert gk.on_tile(live()) == []  # Triton unreachable: counted, not raised
+    missing = TileStore(s.tile_root).path_for("ef" * 32, "png")
+    assert gk.on_tile(live_tile(missing.as_uri(), "ef" * 32)) == []  # tile gone
     assert value("emberwatch_gatekeeper_champion_tiles_total", outcome="failed") == before["failed"] + 2
 
     off = Gatekeeper(settings(tmp_path, s.model_name).model_copy(update={"gatekeeper_quality_score_champion": False}))
-    assert off.on_tile(live_tile(path.as_uri())) == []
+    assert off.on_tile(live()) == []
     assert value("emberwatch_gatekeeper_champion_tiles_total", outcome="disabled") == before["disabled"] + 1

@@ -65,7 +65,7 @@ async def test_with_an_s3_url_the_tiler_announces_tiles_that_any_node_reads(tmp_
     keys = sorted(o["Key"] for o in admin.list_objects_v2(Bucket=bucket)["Contents"])
     assert sorted(t.uri for t in tiles) == [f"s3://{bucket}/{k}" for k in keys]
     for t in tiles:
-        data = read_tile(t.uri, settings=s)
+        data = read_tile(t.uri, t.tile_id, settings=s)
         assert hashlib.sha256(data).hexdigest() == t.tile_id
         Image.open(io.BytesIO(data)).load()  # a whole image
     assert not (tmp_path / "tiles").exists()

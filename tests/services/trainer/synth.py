@@ -22,7 +22,7 @@ class SynthTile:
 
     @property
     def uri(self) -> str:
-        return self.path.as_uri()
+        return self.path.resolve().as_uri()  # as the tile store writes it (its root resolved)
 
 
 def scene(rng: np.random.Generator, size: int, fire: bool) -> np.ndarray:

@@ -13,6 +13,7 @@ from tests.services.trainer.synth import write_tiles
 async def test_failed_and_skipped_trainings_raise_alerts(kafka_settings, tmp_path):
     settings = TrainerSettings(**{
         **kafka_settings.model_dump(), "state_dir": tmp_path / "state", "image_size": 32,
+        "tiler_tile_root": tmp_path / "tiles",
         "mlflow_tracking_uri": "http://127.0.0.1:9",  # nothing listens: MLflow is down
         "trainer_mlflow_retry_s": 1.0, "trainer_mlflow_retry_max_wait_s": 0.2, "trainer_mlflow_http_retries": 0,
         "trainer_min_train_per_class": 2, "trainer_min_val_per_class": 1, "trainer_min_test_per_class": 1,

@@ -3,7 +3,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from emberwatch.common.tile_store import UnsupportedTileUri, tile_path
+from emberwatch.common.config import Settings
+from emberwatch.common.tile_store import TileStore
 from services.trainer.dataset import check_dataset, counts_by_split, dataset_digest
 from services.trainer.models import TileRecord
 from services.trainer.read_tiles import read_images
@@ -44,27 +45,17 @@ def test_digest_depends_on_content_not_order():
     assert d != dataset_digest(relabelled, "bb")
 
 
-def test_uri_must_be_a_local_file():
-    assert str(tile_path("file:///tmp/a%20b.png")) == "/tmp/a b.png"
-    for bad in ("s3://bucket/x.png", "http://host/x.png", "/tmp/x.png", "file://otherhost/x.png"):
-        try:
-            tile_path(bad)
-        except UnsupportedTileUri:
-            continue
-        raise AssertionError(f"{bad} accepted")
-
-
 def test_read_images_skips_and_counts_unreadable(tmp_path):
-    good = tmp_path / "good.png"
+    store = TileStore(tmp_path / "tiles")
     buf = io.BytesIO()
     Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(buf, format="PNG")
-    good.write_bytes(buf.getvalue())
-    corrupt = tmp_path / "corrupt.png"
-    corrupt.write_bytes(b"\x89PNG garbage")
-    recs = [_rec(1, "wildfire", "train", good.as_uri()), _rec(2, "wildfire", "train", corrupt.as_uri()),
-            _rec(3, "nowildfire", "val", (tmp_path / "missing.png").as_uri()),
+    good = store.put(buf.getvalue(), "png")
+    corrupt = store.put(b"\x89PNG garbage", "png")
+    recs = [TileRecord(tile_id=good.tile_id, label="wildfire", split="train", uri=good.uri),
+            TileRecord(tile_id=corrupt.tile_id, label="wildfire", split="train", uri=corrupt.uri),
+            _rec(3, "nowildfire", "val", store.path_for(f"{3:064x}", "png").as_uri()),
             _rec(4, "nowildfire", "val", "gs://b/k.png")]
-    ok, images, bad = read_images(recs, 32)
+    ok, images, bad = read_images(recs, 32, Settings(tiler_tile_root=tmp_path / "tiles"))
     assert [r.tile_id for r in ok] == [recs[0].tile_id]
     assert images.shape == (1, 32, 32, 3) and images.dtype == np.uint8
     assert [t for t, _ in bad] == [r.tile_id for r in recs[1:]]
@@ -89,7 +80,9 @@ def test_read_images_reads_tiles_from_s3(s3_endpoint, tmp_path):
     buf = io.BytesIO()
     Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(buf, format="PNG")
     tile = open_tile_store(s, tmp_path).put(buf.getvalue(), "png")
-    recs = [_rec(1, "wildfire", "train", tile.uri), _rec(2, "nowildfire", "val", f"s3://{bucket}/t/gone.png")]
+    gone = f"{2:064x}"
+    recs = [TileRecord(tile_id=tile.tile_id, label="wildfire", split="train", uri=tile.uri),
+            _rec(2, "nowildfire", "val", f"s3://{bucket}/t/{gone[:2]}/{gone}.png")]
     ok, images, bad = read_images(recs, 32, s)
     assert [r.uri for r in ok] == [tile.uri] and images.shape == (1, 32, 32, 3)
     assert [t for t, _ in bad] == [recs[1].tile_id] and "TileMissing" in bad[0][1]

@@ -29,7 +29,8 @@ async def test_a_leaky_split_warns_and_relabels_reach_the_next_training(stack, t
     """Fire-free tiles all from one region: the location-only baseline matches the CNN, so the
     candidate (event, MLflow run) carries the warning. A retired and a relabelled tile, announced on
     tiles.relabelled.v1, change what the training counts."""
-    settings = trainer_settings(stack).model_copy(update={"trainer_train_after_new_tiles": 10_000})
+    settings = trainer_settings(stack).model_copy(update={"trainer_train_after_new_tiles": 10_000,
+                                                         "tiler_tile_root": tmp_path / "tiles"})
     tiles = write_tiles(tmp_path / "tiles", FIRST, seed=11)
     rng = np.random.default_rng(11)
 

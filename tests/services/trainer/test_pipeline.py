@@ -9,7 +9,8 @@ from tests.services.trainer.synth import write_tiles
 
 def test_insufficient_data_is_skipped_and_embeddings_are_cached(tmp_path, caplog):
     settings = TrainerSettings(
-        state_dir=tmp_path / "state", image_size=32, mlflow_tracking_uri="http://127.0.0.1:9",
+        state_dir=tmp_path / "state", tiler_tile_root=tmp_path / "tiles", image_size=32,
+        mlflow_tracking_uri="http://127.0.0.1:9",
         trainer_min_train_per_class=5, trainer_min_val_per_class=3, trainer_min_test_per_class=1,
     )
     trainer = Trainer(settings)

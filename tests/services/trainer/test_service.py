@@ -64,14 +64,16 @@ def _stop_mlflow(settings) -> None:
 
 
 async def test_tiles_to_registered_candidate_incremental_and_mlflow_outage(stack, tmp_path):
-    settings = trainer_settings(stack)
     store = tmp_path / "tiles"
+    settings = trainer_settings(stack).model_copy(update={"tiler_tile_root": store})
     first = write_tiles(store, FIRST, seed=1)
-    corrupt = store / "corrupt.png"
+    corrupt = store / "ee" / f"{'e' * 64}.png"  # in the store, but not the bytes of its id
+    corrupt.parent.mkdir(parents=True, exist_ok=True)
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     broken = first[0].__class__("e" * 64, corrupt, "wildfire", "train")
-    # a scheme the store never hands out (s3:// is one it does)
-    elsewhere = tile_event(first[1]).model_copy(update={"tile_id": "f" * 64, "uri": "gs://bucket/tile.png"})
+    # the shape of a tile URI, outside the store's root (model_copy does not validate: sent as it is)
+    elsewhere = tile_event(first[1]).model_copy(update={"tile_id": "f" * 64,
+                                                        "uri": f"file:///etc/ff/{'f' * 64}.png"})
 
     broker, handlers = build_service(settings)
     producer = build_broker(settings, "test-tiler")
@@ -143,7 +145,7 @@ async def test_tiles_to_registered_candidate_incremental_and_mlflow_outage(stack
 
         dlq = await read_all(settings.kafka_bootstrap_servers, "tiles.ready.v1.dlq", 1)
         headers = dict(dlq[0].headers)
-        assert headers["x-dlq-reason"] == b"permanent" and b"unsupported tile uri scheme" in headers["x-dlq-error"]
+        assert headers["x-dlq-reason"] == b"permanent" and b"is not under the tile store's root" in headers["x-dlq-error"]
 
         # --- 2. a few more tiles + a request: only the new ones are embedded ----------------------
         more = write_tiles(store, 6, seed=2)
@@ -214,7 +216,7 @@ def test_fine_tuning_option_registers_a_full_model(stack, tmp_path):
     from services.trainer.pipeline import Trainer
 
     settings = trainer_settings(stack).model_copy(update={
-        "state_dir": tmp_path / "state", "trainer_fine_tune": True, "trainer_fine_tune_epochs": 1,
+        "state_dir": tmp_path / "state", "tiler_tile_root": tmp_path / "tiles", "trainer_fine_tune": True, "trainer_fine_tune_epochs": 1,
         "trainer_fine_tune_layers": 8, "trainer_fine_tune_learning_rate": 1e-3, "trainer_units": "8",
         "trainer_epochs": 3, "trainer_min_train_per_class": 4,
     })

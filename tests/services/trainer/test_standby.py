@@ -72,6 +72,7 @@ async def test_the_standby_takes_over_a_killed_trainer_without_two_trainings_at_
         env = env_for(stack)
         env.update({
             "EMBERWATCH_STATE_DIR": str(tmp_path / "shared-state"),  # one volume, as a standby shares it
+            "EMBERWATCH_TILER_TILE_ROOT": str(tmp_path / "tiles"),  # where the tiles below are written
             "EMBERWATCH_LEASE_TTL_S": str(TTL_S), "EMBERWATCH_METRICS_PORT": "0", "EMBERWATCH_LOG_FORMAT": "json",
             "EMBERWATCH_MODEL_NAME": model, "EMBERWATCH_TRAINER_MLFLOW_EXPERIMENT": model,
             "EMBERWATCH_IMAGE_SIZE": "32", "EMBERWATCH_TRAINER_UNITS": "16,32",

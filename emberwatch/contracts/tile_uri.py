@@ -1,0 +1,79 @@
+"""What a tile URI must look like, checked without any configuration (the contract's half of the tile
+store's rule; ``emberwatch.common.tile_store`` checks the rest against the configured store).
+
+A tile is stored under ``<id[:2]>/<id>.<ext>`` and announced as ``file:///<root>/<id[:2]>/<id>.<ext>``
+(a local store) or ``s3://<bucket>/<prefix>/<id[:2]>/<id>.<ext>`` (S3). Accepted here: those two
+schemes only; no host on a ``file://`` URI, a valid bucket name on an ``s3://`` one; no user, port,
+query or fragment; ASCII without spaces or control characters; no ``.``/``..``/empty segment, before
+or after percent-decoding, and no encoded separator or ``%`` (double encoding); the last two segments
+exactly ``<id[:2]>`` and ``<id>.<ext>`` with ``ext`` in ``TILE_EXTENSIONS``. A refusal says why in
+``reason`` (a short label, also used by the readers' metric).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+TILE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "gif"})  # what the tiler stores
+MAX_TILE_URI_CHARS = 2048
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_URI = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<authority>[^/?#]*)(?P<path>/[^?#]*)?")
+
+
+class TileUriRefused(ValueError):
+    """A tile URI that is not one a tile store hands out; ``reason`` is a short label."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TileUri:
+    scheme: str  # "file" or "s3"
+    bucket: str | None  # s3 only
+    path: str  # file: the decoded absolute path; s3: the key (no leading slash)
+    ext: str
+
+
+def parse_tile_uri(uri: str, tile_id: str) -> TileUri:
+    """The parts of ``uri`` if it has the shape of ``tile_id``'s URI in a tile store, else ``TileUriRefused``."""
+    if not isinstance(uri, str) or len(uri) > MAX_TILE_URI_CHARS:
+        raise TileUriRefused("length", f"tile uri longer than {MAX_TILE_URI_CHARS} characters")
+    shown = repr(uri[:200])
+    if not uri.isascii() or any(c <= " " or c == "\x7f" or c == "\\" for c in uri):
+        raise TileUriRefused("encoding", f"tile uri with spaces, control characters or backslashes: {shown}")
+    if "?" in uri or "#" in uri:
+        raise TileUriRefused("query", f"tile uri with a query or fragment: {shown}")
+    m = _URI.fullmatch(uri)
+    if m is None or m["scheme"] not in ("file", "s3"):
+        scheme = uri.partition(":")[0] if ":" in uri else "(none)"
+        raise TileUriRefused("scheme", f"tile uri scheme must be file or s3, got {scheme[:20]!r}")
+    scheme, authority, raw_path = m["scheme"], m["authority"], m["path"] or ""
+    if scheme == "file" and authority:
+        raise TileUriRefused("host", f"a file:// tile uri names no host: {shown}")
+    if scheme == "s3" and not _BUCKET.fullmatch(authority):
+        raise TileUriRefused("host", f"an s3:// tile uri names a bucket (no user or port): {shown}")
+    segments = raw_path.split("/")[1:]
+    decoded = []
+    for raw in segments:
+        try:
+            part = unquote(raw, errors="strict") if "%" in raw else raw
+        except UnicodeDecodeError:
+            raise TileUriRefused("encoding", f"tile uri with invalid percent-encoding: {shown}") from None
+        if not part or part in (".", "..") or raw in (".", ".."):
+            raise TileUriRefused("traversal", f"tile uri with an empty, '.' or '..' segment: {shown}")
+        if any(c in part for c in "/\\%\x00") or not part.isprintable():
+            raise TileUriRefused("encoding", f"tile uri with an encoded separator or double encoding: {shown}")
+        decoded.append(part)
+    if len(segments) < 2 or "%" in segments[-1] or "%" in segments[-2]:
+        raise TileUriRefused("name", f"tile uri must end in {tile_id[:2]}/{tile_id}.<ext>: {shown}")
+    stem, dot, ext = segments[-1].partition(".")
+    if segments[-2] != tile_id[:2] or stem != tile_id or not dot or ext not in TILE_EXTENSIONS:
+        raise TileUriRefused("name", f"tile uri must end in {tile_id[:2]}/{tile_id}.<ext> "
+                                     f"(ext one of {', '.join(sorted(TILE_EXTENSIONS))}): {shown}")
+    if scheme == "file":
+        return TileUri("file", None, "/" + "/".join(decoded), ext)
+    return TileUri("s3", authority, "/".join(segments), ext)
