@@ -32,16 +32,26 @@ from emberwatch.messaging.partitioner import KeyPartitioner
 
 
 def build_security(settings: Settings) -> BaseSecurity | None:
-    """SASL/TLS options for a real cluster; None for the local PLAINTEXT broker."""
+    """SASL/TLS options for a real cluster; None for the local PLAINTEXT broker.
+
+    TLS verifies the broker's certificate and host name against ``kafka_ssl_cafile`` (else the system's
+    CAs). SASL needs a user name and a password (read from the secrets directory in compose and
+    Kubernetes: ``EMBERWATCH_KAFKA_SASL_PASSWORD``); without either it refuses to start rather than
+    try an empty login."""
     protocol = settings.kafka_security_protocol.upper()
     if protocol == "PLAINTEXT":
         return None
+    if protocol not in {"SSL", "SASL_SSL", "SASL_PLAINTEXT"}:
+        raise ValueError(f"unsupported EMBERWATCH_KAFKA_SECURITY_PROTOCOL {protocol!r}")
     use_tls = protocol in {"SSL", "SASL_SSL"}
     context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile) if use_tls else None
     if protocol == "SSL":
         return BaseSecurity(ssl_context=context, use_ssl=True)
     password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
     username = settings.kafka_sasl_username or ""
+    if not username or not password:
+        raise ValueError(f"{protocol} needs EMBERWATCH_KAFKA_SASL_USERNAME and EMBERWATCH_KAFKA_SASL_PASSWORD "
+                         "(the password from the secrets directory)")
     mechanism = settings.kafka_sasl_mechanism.upper()
     sasl = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
     if mechanism not in sasl:

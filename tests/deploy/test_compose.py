@@ -107,12 +107,11 @@ def test_triton_is_published_with_the_clients_admin_apis_restricted_to_the_gatek
     # inference: HTTP (no TLS in Triton) on the host's loopback, gRPC over TLS; metrics (8002) stay inside
     assert triton["ports"] == ["127.0.0.1:8000:8000", "8001:8001"]
     assert triton["secrets"] == ["triton_admin_key", "triton_tls_cert", "triton_tls_key"]
-    holders = {name: svc["secrets"] for name, svc in compose["services"].items()
+    holders = {name: [s for s in svc.get("secrets") or [] if "triton_admin_key" in str(s)]
+               for name, svc in compose["services"].items()
                if "triton_admin_key" in str(svc.get("secrets")) or "TRITON_ADMIN_KEY" in str(svc.get("environment"))}
-    assert holders == {"triton": ["triton_admin_key", "triton_tls_cert", "triton_tls_key"],
-                       "gatekeeper": [{"source": "triton_admin_key", "target": "EMBERWATCH_TRITON_ADMIN_KEY"},
-                                      {"source": "mlflow_service_password",
-                                       "target": "EMBERWATCH_MLFLOW_TRACKING_PASSWORD"}]}
+    assert holders == {"triton": ["triton_admin_key"],
+                       "gatekeeper": [{"source": "triton_admin_key", "target": "EMBERWATCH_TRITON_ADMIN_KEY"}]}
 
 
 def test_the_services_secrets_are_files_named_after_the_settings_they_fill():
@@ -141,16 +140,29 @@ def test_the_services_secrets_are_files_named_after_the_settings_they_fill():
         "triton_admin_key": {("gatekeeper", "EMBERWATCH_TRITON_ADMIN_KEY")},
         "mlflow_service_password": {(svc, "EMBERWATCH_MLFLOW_TRACKING_PASSWORD")
                                     for svc in ("trainer", "gatekeeper", "notifier", "console")},
+        # each Kafka client its own SCRAM user's password (deploy/k8s/base/kafka/acls.tsv)
+        **{f"kafka_password_{svc}": {(svc, "EMBERWATCH_KAFKA_SASL_PASSWORD")}
+           for svc in ("ingestor", "tiler", "trainer", "gatekeeper", "notifier", "console", "topics")},
     }
+
+
+def kafka_server_properties() -> dict[str, str]:
+    """The broker's server.properties as deploy/compose/kafka-start writes it ($secrets: /run/secrets)."""
+    script = (REPO / "deploy" / "compose" / "kafka-start").read_text()
+    body = script.split('cat > "$config" <<PROPERTIES\n', 1)[1].split("\nPROPERTIES\n", 1)[0]
+    return {k: v.replace("$secrets", "/run/secrets")
+            for k, _, v in (line.partition("=") for line in body.splitlines() if line and not line.startswith("#"))}
 
 
 def test_kafka_keeps_its_log_on_the_volume_and_creates_no_topic_by_itself():
     compose = yaml.safe_load((REPO / "compose.yaml").read_text())
     kafka = compose["services"]["kafka"]
     env = kafka["environment"]
-    assert f"kafka-data:{env['KAFKA_LOG_DIRS']}" in kafka["volumes"]
+    broker = kafka_server_properties()  # written by deploy/compose/kafka-start
+    assert f"kafka-data:{broker['log.dirs']}" in kafka["volumes"]
     assert re.fullmatch(r"[A-Za-z0-9_-]{22}", env["CLUSTER_ID"])  # a base64 UUID, fixed
-    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert broker["auto.create.topics.enable"] == "false"
+    assert broker["log.retention.hours"] == "-1"  # a topic without retention.ms of its own is kept
     topics = compose["services"]["topics"]
     assert topics["command"] == ["create-topics"] and topics["restart"] == "no"
     # The job's partitions are valid for the contracts (every topic and DLQ gets created).

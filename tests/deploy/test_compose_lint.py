@@ -51,17 +51,31 @@ GRPC_TLS = (r"--grpc-use-ssl=true\b", r"--grpc-server-cert=/run/secrets/\S+", r"
 # The secrets each service uses: environment keys (read by the service's settings or by the MLflow
 # client) and compose secrets (files under /run/secrets). Anything else it receives is a leak.
 MLFLOW_CLIENT = "mlflow_service_password"  # MLflow's basic auth (use_mlflow_credentials hands it to the client)
+KAFKA_CA = "kafka_ca_cert"  # every Kafka client checks the broker's certificate against it
+
+
+def kafka_user(name: str) -> set[str]:
+    """A Kafka client's secrets: the CA and its own SCRAM password (emberwatch/messaging/broker.py)."""
+    return {KAFKA_CA, f"kafka_password_{name}"}
+
+
+KAFKA_USERS = ("ingestor", "tiler", "trainer", "gatekeeper", "notifier", "console", "operator", "topics")
 SECRETS_USED: dict[str, set[str]] = {
-    "ingestor": set(),
-    "tiler": {"mapbox_token"},  # services/tiler/main.py: Mapbox imagery
-    "trainer": {MLFLOW_CLIENT},  # services/trainer/registry.py
+    "ingestor": kafka_user("ingestor"),
+    "tiler": {"mapbox_token"} | kafka_user("tiler"),  # services/tiler/main.py: Mapbox imagery
+    "trainer": {MLFLOW_CLIENT} | kafka_user("trainer"),  # services/trainer/registry.py
     # services/gatekeeper/gatekeeper.py: aliases, evidence; Triton's model-repository API (load/unload)
-    "gatekeeper": {MLFLOW_CLIENT, "triton_admin_key"},
+    "gatekeeper": {MLFLOW_CLIENT, "triton_admin_key"} | kafka_user("gatekeeper"),
     # services/notifier: the webhook, the bot (services/notifier/main.py), the champion (operations.py)
     # (the bot token: README.md's optional override adds it)
-    "notifier": {"discord_webhook_url", "discord_bot_token", MLFLOW_CLIENT},
+    "notifier": {"discord_webhook_url", "discord_bot_token", MLFLOW_CLIENT} | kafka_user("notifier"),
     # services/console/main.py: sign-in, the basemap proxy (the token stays on the server), run plots
-    "console": {"console_operator_token", "mapbox_token", MLFLOW_CLIENT},
+    "console": {"console_operator_token", "mapbox_token", MLFLOW_CLIENT} | kafka_user("console"),
+    "topics": kafka_user("topics"),  # `emberwatch create-topics`
+    # deploy/compose/kafka-start: the broker's certificate and key, the CA of its clients
+    "kafka": {KAFKA_CA, "kafka_broker_pem"},
+    # deploy/k8s/base/kafka/kafka-init.sh: the admin's certificate, every user's password
+    "kafka-init": {KAFKA_CA, "kafka_admin_pem"} | {f"kafka_password_{u}" for u in KAFKA_USERS},
     "postgres": {"postgres_password"},
     "seaweedfs": {"s3_access_key", "s3_secret_key"},
     "s3-init": {"s3_access_key", "s3_secret_key"},
