@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from emberwatch.cli import config_command, demo_command, event_commands, model_commands, service_commands
+from emberwatch.cli.key_commands import keys_app
 from emberwatch.cli.stack_commands import stack_app
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app.command("promote")(model_commands.promote)
 app.command("rollback")(model_commands.rollback)
 app.command("approve")(model_commands.approve)
 app.command("reject")(model_commands.reject)
+app.add_typer(keys_app, name="keys")
 app.command("train")(model_commands.train)
 app.command("predict")(model_commands.predict)
 app.command("asyncapi")(event_commands.asyncapi)

@@ -63,16 +63,23 @@ def _command(kind: str, *, version: str | None, reason: str, wait_s: float, mode
     from emberwatch.ml.settings import MLSettings
     from emberwatch.operations.send_command import (
         CommandError,
+        cli_signer,
         cli_user,
         describe,
         model_command,
         send_command,
     )
+    from emberwatch.security.command_keys import SigningKeyMissing
 
     settings = MLSettings()
     try:
-        command = model_command(kind, model or settings.model_name, requested_by=cli_user(), version=version,
-                                reason=reason, wait_s=wait_s)
+        signer = cli_signer(settings)  # the person's own key: operator:<name>, asking as cli:<name>
+    except SigningKeyMissing as exc:
+        console.print(f"[red]{kind}:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    try:
+        command = model_command(kind, model or settings.model_name, requested_by=cli_user(signer), signer=signer,
+                                version=version, reason=reason, wait_s=wait_s)
     except ValidationError as exc:
         raise typer.BadParameter("; ".join(e["msg"] for e in exc.errors())) from None
     try:

@@ -5,10 +5,10 @@ See docs/architecture.md#event-contracts.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from emberwatch.contracts.envelope import Envelope
 from emberwatch.contracts.tile_uri import parse_tile_uri
@@ -247,6 +247,9 @@ class ModelDecision(Envelope):
                           "discord:bob); None for the gatekeeper's own decisions.")
     command_id: str | None = Field(
         None, description="The event_id of the models.commands.v1 command this decision answers.")
+    issuer: str | None = Field(
+        None, description="Whose key signed the command behind the decision (console, discord-bot, "
+                          "operator:alice): the service or person that vouches for requested_by.")
     refused: bool = Field(
         False, description="True when the decision answers a command that could not be carried out "
                            "(decision rejected): nothing changed, the reason says why.")
@@ -280,11 +283,28 @@ class ModelCommand(Envelope):
         description="promote: the version to serve (required); approve/reject: the challenger in shadow "
                     "(default: whichever it is); rollback: the champion expected to be rolled back "
                     "(default: the current one).")
-    requested_by: str = Field(description="Who asks, e.g. cli:alice or discord:bob.")
-    reason: str = Field("", description="Why, in the operator's words (kept with the decision).")
+    requested_by: str = Field(min_length=1, max_length=200,
+                              description="Who asks, e.g. cli:alice or discord:bob (vouched for by the issuer).")
+    reason: str = Field("", max_length=2000, description="Why, in the operator's words (kept with the decision).")
     expires_at: datetime | None = Field(
         None, description="The gatekeeper refuses the command after this time (UTC): its caller has "
-                          "stopped waiting for the answer.")
+                          "stopped waiting for the answer. Required by the gatekeeper.")
+    issuer: str | None = Field(
+        None, max_length=80, pattern=r"^(operator:[A-Za-z0-9][A-Za-z0-9._-]{0,63}|[a-z][a-z0-9-]{0,39})$",
+        description="Whose Ed25519 key signed the command: a service that vouches for requested_by "
+                    "(console, discord-bot) or a person (operator:alice). Optional in the schema so older "
+                    "events parse; the gatekeeper refuses a command without it (docs/security.md).")
+    signature: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9+/]{86}==$",
+        description="Base64 Ed25519 signature by the issuer's key over the command's canonical content "
+                    "(emberwatch/security/command_signing.py).")
+
+    @field_validator("expires_at")
+    @classmethod
+    def _expiry_in_utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return None if value is None else value.astimezone(UTC)
 
     @model_validator(mode="after")
     def _promote_names_a_version(self) -> ModelCommand:

@@ -3,12 +3,13 @@
 A ``ModelCommand`` goes to models.commands.v1; the gatekeeper (and only it) carries it out and
 answers with the models.decisions.v1 decision whose ``command_id`` is the command's event id. The
 caller needs nothing but the broker: no Triton repository, no MLflow, no gatekeeper state. The CLI
-(``emberwatch promote|rollback|approve|reject``) and the Discord bot's /promote and /rollback use it.
+(``emberwatch promote|rollback|approve|reject``), the console and the Discord bot's /promote and
+/rollback use it. Every command is signed by its issuer's key (``emberwatch.security``): the gatekeeper
+carries out only what it can verify (docs/security.md).
 """
 
 from __future__ import annotations
 
-import getpass
 import time
 from datetime import timedelta
 
@@ -19,6 +20,8 @@ from emberwatch.common.config import Settings
 from emberwatch.contracts.envelope import utcnow
 from emberwatch.contracts.events import CommandKind, ModelCommand, ModelDecision
 from emberwatch.messaging.broker import build_broker, client_options, publish_event
+from emberwatch.security.command_keys import cli_issuer, load_signer
+from emberwatch.security.command_signing import CommandSigner, person_of
 
 DEFAULT_WAIT_S = 60.0
 
@@ -31,19 +34,28 @@ class NoAnswer(CommandError):
     """The gatekeeper did not answer within the wait."""
 
 
-def cli_user() -> str:
-    """``cli:<OS user>``: who asks when a command comes from the command line."""
-    return f"cli:{getpass.getuser()}"
+def cli_signer(settings: Settings) -> CommandSigner:
+    """The CLI user's signer: ``operator:<name>`` (EMBERWATCH_COMMAND_ISSUER, default the OS user) with
+    that person's key. Raises ``SigningKeyMissing`` saying how to make one."""
+    return load_signer(settings, cli_issuer(settings))
 
 
-def model_command(command: CommandKind, model_name: str, *, requested_by: str, version: str | None = None,
-                  reason: str = "", wait_s: float = DEFAULT_WAIT_S, producer: str = "cli") -> ModelCommand:
-    """A command that expires when its caller stops waiting (the gatekeeper refuses it after that)."""
+def cli_user(signer: CommandSigner) -> str:
+    """``cli:<name>``: who asks when a command comes from the command line, as the person whose key
+    signs it (the gatekeeper lets a person's key speak only for that person)."""
+    return f"cli:{person_of(signer.issuer) or signer.issuer}"
+
+
+def model_command(command: CommandKind, model_name: str, *, requested_by: str, signer: CommandSigner,
+                  version: str | None = None, reason: str = "", wait_s: float = DEFAULT_WAIT_S,
+                  producer: str = "cli") -> ModelCommand:
+    """A command signed by ``signer`` (its issuer vouches for ``requested_by``) that expires when its
+    caller stops waiting (the gatekeeper refuses it after that)."""
     now = utcnow()
-    return ModelCommand.create(
+    return signer.sign(ModelCommand.create(
         producer=producer, occurred_at=now, command=command, model_name=model_name,
         version=None if version is None else str(version).strip().lstrip("vV"),
-        requested_by=requested_by, reason=reason, expires_at=now + timedelta(seconds=wait_s))
+        requested_by=requested_by, reason=reason, expires_at=now + timedelta(seconds=wait_s)))
 
 
 async def send_command(settings: Settings, command: ModelCommand, *, wait_s: float = DEFAULT_WAIT_S,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emberwatch.common.config import Settings
+from emberwatch.security.command_keys import ensure_local_keys
 from emberwatch.stack import processes
 from emberwatch.stack.parts import PART_BUILDERS, Part, selected_parts
 
@@ -68,9 +69,13 @@ def up(
 ) -> list[PartStatus]:
     """Start every selected part that is not already up; wait for each to be healthy.
 
-    Parts run with ``env`` (default: this process's environment) plus their own variables.
+    Parts run with ``env`` (default: this process's environment) plus their own variables. The keys
+    that sign operator commands (the console's, the Discord bot's, this user's) are made first where
+    missing, and trusted by the local gatekeeper (never overwritten: a revoked key stays revoked).
     """
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    for issuer in ensure_local_keys(settings):
+        on_event("keys", f"made the command key of {issuer} (trusted by the local gatekeeper)")
     statuses = []
     for name in selected_parts(settings):
         part = PART_BUILDERS[name](settings)

@@ -43,6 +43,7 @@ from emberwatch.contracts.events import CommandKind, Label, LabelFeedback
 from emberwatch.messaging.broker import build_broker, publish_event
 from emberwatch.messaging.consumer import keep_raw_bodies
 from emberwatch.operations.send_command import model_command
+from emberwatch.security.command_keys import CONSOLE, SigningKeyMissing, load_signer
 from services.console.handlers import ConsoleView
 from services.console.models import Topics, role_view
 from services.console.predictions import TilePredictions
@@ -244,8 +245,13 @@ class Console:
             return body
         if body.command == "promote" and body.version is None:
             return _error(422, "invalid request: version: a promote needs the version to promote")
+        try:  # signed with the console's key: it vouches for the operator it signed in
+            signer = load_signer(self.settings, CONSOLE)
+        except SigningKeyMissing as exc:
+            log.error("the console cannot sign commands", extra={"error": str(exc)})
+            return _error(503, "the console has no key to sign commands with; see its log")
         command = model_command(body.command, self.settings.console_model_name, requested_by=f"console:{user}",
-                                version=body.version, reason=body.reason,
+                                signer=signer, version=body.version, reason=body.reason,
                                 wait_s=self.settings.console_command_wait_s, producer=SERVICE)
         await publish_event(self.broker, command, service=SERVICE)
         CONSOLE_REQUESTS.labels("command", "ok").inc()

@@ -21,6 +21,11 @@ DETECTIONS = Counter("emberwatch_gatekeeper_detections_total",
                      "Live tiles the champion called a wildfire (detections.v1 events published).")
 COMMANDS = Counter("emberwatch_gatekeeper_commands_total",
                    "Operator commands by kind and outcome (done, refused, failed).", ["command", "outcome"])
+COMMAND_REFUSALS = Counter(
+    "emberwatch_gatekeeper_command_refusals_total",
+    "Operator commands refused, by reason: unsigned, unknown_issuer, bad_signature (forged or altered), "
+    "impersonation (a key speaking for someone else), expired (past, missing or too far ahead), replayed, "
+    "not_possible (verified, but it cannot be done).", ["reason"])
 CHAMPION_TILES = Counter(
     "emberwatch_gatekeeper_champion_tiles_total",
     "Live tiles scored by the champion alone while no challenger is in shadow, by outcome "

@@ -8,12 +8,20 @@
 * ``approve`` — the challenger in shadow is promoted now, on the evidence gathered so far.
 * ``reject`` — the challenger's shadow ends; it is rejected.
 
-Each command is answered by one decision that carries its ``command_id`` and ``requested_by``. A
-command that cannot be carried out (another model, unknown version, nothing to roll back to, failed
+Only a command the gatekeeper can verify is carried out (docs/security.md): signed by a trusted
+issuer's Ed25519 key over its whole content, the issuer allowed to speak for its ``requested_by``,
+with an ``expires_at`` not yet past and no further ahead than EMBERWATCH_GATEKEEPER_COMMAND_MAX_AGE_S,
+and an ``event_id`` never seen before (``seen_commands.json``, kept until each expiry). Any other is
+refused and counted by reason (``emberwatch_gatekeeper_command_refusals_total``); its answer names
+no requester, since none was shown.
+
+Each command is answered by one decision that carries its ``command_id``, ``requested_by`` and
+``issuer``. A command that cannot be carried out (another model, unknown version, nothing to roll back to, failed
 validation, expired, an error on the way) is answered too: decision ``rejected`` with ``refused``
 set and the reason, nothing changed. A challenger whose shadow ends because the champion changed
 under it is rejected in a decision of its own (``requested_by`` set, no ``command_id``: it is not the
-answer). Answers are kept by command id, so a redelivered command is answered again, not redone.
+answer). A command delivered again (a replay, or Kafka's redelivery) is refused as replayed, with
+the first answer's outcome in its reason: it is never redone.
 """
 
 from __future__ import annotations
@@ -31,9 +39,11 @@ from emberwatch.common.model_registry import CHAMPION
 from emberwatch.common.safe_paths import child_path
 from emberwatch.common.triton_client import TritonError
 from emberwatch.contracts.events import Evidence, ModelCommand, ModelDecision
+from emberwatch.security.command_keys import TrustedKeys, trusted_dir
+from emberwatch.security.command_signing import Unverified, verify_command
 from services.gatekeeper.evidence import gate_evidence
 from services.gatekeeper.gatekeeper import SERVICE, Gatekeeper
-from services.gatekeeper.metrics import COMMANDS, SHADOW_PAIRS
+from services.gatekeeper.metrics import COMMAND_REFUSALS, COMMANDS, SHADOW_PAIRS
 from services.gatekeeper.models import Shadow
 from services.gatekeeper.serving.control import state_lock
 from services.gatekeeper.serving.repository import head_versions_on_disk
@@ -43,7 +53,12 @@ log = logging.getLogger(__name__)
 
 
 class Refused(Exception):
-    """The command cannot be carried out; nothing was changed. The message says why."""
+    """The command cannot be carried out; nothing was changed. The message says why; ``reason`` is a
+    short label for the refusals' counter (``not_possible``: verified, but it cannot be done)."""
+
+    def __init__(self, message: str, reason: str = "not_possible"):
+        super().__init__(message)
+        self.reason = reason
 
 
 class AnsweredCommands:
@@ -67,6 +82,25 @@ class AnsweredCommands:
         atomic_write_text(self.path, json.dumps(recent))
 
 
+class SeenCommands:
+    """``<state>/gatekeeper/seen_commands.json``: the event id of every verified command until its
+    deadline has passed (after it, the command is refused as expired anyway), so none is carried out
+    twice."""
+
+    def __init__(self, root: Path):
+        self.path = root / "seen_commands.json"
+
+    def first_time(self, event_id: str, deadline: datetime, now: datetime) -> bool:
+        """Record ``event_id``; False when it was recorded before (a replay)."""
+        seen = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        if event_id in seen:
+            return False
+        seen = {k: v for k, v in seen.items() if datetime.fromisoformat(v) >= now}
+        seen[event_id] = deadline.isoformat()
+        atomic_write_text(self.path, json.dumps(seen))
+        return True
+
+
 class OperatorCommands:
     """The gatekeeper's handling of ``ModelCommand``s, on the service's own ``Gatekeeper``."""
 
@@ -74,45 +108,75 @@ class OperatorCommands:
         self.gk = gatekeeper
         self.settings = gatekeeper.settings
         self.answers = AnsweredCommands(self.settings.gatekeeper_dir)
+        self.seen = SeenCommands(self.settings.gatekeeper_dir)
+        self.trusted = TrustedKeys(trusted_dir(self.settings))
         self.clock = clock
 
     def on_command(self, command: ModelCommand) -> list[ModelDecision]:
         """Carry out ``command``; the decisions to publish, its answer last."""
         with state_lock(self.settings):
-            done = self.answers.get(command.event_id)
-            if done is not None:
-                return [done]  # redelivered: the same answer again (same event id), nothing redone
             run = {"promote": self._promote, "rollback": self._rollback,
                    "approve": self._approve, "reject": self._reject}[command.command]
+            authentic = new = False
             try:
+                issuer = self._authenticate(command)
+                authentic = True
+                self._in_time_and_new(command)
+                new = True
                 self._check(command)
                 decisions, outcome = run(command), "done"
+                decisions = [d.model_copy(update={"issuer": issuer}) if d.requested_by else d for d in decisions]
             except Refused as exc:
-                decisions, outcome = [self._refusal(command, str(exc))], "refused"
+                decisions, outcome = [self._refusal(command, str(exc), authentic=authentic)], "refused"
+                COMMAND_REFUSALS.labels(exc.reason).inc()
             except Exception as exc:  # noqa: BLE001 - the caller is told, instead of a silent DLQ
                 log.exception("command failed", extra={"command": command.command,
                                                        "command_id": command.event_id})
                 error = redact(f"{type(exc).__name__}: {exc}")[:900]
-                decisions, outcome = [self._refusal(command, f"it failed: {error}")], "failed"
-            self.answers.add(decisions[-1])
+                decisions, outcome = [self._refusal(command, f"it failed: {error}", authentic=authentic)], "failed"
+            if new:  # the first answer to a verified command (a replay's never replaces it)
+                self.answers.add(decisions[-1])
             COMMANDS.labels(command.command, outcome).inc()
             log.info("command answered", extra={"command": command.command, "outcome": outcome,
-                                                "requested_by": command.requested_by,
-                                                "reason": decisions[-1].reason})
+                                                "requested_by": decisions[-1].requested_by,
+                                                "issuer": decisions[-1].issuer, "reason": decisions[-1].reason})
             return decisions
 
     # --- checks and answers ------------------------------------------------------------------
+    def _authenticate(self, c: ModelCommand) -> str:
+        """The command's issuer once its signature shows it is who it says; else Refused."""
+        try:
+            return verify_command(c, self.trusted)
+        except Unverified as exc:
+            raise Refused(f"{exc}; nothing was done", exc.reason) from None
+
+    def _in_time_and_new(self, c: ModelCommand) -> None:
+        """Refused unless the command holds now, for a bounded time, and was never received before."""
+        max_age = timedelta(seconds=self.settings.gatekeeper_command_max_age_s)
+        now = self.clock()
+        if c.expires_at is None:
+            raise Refused("it has no expires_at (a signed command must say until when it holds); nothing was done",
+                          "expired")
+        if c.expires_at > now + max_age:
+            raise Refused(f"it would hold until {c.expires_at.isoformat(timespec='seconds')}, further ahead than "
+                          f"this gatekeeper accepts ({max_age.total_seconds():g} s); nothing was done", "expired")
+        deadline = min(c.occurred_at + max_age, c.expires_at)
+        if now > deadline:
+            raise Refused(f"the command expired at {deadline.isoformat(timespec='seconds')} "
+                          "(its caller had stopped waiting); nothing was done", "expired")
+        if not self.seen.first_time(c.event_id, deadline, now):
+            first = self.answers.get(c.event_id)
+            outcome = f" (its first answer: {first.decision}{', refused' if first.refused else ''})" if first else ""
+            raise Refused(f"it was replayed: command {c.event_id} was received before{outcome}; nothing was done "
+                          "again", "replayed")
+
     def _check(self, c: ModelCommand) -> None:
         if c.model_name != self.settings.model_name:
             raise Refused(f"this gatekeeper serves {self.settings.model_name}, not {c.model_name}")
-        deadline = c.occurred_at + timedelta(seconds=self.settings.gatekeeper_command_max_age_s)
-        if c.expires_at is not None:
-            deadline = min(deadline, c.expires_at)
-        if self.clock() > deadline:
-            raise Refused(f"the command expired at {deadline.isoformat(timespec='seconds')} "
-                          "(its caller had stopped waiting); nothing was done")
 
-    def _refusal(self, c: ModelCommand, why: str) -> ModelDecision:
+    def _refusal(self, c: ModelCommand, why: str, *, authentic: bool) -> ModelDecision:
+        """The answer to a command not carried out. An unverified one names no requester or issuer: they
+        are only what the command claims."""
         ours = c.model_name == self.settings.model_name
         champion = self.gk.serving.champion() if ours else None
         shadow = self.gk.shadows.load() if ours else None
@@ -121,7 +185,8 @@ class OperatorCommands:
         return ModelDecision.create(
             producer=SERVICE, model_name=c.model_name, candidate_version=subject, champion_version=champion,
             decision="rejected", reason=f"{c.command} refused: {why}", basis="operator",
-            requested_by=c.requested_by, command_id=c.event_id, refused=True)
+            requested_by=c.requested_by if authentic else None, issuer=c.issuer if authentic else None,
+            command_id=c.event_id, refused=True)
 
     @staticmethod
     def _why(text: str, c: ModelCommand) -> str:

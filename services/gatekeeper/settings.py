@@ -99,7 +99,8 @@ class GatekeeperSettings(MLSettings):
     gatekeeper_group_id: str = Field("gatekeeper", description="Consumer group of the gatekeeper.")
     gatekeeper_command_max_age_s: float = Field(
         900.0, gt=0, description="An operator's command (models.commands.v1) older than this is refused, "
-        "not carried out (a replayed or long-queued command; the caller's own expires_at may be sooner).")
+        "not carried out (a replayed or long-queued command; the caller's own expires_at may be sooner), as is "
+        "one whose signed expires_at lies further ahead than this.")
     gatekeeper_tile_fetch_timeout_s: float = Field(30.0, gt=0, description="Timeout fetching a tile by URI.")
 
     def thresholds(self, drift_used: dict[str, float] | None = None) -> GateThresholds:

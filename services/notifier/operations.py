@@ -3,7 +3,8 @@
 * ``stack_status``: ``emberwatch.stack.manage.status(settings)`` (the local stack's parts).
 * ``champion``: the MLflow model registry, alias ``champion`` of the asked model.
 * ``promote`` / ``rollback``: a command on models.commands.v1 (``requested_by`` = ``discord:<name>``),
-  carried out by the gatekeeper; the answer is its decision on models.decisions.v1
+  signed with the bot's key (issuer ``discord-bot``, EMBERWATCH_COMMAND_SIGNING_KEY), carried out by the
+  gatekeeper; the answer is its decision on models.decisions.v1
   (``emberwatch.operations.send_command``), awaited for ``EMBERWATCH_NOTIFIER_COMMAND_WAIT_S``.
 * ``label``: a ``LabelFeedback`` on labels.feedback.v1 (``labelled_by`` = ``discord:<name>``),
   published and acknowledged; nothing answers it.
@@ -16,6 +17,7 @@ import asyncio
 from emberwatch.contracts.events import CommandKind, LabelFeedback, ModelDecision
 from emberwatch.messaging.broker import build_broker, publish_event
 from emberwatch.operations.send_command import model_command, send_command
+from emberwatch.security.command_keys import DISCORD_BOT, load_signer
 from services.notifier.bot_commands import ChampionInfo, PartStatus
 from services.notifier.settings import SERVICE, NotifierSettings
 
@@ -52,7 +54,8 @@ class LocalOperations:
     async def _send(self, command: CommandKind, model_name: str, version: str | None,
                     requested_by: str) -> ModelDecision:
         wait_s = self.settings.notifier_command_wait_s
-        event = model_command(command, model_name, requested_by=requested_by, version=version,
+        signer = load_signer(self.settings, DISCORD_BOT)  # vouches for the Discord user it names
+        event = model_command(command, model_name, requested_by=requested_by, signer=signer, version=version,
                               wait_s=wait_s, producer=SERVICE)
         return await send_command(self.settings, event, wait_s=wait_s, service=SERVICE)
 

@@ -31,8 +31,9 @@ SINGLE_INSTANCE = ("ingestor", "trainer", "gatekeeper", "notifier", "console")
 # Which Secret objects each workload may read; any other reference is a leak.
 TILE_SERVICES = ("tiler", "trainer", "gatekeeper", "console")  # who writes or reads tiles
 SECRETS = {"tiler": {"emberwatch-mapbox", "emberwatch-tiles-s3", "emberwatch-coordination"}, "trainer": {"emberwatch-tiles-s3", "emberwatch-coordination"},
-           "gatekeeper": {"emberwatch-tiles-s3", "emberwatch-coordination"}, "notifier": {"emberwatch-discord"},
-           "console": {"emberwatch-console", "emberwatch-mapbox", "emberwatch-tiles-s3"},
+           "gatekeeper": {"emberwatch-tiles-s3", "emberwatch-coordination"},
+           "notifier": {"emberwatch-discord", "emberwatch-command-signing"},
+           "console": {"emberwatch-console", "emberwatch-mapbox", "emberwatch-tiles-s3", "emberwatch-command-signing"},
            "mlflow": {"emberwatch-postgres", "emberwatch-s3"}, "postgres": {"emberwatch-postgres"}}
 SECRET_WORDS = ("TOKEN", "PASSWORD", "SECRET", "WEBHOOK", "ACCESS_KEY")
 

@@ -1,8 +1,9 @@
 """Operator commands end to end on the real broker (Tansu), MLflow and Triton, with the gatekeeper in
 another process (`emberwatch run gatekeeper`, its own state directory) and callers that share no
 filesystem with it: `emberwatch reject|promote|rollback|approve|models` as processes and the Discord
-bot's command functions. Every answer is a decision on models.decisions.v1 that says who asked and
-which command it answers; impossible commands are answered with the reason."""
+bot's command functions. Every answer is a decision on models.decisions.v1 that says who asked, whose
+key signed the command (the keys `emberwatch stack up` made: the CLI user's and the bot's) and which
+command it answers; impossible commands are answered with the reason."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.timeout(900)
 MODEL = "emberwatch-commands-test"
 OTHER = "some-other-model"  # no gatekeeper serves it
 CLI_USER = f"cli:{getpass.getuser()}"
+CLI_ISSUER = f"operator:{getpass.getuser()}"  # the person's own key, made by `emberwatch stack up`
 OPS_ROLE = 42
 OPERATOR = Invoker(user_id=7, name="ops#7", role_ids=frozenset({OPS_ROLE}))
 
@@ -85,6 +87,7 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 async def test_cli_and_bot_commands_are_carried_out_by_the_gatekeeper_in_another_process(stack):
     base, tmp = stack
     gk_state, caller_state = tmp / "gatekeeper-state", tmp / "caller-state"
+    keys = base.state_dir / "keys"  # made by `stack up`: the local CLI user's, console's and bot's keys
     metrics_port = free_port()
     gk_env = env_for(base) | {
         "EMBERWATCH_STATE_DIR": str(gk_state), "EMBERWATCH_TRITON_MODEL_REPOSITORY": str(tmp / "repo"),
@@ -94,14 +97,16 @@ async def test_cli_and_bot_commands_are_carried_out_by_the_gatekeeper_in_another
         "EMBERWATCH_GATEKEEPER_FLOOR_MIN_PER_CLASS": "20", "EMBERWATCH_GATEKEEPER_UNLOAD_GRACE_S": "0.2",
         "EMBERWATCH_GATEKEEPER_VALIDATION_MAX_LATENCY_MS": "20000", "EMBERWATCH_METRICS_PORT": str(metrics_port),
         "EMBERWATCH_GATEKEEPER_GROUP_ID": unique("gatekeeper"),
+        "EMBERWATCH_COMMAND_TRUSTED_KEYS_DIR": str(keys / "trusted"),  # the public keys only
     }
     # the callers: the broker's address and nothing else of the gatekeeper's (not even a filesystem)
     caller_env = env_for(base) | {
         "EMBERWATCH_STATE_DIR": str(caller_state), "EMBERWATCH_MODEL_NAME": MODEL,
         "EMBERWATCH_TRITON_MODEL_REPOSITORY": str(caller_state / "no-repository"),
         "COLUMNS": "400",  # rich wraps at 80 columns without a terminal
+        "EMBERWATCH_COMMAND_KEYS_DIR": str(keys),
     }
-    caller = base.model_copy(update={"state_dir": caller_state,
+    caller = base.model_copy(update={"state_dir": caller_state, "command_keys_dir": keys,
                                      "triton_model_repository": caller_state / "no-repository"})
     mlflow = MlflowClient(base.mlflow_tracking_uri, registry_uri=base.mlflow_tracking_uri)
     # the candidates' backbone is built where the gatekeeper finds it cached, as the trainer's is when
@@ -207,17 +212,17 @@ async def test_cli_and_bot_commands_are_carried_out_by_the_gatekeeper_in_another
             proc.wait(10)
 
     answers = [d for d in await decisions(base) if d.command_id is not None]
-    assert [(d.decision, d.candidate_version, d.requested_by, d.refused) for d in answers] == [
-        ("rejected", v2, CLI_USER, False),
-        ("promoted", v2, CLI_USER, False),
-        ("rolled_back", v2, CLI_USER, False),
-        ("rejected", "99", CLI_USER, True),
-        ("promoted", v2, "discord:ops#7", False),
-        ("rolled_back", v2, "discord:ops#7", False),
-        ("rejected", v1, "discord:ops#7", True),
-        ("rejected", v2, "discord:ops#7", True),
-        ("rejected", v3, CLI_USER, True),
-        ("promoted", v3, CLI_USER, False),
+    assert [(d.decision, d.candidate_version, d.requested_by, d.issuer, d.refused) for d in answers] == [
+        ("rejected", v2, CLI_USER, CLI_ISSUER, False),
+        ("promoted", v2, CLI_USER, CLI_ISSUER, False),
+        ("rolled_back", v2, CLI_USER, CLI_ISSUER, False),
+        ("rejected", "99", CLI_USER, CLI_ISSUER, True),
+        ("promoted", v2, "discord:ops#7", "discord-bot", False),
+        ("rolled_back", v2, "discord:ops#7", "discord-bot", False),
+        ("rejected", v1, "discord:ops#7", "discord-bot", True),
+        ("rejected", v2, "discord:ops#7", "discord-bot", True),
+        ("rejected", v3, CLI_USER, CLI_ISSUER, True),
+        ("promoted", v3, CLI_USER, CLI_ISSUER, False),
     ]
     other = next(d for d in answers if OTHER in d.reason)
     assert other.model_name == OTHER and other.champion_version is None  # the model asked for

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mlflow import MlflowClient
 from prometheus_client import REGISTRY
 
@@ -19,6 +20,8 @@ from emberwatch.common.model_registry import CHALLENGER, CHAMPION
 from emberwatch.contracts.events import Detection, ModelCandidate, ModelDecision, SplitCounts, TileReady
 from emberwatch.messaging.broker import publish_event
 from emberwatch.operations.send_command import model_command, send_command
+from emberwatch.security.command_keys import public_pem, trust, trusted_dir
+from emberwatch.security.command_signing import CommandSigner
 from emberwatch.stack import manage
 from services.gatekeeper.gatekeeper import Gatekeeper
 from services.gatekeeper.main import build_app
@@ -266,9 +269,13 @@ async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_ba
         v5, run5, uri5 = log_candidate(s.mlflow_tracking_uri, MODEL, world, analytic_head(world, 0.1))
         await publish_event(broker, candidate_event(v5, run5, uri5), service="test")
         await wait_for(lambda: status(s).get("shadow", {}).get("n") == 60, timeout_s=240)
+        # a service issuer "test" (speaking for test:*), trusted by the gatekeeper
+        signer = CommandSigner("test", Ed25519PrivateKey.generate())
+        trust(trusted_dir(s), signer.issuer, public_pem(signer.public_key()))
         caller = base.model_copy(update={"state_dir": tmp / "caller",
                                          "triton_model_repository": tmp / "caller" / "none"})
-        back = model_command("rollback", MODEL, requested_by="test:ops", reason="v2 misbehaves", wait_s=120)
+        back = model_command("rollback", MODEL, requested_by="test:ops", signer=signer, reason="v2 misbehaves",
+                             wait_s=120)
         d5 = await send_command(caller, back, wait_s=120)
         ended = (await decisions_so_far(s, 6))[v5]
         assert (ended.decision, ended.basis, ended.champion_version) == ("rejected", "operator", v2)
@@ -276,6 +283,7 @@ async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_ba
         assert "shadow" not in status(s)
         assert (d5.decision, d5.candidate_version, d5.champion_version) == ("rolled_back", v2, v1)
         assert (d5.requested_by, d5.command_id, d5.refused) == ("test:ops", back.event_id, False)
+        assert d5.issuer == "test"
         assert "v2 misbehaves" in d5.reason
         assert mlflow.get_model_version_by_alias(MODEL, "champion").version == v1
         await wait_for(lambda: loop.ok[-1:] == [v1], timeout_s=30)
@@ -284,7 +292,7 @@ async def test_candidates_are_validated_shadowed_promoted_rejected_and_rolled_ba
 
         # 5. an operator promotes a version by hand (validated, no shadow); again no downtime
         d6 = await send_command(caller, model_command("promote", MODEL, version=v2, requested_by="test:ops",
-                                                      wait_s=120), wait_s=120)
+                                                      signer=signer, wait_s=120), wait_s=120)
         assert (d6.decision, d6.candidate_version, d6.champion_version) == ("promoted", v2, v1)
         assert d6.requested_by == "test:ops" and not d6.refused
         await wait_for(lambda: loop.ok[-1:] == [v2], timeout_s=30)

@@ -1,15 +1,19 @@
 """Operator commands that need no Triton: every impossible command is answered with the reason and
-changes nothing, an error on the way is answered too, a redelivered command gets the same answer.
+changes nothing, an error on the way is answered too, a redelivered command is refused as replayed.
+(Unsigned, forged, altered, expired and impersonating commands: tests/security/test_signed_commands.py.)
 (Commands carried out against real servers: test_integration.py, tests/operations/test_send_command.py.)"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import REGISTRY
 
 from emberwatch.contracts.envelope import utcnow
 from emberwatch.contracts.events import ModelCommand, ModelDecision
+from emberwatch.security.command_keys import public_pem, trust, trusted_dir
+from emberwatch.security.command_signing import CommandSigner
 from services.gatekeeper.gatekeeper import Gatekeeper
 from services.gatekeeper.handlers import Handlers
 from services.gatekeeper.operator_commands import OperatorCommands
@@ -18,16 +22,25 @@ from services.gatekeeper.settings import GatekeeperSettings
 from services.gatekeeper.shadow_state import Shadow
 
 
+SIGNER = CommandSigner("operator:ops", Ed25519PrivateKey.generate())  # asks as cli:ops
+
+
 def settings(tmp_path) -> GatekeeperSettings:
     # nothing listens on port 9 (Triton); MLflow is a local SQLite registry with no model in it
-    return GatekeeperSettings(state_dir=tmp_path / "state", triton_model_repository=tmp_path / "repo",
-                              triton_url="127.0.0.1:9", mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-                              model_name="m")
+    s = GatekeeperSettings(state_dir=tmp_path / "state", triton_model_repository=tmp_path / "repo",
+                           triton_url="127.0.0.1:9", mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                           model_name="m")
+    trust(trusted_dir(s), SIGNER.issuer, public_pem(SIGNER.public_key()))
+    return s
 
 
 def command(kind: str, version: str | None = None, **over) -> ModelCommand:
-    return ModelCommand.create(producer="test", command=kind, model_name=over.pop("model_name", "m"),
-                               version=version, requested_by="cli:ops", **over)
+    """A command signed by a trusted operator's key, holding for a minute unless ``expires_at`` says."""
+    occurred_at = over.pop("occurred_at", utcnow())
+    expires_at = over.pop("expires_at", occurred_at + timedelta(seconds=60))
+    return SIGNER.sign(ModelCommand.create(
+        producer="test", command=kind, model_name=over.pop("model_name", "m"), version=version,
+        requested_by="cli:ops", occurred_at=occurred_at, expires_at=expires_at, **over))
 
 
 def commands_total(command: str, outcome: str) -> float:
@@ -84,7 +97,7 @@ def test_a_command_that_fails_on_the_way_is_answered_with_the_error(tmp_path):
     assert gk.serving.champion() == "2"
 
 
-async def test_a_redelivered_command_is_answered_again_not_redone(tmp_path):
+async def test_a_redelivered_command_is_refused_as_replayed_not_redone(tmp_path):
     gk = Gatekeeper(settings(tmp_path))
     published = []
 
@@ -98,7 +111,11 @@ async def test_a_redelivered_command_is_answered_again_not_redone(tmp_path):
     await handlers.on_command(c)
     await handlers.on_command(c)
     first, again = (ModelDecision.from_bytes(body) for body, _ in published)
-    assert first == again and first.command_id == c.event_id
+    assert first.command_id == again.command_id == c.event_id and first.event_id != again.event_id
+    assert "no previous champion" in first.reason and (first.issuer, first.requested_by) == ("operator:ops", "cli:ops")
+    assert again.refused and "it was replayed" in again.reason and "(its first answer: rejected, refused)" in again.reason
     assert published[0][1]["topic"] == ModelDecision.TOPIC and published[0][1]["key"] == first.key().encode()
-    assert commands_total("rollback", "refused") == before + 1  # carried out (refused) once
-    assert OperatorCommands(gk).answers.get(c.event_id) == first  # kept across restarts
+    assert commands_total("rollback", "refused") == before + 2
+    assert OperatorCommands(gk).answers.get(c.event_id) == first  # the first answer, kept across restarts
+    third = OperatorCommands(gk).on_command(c)  # a restarted gatekeeper remembers it too
+    assert "it was replayed" in third[-1].reason

@@ -7,6 +7,8 @@ import pytest
 
 from emberwatch.contracts import LabelFeedback, ModelCommand, ModelDecision
 from emberwatch.operations.send_command import NoAnswer
+from emberwatch.security.command_keys import TrustedKeys, ensure_local_keys, trusted_dir
+from emberwatch.security.command_signing import verify_command
 from services.notifier.bot import COMMANDS, LabelButton, build_bot
 from services.notifier.bot_commands import DENIED, BotCommands, Invoker, Operations
 from services.notifier.operations import LocalOperations
@@ -124,6 +126,9 @@ async def test_without_a_gatekeeper_promote_sends_the_command_and_says_no_answer
                                    "notifier_command_wait_s": 2.0})
     model = unique("no-gatekeeper")  # no gatekeeper serves it on this broker
     before = await read_all(kafka_settings.kafka_bootstrap_servers, ModelCommand.TOPIC, 10**6, timeout_s=2)
+    reply = await commands(settings).promote(OPERATOR, "4", model_name=model)  # the bot has no key yet
+    assert not reply.ok and "no key to sign commands as discord-bot" in reply.text
+    assert ensure_local_keys(settings, ["discord-bot"]) == ["discord-bot"]
     reply = await commands(settings).promote(OPERATOR, "4", model_name=model)
     assert not reply.ok and "no answer from the gatekeeper within 2s" in reply.text
     records = await read_all(kafka_settings.kafka_bootstrap_servers, ModelCommand.TOPIC, len(before) + 1)
@@ -133,6 +138,7 @@ async def test_without_a_gatekeeper_promote_sends_the_command_and_says_no_answer
     key, c = ours[0]
     assert key == model.encode()  # one model's commands stay in order on one partition
     assert (c.command, c.version, c.requested_by, c.producer) == ("promote", "4", "discord:ops#1", "notifier")
+    assert verify_command(c, TrustedKeys(trusted_dir(settings))) == "discord-bot"  # signed by the bot's key
     assert c.expires_at is not None and 1 < (c.expires_at - c.occurred_at).total_seconds() <= 2.0
 
 

@@ -1,0 +1,1 @@
+"""Who may act as an operator: signed operator commands (docs/security.md)."""
