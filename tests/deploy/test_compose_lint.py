@@ -68,9 +68,13 @@ SECRETS_USED: dict[str, set[str]] = {
     "gatekeeper": {MLFLOW_CLIENT, "triton_admin_key"} | kafka_user("gatekeeper"),
     # services/notifier: the webhook, the bot (services/notifier/main.py), the champion (operations.py)
     # (the bot token: README.md's optional override adds it)
-    "notifier": {"discord_webhook_url", "discord_bot_token", MLFLOW_CLIENT} | kafka_user("notifier"),
+    # ... and the bot's Ed25519 key that signs its operators' commands (emberwatch/security/command_signing.py)
+    "notifier": {"discord_webhook_url", "discord_bot_token", MLFLOW_CLIENT, "command_key_discord_bot"}
+                | kafka_user("notifier"),
     # services/console/main.py: sign-in, the basemap proxy (the token stays on the server), run plots
-    "console": {"console_operator_token", "mapbox_token", MLFLOW_CLIENT} | kafka_user("console"),
+    # ... and the console's Ed25519 key that signs its operators' commands
+    "console": {"console_operator_token", "mapbox_token", MLFLOW_CLIENT, "command_key_console"}
+               | kafka_user("console"),
     "topics": kafka_user("topics"),  # `emberwatch create-topics`
     # deploy/compose/kafka-start: the broker's certificate and key, the CA of its clients
     "kafka": {KAFKA_CA, "kafka_broker_pem"},
