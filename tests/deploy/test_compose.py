@@ -138,6 +138,9 @@ def test_the_services_secrets_are_files_named_after_the_settings_they_fill():
         "discord_webhook_url": {("notifier", "EMBERWATCH_DISCORD_WEBHOOK_URL")},
         "console_operator_token": {("console", "EMBERWATCH_CONSOLE_OPERATOR_TOKEN")},
         "triton_admin_key": {("gatekeeper", "EMBERWATCH_TRITON_ADMIN_KEY")},
+        # the Ed25519 keys that sign operator commands (docs/security.md)
+        "command_key_console": {("console", "EMBERWATCH_COMMAND_SIGNING_KEY")},
+        "command_key_discord_bot": {("notifier", "EMBERWATCH_COMMAND_SIGNING_KEY")},
         "mlflow_service_password": {(svc, "EMBERWATCH_MLFLOW_TRACKING_PASSWORD")
                                     for svc in ("trainer", "gatekeeper", "notifier", "console")},
         # each Kafka client its own SCRAM user's password (deploy/k8s/base/kafka/acls.tsv)
