@@ -11,6 +11,7 @@ from emberwatch.cli.render import (
     demo_summary_line,
     evidence_text,
     leakage_text,
+    plain,
     where_to_look_table,
 )
 from emberwatch.common.config import get_settings
@@ -34,7 +35,7 @@ def demo(
     with Live(console=console, refresh_per_second=2, transient=True) as live:
         result = asyncio.run(run_demo(
             settings, rounds=rounds, hours_per_round=hours_per_round, round_timeout_s=round_timeout_s,
-            report=lambda msg: live.console.print(msg),
+            report=lambda msg: live.console.print(plain(msg, keep_lines=True)),
             on_progress=lambda tally: live.update(demo_progress_table(tally))))
     out.print(demo_progress_table(result.tally))
     champion, judged = result.champion, result.judged

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import typer
 
 from emberwatch.cli.consoles import console, out
-from emberwatch.cli.render import replay_plan_table
+from emberwatch.cli.render import markup_safe, replay_plan_table
 from emberwatch.common.config import get_settings
 
 
@@ -50,7 +50,7 @@ def replay(
             raise typer.BadParameter("--group is required unless --republish is given")
         plan = asyncio.run(rewind_group(settings, topic, group, start))
     except ReplayError as exc:
-        console.print(f"[red]replay refused:[/] {exc}")
+        console.print(f"[red]replay refused:[/] {markup_safe(exc)}")
         raise typer.Exit(2) from None
     out.print(replay_plan_table(group, topic, plan))
 

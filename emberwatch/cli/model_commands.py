@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from emberwatch.cli.consoles import console, out
-from emberwatch.cli.render import models_table, prediction_table, triton_summary
+from emberwatch.cli.render import markup_safe, models_table, plain, prediction_table, triton_summary
 from emberwatch.common.config import get_settings
 
 
@@ -30,12 +30,13 @@ def models(limit: int = typer.Option(10, help="How many recent versions to list.
     try:
         rows = registry_versions(settings.mlflow_tracking_uri, settings.model_name, limit)
     except Exception as exc:  # noqa: BLE001 - MLflow raises many types when unreachable
-        console.print(f"[red]MLflow at {settings.mlflow_tracking_uri} did not answer:[/] {exc}")
+        console.print(f"[red]MLflow at {markup_safe(settings.mlflow_tracking_uri)} did not answer:[/] "
+                      f"{markup_safe(exc)}")
         raise typer.Exit(1) from None
     triton = triton_view(settings.triton_url, [r.version for r in rows])
     out.print(models_table(settings.model_name, rows, triton))
     if triton.error:
-        console.print(f"[yellow]Triton at {triton.url} did not answer:[/] {triton.error}")
+        console.print(f"[yellow]Triton at {markup_safe(triton.url)} did not answer:[/] {markup_safe(triton.error)}")
     else:
         out.print(triton_summary(triton))
     if decisions <= 0:
@@ -44,12 +45,11 @@ def models(limit: int = typer.Option(10, help="How many recent versions to list.
         latest = asyncio.run(latest_decisions(settings, settings.model_name, limit=decisions))
     except Exception as exc:  # noqa: BLE001 - the registry view stands without the decisions
         console.print(f"[yellow]decisions unavailable (Kafka at {settings.kafka_bootstrap_servers}):[/] "
-                      f"{exc}")
+                      f"{markup_safe(exc)}")
         return
     out.print("Latest decisions:" if latest else "No decisions yet.")
     for d in latest:
-        out.print(f"  {d.occurred_at.strftime('%Y-%m-%d %H:%M:%S')} {describe(d)}", markup=False,
-                  highlight=False)
+        out.print(plain(f"  {d.occurred_at.strftime('%Y-%m-%d %H:%M:%S')} {describe(d)}"), highlight=False)
 
 
 def _command(kind: str, *, version: str | None, reason: str, wait_s: float, model: str | None) -> None:
@@ -91,9 +91,9 @@ def _command(kind: str, *, version: str | None, reason: str, wait_s: float, mode
         raise typer.Exit(2) from None
     console.print(f"decision {decision.event_id} answers command {command.event_id}", highlight=False)
     if decision.refused:
-        console.print(f"[red]{kind} refused by the gatekeeper:[/] {escape(decision.reason)}", highlight=False)
+        console.print(f"[red]{kind} refused by the gatekeeper:[/] {markup_safe(decision.reason)}", highlight=False)
         raise typer.Exit(1)
-    out.print(describe(decision), markup=False, highlight=False)
+    out.print(plain(describe(decision)), highlight=False)
 
 
 _REASON = typer.Option("", "--reason", help="Why (kept with the decision and in MLflow).")
@@ -138,7 +138,7 @@ def train(
     from emberwatch.operations.request_training import request_training
 
     event = asyncio.run(request_training(get_settings(), reason, requested_by))
-    console.print(f"training requested: event {event.event_id} (reason: {reason})")
+    console.print(f"training requested: event {event.event_id} (reason: {markup_safe(reason)})")
 
 
 class Protocol(StrEnum):
@@ -162,6 +162,6 @@ def predict(
         result = predict_file(image, url=url, protocol=protocol.value, grpc_tls=settings.triton_grpc_tls,
                               grpc_tls_ca=settings.triton_grpc_tls_ca)
     except Exception as exc:  # noqa: BLE001 - tritonclient raises many types; report them plainly
-        console.print(f"[red]prediction failed:[/] {type(exc).__name__}: {exc}")
+        console.print(f"[red]prediction failed:[/] {type(exc).__name__}: {markup_safe(exc)}")
         raise typer.Exit(1) from None
     out.print(prediction_table(image.name, result))

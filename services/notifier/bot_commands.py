@@ -25,6 +25,7 @@ import re
 
 from emberwatch.contracts.events import LabelFeedback, ModelDecision
 from emberwatch.operations.send_command import describe
+from services.notifier.discord_markdown import as_code, as_text
 
 
 @dataclass(frozen=True)
@@ -113,14 +114,14 @@ async def promote_command(ops: Operations, invoker: Invoker, version: str, *,
         return DENIED
     version = version.strip().lstrip("vV")
     if not version.isdigit():
-        return Reply(f"`{version}` is not a model version number.", ok=False)
+        return Reply(f"`{as_code(version[:40])}` is not a model version number.", ok=False)
     try:
         decision = await ops.promote(model_name, version, requested_by=f"discord:{invoker.name}")
     except Exception as exc:  # noqa: BLE001 - the operator sees why it failed (e.g. no answer in time)
-        return Reply(f"Promotion of `{model_name}` v{version} failed: {exc}", ok=False)
+        return Reply(f"Promotion of `{model_name}` v{version} failed: {as_text(exc)}", ok=False)
     if decision.refused:
-        return Reply(f"Promotion of `{model_name}` v{version} was refused: {decision.reason}", ok=False)
-    return Reply(f"Promotion of `{model_name}` v{version}: {describe(decision)}", ephemeral=False)
+        return Reply(f"Promotion of `{model_name}` v{version} was refused: {as_text(decision.reason)}", ok=False)
+    return Reply(f"Promotion of `{model_name}` v{version}: {as_text(describe(decision))}", ephemeral=False)
 
 
 async def rollback_command(ops: Operations, invoker: Invoker, *, allowed_role_ids: Iterable[int],
@@ -130,10 +131,10 @@ async def rollback_command(ops: Operations, invoker: Invoker, *, allowed_role_id
     try:
         decision = await ops.rollback(model_name, requested_by=f"discord:{invoker.name}")
     except Exception as exc:  # noqa: BLE001
-        return Reply(f"Rollback of `{model_name}` failed: {exc}", ok=False)
+        return Reply(f"Rollback of `{model_name}` failed: {as_text(exc)}", ok=False)
     if decision.refused:
-        return Reply(f"Rollback of `{model_name}` was refused: {decision.reason}", ok=False)
-    return Reply(f"Rollback of `{model_name}`: {describe(decision)}", ephemeral=False)
+        return Reply(f"Rollback of `{model_name}` was refused: {as_text(decision.reason)}", ok=False)
+    return Reply(f"Rollback of `{model_name}`: {as_text(describe(decision))}", ephemeral=False)
 
 
 TILE_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -146,15 +147,15 @@ async def label_command(ops: Operations, invoker: Invoker, tile_id: str, label: 
         return DENIED
     tile_id = tile_id.strip().lower()
     if not TILE_ID.match(tile_id):
-        return Reply(f"`{tile_id[:80]}` is not a tile id (64 hex characters, the sha256 of the image).", ok=False)
+        return Reply(f"`{as_code(tile_id[:80])}` is not a tile id (64 hex characters, the sha256 of the image).", ok=False)
     if (given := LABELS.get(label.strip().lower())) is None:
-        return Reply(f"`{label[:40]}` is not a label: use `fire` or `no-fire`.", ok=False)
+        return Reply(f"`{as_code(label[:40])}` is not a label: use `fire` or `no-fire`.", ok=False)
     try:
         event = await ops.label(tile_id, given, labelled_by=f"discord:{invoker.name}", note=note.strip()[:2000])
     except Exception as exc:  # noqa: BLE001 - the person sees why it failed (e.g. Kafka down)
-        return Reply(f"The label for tile `{tile_id[:12]}…` was not sent: {exc}", ok=False)
+        return Reply(f"The label for tile `{tile_id[:12]}…` was not sent: {as_text(exc)}", ok=False)
     words = "a fire" if given == "wildfire" else "not a fire"
-    return Reply(f"Thanks: tile `{tile_id[:12]}…` recorded as **{words}** by {event.labelled_by}; the next "
+    return Reply(f"Thanks: tile `{tile_id[:12]}…` recorded as **{words}** by {as_text(event.labelled_by)}; the next "
                  "training uses it.", ephemeral=False)
 
 

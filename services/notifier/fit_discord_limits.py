@@ -8,7 +8,9 @@ input, and ``fit_discord_limits(fit_discord_limits(p)) == fit_discord_limits(p)`
 Shortening is safe for people and for Unicode: text is cut at a grapheme-ish boundary (never
 between a base character and its combining marks, inside a ZWJ emoji sequence, between a flag's
 two regional indicators, before a skin-tone modifier or variation selector), lone surrogates are
-replaced, and a cut is marked with ``…``.
+replaced, and a cut is marked with ``…``. Text from data arrives markdown-escaped
+(``discord_markdown``); a cut keeps escapes whole (never a lone backslash before the ``…``), and only
+removes a tail, so it cannot make a link, a mention or a heading out of escaped text.
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ def shorten(text: str, limit: int) -> str:
         return ELLIPSIS
     cut = safe_boundary(text, limit - len(ELLIPSIS))
     head = text[:cut].rstrip()
+    if (len(head) - len(head.rstrip("\\"))) % 2:  # a markdown escape cut in two: not its backslash alone
+        head = head[:-1]
     return head + ELLIPSIS
 
 

@@ -1,6 +1,9 @@
 """Turn events into Discord webhook payloads: one embed per event, a colour per outcome.
 
 Pure functions; the payloads may be too long for Discord — ``fit_discord_limits`` shortens them.
+Every text that came from a feed, an event or a person goes in through ``as_text`` (markdown escaped:
+no masked link, heading or mention can come from data) or, inside a code span, ``as_code``; every
+payload says ``allowed_mentions: {"parse": []}``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from urllib.parse import quote
 
 from emberwatch.contracts import Detection, ModelCandidate, ModelDecision, PipelineAlert
 from emberwatch.contracts.events import MetricDelta
+from services.notifier.discord_markdown import as_code, as_text
 from services.notifier.label_buttons import label_buttons
 
 COLOURS = {
@@ -58,7 +62,8 @@ class Links:
 
 
 def _footer(event: Any) -> dict[str, str]:
-    return {"text": f"{event.producer} · event {event.event_id} · trace {event.trace_id}"}
+    return {"text": f"{as_text(event.producer, keep_lines=False)} · event {as_text(event.event_id)} · "
+                    f"trace {as_text(event.trace_id)}"}
 
 
 def _num(value: float | None, digits: int = 3, signed: bool = False) -> str:
@@ -84,6 +89,11 @@ def delta_line(d: MetricDelta) -> str:
     return f"Δ {_num(d.delta, signed=True)}{interval} ({_num(d.champion)} → {_num(d.challenger)})"
 
 
+def _line(value: object) -> str:
+    """One line of text from data, escaped."""
+    return as_text(value, keep_lines=False)
+
+
 def _message(username: str, embed: dict[str, Any], avatar_url: str | None) -> dict[str, Any]:
     payload: dict[str, Any] = {"username": username, "embeds": [embed],
                                "allowed_mentions": {"parse": []}}
@@ -98,9 +108,9 @@ def leakage_fields(e: ModelCandidate) -> list[dict[str, Any]]:
     if lk is None:
         return []
     scores = f"CNN {_num(lk.cnn_accuracy)} · location only {_num(lk.location_accuracy)} · " \
-             f"hand statistics {_num(lk.statistics_accuracy)} (accuracy on {lk.split}, n = {lk.n})"
+             f"hand statistics {_num(lk.statistics_accuracy)} (accuracy on {_line(lk.split)}, n = {lk.n})"
     if lk.warning:
-        return [{"name": f"{ICONS['warning']} Leakage warning", "value": lk.warning, "inline": False},
+        return [{"name": f"{ICONS['warning']} Leakage warning", "value": as_text(lk.warning), "inline": False},
                 {"name": "Leakage check", "value": scores, "inline": False}]
     return [{"name": "Leakage check", "value": f"{scores}: no shortcut within {lk.margin:.0%}", "inline": False}]
 
@@ -111,10 +121,10 @@ class Renderer:
 
     def candidate(self, e: ModelCandidate) -> dict[str, Any]:
         counts = " · ".join(
-            f"{split}: {c.wildfire} fire / {c.nowildfire} no-fire" for split, c in sorted(e.counts.items()))
-        metrics = "\n".join(f"{k}: {_num(v)}" for k, v in sorted(e.metrics.items())) or "none"
+            f"{_line(split)}: {c.wildfire} fire / {c.nowildfire} no-fire" for split, c in sorted(e.counts.items()))
+        metrics = "\n".join(f"{_line(k)}: {_num(v)}" for k, v in sorted(e.metrics.items())) or "none"
         embed = {
-            "title": f"{ICONS['candidate']} New candidate {e.model_name} v{e.version}",
+            "title": f"{ICONS['candidate']} New candidate {_line(e.model_name)} v{_line(e.version)}",
             "description": "A newly trained model was registered as `challenger`; the gatekeeper "
                            "will compare it with the champion.",
             "url": self.links.model_version(e.model_name, e.version),
@@ -122,7 +132,7 @@ class Renderer:
             "fields": [
                 {"name": "Validation metrics", "value": metrics, "inline": True},
                 {"name": "Examples", "value": counts or "none", "inline": True},
-                {"name": "Dataset", "value": f"`{e.dataset_digest}`", "inline": False},
+                {"name": "Dataset", "value": f"`{as_code(e.dataset_digest)}`", "inline": False},
                 *leakage_fields(e),
                 {"name": "Links", "value": f"[MLflow run]({self.links.run(e.run_id)}) · "
                                            f"[model version]({self.links.model_version(e.model_name, e.version)})",
@@ -135,32 +145,31 @@ class Renderer:
 
     def decision(self, e: ModelDecision) -> dict[str, Any]:
         ev = e.evidence
-        champion = f"v{e.champion_version}" if e.champion_version else "none"
+        champion = f"v{_line(e.champion_version)}" if e.champion_version else "none"
+        name, candidate = _line(e.model_name), _line(e.candidate_version)
         titles = {
-            "promoted": f"{ICONS['promoted']} {e.model_name} v{e.candidate_version} promoted to champion",
-            "rejected": f"{ICONS['rejected']} {e.model_name} v{e.candidate_version} rejected",
+            "promoted": f"{ICONS['promoted']} {name} v{candidate} promoted to champion",
+            "rejected": f"{ICONS['rejected']} {name} v{candidate} rejected",
             # the gatekeeper's rollback: candidate_version is the champion rolled back, champion_version
             # the previous champion that serves again
-            "rolled_back": f"{ICONS['rolled_back']} {e.model_name} rolled back from v{e.candidate_version} "
-                           f"to {champion}",
+            "rolled_back": f"{ICONS['rolled_back']} {name} rolled back from v{candidate} to {champion}",
         }
         title = titles[e.decision]
         if e.refused:  # an operator's command the gatekeeper could not carry out: nothing changed
-            title = f"{ICONS['rejected']} {e.model_name}: an operator's command was refused"
+            title = f"{ICONS['rejected']} {name}: an operator's command was refused"
         fields: list[dict[str, Any]] = []
         if e.decision == "rolled_back":
-            fields.append({"name": "Champion now", "value": f"{champion} (was v{e.candidate_version})",
-                           "inline": True})
+            fields.append({"name": "Champion now", "value": f"{champion} (was v{candidate})", "inline": True})
         else:
             fields.append({"name": "Champion", "value": champion, "inline": True})
         if e.requested_by:
-            fields.append({"name": "Requested by", "value": e.requested_by, "inline": True})
+            fields.append({"name": "Requested by", "value": _line(e.requested_by), "inline": True})
         if ev.n:
             fields.append({"name": "Paired samples", "value": f"n = {ev.n} ({ev.n_wildfire} wildfire, "
                                     f"{ev.n - ev.n_wildfire} fire-free)", "inline": True})
             fields.append({"name": "p-value (exact McNemar, one-sided)", "value": _p(ev.p_value), "inline": True})
         if ev.rule:
-            rule = ev.rule + (f" (alpha at this look {ev.alpha:.3g})" if ev.alpha else "")
+            rule = as_text(ev.rule) + (f" (alpha at this look {ev.alpha:.3g})" if ev.alpha else "")
             fields.append({"name": "Rule", "value": rule, "inline": True})
             fields.append({"name": "Discordant pairs",
                            "value": f"challenger only right: {ev.challenger_only_correct} · "
@@ -168,16 +177,17 @@ class Renderer:
                                     f"both right: {ev.both_correct} · both wrong: {ev.both_wrong}",
                            "inline": False})
         for d in ev.deltas:
-            fields.append({"name": d.metric, "value": delta_line(d), "inline": False})
+            fields.append({"name": _line(d.metric), "value": delta_line(d), "inline": False})
         if ev.thresholds:
             fields.append({"name": "Thresholds",
-                           "value": " · ".join(f"{k} {v:g}" if isinstance(v, float | int) else f"{k} {v}"
+                           "value": " · ".join(f"{_line(k)} {v:g}" if isinstance(v, float | int)
+                                               else f"{_line(k)} {_line(v)}"
                                                for k, v in sorted(ev.thresholds.items())),
                            "inline": False})
         if ev.method:
-            fields.append({"name": "Method", "value": ev.method, "inline": False})
+            fields.append({"name": "Method", "value": as_text(ev.method), "inline": False})
         for warning in e.warnings:
-            fields.append({"name": f"{ICONS['warning']} Warning", "value": warning, "inline": False})
+            fields.append({"name": f"{ICONS['warning']} Warning", "value": as_text(warning), "inline": False})
         run_link = (f"[MLflow run]({self.links.run(e.run_id)})" if e.run_id else
                     f"[MLflow model]({self.links.model_version(e.model_name, e.candidate_version)})")
         dashboard = self.links.dashboard(model=e.model_name)
@@ -185,7 +195,7 @@ class Renderer:
                        "inline": False})
         embed = {
             "title": title,
-            "description": e.reason,
+            "description": as_text(e.reason),
             "url": self.links.run(e.run_id) if e.run_id else
             self.links.model_version(e.model_name, e.candidate_version),
             "color": COLOURS[e.decision],
@@ -196,10 +206,10 @@ class Renderer:
         return _message(self.username, embed, self.avatar_url)
 
     def alert(self, e: PipelineAlert) -> dict[str, Any]:
-        fields = [{"name": str(k), "value": f"`{v}`", "inline": True} for k, v in list(e.details.items())]
+        fields = [{"name": _line(k), "value": f"`{as_code(v)}`", "inline": True} for k, v in list(e.details.items())]
         embed = {
-            "title": f"{ICONS[e.severity]} {e.severity.upper()}: {e.component} — {e.alert}",
-            "description": e.message,
+            "title": f"{ICONS[e.severity]} {e.severity.upper()}: {_line(e.component)} — {_line(e.alert)}",
+            "description": as_text(e.message),
             "color": COLOURS[e.severity],
             "fields": fields,
             "footer": _footer(e),
@@ -211,17 +221,17 @@ class Renderer:
         """A live tile the champion called a wildfire, with the buttons a person answers with."""
         label = {"wildfire": "fire location", "nowildfire": "matched fire-free place"}[e.label]
         fields: list[dict[str, Any]] = [
-            {"name": "Champion", "value": f"v{e.model_version}: P(wildfire) {e.wildfire_probability:.2f} "
+            {"name": "Champion", "value": f"v{_line(e.model_version)}: P(wildfire) {e.wildfire_probability:.2f} "
                                           f"(threshold {e.threshold:.2f})", "inline": True}]
         if e.challenger_version is not None and e.challenger_probability is not None:
             fields.append({"name": "Challenger in shadow",
-                           "value": f"v{e.challenger_version}: P(wildfire) {e.challenger_probability:.2f}",
+                           "value": f"v{_line(e.challenger_version)}: P(wildfire) {e.challenger_probability:.2f}",
                            "inline": True})
         fields += [
             {"name": "Place", "value": f"{e.lat:.4f}, {e.lon:.4f}", "inline": True},
-            {"name": "Tile", "value": f"`{e.tile_id}`", "inline": False},
+            {"name": "Tile", "value": f"`{as_code(e.tile_id)}`", "inline": False},
             {"name": "Your answer", "value": "The buttons below, or `/label "
-                                             f"{e.tile_id} fire|no-fire`: the next training uses it.",
+                                             f"{as_code(e.tile_id)} fire|no-fire`: the next training uses it.",
              "inline": False},
         ]
         image = self.links.tile_image(e.tile_id)
@@ -229,8 +239,8 @@ class Renderer:
             fields.append({"name": "Image", "value": f"[on the console]({image}) · "
                                                      "© Mapbox © OpenStreetMap © Maxar", "inline": False})
         embed = {
-            "title": f"{ICONS['detection']} Detection: {e.model_name} v{e.model_version} sees a wildfire"
-                     + (f" at {e.fire_key}" if e.fire_key else ""),
+            "title": f"{ICONS['detection']} Detection: {_line(e.model_name)} v{_line(e.model_version)} sees a "
+                     "wildfire" + (f" at {_line(e.fire_key)}" if e.fire_key else ""),
             "description": f"A live tile ({label} by the pipeline's own label) scored "
                            f"{e.wildfire_probability:.2f}. Is it a fire?",
             "color": COLOURS["detection"],
@@ -247,8 +257,8 @@ class Renderer:
         kinds = Counter((a.component, a.alert) for a in alerts)
         first = min(a.occurred_at for a in alerts)
         last = max(a.occurred_at for a in alerts)
-        lines = [f"• `{a.component}/{a.alert}` {a.message}" for a in alerts]
-        fields = [{"name": f"{component} — {alert}", "value": f"{n} event{'s' if n != 1 else ''}",
+        lines = [f"• `{as_code(a.component)}/{as_code(a.alert)}` {_line(a.message)}" for a in alerts]
+        fields = [{"name": f"{_line(component)} — {_line(alert)}", "value": f"{n} event{'s' if n != 1 else ''}",
                    "inline": True} for (component, alert), n in kinds.most_common()]
         embed = {
             "title": f"{ICONS['digest']} Digest: {len(alerts)} low-priority event{'s' if len(alerts) != 1 else ''}",

@@ -1,4 +1,5 @@
-"""The CLI's pure rendering functions: data in, rich renderables or strings out."""
+"""The CLI's pure rendering functions: data in, rich renderables out (text from data as rich Text: see
+tests/security/test_untrusted_text.py)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def decision(**evidence):
 
 
 def test_evidence_text_has_n_p_value_and_the_ci():
-    text = render.evidence_text(decision())
+    text = render.evidence_text(decision()).plain
     assert text.splitlines()[0] == "version 4: promoted (champion then: 3)"
     assert "reason: shadow gate passed" in text
     assert "paired samples n=120 (wildfire 50, fire-free 70)" in text
@@ -43,13 +44,13 @@ def test_evidence_text_has_n_p_value_and_the_ci():
 def test_evidence_text_shows_the_candidates_warnings():
     d = decision()
     d.warnings = ["possible shortcut: a location-only classifier scores 93.0%"]
-    assert render.evidence_text(d).endswith("warning: possible shortcut: a location-only classifier scores 93.0%")
+    assert render.evidence_text(d).plain.endswith("warning: possible shortcut: a location-only classifier scores 93.0%")
 
 
 def test_evidence_text_without_a_champion():
     d = decision()
     d.champion_version = None
-    assert "(champion then: none)" in render.evidence_text(d)
+    assert "(champion then: none)" in render.evidence_text(d).plain
 
 
 def test_models_table_has_the_columns_and_rows():
@@ -62,7 +63,7 @@ def test_models_table_has_the_columns_and_rows():
     assert [c.header for c in table.columns] == list(render.MODELS_COLUMNS) == [
         "version", "aliases", "created", "val_accuracy", "val_recall", "test_recall", "shadow n", "in Triton",
         "backbone", "leakage", "run"]
-    assert table.title == "wildfire in MLflow"
+    assert str(table.title) == "wildfire in MLflow"
     assert table.row_count == 2
     out = text_of(table)
     assert "2026-05-01 12:30" in out and "0.912" in out and "140" in out and "abcdef12" in out
@@ -73,7 +74,7 @@ def test_models_table_has_the_columns_and_rows():
 
 def test_triton_summary():
     t = TritonView(url="http://t", public_model="wildfire", public_ready=True, heads_ready=("1", "2"))
-    assert render.triton_summary(t) == ("Triton at http://t: wildfire ready, backbone not loaded, "
+    assert render.triton_summary(t).plain == ("Triton at http://t: wildfire ready, backbone not loaded, "
                                         "head versions loaded: 1, 2")
 
 
@@ -96,10 +97,10 @@ def test_demo_progress_table_and_summary_line():
     out = text_of(render.demo_progress_table(tally))
     assert "fires observed" in out and "2 ({'new': 2})" in out and "v1:promoted" in out
     result = SimpleNamespace(tally=tally, discord_posts=3, seconds=61.4, seconds_to_goal=None)
-    line = render.demo_summary_line(result)
+    line = render.demo_summary_line(result).plain
     assert line == "Discord posts: 3; duplicate events seen: 4; backbone: imagenet; took 61s"
     result.seconds_to_goal = 50.2
-    assert render.demo_summary_line(result).endswith(" (50s to the shadow decision)")
+    assert render.demo_summary_line(result).plain.endswith(" (50s to the shadow decision)")
 
 
 def test_fmt_metric():
@@ -116,7 +117,7 @@ def test_a_first_models_floor_shows_its_test_tiles_and_bounds_not_pairs():
         evidence=Evidence(n=97, n_wildfire=50, n_fire_free=47, rule="floor", method="Wilson",
                           deltas=[MetricDelta(metric="wildfire_recall", challenger=0.8, ci_low=0.693,
                                               ci_high=0.877, confidence=0.9)]))
-    text = render.evidence_text(d)
+    text = render.evidence_text(d).plain
     assert "test tiles n=97 (wildfire 50, fire-free 47)" in text and "discordant" not in text
     assert "wildfire_recall: 0.800 (90% CI [0.693, 0.877])" in text
 
@@ -128,7 +129,7 @@ def test_leakage_text_lists_each_candidates_check():
     warn = SimpleNamespace(version="2", leakage=SimpleNamespace(cnn_accuracy=0.9, location_accuracy=0.88,
                                                                 statistics_accuracy=None, split="val", n=30,
                                                                 margin=0.05, warning="possible shortcut"))
-    text = render.leakage_text([ok, SimpleNamespace(version="3", leakage=None), warn])
+    text = render.leakage_text([ok, SimpleNamespace(version="3", leakage=None), warn]).plain
     assert text.splitlines() == [
         "v1: CNN 0.900, location only 0.550, hand statistics 0.600 (test, n=40) — no shortcut within 5%",
         "v2: CNN 0.900, location only 0.880, hand statistics - (val, n=30) — WARNING: possible shortcut"]

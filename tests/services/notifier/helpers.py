@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,12 @@ from emberwatch.common.config import Settings
 from emberwatch.contracts import Detection, ModelCandidate, ModelDecision, PipelineAlert
 from services.notifier.models import Topics
 from services.notifier.settings import NotifierSettings
+
+
+def shown(text: str) -> str:
+    """What Discord shows of markdown-escaped text: each backslash escape as the character it escapes
+    (data goes into embeds escaped: tests/security/test_untrusted_text.py)."""
+    return re.sub(r"\\(.)", r"\1", text)
 from tests.messaging.helpers import unique
 
 MODEL = "emberwatch-resnet50"

@@ -11,7 +11,7 @@ from services.notifier.main import NotifierRuntime
 from services.notifier.render import COLOURS, Links, Renderer
 from services.notifier.settings import NotifierSettings
 from simulators.discord.app import validate_payload
-from tests.services.notifier.helpers import alert, candidate, decision, detection
+from tests.services.notifier.helpers import alert, candidate, decision, detection, shown
 
 R = Renderer(Links("http://mlflow:5000", "http://grafana:3000", "emberwatch-models"), "Emberwatch")
 
@@ -28,7 +28,7 @@ def test_candidate_links_to_its_run_and_model_version():
     assert e["url"] == "http://mlflow:5000/#/models/emberwatch-resnet50/versions/7"
     links = {f["name"]: f["value"] for f in e["fields"]}["Links"]
     assert "http://mlflow:5000/#/runs/run7abc" in links
-    assert "val_accuracy: 0.912" in {f["name"]: f["value"] for f in e["fields"]}["Validation metrics"]
+    assert "val_accuracy: 0.912" in shown({f["name"]: f["value"] for f in e["fields"]}["Validation metrics"])
 
 
 LEAK = "possible shortcut: a location-only classifier (latitude, longitude) scores 93.0% on the test split"
@@ -62,9 +62,9 @@ def test_each_decision_has_its_colour_title_and_reason(kind, title):
     event = decision(kind, "7")
     e = embed(R.decision(event))
     assert e["title"] == title and e["color"] == COLOURS[kind]
-    assert e["description"] == event.reason
+    assert shown(e["description"]) == event.reason
     fields = {f["name"]: f["value"] for f in e["fields"]}
-    assert fields["Thresholds"] == "alpha 0.05 · min_n 200 · non_inferiority_margin 0.02"
+    assert shown(fields["Thresholds"]) == "alpha 0.05 · min_n 200 · non_inferiority_margin 0.02"
     assert "[Grafana dashboard](http://grafana:3000/d/emberwatch-models?var-model=emberwatch-resnet50)" \
         in fields["Links"]
     assert e["footer"]["text"].endswith(f"event {event.event_id} · trace {event.trace_id}")
@@ -142,7 +142,7 @@ def test_a_gate_decision_shows_both_classes_the_rule_and_the_method():
     assert fields["Rule"] == "superior (alpha at this look 0.0317)"
     assert fields["Method"].startswith("Newcombe")
     assert fields["specificity"] == "Δ -0.010 [-0.025, +0.010] 93.7% CI (0.900 → 0.890)"
-    assert "primary_metric wildfire_recall" in fields["Thresholds"]
+    assert "primary_metric wildfire_recall" in shown(fields["Thresholds"])
     assert validate_payload(R.decision(decision("promoted", "7").model_copy(update={"evidence": evidence}))) is None  # Discord accepts it
 
 

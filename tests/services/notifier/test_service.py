@@ -23,6 +23,7 @@ from tests.services.notifier.helpers import (
     metric,
     notifier_settings,
     private_topics,
+    shown,
 )
 
 pytestmark = pytest.mark.timeout(180)
@@ -92,7 +93,7 @@ async def test_each_event_is_posted_once_across_duplicates_restarts_and_replays(
     assert all(m["author"]["username"] == "Emberwatch" for m in messages)
 
     promoted = next(m for m in messages if "promoted to champion" in m["embeds"][0]["title"])
-    fields = {f["name"]: f["value"] for f in promoted["embeds"][0]["fields"]}
+    fields = {shown(f["name"]): f["value"] for f in promoted["embeds"][0]["fields"]}
     assert fields["Paired samples"] == "n = 412 (201 wildfire, 211 fire-free)"
     assert fields["p-value (exact McNemar, one-sided)"] == "0.0004"
     assert fields["recall_wildfire"] == "Δ +0.064 [+0.031, +0.097] 95% CI (0.871 → 0.935)"
@@ -152,13 +153,13 @@ async def test_a_burst_of_low_priority_alerts_becomes_one_digest_exactly_once(ka
 
     messages = posted(sim)
     assert len(messages) == 3
-    urgent_msg = next(m for m in messages if "feed_down" in m["embeds"][0]["title"])
+    urgent_msg = next(m for m in messages if "feed_down" in shown(m["embeds"][0]["title"]))
     assert urgent_msg["embeds"][0]["color"] == COLOURS["critical"]
     digests = [m for m in messages if m["embeds"][0]["title"].startswith("🗞️ Digest")]
     assert [d["embeds"][0]["title"] for d in digests] == ["🗞️ Digest: 50 low-priority events",
                                                           "🗞️ Digest: 3 low-priority events"]
     first = digests[0]["embeds"][0]
-    counts = {f["name"]: f["value"] for f in first["fields"]}
+    counts = {shown(f["name"]): f["value"] for f in first["fields"]}
     assert counts["ingestor — new_fire"] == "5 events"
     assert counts["tiler — tile_cached_0"] == "15 events"
     assert metric("emberwatch_notifier_digest_events_count") == sizes_before + 2
