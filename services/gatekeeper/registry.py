@@ -52,8 +52,8 @@ class Registry:
                 raise UntrustedCandidate(f"{self.model_name} has no registered version {version!s:.20}") from None
             raise
         if not mv.run_id or run_id != mv.run_id:
-            raise UntrustedCandidate(f"the event's run_id {run_id[:64]!r} is not MLflow's run of version "
-                                     f"{version} ({mv.run_id})")
+            raise UntrustedCandidate(f"the event's run_id {run_id[:64]!r} is not MLflow's record of version "
+                                     f"{version} (its run is {mv.run_id})")
         expected = f"runs:/{mv.run_id}/{ARTIFACT_PATH}"
         if artifact_uri != expected:
             raise UntrustedCandidate(f"the event's artifact_uri {artifact_uri[:200]!r} is not {expected}, "
