@@ -34,7 +34,15 @@ SECRETS = {"tiler": {"emberwatch-mapbox", "emberwatch-tiles-s3", "emberwatch-coo
            "gatekeeper": {"emberwatch-tiles-s3", "emberwatch-coordination"},
            "notifier": {"emberwatch-discord", "emberwatch-command-signing"},
            "console": {"emberwatch-console", "emberwatch-mapbox", "emberwatch-tiles-s3", "emberwatch-command-signing"},
-           "mlflow": {"emberwatch-postgres", "emberwatch-s3"}, "postgres": {"emberwatch-postgres"}}
+           "mlflow": {"emberwatch-postgres", "emberwatch-s3", "emberwatch-mlflow-auth"}, "postgres": {"emberwatch-postgres"},
+           "triton": {"emberwatch-triton-admin"}}
+# ... and, as files (deploy/k8s/base/logins/*.yaml), each service its own Kafka user's password and the
+# brokers' CA; the MLflow clients the services' MLflow password; the gatekeeper Triton's admin key.
+for _name in ("ingestor", "tiler", "trainer", "gatekeeper", "notifier", "console"):
+    SECRETS[_name] = SECRETS.get(_name, set()) | {f"emberwatch-kafka-{_name}", "emberwatch-kafka-ca"}
+for _name in ("trainer", "gatekeeper", "notifier", "console"):
+    SECRETS[_name].add("emberwatch-mlflow-service")
+SECRETS["gatekeeper"] |= {"emberwatch-triton-admin", "emberwatch-command-keys"}  # + the trusted command keys
 SECRET_WORDS = ("TOKEN", "PASSWORD", "SECRET", "WEBHOOK", "ACCESS_KEY")
 
 
@@ -100,7 +108,7 @@ def test_the_tiler_scales_on_its_consumer_lag_within_its_partitions(rendered):
     assert meta["allowIdleConsumers"] == "false"  # never more replicas than partitions
     assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
     # The topics job creates fires.observed.v1 with at least as many partitions as replicas.
-    (job,) = [d for d in rendered if d["kind"] == "Job"]
+    job = by_kind(rendered, "Job")["create-topics"]
     assert containers(job)[0]["args"] == ["create-topics"]
     assert job["spec"]["template"]["spec"]["containers"][0]["envFrom"] == [{"configMapRef": {"name": "emberwatch-env"}}]
     partitions = parse_partitions(config["EMBERWATCH_KAFKA_TOPIC_PARTITIONS"])
@@ -131,7 +139,7 @@ def test_triton_and_the_trainer_run_on_gpu_nodes(rendered):
         tolerations = deployments[name]["spec"]["template"]["spec"]["tolerations"]
         assert any(t["key"] == "nvidia.com/gpu" for t in tolerations)
     triton = containers(deployments["triton"])[0]
-    assert "--model-control-mode=explicit" in triton["args"]
+    assert "--model-control-mode=explicit" in " ".join(triton.get("command", []) + triton.get("args", []))
     assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
 
 
@@ -141,13 +149,17 @@ def test_secrets_come_from_secret_objects_and_only_to_who_uses_them(rendered):
         used = set()
         for c in containers(workload):
             for env in c.get("env", []):
-                if "value" in env:
+                if "value" in env and not (env["name"].endswith("_FILE") and env["value"].startswith("/run/secrets/")):
                     assert not any(w in env["name"] for w in SECRET_WORDS), \
                         f"{name}: {env['name']} is written in the manifest"
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     used.add(ref["name"])
             assert not c.get("envFrom") or all("secretRef" not in e for e in c["envFrom"]), name
+        for volume in workload["spec"]["template"]["spec"].get("volumes", []):
+            if "secret" in volume:
+                used.add(volume["secret"]["secretName"])
+            used |= {s["secret"]["name"] for s in volume.get("projected", {}).get("sources", []) if "secret" in s}
         assert used <= SECRETS.get(name, set()), f"{name} reads secrets it does not use: {used}"
     assert not [d for d in rendered if d["kind"] == "Secret"], "secret values belong outside the repo"
     for key in by_kind(rendered, "ConfigMap")["emberwatch-env"]["data"]:

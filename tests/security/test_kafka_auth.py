@@ -150,6 +150,11 @@ def expected_acls() -> set[Acl]:
     subscribed, reads, writes, group = _usage([REPO / "emberwatch" / "operations" / m for m in OPERATOR_MODULES], {})
     assert not subscribed and not group, "the operator's CLI reads without a consumer group"
     grant("operator", subscribed, reads, writes, group)
+    # KEDA scales the tiler on its lag: it reads the group's offsets and the topic's, nothing else
+    scaled = yaml.safe_load((REPO / "deploy" / "k8s" / "base" / "tiler-scaledobject.yaml").read_text())
+    (trigger,) = scaled["spec"]["triggers"]
+    acls |= {("keda", "topic", "literal", trigger["metadata"]["topic"], "Describe"),
+             ("keda", "group", "literal", trigger["metadata"]["consumerGroup"], "Describe")}
     for t in (t for topic in ALL_TOPICS for t in (topic, dlq_topic(topic))):  # `emberwatch create-topics`
         acls |= {("topics", "topic", "literal", t, op) for op in ("Create", "Describe", "DescribeConfigs")}
     return acls
@@ -186,7 +191,7 @@ def test_each_principal_writes_only_its_own_topics_and_only_the_gatekeeper_reads
     assert writers[Topic.MODELS_COMMANDS] == {"console", "notifier", "operator"}  # the issuers
     # no wildcard resource, no cluster-wide grant, no group a principal does not own
     assert all(name not in ("*", "") and r in ("topic", "group") for _, r, _, name, _ in acls)
-    assert all(name == p for p, r, _, name, _ in acls if r == "group")
+    assert all(name == p or (p, op) == ("keda", "Describe") for p, r, _, name, op in acls if r == "group")
 
 
 def test_a_table_that_drifts_from_the_code_fails(tmp_path):
@@ -247,9 +252,9 @@ def test_every_compose_kafka_client_is_its_own_principal_over_sasl_ssl():
         assert "kafka_ca_cert" in svc["secrets"]
         users[name] = user
     assert users == {**{s: s for s in SERVICES}, "topics": "topics"}
-    assert set(users.values()) | {"operator"} == principals
+    assert set(users.values()) | {"operator", "keda"} == principals  # keda: Kubernetes only
     init = services["kafka-init"]
-    assert {f"kafka_password_{p}" for p in principals} <= set(init["secrets"])
+    assert {f"kafka_password_{p}" for p in principals - {"keda"}} <= set(init["secrets"])
     assert "./deploy/k8s/base/kafka:/opt/kafka-init:ro" in init["volumes"]
 
 
