@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from emberwatch.cli import config_command, demo_command, event_commands, model_commands, service_commands
+from emberwatch.cli.console_operator_commands import operator_app
 from emberwatch.cli.key_commands import keys_app
 from emberwatch.cli.stack_commands import stack_app
 
@@ -20,6 +21,7 @@ app.add_typer(stack_app, name="stack")
 app.command("run")(service_commands.run_service)
 app.command("sim")(service_commands.run_simulator)
 app.command("console")(service_commands.run_console)
+app.add_typer(operator_app, name="console-operator")
 app.command("replay")(event_commands.replay)
 app.command("demo")(demo_command.demo)
 app.command("models")(model_commands.models)

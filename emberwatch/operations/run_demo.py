@@ -6,7 +6,8 @@ trained, validated in Triton and crowned champion over the floor; a later candid
 shadow with it and promoted or rejected by the gate on paired evidence; the team is told on the
 Discord simulator, and finally an image is scored through Triton. The demo succeeds only when all of
 that happened (``DemoResult.missing``); otherwise it says which step did not. Then the operator
-console starts beside the system (read-only unless EMBERWATCH_CONSOLE_OPERATOR_TOKEN is set).
+console starts beside the system; when it has no operators yet, the demo adds one, ``demo``, and says
+where its secret is (``emberwatch console-operator add NAME`` adds your own).
 
 Everything stays up afterwards (``emberwatch stack down`` stops it). Running it again continues:
 state lives under ``EMBERWATCH_STATE_DIR`` and every step is idempotent, so nothing is done twice
@@ -236,9 +237,13 @@ def start_system(settings: Settings, report: Reporter = print) -> Settings:
 def start_console(settings: Settings, report: Reporter = print) -> bool:
     """The operator console beside the running system, once the loop has shown what it does (it reads
     every stream from the start and scores the tiles through Triton, so it does not compete with the
-    first shadow). Read-only unless EMBERWATCH_CONSOLE_OPERATOR_TOKEN is set. A console that cannot
-    start (e.g. its port is taken) is reported, not fatal: the loop itself has run."""
+    first shadow). With no operators yet, the operator ``demo`` is added (its secret in a file under the
+    state directory, reported). A console that cannot start (e.g. its port is taken) is reported, not
+    fatal: the loop itself has run."""
     env = system_environment(settings)
+    secret_file = ensure_console_operator(settings)
+    if secret_file is not None:
+        report(f"console operator 'demo': sign in with the secret in {secret_file}")
     try:
         manage.up(settings.model_copy(update={"stack_parts": "console"}),
                   on_event=lambda name, msg: report(f"{name}: {msg}"), env=env)
@@ -246,6 +251,24 @@ def start_console(settings: Settings, report: Reporter = print) -> bool:
         report(f"the operator console did not start: {exc}")
         return False
     return True
+
+
+def demo_operator_secret_file(settings: Settings) -> Path:
+    return settings.state_dir / "console" / "demo-operator-secret"
+
+
+def ensure_console_operator(settings: Settings) -> Path | None:
+    """The console's operator ``demo`` when it has none (see services/console/operators.py): the file
+    its secret is in, or None when the console has operators of its own (or their file cannot be used)."""
+    from emberwatch.common.config import narrow
+    from services.console.operators import OperatorFileError, OperatorRegistry, ensure_demo_operator
+    from services.console.settings import ConsoleSettings
+
+    registry = OperatorRegistry(narrow(settings, ConsoleSettings).operators_path)
+    try:
+        return ensure_demo_operator(registry, demo_operator_secret_file(settings))
+    except (OSError, ValueError, OperatorFileError):
+        return None
 
 
 async def advance_season(settings: Settings, hours: float, tick: Callable[[], None] = lambda: None) -> dict:
@@ -350,8 +373,9 @@ def where_to_look(settings: Settings) -> dict[str, str]:
         "Prometheus": f"http://{host}:{settings.prometheus_port}",
         "Discord simulator (posts)": f"http://{host}:{settings.discord_sim_port}/",
         "Operator console": f"http://{settings.console_host}:{settings.console_port}/"
-                            + ("" if os.environ.get("EMBERWATCH_CONSOLE_OPERATOR_TOKEN") else
-                               " (read-only: set EMBERWATCH_CONSOLE_OPERATOR_TOKEN to sign in)"),
+                            + (f" (sign in with the secret in {demo_operator_secret_file(settings)})"
+                               if demo_operator_secret_file(settings).is_file() else
+                               " (sign in with your operator secret: emberwatch console-operator add NAME)"),
         "Triton": f"http://{host}:{settings.triton_http_port}/v2/models/wildfire",
         "logs": str(settings.state_dir / "logs"),
     }

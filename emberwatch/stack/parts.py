@@ -230,7 +230,7 @@ def service(name: str):
 
 
 def console(settings: Settings) -> Part:
-    """The operator console (``emberwatch console``): read-only unless EMBERWATCH_CONSOLE_OPERATOR_TOKEN is set."""
+    """The operator console (``emberwatch console``): read-only until it has operators (emberwatch console-operator add)."""
     host, port = settings.console_host, settings.console_port
     return Part(
         name="console",

@@ -25,6 +25,7 @@ def fire_view(fire: FireObserved) -> dict:
     return {
         "fire_key": fire.fire_key, "name": fire.name, "agency": fire.agency, "source": fire.source,
         "lat": fire.lat, "lon": fire.lon, "stage": fire.stage_of_control or "unknown",
+        "response_type": fire.response_type,
         "hectares": fire.hectares,
         "start_date": fire.start_date.date().isoformat() if fire.start_date else None,
         "change": fire.change, "snapshot_at": fire.snapshot_at.isoformat(),
@@ -71,10 +72,11 @@ def role_view(role: str, model_name: str, version: str | None, candidate: ModelC
         return None
     ui = mlflow_ui.rstrip("/")
     out = {"role": role, "version": version,
-           "mlflow_version_url": f"{ui}/#/models/{quote(model_name, safe='')}/versions/{version}",
+           "mlflow_version_url": f"{ui}/#/models/{quote(model_name, safe='')}/versions/{quote(version, safe='')}",
            "run_id": None, "mlflow_run_url": None, "plots": [], "metrics": {}}
     if candidate is not None:
-        out.update(run_id=candidate.run_id, mlflow_run_url=f"{ui}/#/runs/{candidate.run_id}",
+        run = quote(candidate.run_id, safe="")  # from an event: a path segment, nothing more
+        out.update(run_id=candidate.run_id, mlflow_run_url=f"{ui}/#/runs/{run}",
                    metrics=candidate.metrics,
-                   plots=[f"/api/runs/{candidate.run_id}/plots/{name}" for name in PLOTS])
+                   plots=[f"/api/runs/{run}/plots/{name}" for name in PLOTS])
     return out

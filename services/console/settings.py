@@ -7,23 +7,82 @@ The basemap goes through the console with the common ``EMBERWATCH_MAPBOX_API_URL
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, model_validator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from emberwatch.common.config import SERVICE_NAMES, Settings
 
 SERVICE = "console"  # the service's name: logs, metrics, client ids, event producer
+# The one name the legacy shared token signs in as: it says who knew the token, not who typed it.
+LEGACY_OPERATOR = "shared-token"
 
 
 class ConsoleSettings(Settings):
+    console_operators_file: Path | None = Field(
+        None, description="The console's named operators: one `name:scrypt$...` line each, written by "
+                          "`emberwatch console-operator add/remove` and re-read by the console on a change "
+                          "(a removed operator's sessions end). Unset: `console_operators` in the secrets "
+                          "directory when there is one, else <EMBERWATCH_STATE_DIR>/console/operators.")
     console_operator_token: SecretStr | None = Field(
-        None, description="Operator token (secret): signing in with it allows commands and feedback; "
-                          "unset, nobody can sign in and the console is read-only.")
+        None, description="Legacy shared operator token (secret): signing in with it names the operator "
+                          f"`{LEGACY_OPERATOR}`, whoever types it. Prefer named operators "
+                          "(EMBERWATCH_CONSOLE_OPERATORS_FILE); unset and without operators the console is "
+                          "read-only.")
+    console_public_url: str | None = Field(
+        None, description="The console's origin as browsers reach it (e.g. https://console.example.org behind "
+                          "a proxy): writes must come from it (Origin), and cookies are Secure when it is "
+                          "https. Unset: the origin the request was addressed to.")
+    console_trusted_proxies: str = Field(
+        "", description="Comma-separated addresses of reverse proxies whose X-Forwarded-For/-Proto the console "
+                        "believes (the client address for throttling, the scheme); empty: none.")
+    console_max_body_bytes: int = Field(
+        65536, ge=1024, le=16 * 1024 * 1024,
+        description="Largest request body the console reads; a bigger one is answered 413 before it is read.")
+    console_signin_failures_per_minute: int = Field(
+        5, ge=1, description="Failed sign-ins a client address may make in a minute; then 429 with Retry-After.")
+    console_basemap_requests_per_minute: int = Field(
+        600, ge=1, description="Basemap tiles one client address may request from the console's proxy in a "
+                               "minute (then 429); the proxy also answers only the console's own pages.")
+    console_basemap_cache_mib: int = Field(
+        64, ge=0, description="Memory for basemap tiles already fetched (an hour each), so that the Mapbox "
+                              "token is spent once per tile; 0: no cache.")
+
+    @field_validator("console_operators_file", "console_public_url", mode="before")
+    @classmethod
+    def _empty_means_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("console_public_url")
+    @classmethod
+    def _public_url_is_an_origin(cls, value: str | None) -> str | None:
+        """An origin: http(s)://host[:port] with no path, as a browser sends it in Origin."""
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") \
+                or parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError(f"EMBERWATCH_CONSOLE_PUBLIC_URL={value!r} must be an origin: http(s)://host[:port]")
+        return f"{parts.scheme}://{parts.netloc.lower()}"
 
     @property
     def signin_enabled(self) -> bool:
-        """Operators can sign in only with a non-empty token; otherwise the console is read-only."""
+        """Operators can sign in with a named operator's secret or the legacy token; else read-only."""
+        from services.console.operators import OperatorRegistry
+
         token = self.console_operator_token
-        return token is not None and bool(token.get_secret_value())
+        legacy = token is not None and bool(token.get_secret_value())
+        return legacy or bool(OperatorRegistry(self.operators_path).names())
+
+    @property
+    def operators_path(self) -> Path:
+        """Where the named operators are kept (see ``console_operators_file``)."""
+        if self.console_operators_file is not None:
+            return self.console_operators_file
+        if self.secrets_dir is not None:
+            return self.secrets_dir / "console_operators"
+        return self.state_dir / "console" / "operators"
     console_model_name: str = Field(
         "emberwatch-resnet50", description="Registered model the console's commands are about.")
     console_command_wait_s: float = Field(

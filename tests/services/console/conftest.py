@@ -35,9 +35,10 @@ from emberwatch.messaging.broker import build_broker, client_options, publish_ev
 from emberwatch.operations.create_topics import create_topics
 from tests.conftest import REPO, env_for, running_stack
 from tests.support.process_group import stop_group
+from services.console.operators import OperatorRegistry
 from tests.support.serve_app import serve_in_thread
 
-OPERATOR_TOKEN = "op-token-7f3a9c1e5b"  # a secret: it must appear in no log and no event
+OPERATORS = ("alice", "bob", "carol", "dana")  # named operators, each with a secret made at run time
 MAPBOX_TOKEN = "pk.mapbox-secret-42"
 
 
@@ -120,6 +121,12 @@ class FakeMapbox:
     tokens: list[str | None] = field(default_factory=list)
 
 
+def make_operators(path: Path, names: tuple[str, ...] = OPERATORS) -> dict[str, str]:
+    """An operators file with ``names``, as ``emberwatch console-operator add`` writes it: name -> secret."""
+    registry = OperatorRegistry(path)
+    return {name: registry.add(name) for name in names}
+
+
 @dataclass
 class RunningConsole:
     url: str
@@ -127,6 +134,9 @@ class RunningConsole:
     log_path: Path
     tiles: dict[str, TileReady]
     mapbox: FakeMapbox
+    secrets: dict[str, str]  # operator -> secret
+    operators_file: Path
+    env: dict[str, str]  # what it was started with, beside env_for(settings)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -164,12 +174,14 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningConsole
                 *tiles.values())
         seen: list[str | None] = []
         with serve_in_thread(_fake_mapbox_app(seen), "fake mapbox") as mapbox_url:
-            env = {"EMBERWATCH_CONSOLE_OPERATOR_TOKEN": OPERATOR_TOKEN, "EMBERWATCH_MAPBOX_API_URL": mapbox_url,
+            secrets = make_operators(base / "operators")
+            env = {"EMBERWATCH_CONSOLE_OPERATORS_FILE": str(base / "operators"), "EMBERWATCH_MAPBOX_API_URL": mapbox_url,
                    "EMBERWATCH_MAPBOX_TOKEN": MAPBOX_TOKEN, "EMBERWATCH_LOG_LEVEL": "DEBUG",
                    # no gatekeeper and no Triton listen here (the stack is the broker alone)
                    "EMBERWATCH_CONSOLE_GATEKEEPER_METRICS_URL": f"http://127.0.0.1:{free_port()}/metrics"}
             with console_process(settings, base / "console.log", env, fires=3, tiles=3) as url:
-                yield RunningConsole(url, settings, base / "console.log", tiles, FakeMapbox(mapbox_url, seen))
+                yield RunningConsole(url, settings, base / "console.log", tiles, FakeMapbox(mapbox_url, seen),
+                                     secrets, base / "operators", env)
 
 
 @contextlib.contextmanager
@@ -228,9 +240,9 @@ def browser() -> Iterator[object]:
             b.close()
 
 
-def sign_in(page, name: str = "alice") -> None:  # noqa: ANN001
-    page.fill("#signin-name", name)
-    page.fill("#signin-token", OPERATOR_TOKEN)
+def sign_in(page, secrets: dict[str, str], name: str = "alice") -> None:  # noqa: ANN001
+    """Sign in through the page's form with ``name``'s secret (the secret names the operator)."""
+    page.fill("#signin-secret", secrets[name])
     page.click("#signin-form button")
     page.wait_for_selector(f"#session:has-text('signed in as {name}')")
 

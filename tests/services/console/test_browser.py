@@ -11,7 +11,6 @@ from emberwatch.contracts import ModelDecision
 from emberwatch.contracts.events import LabelFeedback, ModelCommand
 from tests.services.console.conftest import (
     MAPBOX_TOKEN,
-    OPERATOR_TOKEN,
     RunningConsole,
     fire,
     publish,
@@ -37,7 +36,7 @@ def marker_keys(page) -> list[str]:
 
 def test_map_shows_one_marker_per_active_fire_and_updates_live(page, console: RunningConsole) -> None:
     page.goto("/")
-    page.wait_for_function("document.querySelectorAll('.fire-marker').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('.fire-marker').length === 2")
     assert marker_keys(page) == ["A", "B"]  # C is out
     # the basemap: none below EMBERWATCH_CONSOLE_BASEMAP_MIN_ZOOM (13) ...
     page.wait_for_timeout(300)
@@ -50,12 +49,12 @@ def test_map_shows_one_marker_per_active_fire_and_updates_live(page, console: Ru
     assert MAPBOX_TOKEN not in page.content()
     started = time.monotonic()
     publish(console.settings, fire("D", "new", agency="sk", stage="OC", lat=55.0, lon=-105.0))
-    page.wait_for_function("document.querySelectorAll('.fire-marker').length === 3", timeout=5000)
+    page.wait_for_function("() => document.querySelectorAll('.fire-marker').length === 3", timeout=5000)
     new_fire_s = time.monotonic() - started
     assert marker_keys(page) == ["A", "B", "D"]
     publish(console.settings, fire("D", "out", agency="sk", stage="EX", lat=55.0, lon=-105.0,
                                    at="2026-07-03T00:00:00"))
-    page.wait_for_function("document.querySelectorAll('.fire-marker').length === 2", timeout=5000)
+    page.wait_for_function("() => document.querySelectorAll('.fire-marker').length === 2", timeout=5000)
     print(f"live update: a new fire on the map {new_fire_s:.2f}s after its event was published")
     # the filters: by agency, then by stage
     page.select_option("#filter-agency", "ab")
@@ -69,8 +68,8 @@ def test_clicking_a_fire_shows_its_tiles_loaded_with_attribution(page, console: 
     page.goto("/")
     page.wait_for_selector(".fire-marker[data-fire-key='A']")
     page.click(".fire-marker[data-fire-key='A']")
-    page.wait_for_function("document.querySelectorAll('.tile img').length === 3")
-    page.wait_for_function("[...document.querySelectorAll('.tile img')].every(i => i.complete && i.naturalWidth === 64)")
+    page.wait_for_function("() => document.querySelectorAll('.tile img').length === 3")
+    page.wait_for_function("() => [...document.querySelectorAll('.tile img')].every(i => i.complete && i.naturalWidth === 64)")
     ids = page.eval_on_selector_all(".tile", "els => els.map(e => e.dataset.tileId)")
     assert ids[0] == console.tiles["fire"].tile_id  # the fire's own tile first, then the matched ones
     assert sorted(ids[1:]) == sorted([console.tiles["free1"].tile_id, console.tiles["free2"].tile_id])
@@ -83,7 +82,7 @@ def test_a_feedback_click_publishes_exactly_one_label_event(page, console: Runni
     tile = console.tiles["free1"]
     before = [LabelFeedback.from_bytes(b) for b in read_all(console.settings, LabelFeedback.TOPIC)]
     page.goto("/")
-    sign_in(page, "alice")
+    sign_in(page, console.secrets, "alice")
     page.click(".fire-marker[data-fire-key='A']")
     card = page.locator(f".tile[data-tile-id='{tile.tile_id}']")
     card.locator(".feedback-note").fill("smoke plume, not a building")
@@ -96,7 +95,7 @@ def test_a_feedback_click_publishes_exactly_one_label_event(page, console: Runni
     (event,) = new
     assert (event.tile_id, event.label, event.labelled_by, event.previous_label, event.note) == (
         tile.tile_id, "wildfire", "console:alice", "nowildfire", "smoke plume, not a building")
-    assert OPERATOR_TOKEN not in event.model_dump_json()
+    assert console.secrets["alice"] not in event.model_dump_json()
     # the console reads its own feedback back from the stream and shows it on the tile
     card.locator(".feedback-known:has-text('console:alice')").wait_for(timeout=5000)
 
@@ -115,7 +114,7 @@ def test_an_unauthenticated_promote_is_refused(page, console: RunningConsole) ->
 
 def test_a_signed_in_approve_publishes_a_command_and_shows_its_answer(page, console: RunningConsole) -> None:
     page.goto("/models")
-    sign_in(page, "carol")
+    sign_in(page, console.secrets, "carol")
     page.select_option("#command-kind", "approve")
     page.fill("#command-reason", "looks good on the map")
     page.click("#command-send")
@@ -145,7 +144,7 @@ def test_each_page_renders_to_a_screenshot(page, console: RunningConsole, tmp_pa
     page.goto("/")
     page.wait_for_selector(".fire-marker[data-fire-key='A']")
     page.click(".fire-marker[data-fire-key='A']")
-    page.wait_for_function("[...document.querySelectorAll('.tile img')].filter(i => i.complete && i.naturalWidth > 0).length === 3")
+    page.wait_for_function("() => [...document.querySelectorAll('.tile img')].filter(i => i.complete && i.naturalWidth > 0).length === 3")
     shots = {"console-map.png": page.screenshot(full_page=True)}
     page.goto("/models")
     page.wait_for_selector("#session:has-text('viewer')")

@@ -12,18 +12,23 @@ import pytest
 from emberwatch.contracts.events import LabelFeedback, ModelCommand
 from tests.services.console.conftest import (
     MAPBOX_TOKEN,
-    OPERATOR_TOKEN,
     RunningConsole,
     console_process,
     read_all,
 )
 
 
+def page_client(url: str) -> httpx.Client:
+    """A client whose requests look like the console's own pages' (Origin, Sec-Fetch-Site), as a
+    browser sends them; the console refuses changes that do not."""
+    return httpx.Client(base_url=url, timeout=10, headers={"Origin": url, "Sec-Fetch-Site": "same-origin"})
+
+
 @contextlib.contextmanager
 def signed_in(console: RunningConsole, name: str = "alice") -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=console.url, timeout=10) as client:
-        r = client.post("/api/signin", json={"token": OPERATOR_TOKEN, "name": name})
-        assert r.status_code == 200, r.text
+    with page_client(console.url) as client:
+        r = client.post("/api/signin", json={"secret": console.secrets[name]})
+        assert r.status_code == 200 and r.json() == {"user": name}, r.text
         yield client
 
 
@@ -61,24 +66,28 @@ def test_known_tile_is_served_from_the_store(console: RunningConsole) -> None:
 def test_writes_without_a_session_are_401_and_publish_nothing(console: RunningConsole) -> None:
     before_cmd = len(read_all(console.settings, ModelCommand.TOPIC))
     before_fb = len(read_all(console.settings, LabelFeedback.TOPIC))
-    r = httpx.post(f"{console.url}/api/commands", json={"command": "promote", "version": "3"})
-    assert r.status_code == 401
-    r = httpx.post(f"{console.url}/api/feedback",
-                   json={"tile_id": console.tiles["fire"].tile_id, "label": "nowildfire"},
-                   cookies={"emberwatch_console": "forged-session"})
-    assert r.status_code == 401
+    with page_client(console.url) as client:
+        r = client.post("/api/commands", json={"command": "promote", "version": "3"})
+        assert r.status_code == 401
+        client.cookies.set("emberwatch_console", "forged-session")
+        r = client.post("/api/feedback", json={"tile_id": console.tiles["fire"].tile_id, "label": "nowildfire"})
+        assert r.status_code == 401
     assert len(read_all(console.settings, ModelCommand.TOPIC)) == before_cmd
     assert len(read_all(console.settings, LabelFeedback.TOPIC)) == before_fb
 
 
-def test_wrong_token_is_refused_and_never_logged(console: RunningConsole) -> None:
-    r = httpx.post(f"{console.url}/api/signin", json={"token": "wrong-" + OPERATOR_TOKEN, "name": "mallory"})
-    assert r.status_code == 401 and "set-cookie" not in r.headers
-    with signed_in(console, "bob"):
-        pass
+def test_wrong_secret_is_refused_and_no_secret_is_logged(console: RunningConsole) -> None:
+    with page_client(console.url) as client:
+        # a wrong secret for a real name, and bob's secret claiming to be alice: both refused
+        wrong = console.secrets["bob"].replace("bob:", "alice:", 1)
+        r = client.post("/api/signin", json={"secret": wrong})
+        assert r.status_code == 401 and "set-cookie" not in r.headers
+    with signed_in(console, "bob") as client:
+        assert client.get("/api/me").json()["user"] == "bob"
     log = console.log_text()
     assert "console sign-in" in log  # the log is there and speaks of sign-ins ...
-    assert OPERATOR_TOKEN not in log and MAPBOX_TOKEN not in log  # ... but never of the secrets
+    assert all(secret not in log for secret in console.secrets.values())  # ... but never of the secrets
+    assert wrong not in log and MAPBOX_TOKEN not in log
 
 
 @pytest.mark.parametrize("body, status, says", [
@@ -117,11 +126,13 @@ def test_malformed_commands_are_refused(console: RunningConsole, body: dict, say
 
 
 def test_basemap_goes_through_the_console_with_the_token_server_side(console: RunningConsole) -> None:
-    r = httpx.get(f"{console.url}/basemap/3/1/2")
-    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg" and r.content[:3] == b"\xff\xd8\xff"
-    assert console.mapbox.tokens and console.mapbox.tokens[-1] == MAPBOX_TOKEN
-    assert MAPBOX_TOKEN.encode() not in r.content and MAPBOX_TOKEN not in str(r.headers)
-    assert httpx.get(f"{console.url}/basemap/3/9/2").status_code == 404  # outside the zoom's grid
+    with page_client(console.url) as client:
+        r = client.get("/basemap/12/700/1300")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+        assert r.content[:3] == b"\xff\xd8\xff"
+        assert console.mapbox.tokens and console.mapbox.tokens[-1] == MAPBOX_TOKEN
+        assert MAPBOX_TOKEN.encode() not in r.content and MAPBOX_TOKEN not in str(r.headers)
+        assert client.get("/basemap/12/9000/2").status_code == 404  # outside the zoom's grid
     assert MAPBOX_TOKEN not in console.log_text()  # the proxy's requests log no token (DEBUG on)
 
 
@@ -153,23 +164,25 @@ def test_without_triton_or_gatekeeper_the_pages_say_so_and_keep_working(console:
 
 
 @pytest.mark.parametrize("token", ["", None])
-def test_without_an_operator_token_the_console_is_read_only(console: RunningConsole, tmp_path, monkeypatch,
-                                                            token: str | None) -> None:
-    """A second console on the same streams, its token empty or unset: everything can be read, nobody
-    can sign in, and no write publishes anything."""
+def test_without_operators_the_console_is_read_only(console: RunningConsole, tmp_path, monkeypatch,
+                                                    token: str | None) -> None:
+    """A second console on the same streams, with no operators file and the legacy token empty or
+    unset: everything can be read, nobody can sign in, and no write publishes anything."""
     monkeypatch.delenv("EMBERWATCH_CONSOLE_OPERATOR_TOKEN", raising=False)
-    extra = {} if token is None else {"EMBERWATCH_CONSOLE_OPERATOR_TOKEN": token}
+    extra = console.env | {"EMBERWATCH_CONSOLE_OPERATORS_FILE": str(tmp_path / "no-operators")}
+    if token is not None:
+        extra["EMBERWATCH_CONSOLE_OPERATOR_TOKEN"] = token
     before_cmd = len(read_all(console.settings, ModelCommand.TOPIC))
     before_fb = len(read_all(console.settings, LabelFeedback.TOPIC))
     with console_process(console.settings, tmp_path / "read-only.log", extra, fires=3, tiles=3) as url:
-        with httpx.Client(base_url=url, timeout=10) as client:
+        with page_client(url) as client:
             assert client.get("/api/me").json()["signin_enabled"] is False
             assert client.get("/").status_code == 200
             assert {"A", "B"} <= {f["fire_key"] for f in client.get("/api/fires").json()["fires"]}
             tile_id = console.tiles["fire"].tile_id
             assert client.get(f"/tiles/{tile_id}").status_code == 200
-            r = client.post("/api/signin", json={"token": OPERATOR_TOKEN, "name": "alice"})
-            assert r.status_code == 403 and "EMBERWATCH_CONSOLE_OPERATOR_TOKEN is not set" in r.json()["error"]
+            r = client.post("/api/signin", json={"secret": console.secrets["alice"]})
+            assert r.status_code == 403 and "no operators" in r.json()["error"]
             assert "set-cookie" not in r.headers
             assert client.post("/api/commands", json={"command": "rollback"}).status_code == 401
             assert client.post("/api/feedback", json={"tile_id": tile_id, "label": "nowildfire"}).status_code == 401

@@ -36,9 +36,9 @@ from emberwatch.stack import manage
 from services.trainer.evaluate import plot_confusion, plot_training_curves
 from tests.conftest import REPO, env_for, stack_settings
 from tests.services.console.conftest import (
-    OPERATOR_TOKEN,
     check_screenshot,
     console_process,
+    make_operators,
     publish,
     read_all,
     run_async,
@@ -69,6 +69,7 @@ class System:
     run1: str
     run2: str
     fire_tiles: list[TileReady]
+    secrets: dict[str, str]  # the console's operators: name -> secret
 
 
 def _wait(what: str, check: Callable[[], object], timeout_s: float = 240.0, logs: Path | None = None) -> object:
@@ -183,10 +184,11 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
             start_date=None, hectares=3.0, stage_of_control="UC", change="new",
             snapshot_at=datetime(2026, 7, 1, 12, tzinfo=UTC)), corrupt)
 
-        console_env = {"EMBERWATCH_CONSOLE_OPERATOR_TOKEN": OPERATOR_TOKEN, "EMBERWATCH_CONSOLE_MODEL_NAME": MODEL,
+        secrets = make_operators(tmp / "operators", ("dana",))
+        console_env = {"EMBERWATCH_CONSOLE_OPERATORS_FILE": str(tmp / "operators"), "EMBERWATCH_CONSOLE_MODEL_NAME": MODEL,
                        "EMBERWATCH_CONSOLE_GATEKEEPER_METRICS_URL": metrics_url}
         with console_process(settings, tmp / "console.log", console_env, fires=2, tiles=5) as url:
-            yield System(settings, url, metrics_url, v1, v2, run1, run2, fire_tiles)
+            yield System(settings, url, metrics_url, v1, v2, run1, run2, fire_tiles, secrets)
     finally:
         if gatekeeper is not None:
             stop_group(gatekeeper, 30)
@@ -269,23 +271,23 @@ def test_a_signed_in_approve_reaches_the_gatekeeper_and_the_page_shows_its_decis
         page.goto("/")
         page.wait_for_selector(".fire-marker[data-fire-key='F']:not(.pred-none)", timeout=60000)
         page.click(".fire-marker[data-fire-key='F']")
-        page.wait_for_function("document.querySelectorAll('.tile .prediction').length === 4")
+        page.wait_for_function("() => document.querySelectorAll('.tile .prediction').length === 4")
         texts = page.eval_on_selector_all(".tile .prediction", "els => els.map(e => e.textContent)")
         assert all(f"champion v{system.v1}" in t and f"challenger v{system.v2}" in t for t in texts), texts
-        page.wait_for_function("[...document.querySelectorAll('.tile img')]"
+        page.wait_for_function("() => [...document.querySelectorAll('.tile img')]"
                                ".filter(i => i.complete && i.naturalWidth > 0).length === 4")
         check_screenshot("console-map.png", page.screenshot(full_page=True), tmp_path)
 
         page.goto("/models")
         page.wait_for_selector(f"#gate[data-challenger='{system.v2}']")
         assert f"/ {MIN_PAIRS}" in page.text_content("#gate .gate-row[data-kind='all']")
-        page.wait_for_function("[...document.querySelectorAll(\"[data-role='champion'] img.plot\")]"
+        page.wait_for_function("() => [...document.querySelectorAll(\"[data-role='champion'] img.plot\")]"
                                ".filter(i => i.complete && i.naturalWidth > 0).length === 2")
         # the challenger's run has no plots: each says so in words instead of a broken image
-        page.wait_for_function("document.querySelectorAll(\"[data-role='challenger'] img.plot\").length === 0")
+        page.wait_for_function("() => document.querySelectorAll(\"[data-role='challenger'] img.plot\").length === 0")
         assert "no training curves plot" in page.text_content("[data-role='challenger']")
         check_screenshot("console-models.png", page.screenshot(full_page=True), tmp_path)
-        sign_in(page, "dana")
+        sign_in(page, system.secrets, "dana")
         page.select_option("#command-kind", "approve")
         page.fill("#command-reason", "both classes look right on the map")
         page.click("#command-send")
@@ -300,7 +302,7 @@ def test_a_signed_in_approve_reaches_the_gatekeeper_and_the_page_shows_its_decis
         page.goto("/")
         page.click(".fire-marker[data-fire-key='F']")
         page.wait_for_function(
-            f"[...document.querySelectorAll('.tile .prediction')].every(e => e.textContent.startsWith("
+            f"() => [...document.querySelectorAll('.tile .prediction')].every(e => e.textContent.startsWith("
             f"'champion v{system.v2}') && !e.textContent.includes('challenger'))", timeout=60000)
     finally:
         context.close()

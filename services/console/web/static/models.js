@@ -8,6 +8,17 @@ const el = (tag, text, cls) => {
   if (cls) e.className = cls;
   return e;
 };
+// Links only to http(s) pages (an event's text could try javascript:); anything else is no link.
+const safeHref = (url) => {
+  try { return ['http:', 'https:'].includes(new URL(url, location.href).protocol) ? url : null; }
+  catch { return null; }
+};
+const link = (text, url) => {
+  const href = safeHref(url);
+  if (!href) return el('span', text);
+  const a = el('a', text); a.href = href; a.target = '_blank'; a.rel = 'noopener noreferrer';
+  return a;
+};
 const num = (v, digits = 3) => (v === null || v === undefined) ? '?' : Number(v).toFixed(digits);
 const signed = (v) => (v === null || v === undefined) ? '?' : (v >= 0 ? '+' : '') + Number(v).toFixed(3);
 
@@ -48,12 +59,8 @@ function roleCard(r) {
   card.dataset.role = r.role;
   card.append(el('h3', `${r.role} — version ${r.version}`));
   const links = el('div');
-  const a = el('a', 'MLflow model version'); a.href = r.mlflow_version_url; a.target = '_blank';
-  links.append(a);
-  if (r.mlflow_run_url) {
-    const b = el('a', 'MLflow run'); b.href = r.mlflow_run_url; b.target = '_blank';
-    links.append(' · ', b);
-  }
+  links.append(link('MLflow model version', r.mlflow_version_url));
+  if (r.mlflow_run_url) links.append(' · ', link('MLflow run', r.mlflow_run_url));
   card.append(links);
   const shown = ['val_accuracy', 'val_recall', 'val_precision', 'val_auc', 'test_accuracy', 'test_recall']
     .filter(k => k in r.metrics).map(k => `${k} ${num(r.metrics[k])}`);
@@ -100,7 +107,8 @@ async function loadModels() {
     const e = d.evidence;
     for (const v of [d.at.slice(0, 19).replace('T', ' '), d.candidate_version, decision, `${e.n} (${e.n_wildfire} / ${e.n_fire_free})`,
                      e.p_value === null ? '' : num(e.p_value, 4), evidenceText(e), d.basis ?? '', e.rule ?? '',
-                     d.requested_by ?? '', d.reason]) {
+                     d.requested_by ?? '',
+                     d.reason + (d.warnings?.length ? ` — warnings: ${d.warnings.join('; ')}` : '')]) {
       const td = document.createElement('td'); td.textContent = v; tr.append(td);
     }
     body.append(tr);
@@ -118,8 +126,7 @@ document.getElementById('command-send').onclick = async () => {
                    reason: document.getElementById('command-reason').value};
   const version = document.getElementById('command-version').value.trim();
   if (version) payload.version = version;
-  const r = await fetch('/api/commands', {method: 'POST', headers: {'Content-Type': 'application/json'},
-                                         body: JSON.stringify(payload)});
+  const r = await postJSON('/api/commands', payload);
   const answer = await r.json();
   if (!r.ok) { status.textContent = `refused: ${answer.error}`; return; }
   pending = answer.command_id;

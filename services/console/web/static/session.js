@@ -1,5 +1,10 @@
 // Sign-in state shared by both pages: viewers read everything; operators may write.
 window.consoleUser = null;
+// Every change is a same-origin JSON POST: the console refuses any other kind (CSRF).
+function postJSON(url, body) {
+  return fetch(url, {method: 'POST', headers: {'Content-Type': 'application/json'},
+                     body: JSON.stringify(body), credentials: 'same-origin'});
+}
 async function refreshSession() {
   const me = await (await fetch('/api/me')).json();
   window.consoleUser = me.user;
@@ -9,7 +14,7 @@ async function refreshSession() {
     el.append(`signed in as ${me.user} `);
     const out = document.createElement('button');
     out.textContent = 'Sign out';
-    out.onclick = async () => { await fetch('/api/signout', {method: 'POST'}); refreshSession(); };
+    out.onclick = async () => { await postJSON('/api/signout', {}); refreshSession(); };
     el.append(out);
     document.getElementById('signin').hidden = true;
   } else {
@@ -20,11 +25,10 @@ async function refreshSession() {
 }
 document.getElementById('signin-form').addEventListener('submit', async (e) => {
   e.preventDefault();
-  const name = document.getElementById('signin-name').value;
-  const token = document.getElementById('signin-token').value;
-  const r = await fetch('/api/signin', {method: 'POST', headers: {'Content-Type': 'application/json'},
-                                        body: JSON.stringify({name, token})});
-  document.getElementById('signin-token').value = '';
+  // the secret names its operator (name:…): nobody types who they are
+  const secret = document.getElementById('signin-secret').value;
+  const r = await postJSON('/api/signin', {secret});
+  document.getElementById('signin-secret').value = '';
   document.getElementById('signin-error').textContent = r.ok ? '' : (await r.json()).error;
   refreshSession();
 });
