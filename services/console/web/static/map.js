@@ -9,7 +9,11 @@ fetch('/api/me').then(r => r.json()).then(me => {
     attribution: '© Mapbox © OpenStreetMap © Maxar',
   }).addTo(map);
 });
-const markers = L.layerGroup().addTo(map);
+// The fires: markers by stage, size, prediction and change (fire_markers.js), the review queue (review_queue.js).
+const queue = new ReviewQueue((f) => openFire(f));
+const fireLayer = new FireMarkers(map, {open: (f) => openFire(f), tooltip: (f) => tooltipOf(f),
+                                        changed: (f) => queue.changed(f)});
+fireLegend().addTo(map);
 let fires = [];
 let selected = null;
 const agencySel = document.getElementById('filter-agency');
@@ -25,17 +29,6 @@ function describe(p) {  // one model's answer on a tile, in words
   return `v${p.version}: ${p.label === 'wildfire' ? 'fire' : 'no fire'} (P ${p.wildfire.toFixed(2)})`;
 }
 
-// Every string from a feed or an event is text: a node built with textContent, never HTML.
-function tooltipOf(f) {
-  const said = f.prediction?.champion ? ` — champion ${describe(f.prediction.champion)}` +
-    (f.prediction.challenger ? `, challenger ${describe(f.prediction.challenger)}` : '') : '';
-  const div = document.createElement('div');
-  div.className = 'fire-tooltip';
-  div.textContent = `${f.name}: ${f.stage}, ${f.hectares ?? '?'} ha, since ${f.start_date ?? '?'} ` +
-    `(${f.source}${f.response_type ? `, ${f.response_type}` : ''})${said}`;
-  return div;
-}
-
 function setOptions(select, values) {
   const keep = select.value;
   select.replaceChildren(new Option('all', ''));
@@ -43,29 +36,29 @@ function setOptions(select, values) {
   select.value = values.includes(keep) ? keep : '';
 }
 
+// Every string from a feed or an event is text: a node built with textContent, never HTML.
+function tooltipOf(f) {
+  const said = f.prediction?.champion ? ` — champion ${describe(f.prediction.champion)}` +
+    (f.prediction.challenger ? `, challenger ${describe(f.prediction.challenger)}` : '') : '';
+  const div = document.createElement('div');
+  div.className = 'fire-tooltip';
+  div.textContent = `${f.name}: ${f.stage}, ${f.hectares ?? '?'} ha, since ${f.start_date ?? '?'} (${f.source})${said}`;
+  return div;
+}
+
 function draw() {
-  markers.clearLayers();
   const shown = fires.filter(f => (!agencySel.value || f.agency === agencySel.value)
                                && (!stageSel.value || f.stage === stageSel.value)
                                && (!predictionSel.value || predicted(f) === predictionSel.value)
                                && (!disagreeBox.checked || f.prediction?.disagree));
-  for (const f of shown) {
-    const m = L.marker([f.lat, f.lon], {title: f.name});
-    m.bindTooltip(tooltipOf(f));  // a DOM node: Leaflet sets a string as HTML, a node as it is
-    m.on('click', () => showFire(f));
-    m.addTo(markers);
-    const el = m.getElement();
-    el.dataset.fireKey = f.fire_key;
-    el.dataset.prediction = predicted(f);
-    el.classList.add('fire-marker', `pred-${predicted(f)}`);
-    if (f.prediction?.disagree) el.classList.add('disagree');
-  }
+  fireLayer.draw(shown);  // tooltips are DOM nodes (tooltipOf): Leaflet sets a string as HTML, a node as it is
   document.getElementById('fire-count').textContent = `${shown.length} active fire(s) shown`;
 }
 
 async function loadFires() {
   const data = await (await fetch('/api/fires')).json();
   fires = data.fires;
+  queue.update(fires);
   document.getElementById('predictions-status').textContent = `predictions: ${data.predictions}`;
   if (selected) {
     const now = fires.find(f => f.fire_key === selected.fire_key);
@@ -74,7 +67,30 @@ async function loadFires() {
   setOptions(agencySel, fires.map(f => f.agency));
   setOptions(stageSel, fires.map(f => f.stage));
   draw();
+  if (!hashSeen) { hashSeen = true; openFromHash(); }
 }
+
+// A link per fire: #fire=<key> opens it and moves the map there (on load and on every hash change).
+let hashSeen = false;
+function openFire(f) {
+  fireLayer.reveal(f);
+  history.replaceState(null, '', `#fire=${encodeURIComponent(f.fire_key)}`);
+  showFire(f);
+}
+function openFromHash() {
+  const key = new URLSearchParams(location.hash.slice(1)).get('fire');
+  const f = key === null ? null : fires.find(x => x.fire_key === key);
+  if (f) openFire(f);
+  else if (key !== null) {
+    const panel = document.getElementById('panel');
+    const p = document.createElement('p');
+    p.className = 'error';
+    p.textContent = `no active fire ${key.slice(0, 120)}: it may be out, or not reported yet`;
+    panel.replaceChildren(p);
+  }
+}
+window.addEventListener('hashchange', openFromHash);
+document.addEventListener('since-changed', draw);
 
 let shownKey = null;  // the fire whose panel is drawn, and whether it was drawn signed in
 let shownAs = null;
@@ -91,14 +107,16 @@ async function showFire(f) {
     h.textContent = `${f.name} (${f.agency})`;
     const p = document.createElement('p');
     p.id = 'fire-summary';
-    panel.append(h, p);
+    const hist = document.createElement('div');
+    hist.id = 'fire-history';
+    panel.append(h, p, hist);
   }
+  showHistory(f.fire_key);
   document.getElementById('fire-summary').textContent =
     `stage ${f.stage}, ${f.hectares ?? '?'} ha, started ${f.start_date ?? '?'}, source ${f.source}` +
-    (f.response_type ? `, response ${f.response_type}` : '') +
     (data.tiles.length ? '' : ' — no tiles yet');
   for (const t of data.tiles) {
-    let card = panel.querySelector(`.tile[data-tile-id="${CSS.escape(t.tile_id)}"]`);
+    let card = panel.querySelector(`.tile[data-tile-id="${t.tile_id}"]`);
     if (!card) { card = tileCard(t, data.attribution); panel.append(card); }
     card.querySelector('.prediction').textContent = t.prediction?.problem
       ? `not scored: ${t.prediction.problem}`
@@ -109,9 +127,30 @@ async function showFire(f) {
       : 'not scored yet';
     card.classList.toggle('disagree', !!t.prediction?.disagree);
     const known = card.querySelector('.feedback-known');
-    if (t.feedback) known.textContent = `labelled "${t.feedback.label}" by ${t.feedback.labelled_by}` +
-      (t.feedback.note ? `: ${t.feedback.note}` : '');
+    if (t.feedback) known.textContent = `labelled "${t.feedback.label}" by ${t.feedback.labelled_by}`;
   }
+}
+
+// A fire's stage and hectares over time, from fires.observed.v1 (text only).
+async function showHistory(key) {
+  const data = await (await fetch('/api/history?fire_key=' + encodeURIComponent(key))).json();
+  const box = document.getElementById('fire-history');
+  if (!box || shownKey !== key) return;
+  const table = document.createElement('table');
+  const head = table.insertRow();
+  for (const h of ['observed', 'change', 'stage', 'ha']) head.insertCell().textContent = h;
+  for (const o of data.history.slice(-12).reverse()) {
+    const row = table.insertRow();
+    row.insertCell().textContent = o.at.slice(0, 16).replace('T', ' ');
+    row.insertCell().textContent = o.change;
+    row.insertCell().textContent = o.stage;
+    row.insertCell().textContent = o.hectares ?? '?';
+  }
+  const caption = document.createElement('div');
+  caption.className = 'hint';
+  caption.textContent = `history: ${data.history.length} observation(s)` +
+    (data.history.length > 12 ? ' (the last 12 shown)' : '');
+  box.replaceChildren(caption, table);
 }
 
 function tileCard(t, attribution) {
@@ -139,7 +178,8 @@ function tileCard(t, attribution) {
       b.textContent = text; b.dataset.label = label;
       b.onclick = async () => {
         b.disabled = true;
-        const r = await postJSON('/api/feedback', {tile_id: t.tile_id, label, note: note.value});
+        const r = await fetch('/api/feedback', {method: 'POST', headers: {'Content-Type': 'application/json'},
+          body: JSON.stringify({tile_id: t.tile_id, label, note: note.value})});
         status.textContent = r.ok ? 'thanks: feedback sent' : (await r.json()).error;
         b.disabled = false;
       };
