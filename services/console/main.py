@@ -16,9 +16,7 @@ import json
 import logging
 import os
 import re
-import secrets
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import BaseModel, Field, ValidationError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -46,13 +45,17 @@ from emberwatch.operations.send_command import model_command
 from emberwatch.security.command_keys import CONSOLE, SigningKeyMissing, load_signer
 from services.console.fire_history import FireHistory
 from services.console.handlers import ConsoleView
+from services.console.basemap import BasemapProxy
 from services.console.models import Topics, role_view
+from services.console.operators import OperatorFileError, OperatorRegistry
 from services.console.predictions import TilePredictions
 from services.console.review import feedback_pending
 from services.console.run_plots import MlflowUnavailable, PlotMissing, RunPlots
-from services.console.settings import SERVICE, ConsoleSettings
+from services.console.sessions import Sessions, SignInThrottle
+from services.console.settings import LEGACY_OPERATOR, SERVICE, ConsoleSettings
 from services.console.shadow_progress import read_progress
 from services.console.vector_basemap import installed_place_names, vendor_dirs
+from services.console.web_security import SecurityHeaders, WriteGuard
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +64,18 @@ WEB = Path(__file__).resolve().parent / "web"
 LEAFLET = Path(sys.prefix) / "share" / "emberwatch" / "console-web" / "node_modules" / "leaflet" / "dist"
 COOKIE = "emberwatch_console"
 ATTRIBUTION = "© Mapbox © OpenStreetMap © Maxar"
-_NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 _TILE_ID = re.compile(r"^[0-9a-f]{64}$")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _NO_STORE = {"Cache-Control": "no-store"}  # an error about a tile is never cached
 
 CONSOLE_REQUESTS = Counter("emberwatch_console_writes_total",
-                           "Console write requests, by kind (command, feedback, signin) and outcome.",
+                           "Console write requests, by kind (command, feedback, signin) and outcome "
+                           "(ok, invalid, refused, throttled, unauthorized, unknown_tile).",
                            ["kind", "outcome"])
 
 
 class SignIn(BaseModel):
-    token: str = Field(min_length=1, max_length=4096)
-    name: str = Field(min_length=1, max_length=64)
+    secret: str = Field(min_length=1, max_length=512)
 
 
 class CommandRequest(BaseModel):
@@ -106,8 +108,17 @@ class Console:
         self._scoring: asyncio.Task | None = None
         self.broker = build_broker(settings, SERVICE, graceful_timeout=5.0)
         self.started = False
-        self._sessions: dict[str, tuple[str, float]] = {}
+        self.operators = OperatorRegistry(settings.operators_path)
+        self.sessions = Sessions(settings.console_session_max_age_s, self._may_act)
+        self.throttle = SignInThrottle(settings.console_signin_failures_per_minute)
+        self._hashing = asyncio.Semaphore(2)  # scrypt takes 16 MiB and a core for ~50 ms
         self._http: httpx.AsyncClient | None = None
+
+        def http() -> httpx.AsyncClient:
+            assert self._http is not None
+            return self._http
+
+        self.basemap = BasemapProxy(settings, http)
         for topic, model, handler in (
             (topics.fires, FireObserved, self._on_fire),
             (topics.tiles, TileReady, self.view.on_tile),
@@ -133,12 +144,17 @@ class Console:
             Route("/api/feedback", self.api_feedback, methods=["POST"]),
             Route("/api/runs/{run_id}/plots/{name}", self.run_plot),
             Route("/tiles/{tile_id}", self.tile),
-            Route("/basemap/{z:int}/{x:int}/{y:int}", self.basemap),
+            Route("/basemap/{z:int}/{x:int}/{y:int}", self.basemap_tile),
             Mount("/static", StaticFiles(directory=WEB / "static"), name="static"),
             # the npm packages (Leaflet, its clusters, the vector basemap's data), each under /vendor/<name>/
             *(Mount(f"/vendor/{name}", StaticFiles(directory=folder, check_dir=False), name=f"vendor-{name}")
               for name, folder in vendor_dirs().items()),
-        ], lifespan=self._lifespan)
+        ], lifespan=self._lifespan, middleware=[
+            # outermost first: every answer (a refusal too) carries the headers
+            Middleware(SecurityHeaders),
+            Middleware(WriteGuard, max_body_bytes=settings.console_max_body_bytes,
+                       public_url=settings.console_public_url),
+        ])
 
     def _handler(self, topic: str, model: type[Envelope],
                  handle: Callable[..., Awaitable[None]]) -> Callable[[bytes], Awaitable[None]]:
@@ -184,19 +200,43 @@ class Console:
             self.predictions.models_changed()
 
     # --- sessions --------------------------------------------------------------------------------
+    def _may_act(self, operator: str) -> bool:
+        """A session's operator may still act: still in the operators file (or the legacy token still set)."""
+        if operator == LEGACY_OPERATOR:
+            return self.legacy_token() is not None
+        try:
+            return self.operators.exists(operator)
+        except (OSError, OperatorFileError) as exc:
+            log.error("the operators file cannot be read: nobody may act", extra={"error": str(exc)})
+            return False
+
+    def legacy_token(self) -> bytes | None:
+        token = self.settings.console_operator_token
+        return token.get_secret_value().encode() if token is not None and token.get_secret_value() else None
+
+    def signin_enabled(self) -> bool:
+        try:
+            return self.legacy_token() is not None or bool(self.operators.names())
+        except (OSError, OperatorFileError):
+            return False
+
     def user(self, request: Request) -> str | None:
-        sid = request.cookies.get(COOKIE)
-        entry = self._sessions.get(sid or "")
-        if entry is None:
-            return None
-        name, expires = entry
-        if time.time() > expires:
-            self._sessions.pop(sid or "", None)
-            return None
-        return name
+        return self.sessions.operator(request.cookies.get(COOKIE))
+
+    def _authenticate(self, secret: str) -> str | None:
+        """The operator this secret belongs to: a named operator's, else (legacy) the shared token's."""
+        operator = self.operators.authenticate(secret)
+        if operator is None and (legacy := self.legacy_token()) is not None \
+                and hmac.compare_digest(secret.encode(), legacy):
+            operator = LEGACY_OPERATOR
+        return operator
+
+    def _secure_cookie(self, request: Request) -> bool:
+        public = self.settings.console_public_url
+        return (public or str(request.url)).startswith("https://")
 
     async def _json(self, request: Request, model: type[BaseModel]) -> BaseModel | JSONResponse:
-        try:
+        try:  # WriteGuard has checked the origin and the type and read at most the limit
             raw = await request.body()
             data = json.loads(raw) if raw else None
         except (ValueError, UnicodeDecodeError):
@@ -210,38 +250,49 @@ class Console:
             return _error(422, f"invalid request: {problems}")
 
     async def api_signin(self, request: Request) -> Response:
+        client = request.client.host if request.client else "unknown"
+        wait = self.throttle.retry_after(client)
+        if wait is not None:
+            CONSOLE_REQUESTS.labels("signin", "throttled").inc()
+            return JSONResponse({"error": f"too many failed sign-ins from {client}: try again in {wait} s"},
+                                status_code=429, headers={"Retry-After": str(wait)})
         body = await self._json(request, SignIn)
         if isinstance(body, Response):
             CONSOLE_REQUESTS.labels("signin", "invalid").inc()
             return body
-        expected = self.settings.console_operator_token
-        if expected is None or not self.settings.signin_enabled:
+        if not self.signin_enabled():
             CONSOLE_REQUESTS.labels("signin", "refused").inc()
-            return _error(403, "sign-in is disabled: EMBERWATCH_CONSOLE_OPERATOR_TOKEN is not set")
-        if not _NAME.match(body.name):
-            return _error(422, "invalid request: name: letters, digits and . _ @ - only (1-64)")
-        if not hmac.compare_digest(body.token.encode(), expected.get_secret_value().encode()):
+            return _error(403, "sign-in is disabled: the console has no operators "
+                               "(emberwatch console-operator add NAME)")
+        try:
+            async with self._hashing:
+                operator = await asyncio.to_thread(self._authenticate, body.secret)
+        except (OSError, OperatorFileError) as exc:
+            log.error("the operators file cannot be read", extra={"error": str(exc)})
+            return _error(503, "the console cannot read its operators file now")
+        if operator is None:
+            self.throttle.failed(client)
             CONSOLE_REQUESTS.labels("signin", "refused").inc()
-            log.warning("console sign-in refused", extra={"user": body.name})  # never the token
-            return _error(401, "wrong operator token")
-        sid = secrets.token_urlsafe(32)
-        max_age = self.settings.console_session_max_age_s
-        self._sessions[sid] = (body.name, time.time() + max_age)
+            log.warning("console sign-in refused", extra={"client": client})  # never the secret
+            return _error(401, "wrong operator secret")
+        sid = self.sessions.start(operator)
         CONSOLE_REQUESTS.labels("signin", "ok").inc()
-        log.info("console sign-in", extra={"user": body.name})
-        response = JSONResponse({"user": body.name})
-        response.set_cookie(COOKIE, sid, max_age=max_age, httponly=True, samesite="strict", path="/")
+        log.info("console sign-in", extra={"user": operator, "client": client})
+        response = JSONResponse({"user": operator})
+        response.set_cookie(COOKIE, sid, max_age=self.settings.console_session_max_age_s, httponly=True,
+                            samesite="strict", secure=self._secure_cookie(request), path="/")
         return response
 
     async def api_signout(self, request: Request) -> Response:
-        self._sessions.pop(request.cookies.get(COOKIE, ""), None)
+        self.sessions.end(request.cookies.get(COOKIE))
         response = JSONResponse({"user": None})
-        response.delete_cookie(COOKIE, path="/")
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
+                               secure=self._secure_cookie(request))
         return response
 
     async def api_me(self, request: Request) -> Response:
         return JSONResponse({"user": self.user(request),
-                             "signin_enabled": self.settings.signin_enabled,
+                             "signin_enabled": self.signin_enabled(),
                              "basemap_min_zoom": self.settings.console_basemap_min_zoom})
 
     # --- writes ----------------------------------------------------------------------------------
@@ -380,6 +431,10 @@ class Console:
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
+    async def basemap_tile(self, request: Request) -> Response:
+        """A Mapbox raster tile fetched by the console: the token stays on the server (basemap.py)."""
+        return await self.basemap(request)
+
     async def tile(self, request: Request) -> Response:
         tile_id = request.path_params["tile_id"]
         tile = self.view.tiles.get(tile_id) if _TILE_ID.match(tile_id) else None
@@ -404,34 +459,25 @@ class Console:
         # cacheable for good: these are the tile's own bytes (their sha256 is its id), never to change
         return Response(data, media_type=media, headers={"Cache-Control": "public, max-age=86400, immutable"})
 
-    async def basemap(self, request: Request) -> Response:
-        """A Mapbox raster tile fetched by the console: the token stays on the server."""
-        z, x, y = (request.path_params[k] for k in ("z", "x", "y"))
-        if not 0 <= z <= 22 or not (0 <= x < 2**z and 0 <= y < 2**z):
-            return PlainTextResponse("no such basemap tile", status_code=404)
-        token = self.settings.mapbox_token.get_secret_value() if self.settings.mapbox_token else None
-        url = f"{self.settings.mapbox_api_url.rstrip('/')}/v4/{self.settings.console_basemap_tileset}/{z}/{x}/{y}@2x.jpg90"
-        assert self._http is not None
-        try:
-            upstream = await self._http.get(url, params={"access_token": token} if token else None)
-        except httpx.HTTPError as exc:
-            log.warning("basemap fetch failed", extra={"error": type(exc).__name__})  # never the URL: it has the token
-            return PlainTextResponse("the basemap provider did not answer", status_code=502)
-        if upstream.status_code != 200:
-            return PlainTextResponse(f"the basemap provider answered {upstream.status_code}",
-                                     status_code=404 if upstream.status_code == 404 else 502)
-        return Response(upstream.content, media_type=upstream.headers.get("content-type", "image/jpeg"),
-                        headers={"Cache-Control": "public, max-age=3600"})
-
 
 def serve(settings: ConsoleSettings, topics: Topics = Topics()) -> None:
     """Serve the console until SIGTERM/SIGINT (uvicorn stops the broker through the lifespan)."""
     console = Console(settings, topics)
+    try:
+        operators = console.operators.names()
+    except (OSError, OperatorFileError) as exc:
+        raise SystemExit(f"emberwatch console: cannot read the operators file: {exc}") from exc
+    if console.legacy_token() is not None:
+        log.warning("the legacy shared operator token is set: whoever signs in with it is named "
+                    f"{LEGACY_OPERATOR!r}; give each operator their own secret (emberwatch console-operator add)")
     if not LEAFLET.is_dir():
         log.warning("Leaflet is not installed: the map cannot draw; run scripts/setup (npm ci)",
                     extra={"expected_at": str(LEAFLET)})
+    proxies = settings.console_trusted_proxies.strip()
+    # X-Forwarded-For/-Proto only from the proxies named (uvicorn would otherwise trust 127.0.0.1's)
     config = uvicorn.Config(console.app, host=settings.console_host, port=settings.console_port,
-                            log_level="warning", access_log=False, lifespan="on")
+                            log_level="warning", access_log=False, lifespan="on",
+                            proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None)
     server = uvicorn.Server(config)
     if settings.console_port:
         try:  # the local Prometheus scrapes the console's own /metrics
@@ -443,7 +489,10 @@ def serve(settings: ConsoleSettings, topics: Topics = Topics()) -> None:
     log.info("console starting", extra={"service": SERVICE, "host": settings.console_host,
                                         "port": settings.console_port,
                                         "kafka": settings.kafka_bootstrap_servers,
-                                        "signin_enabled": settings.signin_enabled})
+                                        "signin_enabled": console.signin_enabled(),
+                                        "operators_file": str(settings.operators_path),
+                                        "operators": len(operators),
+                                        "legacy_token": console.legacy_token() is not None})
     try:
         server.run()
     except SystemExit as exc:

@@ -29,21 +29,22 @@ function describe(p) {  // one model's answer on a tile, in words
   return `v${p.version}: ${p.label === 'wildfire' ? 'fire' : 'no fire'} (P ${p.wildfire.toFixed(2)})`;
 }
 
-function setOptions(select, values) {
-  const keep = select.value;
-  select.replaceChildren(new Option('all', ''));
-  for (const v of [...new Set(values)].sort()) select.append(new Option(v, v));
-  select.value = values.includes(keep) ? keep : '';
-}
-
 // Every string from a feed or an event is text: a node built with textContent, never HTML.
 function tooltipOf(f) {
   const said = f.prediction?.champion ? ` — champion ${describe(f.prediction.champion)}` +
     (f.prediction.challenger ? `, challenger ${describe(f.prediction.challenger)}` : '') : '';
   const div = document.createElement('div');
   div.className = 'fire-tooltip';
-  div.textContent = `${f.name}: ${f.stage}, ${f.hectares ?? '?'} ha, since ${f.start_date ?? '?'} (${f.source})${said}`;
+  div.textContent = `${f.name}: ${f.stage}, ${f.hectares ?? '?'} ha, since ${f.start_date ?? '?'} ` +
+    `(${f.source}${f.response_type ? `, ${f.response_type}` : ''})${said}`;
   return div;
+}
+
+function setOptions(select, values) {
+  const keep = select.value;
+  select.replaceChildren(new Option('all', ''));
+  for (const v of [...new Set(values)].sort()) select.append(new Option(v, v));
+  select.value = values.includes(keep) ? keep : '';
 }
 
 function draw() {
@@ -114,9 +115,10 @@ async function showFire(f) {
   showHistory(f.fire_key);
   document.getElementById('fire-summary').textContent =
     `stage ${f.stage}, ${f.hectares ?? '?'} ha, started ${f.start_date ?? '?'}, source ${f.source}` +
+    (f.response_type ? `, response ${f.response_type}` : '') +
     (data.tiles.length ? '' : ' — no tiles yet');
   for (const t of data.tiles) {
-    let card = panel.querySelector(`.tile[data-tile-id="${t.tile_id}"]`);
+    let card = panel.querySelector(`.tile[data-tile-id="${CSS.escape(t.tile_id)}"]`);
     if (!card) { card = tileCard(t, data.attribution); panel.append(card); }
     card.querySelector('.prediction').textContent = t.prediction?.problem
       ? `not scored: ${t.prediction.problem}`
@@ -127,7 +129,8 @@ async function showFire(f) {
       : 'not scored yet';
     card.classList.toggle('disagree', !!t.prediction?.disagree);
     const known = card.querySelector('.feedback-known');
-    if (t.feedback) known.textContent = `labelled "${t.feedback.label}" by ${t.feedback.labelled_by}`;
+    if (t.feedback) known.textContent = `labelled "${t.feedback.label}" by ${t.feedback.labelled_by}` +
+      (t.feedback.note ? `: ${t.feedback.note}` : '');
   }
 }
 
@@ -178,8 +181,7 @@ function tileCard(t, attribution) {
       b.textContent = text; b.dataset.label = label;
       b.onclick = async () => {
         b.disabled = true;
-        const r = await fetch('/api/feedback', {method: 'POST', headers: {'Content-Type': 'application/json'},
-          body: JSON.stringify({tile_id: t.tile_id, label, note: note.value})});
+        const r = await postJSON('/api/feedback', {tile_id: t.tile_id, label, note: note.value});
         status.textContent = r.ok ? 'thanks: feedback sent' : (await r.json()).error;
         b.disabled = false;
       };
