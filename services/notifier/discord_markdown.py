@@ -19,8 +19,9 @@ from discord.utils import escape_markdown, escape_mentions
 from emberwatch.common.plain_text import plain_text
 
 # A masked link needs "](" literally: a zero-width space between the two keeps both characters and
-# breaks the link, wherever it is (escape_markdown leaves text that looks like a URL alone, and
-# escapes only the first "[" of a line that holds several links).
+# breaks the link wherever it is. It goes in before escape_markdown, whose rule for links takes
+# everything from a line's first "[" to its last "](...)" as one link and escapes only that "[",
+# leaving the markdown between unescaped.
 _LINK_JOIN = re.compile(r"\](?=\()")
 # Mentions discord.py leaves: <@id>, <@!id>, <@&role> of any length, channels <#id>, slash commands
 # </name:id>, emoji <:name:id> and <a:name:id>, timestamps <t:...>; and @everyone/@here glued to a word.
@@ -35,9 +36,10 @@ _ZWSP = "\u200b"
 def as_text(value: object, *, keep_lines: bool = True) -> str:
     """``value`` as Discord shows plain text: every markdown character escaped, no link, no mention,
     no heading; one line unless ``keep_lines``."""
-    text = plain_text(value, keep_lines=keep_lines)
-    text = escape_mentions(escape_markdown(text))
-    text = _LINK_JOIN.sub("]" + _ZWSP, text)
+    text = _LINK_JOIN.sub("]" + _ZWSP, plain_text(value, keep_lines=keep_lines))
+    # ignore_links=False: a URL in data is escaped too (its markdown characters would otherwise stay
+    # as they are, and where Discord's own URL rule ends is not ours to guess).
+    text = escape_mentions(escape_markdown(text, ignore_links=False))
     text = _ANGLE_MARKUP.sub(r"\\<", text)
     text = _AT_ALL.sub("@" + _ZWSP, text)
     return _LINE_MARKUP.sub(lambda m: m[1] + "\\" + m[2], text)
