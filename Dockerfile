@@ -31,4 +31,10 @@ missing = [f for f in TEMPLATE_FILES if not (TEMPLATES / f).is_file()]; assert n
 # where the console looks for them: <Python prefix>/share/emberwatch/console-web/node_modules
 COPY --from=web /web/node_modules /usr/local/share/emberwatch/console-web/node_modules
 ENV EMBERWATCH_LOG_FORMAT=json
+# Runs as an unprivileged user (uid 10001, as deploy/k8s's runAsUser), owning only what it writes: the
+# state, the Keras cache and the Triton model repository (compose's named volumes take these owners
+# when they are first created; a volume made by an older, root image needs a one-off chown -R 10001).
+RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/emberwatch emberwatch \
+ && mkdir -p /state /keras /models && chown emberwatch:emberwatch /state /keras /models
+USER 10001:10001
 ENTRYPOINT ["emberwatch"]
