@@ -110,7 +110,7 @@ class Ingestor:
                                                settings.ingestor_daydelta)
         self.policy = RetryPolicy(settings.ingestor_retry_attempts, settings.ingestor_retry_backoff_s,
                                   settings.ingestor_retry_backoff_max_s,
-                                  settings.ingestor_total_timeout_s)
+                                  settings.ingestor_total_timeout_s, settings.ingestor_max_feed_bytes)
         self._own_client = client is None
         self.client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(settings.ingestor_read_timeout_s,
@@ -181,7 +181,7 @@ class Ingestor:
             res = await fetch(self.client, feed.url, params=feed.params, validators=validators,
                               policy=self.policy, feed=feed.source)
         except FetchError as exc:
-            outcome = "unavailable" if exc.retryable else "http_error"
+            outcome = "unavailable" if exc.retryable else "too_large" if exc.reason == "too_large" else "http_error"
             log.error("feed fetch failed; keeping the last good snapshot", extra={
                 "feed": feed.source, "reason": exc.reason, "attempts": exc.attempts, "error": str(exc)})
             return FeedOutcome(feed.source, outcome, prev, reason=exc.reason,
@@ -196,7 +196,8 @@ class Ingestor:
         try:
             if "html" in res.content_type.lower():
                 raise FeedError("html_page", f"the feed answered with {res.content_type}, not data")
-            parsed = await asyncio.to_thread(parse, feed.kind, res.body, (lm or now).year)
+            parsed = await asyncio.to_thread(parse, feed.kind, res.body, (lm or now).year,
+                                             self.settings.ingestor_max_text_chars)
             self._count_rows(feed.source, parsed)
             self._check_plausible(parsed, prev)
         except FeedError as exc:
@@ -286,7 +287,8 @@ class Ingestor:
             return None
         self._failing[o.source] = (reason, now)
         name = {"unavailable": "feed_unavailable", "http_error": "feed_http_error",
-                "malformed": "feed_malformed", "suspect": "feed_suspect"}.get(o.outcome, "feed_error")
+                "malformed": "feed_malformed", "suspect": "feed_suspect",
+                "too_large": "feed_too_large"}.get(o.outcome, "feed_error")
         kept = o.snapshot
         keeping = (f"keeping the last good snapshot of {kept.snapshot_at.isoformat()} "
                    f"({len(kept.fires)} fires); no fire is marked out" if kept else

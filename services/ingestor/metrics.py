@@ -6,7 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 POLLS = Counter(
     "emberwatch_ingestor_polls_total",
-    "Polls of a feed by outcome (ok, not_modified, unchanged, unavailable, http_error, malformed, "
+    "Polls of a feed by outcome (ok, not_modified, unchanged, unavailable, http_error, too_large, malformed, "
     "suspect).", ["source", "outcome"])
 ROWS = Counter(
     "emberwatch_ingestor_rows_total",
@@ -16,7 +16,8 @@ ROWS_REJECTED = Counter(
     "Rows the parser could not use, by reason.", ["source", "reason"])
 ROW_WARNINGS = Counter(
     "emberwatch_ingestor_row_warnings_total",
-    "Rows kept with a field unset (e.g. an unparseable start date), by kind.", ["source", "kind"])
+    "Rows kept with a field unset (e.g. an unparseable start date) or a text cleaned or cut "
+    "(text_cleaned, text_truncated), by kind.", ["source", "kind"])
 FIRES = Gauge(
     "emberwatch_ingestor_fires", "Fires tracked now, by stage of control (OC, BH, UC, other, none).",
     ["stage"])

@@ -8,6 +8,13 @@ and the older ``activefires_current`` layer with its own column names) or GeoJSO
 
 A row that cannot be used is rejected with a reason (``Rejection``); a body that is not a feed at
 all (an HTML error page, an XML exception, garbage, a truncated GeoJSON) raises ``FeedError``.
+
+Text fields are data from outside: each is put in NFC with its control and bidi formatting characters
+removed (``plain_text``; HTML stays as the characters it is, every reader shows it as text), and
+capped at ``max_text_chars``: a longer agency, fire name or national id refuses the row
+(``text_too_long``: they make the fire's key, and a cut key could merge two fires or miss the same fire
+in the other feed), a longer stage or response type is cut and marked ``…`` (descriptive only; the
+fire itself is sound). Both are counted.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
+from emberwatch.common.plain_text import plain_text
 from services.ingestor.models import (
     SOURCE_CSV,
     SOURCE_WFS,
@@ -47,6 +55,7 @@ NOT_REPORTED = {"", "-1", "-1.0", "null", "None", "NaN", "nan"}
 _YEAR_PREFIX = re.compile(r"^(?:19|20)\d\d-")
 _SPACES = re.compile(r"\s+")
 MAX_RAW = 200
+MAX_TEXT = 200  # characters of one text field (EMBERWATCH_INGESTOR_MAX_TEXT_CHARS)
 
 
 def norm_name(agency_upper: str, name: str) -> str:
@@ -105,8 +114,9 @@ def _datetime(value: str) -> datetime:
 class _RowParser:
     """Turns rows (sequences of strings, or dicts) into FireRecords, collecting what it rejects."""
 
-    def __init__(self, columns: Sequence[str], source: str, layout: str, default_year: int) -> None:
-        self.source, self.default_year = source, default_year
+    def __init__(self, columns: Sequence[str], source: str, layout: str, default_year: int,
+                 max_text: int = MAX_TEXT) -> None:
+        self.source, self.default_year, self.max_text = source, default_year, max_text
         self.idx: dict[str, int] = {}
         for i, col in enumerate(columns):
             canonical = ALIASES.get(col.strip().lower().lstrip("\ufeff"))
@@ -124,6 +134,21 @@ class _RowParser:
             return ""
         v = row[i]
         return v.strip() if v else ""
+
+    def _text(self, row: Sequence[str], field: str) -> str:
+        """A text field as plain text: NFC, no control or bidi formatting characters, one line."""
+        raw = self._get(row, field)
+        text = plain_text(raw).strip()
+        if text != raw:
+            self.warn("text_cleaned")
+        return text
+
+    def _cut(self, text: str | None) -> str | None:
+        """A descriptive field cut to ``max_text`` characters (marked …)."""
+        if text is None or len(text) <= self.max_text:
+            return text
+        self.warn("text_truncated")
+        return text[:self.max_text - 1] + "…"
 
     def reject(self, line: int, reason: str, detail: str, row: Iterable[str]) -> None:
         raw = ", ".join(str(v) for v in row)[:MAX_RAW]
@@ -162,7 +187,7 @@ class _RowParser:
                 return self.reject(line, "bad_hectares", f"hectares {ha_s[:40]!r} is not a number", row)
             if hectares < 0:
                 return self.reject(line, "bad_hectares", f"hectares {hectares} is negative", row)
-        stage: str | None = get(row, "stage")
+        stage: str | None = self._cut(self._text(row, "stage"))
         if stage in NOT_REPORTED:
             stage = None
         elif stage.upper() in STAGE_CODES:
@@ -181,10 +206,14 @@ class _RowParser:
                 reported = _datetime(rep_s)
             except ValueError:
                 self.warn("bad_record_start")
-        response = get(row, "response_type")
-        response = None if response in NOT_REPORTED else response
-        agency_s, name = get(row, "agency"), get(row, "name")
-        national = get(row, "national_id")
+        response = self._text(row, "response_type")
+        response = None if response in NOT_REPORTED else self._cut(response)
+        agency_s, name = self._text(row, "agency"), self._text(row, "name")
+        national = self._text(row, "national_id")
+        for label, value in (("agency", agency_s), ("fire name", name), ("national fire id", national)):
+            if len(value) > self.max_text:
+                return self.reject(line, "text_too_long", f"the {label} has {len(value)} characters (at most "
+                                                          f"{self.max_text})", row)
         if national in NOT_REPORTED:
             national = ""
         if not agency_s and national.count("_") >= 2:
@@ -229,7 +258,7 @@ class _RowParser:
         return None
 
 
-def parse_legacy_csv(body: bytes, default_year: int | None = None) -> ParseResult:
+def parse_legacy_csv(body: bytes, default_year: int | None = None, max_text_chars: int = MAX_TEXT) -> ParseResult:
     """The legacy ``activefires.csv`` (7, 8 or 9 header columns, or more to come).
 
     Fields are separated by ", " and never quoted, so a value with a bare comma in it (``12,5``)
@@ -251,7 +280,7 @@ def parse_legacy_csv(body: bytes, default_year: int | None = None) -> ParseResul
     cols = [h.strip().lower().lstrip("\ufeff") for h in header]
     if "agency" not in cols or "firename" not in cols:
         raise FeedError("bad_header", f"not an activefires.csv header: {header_line[:200]!r}")
-    p = _RowParser(cols, SOURCE_CSV, f"legacy-{len(cols)}", default_year or datetime.now(UTC).year)
+    p = _RowParser(cols, SOURCE_CSV, f"legacy-{len(cols)}", default_year or datetime.now(UTC).year, max_text_chars)
     name_i = cols.index("firename")
     ncols = len(cols)
     min_fields = min(7, ncols)
@@ -273,14 +302,14 @@ def parse_legacy_csv(body: bytes, default_year: int | None = None) -> ParseResul
     return p.result
 
 
-def parse_wfs_csv(body: bytes, default_year: int | None = None) -> ParseResult:
+def parse_wfs_csv(body: bytes, default_year: int | None = None, max_text_chars: int = MAX_TEXT) -> ParseResult:
     """GeoServer WFS ``outputFormat=csv`` (also pandas re-saves and the older layer's columns)."""
     text = decode(body)
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if not header:
         raise FeedError("empty", "the feed has no header line")
-    p = _RowParser(header, SOURCE_WFS, "wfs-csv", default_year or datetime.now(UTC).year)
+    p = _RowParser(header, SOURCE_WFS, "wfs-csv", default_year or datetime.now(UTC).year, max_text_chars)
     ncols = len(header)
     for row in reader:
         if not row or (len(row) == 1 and not row[0].strip()):
@@ -293,7 +322,7 @@ def parse_wfs_csv(body: bytes, default_year: int | None = None) -> ParseResult:
     return p.result
 
 
-def parse_wfs_geojson(body: bytes, default_year: int | None = None) -> ParseResult:
+def parse_wfs_geojson(body: bytes, default_year: int | None = None, max_text_chars: int = MAX_TEXT) -> ParseResult:
     """GeoServer WFS ``outputFormat=application/json``: a FeatureCollection."""
     text = decode(body)
     try:
@@ -316,7 +345,7 @@ def parse_wfs_geojson(body: bytes, default_year: int | None = None) -> ParseResu
             keys = list(f["properties"])
             break
     columns = keys + [k for k in ("latitude", "longitude") if k not in keys]
-    p = _RowParser(columns, SOURCE_WFS, "wfs-geojson", default_year or datetime.now(UTC).year)
+    p = _RowParser(columns, SOURCE_WFS, "wfs-geojson", default_year or datetime.now(UTC).year, max_text_chars)
     lat_i, lon_i = p.idx["lat"], p.idx["lon"]
     for n, f in enumerate(features, start=1):
         props = f.get("properties") if isinstance(f, dict) else None
@@ -337,5 +366,5 @@ def parse_wfs_geojson(body: bytes, default_year: int | None = None) -> ParseResu
 PARSERS = {"legacy-csv": parse_legacy_csv, "wfs-csv": parse_wfs_csv, "wfs-geojson": parse_wfs_geojson}
 
 
-def parse(kind: str, body: bytes, default_year: int | None = None) -> ParseResult:
-    return PARSERS[kind](body, default_year)
+def parse(kind: str, body: bytes, default_year: int | None = None, max_text_chars: int = MAX_TEXT) -> ParseResult:
+    return PARSERS[kind](body, default_year, max_text_chars)

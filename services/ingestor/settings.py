@@ -48,6 +48,15 @@ class IngestorSettings(Settings):
         20, description="The drop check applies only when the last good snapshot had this many.")
     ingestor_alert_repeat_s: float = Field(
         3600.0, description="A feed that keeps failing the same way is re-alerted this often.")
+    ingestor_max_feed_bytes: int = Field(
+        50 * 1024 * 1024, gt=0,
+        description="Largest feed body accepted, in bytes after decompression (checked while it streams); "
+                    "a larger one is refused unparsed, the last good snapshot kept and an alert raised.")
+    ingestor_max_text_chars: int = Field(
+        200, gt=0,
+        description="Longest text field of a feed row, in characters: a longer agency, fire name or id "
+                    "refuses the row (reason text_too_long); a longer stage or response type is cut "
+                    "(marked …).")
     ingestor_publish_concurrency: int = Field(
         256, description="Events in flight at once while publishing one poll's changes.")
 

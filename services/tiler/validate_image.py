@@ -18,7 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-DEFAULT_MAX_PIXELS = 4096 * 4096
+from emberwatch.ml.images import MAX_IMAGE_PIXELS
+
+DEFAULT_MAX_PIXELS = MAX_IMAGE_PIXELS  # the limit every decoder of outside images keeps
 _SIGNATURES = {
     b"\xff\xd8\xff": "JPEG",
     b"\x89PNG\r\n\x1a\n": "PNG",

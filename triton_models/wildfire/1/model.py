@@ -51,9 +51,10 @@ class _JsonFile:
 class TritonPythonModel:
     def initialize(self, args):
         from emberwatch.ml.evidence import evidence_factor, shrink_by, texture
-        from emberwatch.ml.images import decode_image
+        from emberwatch.ml.images import decode_image, limit_pillow
 
-        self.decode_image = decode_image
+        limit_pillow()  # Pillow's decompression-bomb limit in this process: low and explicit
+        self.decode_image = decode_image  # refuses too many bytes or declared pixels before decoding
         self.evidence = lambda images: evidence_factor(texture(images))
         self.shrink_by = shrink_by
         model_dir = Path(args["model_repository"])
