@@ -20,11 +20,10 @@ _FILE = typer.Option(None, "--file", help="The operators file (default: the cons
 
 
 def _registry(file: Path | None):  # noqa: ANN202
-    from emberwatch.common.config import get_settings, narrow
-    from services.console.operators import OperatorRegistry
-    from services.console.settings import ConsoleSettings
+    from emberwatch.common.config import get_settings
+    from emberwatch.security.console_operators import OperatorRegistry, operators_path
 
-    return OperatorRegistry(file or narrow(get_settings(), ConsoleSettings).operators_path)
+    return OperatorRegistry(file or operators_path(get_settings()))
 
 
 @operator_app.command("add")
@@ -34,8 +33,7 @@ def add(name: str = typer.Argument(..., help="The operator's name (letters, digi
                                                               "(the old one stops working)."),
         file: Path | None = _FILE) -> None:
     """Add an operator and print their secret, once: hand it to them (it is stored nowhere else)."""
-    from services.console.operators import OperatorFileError
-    from services.console.settings import LEGACY_OPERATOR
+    from emberwatch.security.console_operators import LEGACY_OPERATOR, OperatorFileError
 
     registry = _registry(file)
     try:
@@ -51,7 +49,7 @@ def add(name: str = typer.Argument(..., help="The operator's name (letters, digi
 @operator_app.command("remove")
 def remove(name: str = typer.Argument(..., help="The operator to remove."), file: Path | None = _FILE) -> None:
     """Remove an operator: their secret stops working and their sessions end on their next request."""
-    from services.console.operators import OperatorFileError
+    from emberwatch.security.console_operators import OperatorFileError
 
     registry = _registry(file)
     try:
@@ -65,7 +63,7 @@ def remove(name: str = typer.Argument(..., help="The operator to remove."), file
 @operator_app.command("list")
 def list_operators(file: Path | None = _FILE) -> None:
     """The operators who can sign in (names only: the file holds no secret, only hashes)."""
-    from services.console.operators import OperatorFileError
+    from emberwatch.security.console_operators import OperatorFileError
 
     registry = _registry(file)
     try:

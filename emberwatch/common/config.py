@@ -197,6 +197,13 @@ class Settings(BaseSettings):
         None, description="Who signs the commands the CLI sends (emberwatch promote, rollback, approve, reject): "
                           "operator:<name>, whose key may only ask as cli:<name>. Default operator:<OS user>.")
 
+    # --- the operator console's named operators (emberwatch/security/console_operators.py) ------
+    console_operators_file: Path | None = Field(
+        None, description="The console's named operators: one `name:scrypt$...` line each, written by "
+                          "`emberwatch console-operator add/remove` and re-read by the console on a change "
+                          "(a removed operator's sessions end). Unset: `console_operators` in the secrets "
+                          "directory when there is one, else <EMBERWATCH_STATE_DIR>/console/operators.")
+
     # --- local stack -------------------------------------------------------------------------
     mlflow_tracking_uri: str = Field("http://127.0.0.1:5000", description="MLflow tracking server (default: the local stack's, from EMBERWATCH_MLFLOW_PORT).")
     mlflow_tracking_username: str | None = Field(
@@ -263,7 +270,7 @@ class Settings(BaseSettings):
     log_format: str = Field("json", description="json (structured) or console.")
 
     @field_validator("tile_store_url", "s3_endpoint_url", "s3_region", "secrets_dir", "triton_grpc_tls_ca",
-                     "triton_grpc_tls_cert", "triton_grpc_tls_key", mode="before")
+                     "triton_grpc_tls_cert", "triton_grpc_tls_key", "console_operators_file", mode="before")
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:
         """An empty variable (as an optional Kubernetes Secret key can leave) means unset."""

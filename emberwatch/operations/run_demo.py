@@ -258,13 +258,16 @@ def demo_operator_secret_file(settings: Settings) -> Path:
 
 
 def ensure_console_operator(settings: Settings) -> Path | None:
-    """The console's operator ``demo`` when it has none (see services/console/operators.py): the file
+    """The console's operator ``demo`` when it has none (see emberwatch/security/console_operators.py): the file
     its secret is in, or None when the console has operators of its own (or their file cannot be used)."""
-    from emberwatch.common.config import narrow
-    from services.console.operators import OperatorFileError, OperatorRegistry, ensure_demo_operator
-    from services.console.settings import ConsoleSettings
+    from emberwatch.security.console_operators import (
+        OperatorFileError,
+        OperatorRegistry,
+        ensure_demo_operator,
+        operators_path,
+    )
 
-    registry = OperatorRegistry(narrow(settings, ConsoleSettings).operators_path)
+    registry = OperatorRegistry(operators_path(settings))
     try:
         return ensure_demo_operator(registry, demo_operator_secret_file(settings))
     except (OSError, ValueError, OperatorFileError):

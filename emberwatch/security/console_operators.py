@@ -17,12 +17,30 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from emberwatch.common.config import Settings
 
 NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 # scrypt's cost: 16 MiB and ~50 ms a check (RFC 7914's interactive figures); sign-in is throttled
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 _SALT_BYTES, _HASH_BYTES = 16, 32
 _MAX_FILE_BYTES = 1024 * 1024
+
+
+# The one name the legacy shared token signs in as: it says who knew the token, not who typed it.
+LEGACY_OPERATOR = "shared-token"
+
+
+def operators_path(settings: Settings) -> Path:
+    """Where the named operators are kept: ``EMBERWATCH_CONSOLE_OPERATORS_FILE``, else
+    ``console_operators`` in the secrets directory when there is one, else under the state directory."""
+    if settings.console_operators_file is not None:
+        return settings.console_operators_file
+    if settings.secrets_dir is not None:
+        return settings.secrets_dir / "console_operators"
+    return settings.state_dir / "console" / "operators"
 
 
 class OperatorFileError(ValueError):

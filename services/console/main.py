@@ -47,7 +47,7 @@ from services.console.fire_history import FireHistory
 from services.console.handlers import ConsoleView
 from services.console.basemap import BasemapProxy
 from services.console.models import Topics, role_view
-from services.console.operators import OperatorFileError, OperatorRegistry
+from emberwatch.security.console_operators import OperatorFileError, OperatorRegistry
 from services.console.predictions import TilePredictions
 from services.console.review import feedback_pending
 from services.console.run_plots import MlflowUnavailable, PlotMissing, RunPlots

@@ -13,18 +13,12 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from emberwatch.common.config import SERVICE_NAMES, Settings
+from emberwatch.security.console_operators import LEGACY_OPERATOR, OperatorRegistry, operators_path
 
 SERVICE = "console"  # the service's name: logs, metrics, client ids, event producer
-# The one name the legacy shared token signs in as: it says who knew the token, not who typed it.
-LEGACY_OPERATOR = "shared-token"
 
 
 class ConsoleSettings(Settings):
-    console_operators_file: Path | None = Field(
-        None, description="The console's named operators: one `name:scrypt$...` line each, written by "
-                          "`emberwatch console-operator add/remove` and re-read by the console on a change "
-                          "(a removed operator's sessions end). Unset: `console_operators` in the secrets "
-                          "directory when there is one, else <EMBERWATCH_STATE_DIR>/console/operators.")
     console_operator_token: SecretStr | None = Field(
         None, description="Legacy shared operator token (secret): signing in with it names the operator "
                           f"`{LEGACY_OPERATOR}`, whoever types it. Prefer named operators "
@@ -49,7 +43,7 @@ class ConsoleSettings(Settings):
         64, ge=0, description="Memory for basemap tiles already fetched (an hour each), so that the Mapbox "
                               "token is spent once per tile; 0: no cache.")
 
-    @field_validator("console_operators_file", "console_public_url", mode="before")
+    @field_validator("console_public_url", mode="before")
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -69,8 +63,6 @@ class ConsoleSettings(Settings):
     @property
     def signin_enabled(self) -> bool:
         """Operators can sign in with a named operator's secret or the legacy token; else read-only."""
-        from services.console.operators import OperatorRegistry
-
         token = self.console_operator_token
         legacy = token is not None and bool(token.get_secret_value())
         return legacy or bool(OperatorRegistry(self.operators_path).names())
@@ -78,11 +70,8 @@ class ConsoleSettings(Settings):
     @property
     def operators_path(self) -> Path:
         """Where the named operators are kept (see ``console_operators_file``)."""
-        if self.console_operators_file is not None:
-            return self.console_operators_file
-        if self.secrets_dir is not None:
-            return self.secrets_dir / "console_operators"
-        return self.state_dir / "console" / "operators"
+        return operators_path(self)
+
     console_model_name: str = Field(
         "emberwatch-resnet50", description="Registered model the console's commands are about.")
     console_command_wait_s: float = Field(

@@ -28,7 +28,7 @@ from emberwatch.common.tile_store import TileStore
 from emberwatch.contracts import FireObserved, ModelDecision
 from emberwatch.contracts.events import LabelFeedback, ModelCandidate, ModelCommand, SplitCounts
 from emberwatch.operations.create_topics import create_topics
-from services.console.operators import OperatorRegistry
+from emberwatch.security.console_operators import OperatorRegistry
 from tests.conftest import running_stack
 from tests.services.console.conftest import (  # noqa: F401 - browser is a fixture
     browser,

@@ -35,7 +35,7 @@ from emberwatch.messaging.broker import build_broker, client_options, publish_ev
 from emberwatch.operations.create_topics import create_topics
 from tests.conftest import REPO, env_for, running_stack
 from tests.support.process_group import stop_group
-from services.console.operators import OperatorRegistry
+from emberwatch.security.console_operators import OperatorRegistry
 from tests.support.serve_app import serve_in_thread
 
 OPERATORS = ("alice", "bob", "carol", "dana")  # named operators, each with a secret made at run time

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from services.console.operators import (
+from emberwatch.security.console_operators import (
     OperatorFileError,
     OperatorRegistry,
     ensure_demo_operator,
