@@ -14,12 +14,14 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata
 
 from emberwatch.common.config import Settings
+from emberwatch.messaging.broker import client_options
 from emberwatch.messaging.partitioner import KeyPartitioner
 
 
@@ -50,8 +52,9 @@ class PartitionPlan:
         return max(0, self.end - self.start)
 
 
-async def group_members(servers: str, group: str) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+async def group_members(servers: str, group: str, **security: Any) -> list[str]:
+    """``security``: the SASL/TLS options of ``client_options`` (an authenticated cluster)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers, **security)
     await admin.start()
     try:
         described = await admin.describe_consumer_groups([group])
@@ -93,13 +96,14 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
 async def rewind_group(settings: Settings, topic: str, group: str, start: Start) -> list[PartitionPlan]:
     """Set ``group``'s committed offsets on ``topic`` back to ``start``. Refuses while it is active."""
     servers = settings.kafka_bootstrap_servers
-    members = await group_members(servers, group)
+    options = client_options(settings)  # the cluster's SASL/TLS options, as every client uses them
+    members = await group_members(servers, group, **{k: v for k, v in options.items() if k != "bootstrap_servers"})
     if members:
         raise ReplayError(
             f"consumer group {group!r} is active ({len(members)} member(s)); stop its consumers first "
             f"(a stopped member leaves after the session timeout, {settings.kafka_session_timeout_ms} ms)"
         )
-    consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**options, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         plan = await _plan(consumer, topic, start)
@@ -121,9 +125,9 @@ async def republish(
     on_progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> int:
     """Publish the records of ``topic`` from ``start`` again (to ``target`` or the same topic)."""
-    servers = settings.kafka_bootstrap_servers
-    consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
-    producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", partitioner=KeyPartitioner())
+    options = client_options(settings)  # the cluster's SASL/TLS options, as every client uses them
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False)
+    producer = AIOKafkaProducer(**options, acks="all", partitioner=KeyPartitioner())
     await consumer.start()
     await producer.start()
     done = 0

@@ -34,7 +34,8 @@ SECRETS = {"tiler": {"emberwatch-mapbox", "emberwatch-tiles-s3", "emberwatch-coo
            "gatekeeper": {"emberwatch-tiles-s3", "emberwatch-coordination"},
            "notifier": {"emberwatch-discord", "emberwatch-command-signing"},
            "console": {"emberwatch-console", "emberwatch-mapbox", "emberwatch-tiles-s3", "emberwatch-command-signing"},
-           "mlflow": {"emberwatch-postgres", "emberwatch-s3", "emberwatch-mlflow-auth"}, "postgres": {"emberwatch-postgres"},
+           "mlflow": {"emberwatch-postgres", "emberwatch-s3", "emberwatch-mlflow-auth"},
+           "postgres": {"emberwatch-postgres"},
            "triton": {"emberwatch-triton-admin"}}
 # ... and, as files (deploy/k8s/base/logins/*.yaml), each service its own Kafka user's password and the
 # brokers' CA; the MLflow clients the services' MLflow password; the gatekeeper Triton's admin key.

@@ -130,7 +130,8 @@ def test_mlflow_asks_for_a_login_and_keeps_the_database_password_off_its_command
     assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "emberwatch-postgres", "key": "mlflow-password"}
     assert env["MLFLOW_AUTH_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "emberwatch-mlflow-auth"
     # the same basic-auth config and service-user script as compose's (tested there against real servers)
-    for k8s, compose in (("basic_auth.ini", "mlflow-basic-auth.ini"), ("mlflow_service_user.py", "mlflow_service_user.py")):
+    for k8s, compose in (("basic_auth.ini", "mlflow-basic-auth.ini"),
+                         ("mlflow_service_user.py", "mlflow_service_user.py")):
         assert (BASE / "mlflow" / k8s).read_text() == (REPO / "deploy" / "compose" / compose).read_text(), k8s
     job = by_kind(rendered, "Job")["mlflow-init"]["spec"]["template"]["spec"]["containers"][0]
     assert job["command"][-1].endswith("mlflow_service_user.py") and job["args"] == ["http://mlflow:5000", "emberwatch"]
@@ -184,9 +185,11 @@ def _flows(rendered: list[dict]) -> tuple[set, set]:
         spec = policy["spec"]
         selected = {n for n, lab in labels.items() if _selects(spec["podSelector"], lab)}
         for rule in spec.get("egress", []):
-            egress |= {(p, peer, port["port"]) for p in selected for peer in peers(rule["to"]) for port in rule["ports"]}
+            egress |= {(p, peer, port["port"]) for p in selected for peer in peers(rule["to"])
+                       for port in rule["ports"]}
         for rule in spec.get("ingress", []):
-            ingress |= {(p, peer, port["port"]) for p in selected for peer in peers(rule["from"]) for port in rule["ports"]}
+            ingress |= {(p, peer, port["port"]) for p in selected for peer in peers(rule["from"])
+                        for port in rule["ports"]}
     return egress, ingress
 
 
@@ -210,7 +213,8 @@ def test_network_policies_allow_exactly_the_flows_the_system_needs(rendered):
                 "triton": ({"gatekeeper", "console"}, {8000, 8001}),
                 "postgres": ({"mlflow", "tiler", "trainer", "gatekeeper"}, {5432})}
     for server, (clients, ports) in expected.items():
-        assert {(p, port) for p, peer, port in egress if peer == server} == {(c, port) for c in clients for port in ports}
+        assert {(p, port) for p, peer, port in egress if peer == server} == \
+            {(c, port) for c in clients for port in ports}
         assert {(peer, port) for p, peer, port in ingress if p == server and not peer.startswith("ns:")} == \
             {(c, port) for c in clients for port in ports}, server
     # the outside world: HTTPS only, to public addresses, from who fetches (S3, CWFIS, Mapbox, Discord)
@@ -234,7 +238,8 @@ def test_every_kafka_workload_logs_in_as_its_own_principal(rendered):
     assert config["EMBERWATCH_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
     for name, template in pods(rendered).items():
         containers = template["spec"]["containers"]
-        user = [e["value"] for c in containers for e in c.get("env", []) if e["name"] == "EMBERWATCH_KAFKA_SASL_USERNAME"]
+        user = [e["value"] for c in containers for e in c.get("env", [])
+                if e["name"] == "EMBERWATCH_KAFKA_SASL_USERNAME"]
         if name not in (*SERVICES, "create-topics"):
             assert not user, name
             continue
