@@ -1,12 +1,16 @@
 # One image, six commands (see compose.yaml): `emberwatch run <service>` and `emberwatch console`;
 # compose.yaml also runs the MLflow server and its one-shot init jobs from it.
 # The console's front-end packages come from npm, in a stage of their own (nothing from a CDN).
-FROM node:20-slim AS web
+# The base images are build arguments so that a host without a registry builds on its own
+# (compose.offline.yaml: deploy/offline/build-images makes stand-ins from Debian).
+ARG PYTHON_IMAGE=python:3.11-slim
+ARG NODE_IMAGE=node:20-slim
+FROM ${NODE_IMAGE} AS web
 WORKDIR /web
 COPY services/console/web/package.json services/console/web/package-lock.json ./
 RUN npm ci --no-audit --no-fund
 
-FROM python:3.11-slim
+FROM ${PYTHON_IMAGE}
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY emberwatch ./emberwatch
@@ -24,9 +28,10 @@ RUN if [ -n "$TENSORFLOW" ]; then \
 # The gatekeeper copies the Triton model templates from <REPO_ROOT>/triton_models
 # (services/gatekeeper/serving/repository.py), and REPO_ROOT of an installed package is the
 # directory that holds it (site-packages): link the templates there and check that every one is found.
+# `python -P`: the installed package, not the copy in the working directory /app that `-c` would import.
 COPY triton_models ./triton_models
-RUN ln -s /app/triton_models "$(python -c 'from emberwatch.common.config import REPO_ROOT; print(REPO_ROOT)')/triton_models" \
- && python -c 'from services.gatekeeper.serving.repository import TEMPLATES, TEMPLATE_FILES; \
+RUN ln -s /app/triton_models "$(python -P -c 'from emberwatch.common.config import REPO_ROOT; print(REPO_ROOT)')/triton_models" \
+ && python -P -c 'from services.gatekeeper.serving.repository import TEMPLATES, TEMPLATE_FILES; \
 missing = [f for f in TEMPLATE_FILES if not (TEMPLATES / f).is_file()]; assert not missing, missing'
 # where the console looks for them: <Python prefix>/share/emberwatch/console-web/node_modules
 COPY --from=web /web/node_modules /usr/local/share/emberwatch/console-web/node_modules

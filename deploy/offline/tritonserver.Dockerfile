@@ -12,7 +12,7 @@ COPY tritonserver /opt/tritonserver
 RUN cp /opt/tritonserver/python_backend_stubs/3.11/triton_python_backend_stub /opt/tritonserver/backends/python/ \
  && rm -rf /opt/tritonserver/python_backend_stubs \
  && ln -s /opt/tritonserver/bin/tritonserver /usr/local/bin/tritonserver \
- && useradd --system --create-home triton-server
+ && useradd --uid 1000 --create-home triton-server
 COPY pip-ca.pem /etc/emberwatch-build/pip-ca.pem
 ENV LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu:/opt/tritonserver/lib PIP_CERT=/etc/emberwatch-build/pip-ca.pem \
     PIP_DISABLE_PIP_VERSION_CHECK=1

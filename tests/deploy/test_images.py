@@ -47,7 +47,7 @@ def test_the_service_image_ships_the_triton_templates_where_the_gatekeeper_looks
 
 def test_the_triton_image_is_a_python_312_release_with_the_pinned_packages():
     dockerfile = (REPO / "Dockerfile.triton").read_text()
-    year, month = map(int, re.search(r"^FROM nvcr\.io/nvidia/tritonserver:(\d+)\.(\d+)-py3$",
+    year, month = map(int, re.search(r"^ARG TRITON_IMAGE=nvcr\.io/nvidia/tritonserver:(\d+)\.(\d+)-py3$",
                                       dockerfile, re.MULTILINE).groups())
     assert (year, month) >= (24, 12), "releases before 24.12 run Python 3.10, which Pillow 13 does not support"
     assert "-c /tmp/constraints.txt" in dockerfile
@@ -91,7 +91,7 @@ def test_the_trainers_gpu_tensorflow_resolves_for_the_service_images_python(tmp_
     same pins (numpy, protobuf, keras) and brings its CUDA libraries."""
     import yaml
 
-    assert "FROM python:3.11-slim" in (REPO / "Dockerfile").read_text()
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in (REPO / "Dockerfile").read_text()
     spec = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]["trainer"]["build"]["args"]["TENSORFLOW"]
     resolved = _resolve_for("3.11", [spec], tmp_path).lower()
     pinned = pins()
