@@ -47,6 +47,10 @@ class Links:
         """The tile's image on the operator console (which reads the tile store), if one is configured."""
         return f"{self.console_url.rstrip('/')}/tiles/{quote(tile_id)}" if self.console_url else None
 
+    def fire(self, fire_key: str) -> str | None:
+        """The fire on the console's map (``#fire=<key>`` opens it there), if a console is configured."""
+        return f"{self.console_url.rstrip('/')}/#fire={quote(fire_key, safe='')}" if self.console_url else None
+
     def run(self, run_id: str) -> str:
         return f"{self.mlflow_url}/#/runs/{quote(run_id)}"
 
@@ -238,6 +242,9 @@ class Renderer:
         if image:
             fields.append({"name": "Image", "value": f"[on the console]({image}) · "
                                                      "© Mapbox © OpenStreetMap © Maxar", "inline": False})
+        fire = self.links.fire(e.fire_key) if e.fire_key else None
+        if fire:
+            fields.append({"name": "Fire", "value": f"[on the console's map]({fire})", "inline": False})
         embed = {
             "title": f"{ICONS['detection']} Detection: {_line(e.model_name)} v{_line(e.model_version)} sees a "
                      "wildfire" + (f" at {_line(e.fire_key)}" if e.fire_key else ""),

@@ -40,7 +40,7 @@ HOSTILE = [
 ALL = " | ".join(HOSTILE)
 LINKS = Links("http://mlflow:5000", "http://grafana:3000", "emberwatch-models", "http://console:8090")
 R = Renderer(LINKS, "Emberwatch")
-OUR_LINKS = {"MLflow run", "MLflow model", "model version", "Grafana dashboard", "on the console"}
+OUR_LINKS = {"on the console's map", "MLflow run", "MLflow model", "model version", "Grafana dashboard", "on the console"}
 OUR_HOSTS = ("http://mlflow:5000/", "http://grafana:3000/", "http://console:8090/")
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 

@@ -156,10 +156,11 @@ def test_a_detection_shows_both_models_the_place_and_two_buttons_that_fit_discor
     assert fields["Place"] == "55.1234, -110.5678" and fields["Challenger in shadow"] == "v8: P(wildfire) 0.30"
     assert fields["Image"].startswith(f"[on the console](http://c:8090/tiles/{tile})") and "© Mapbox" in fields["Image"]
     assert f"/label {tile} fire|no-fire" in fields["Your answer"]
+    assert fields["Fire"] == "[on the console's map](http://c:8090/#fire=ab%3AHWF-042)"  # the key URL-encoded
     buttons = [b for row in payload["components"] for b in row["components"]]
     assert [parse_custom_id(b["custom_id"]) for b in buttons] == [(tile, "wildfire"), (tile, "nowildfire")]
     assert all(len(b["custom_id"]) <= 100 for b in buttons)
     assert fit_discord_limits(payload) == payload and validate_payload(payload) is None  # fits as it is
     assert parse_custom_id("emberwatch:label:xyz:wildfire") is None
     no_console = Renderer(Links("http://m", "http://g", "d"), "E").detection(detection(tile))
-    assert "Image" not in {f["name"] for f in no_console["embeds"][0]["fields"]}
+    assert not {"Image", "Fire"} & {f["name"] for f in no_console["embeds"][0]["fields"]}
