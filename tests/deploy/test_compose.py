@@ -136,7 +136,6 @@ def test_the_services_secrets_are_files_named_after_the_settings_they_fill():
     assert targets == {
         "mapbox_token": {("tiler", "EMBERWATCH_MAPBOX_TOKEN"), ("console", "EMBERWATCH_MAPBOX_TOKEN")},
         "discord_webhook_url": {("notifier", "EMBERWATCH_DISCORD_WEBHOOK_URL")},
-        "console_operator_token": {("console", "EMBERWATCH_CONSOLE_OPERATOR_TOKEN")},
         "triton_admin_key": {("gatekeeper", "EMBERWATCH_TRITON_ADMIN_KEY")},
         # the Ed25519 keys that sign operator commands (docs/security.md)
         "command_key_console": {("console", "EMBERWATCH_COMMAND_SIGNING_KEY")},
@@ -147,6 +146,8 @@ def test_the_services_secrets_are_files_named_after_the_settings_they_fill():
         **{f"kafka_password_{svc}": {(svc, "EMBERWATCH_KAFKA_SASL_PASSWORD")}
            for svc in ("ingestor", "tiler", "trainer", "gatekeeper", "notifier", "console", "topics")},
     }
+    # the console's named operators (scrypt hashes) where its settings look: /run/secrets/console_operators
+    assert "console_operators" in compose["services"]["console"]["secrets"]
 
 
 def kafka_server_properties() -> dict[str, str]:

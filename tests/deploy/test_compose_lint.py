@@ -73,7 +73,7 @@ SECRETS_USED: dict[str, set[str]] = {
                 | kafka_user("notifier"),
     # services/console/main.py: sign-in, the basemap proxy (the token stays on the server), run plots
     # ... and the console's Ed25519 key that signs its operators' commands
-    "console": {"console_operator_token", "mapbox_token", MLFLOW_CLIENT, "command_key_console"}
+    "console": {"console_operators", "mapbox_token", MLFLOW_CLIENT, "command_key_console"}
                | kafka_user("console"),
     "topics": kafka_user("topics"),  # `emberwatch create-topics`
     # deploy/compose/kafka-start: the broker's certificate and key, the CA of its clients

@@ -211,8 +211,10 @@ def test_the_console_serves_inside_the_cluster_with_its_health_as_probes(rendere
     assert c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     env = {e["name"]: e for e in c["env"]}
     assert env["EMBERWATCH_CONSOLE_HOST"]["value"] == "0.0.0.0"  # reachable by its Service, nothing more
-    ref = env["EMBERWATCH_CONSOLE_OPERATOR_TOKEN"]["valueFrom"]["secretKeyRef"]
-    assert (ref["name"], ref["key"]) == ("emberwatch-console", "operator-token")
+    assert "EMBERWATCH_CONSOLE_OPERATOR_TOKEN" not in env  # no shared token: named operators only
+    logins = {v["name"]: v for v in console["spec"]["template"]["spec"]["volumes"]}["logins"]["projected"]["sources"]
+    operators = [s["secret"] for s in logins if s.get("secret", {}).get("name") == "emberwatch-console"]
+    assert operators == [{"name": "emberwatch-console", "items": [{"key": "operators", "path": "console_operators"}]}]
     assert by_kind(rendered, "Service")["console"]["spec"]["ports"][0]["port"] == 8090
 
 
