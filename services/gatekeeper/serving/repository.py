@@ -31,6 +31,9 @@ GPU_BACKBONE_TEMPLATE = "backbone/config.onnxruntime-gpu.pbtxt"
 # with OpenVINO on the CPU (the local stack), or Triton's onnxruntime backend on a GPU with TensorRT FP16.
 RUNTIME_PRECISION = {"openvino-cpu": "fp32", "openvino-cpu-int8": "int8", "onnxruntime-gpu": "fp16"}
 CPU_RUNTIMES = ("openvino-cpu", "openvino-cpu-int8")
+# Triton reads the repository as another user than the gatekeeper that writes it (compose: uid 1000
+# and 10001): what it reads is readable by all (configs, weights and code, nothing secret).
+TRITON_READABLE_FILE, TRITON_READABLE_DIR = 0o644, 0o755
 ROLES = ("champion", "challenger", "previous")
 
 HEAD_CONFIG = """\
@@ -115,7 +118,8 @@ def gpu_backbone_config(repo: Path, image_size: int, embedding_dim: int) -> str:
 
 
 def write_gpu_backbone_config(repo: Path, image_size: int, embedding_dim: int) -> None:
-    atomic_write_text(repo / "backbone" / "config.pbtxt", gpu_backbone_config(repo, image_size, embedding_dim))
+    atomic_write_text(repo / "backbone" / "config.pbtxt", gpu_backbone_config(repo, image_size, embedding_dim),
+                      TRITON_READABLE_FILE)
     (backbone_dir(repo) / "model.py").unlink(missing_ok=True)  # not python on this runtime
 
 
@@ -139,6 +143,7 @@ def place_head(repo: Path, version: int | str, source: Path) -> Path:
     target = head_dir(repo, version)
     staging = Path(tempfile.mkdtemp(prefix=f".head-{int(version)}.", dir=repo / "head"))
     try:
+        staging.chmod(TRITON_READABLE_DIR)  # mkdtemp makes it 0700
         for name in HEAD_FILES:
             shutil.copy2(source / name, staging / name)
         shutil.copy2(repo / "head" / "model.py", staging / "model.py")
@@ -160,7 +165,7 @@ def write_head_config(repo: Path, versions: list[int], embedding_dim: int) -> No
     if not listed:
         raise ValueError("the head needs at least one version")
     atomic_write_text(repo / "head" / "config.pbtxt",
-                      HEAD_CONFIG.format(dim=int(embedding_dim), versions=listed))
+                      HEAD_CONFIG.format(dim=int(embedding_dim), versions=listed), TRITON_READABLE_FILE)
 
 
 def head_config_versions(repo: Path) -> list[int]:
@@ -190,5 +195,5 @@ def write_serving(repo: Path, **roles: str | int | None) -> dict[str, str | None
         raise ValueError(f"unknown roles {sorted(unknown)}")
     data = read_serving(repo)
     data.update({k: (str(v) if v is not None else None) for k, v in roles.items()})
-    atomic_write_text(serving_path(repo), json.dumps(data, indent=2, sort_keys=True))
+    atomic_write_text(serving_path(repo), json.dumps(data, indent=2, sort_keys=True), TRITON_READABLE_FILE)
     return data

@@ -34,6 +34,30 @@ def test_head_versions_and_config_are_written_before_loading(tmp_path):
         triton_repo.place_head(repo, 9, tmp_path / "nothing")
 
 
+def test_triton_another_user_reads_everything_the_gatekeeper_writes(tmp_path):
+    """In compose Triton (uid 1000) reads what the gatekeeper (uid 10001) writes: a 0600 config or a
+    0700 version folder failed infra validation ("failed to open text file ... Permission denied")."""
+    import os
+    import stat
+
+    repo = tmp_path / "repo"
+    triton_repo.install_templates(repo)
+    src = tmp_path / "art"
+    src.mkdir()
+    np.savez(src / "head.npz", mean=np.zeros(4, np.float32))
+    (src / "head.json").write_text("{}")
+    old = os.umask(0o077)  # even a strict umask: the repository's modes are explicit
+    try:
+        triton_repo.place_head(repo, 5, src)
+        triton_repo.write_head_config(repo, [5], 2048)
+        triton_repo.write_serving(repo, champion=5)
+    finally:
+        os.umask(old)
+    for path in (repo / "head" / "5", repo / "head" / "config.pbtxt", triton_repo.serving_path(repo)):
+        assert path.stat().st_mode & stat.S_IROTH, (path, oct(path.stat().st_mode))
+    assert (repo / "head" / "5").stat().st_mode & stat.S_IXOTH
+
+
 def test_serving_roles_are_replaced_atomically(tmp_path):
     repo = tmp_path / "repo"
     assert triton_repo.read_serving(repo) == {"champion": None, "challenger": None, "previous": None}
