@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from emberwatch.common.tile_store import TileStore
 from emberwatch.common.triton_client import png_bytes
 from services.gatekeeper.gatekeeper import Gatekeeper
 from services.gatekeeper.live_scores import LiveScores
@@ -32,9 +33,9 @@ def test_a_batch_sets_aside_tiles_already_handled_and_scores_the_rest(tmp_path):
     s = settings(tmp_path, model())
     gk = Gatekeeper(s)
     write_serving(gk.serving.repo, champion="1")
-    path = tmp_path / "tile.png"
-    path.write_bytes(png_bytes(np.zeros((32, 32, 3), dtype=np.uint8)))
-    old, new = live_tile(path.as_uri(), "ab" * 32), live_tile(path.as_uri(), "cd" * 32)
+    store = TileStore(s.tile_root)  # tiles are read only from the store, by their content's hash
+    stored = [store.put(png_bytes(np.full((32, 32, 3), shade, dtype=np.uint8)), "png") for shade in (0, 255)]
+    old, new = (live_tile(t.uri, t.tile_id) for t in stored)
     gk.live_scores.record("1", old.tile_id, 0.8)  # scored before a restart
     before = {o: value(CHAMPION, outcome=o) for o in ("replayed", "failed")}
 
