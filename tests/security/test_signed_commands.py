@@ -326,8 +326,11 @@ async def test_the_gatekeeper_carries_out_only_commands_it_can_verify(kafka_sett
 
         now_counted = refusals(metrics)
         grew = {k: now_counted.get(k, 0) - counted.get(k, 0) for k in now_counted}
-        assert grew == {"unsigned": 2, "bad_signature": 3, "unknown_issuer": 3, "impersonation": 2,
-                        "expired": 3, "replayed": 1, "not_possible": 1}, grew
+        expected = {"unsigned": 2, "bad_signature": 3, "unknown_issuer": 3, "impersonation": 2,
+                    "expired": 3, "replayed": 1, "not_possible": 1}
+        # at least once each (a command redelivered after a rebalance under load is refused and counted again)
+        assert {k for k, n in grew.items() if n} == set(expected), grew
+        assert all(grew[k] >= n for k, n in expected.items()), grew
     finally:
         stop_group(proc, 30)
     assert not (tmp_path / "caller").exists()  # the caller kept nothing: no key, no state

@@ -134,7 +134,9 @@ document.getElementById('command-send').onclick = async () => {
   status.textContent = `sent ${answer.command} (${pending}); waiting for the gatekeeper's answer…`;
   loadModels();
 };
-document.addEventListener('session-changed', () => {
-  document.getElementById('commands').hidden = !window.consoleUser;
-});
+// Hidden until a sign-in is known: the session may have been read before this script ran (its
+// 'session-changed' then came first), so the current state is applied now as well.
+const showCommands = () => { document.getElementById('commands').hidden = !window.consoleUser; };
+document.addEventListener('session-changed', showCommands);
+showCommands();
 onStreamChange((kind) => { if (kind === 'models' || kind === 'all') loadModels(); });
