@@ -108,9 +108,14 @@ def test_demo_at_the_readme_defaults_runs_the_whole_loop(tmp_path):
         for part in ("kafka", "mlflow", "triton", "prometheus", "sim-cwfis", "sim-mapbox", "sim-discord",
                      "ingestor", "tiler", "trainer", "gatekeeper", "notifier", "console"):
             assert part in status.stdout, status.stdout
-        # The operator console runs beside it, read-only (no operator token), on the run's fires.
+        # The operator console runs beside it, on the run's fires, with the demo's operator `demo`: its
+        # secret is in the file the demo names, and signing in with it names that operator.
         console = f"http://127.0.0.1:{env['EMBERWATCH_CONSOLE_PORT']}"
-        assert httpx.get(f"{console}/api/me", timeout=10).json()["signin_enabled"] is False
+        assert httpx.get(f"{console}/api/me", timeout=10).json()["signin_enabled"] is True
+        secret_file = state / "console" / "demo-operator-secret"
+        signed_in = httpx.post(f"{console}/api/signin", json={"secret": secret_file.read_text().strip()},
+                               headers={"Origin": console}, timeout=10)
+        assert signed_in.status_code == 200 and signed_in.json() == {"user": "demo"}, signed_in.text
         assert httpx.get(f"{console}/api/fires", timeout=30).json()["fires"]
 
         # Bytes that are not an image: a client error (400), not a server error.
