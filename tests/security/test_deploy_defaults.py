@@ -10,31 +10,18 @@ applies a manifest to a cluster: there is neither a Docker engine nor a cluster 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from emberwatch.common.triton_client import restricted_api_flags
+from tests.deploy.test_k8s import by_kind, rendered  # noqa: F401 - rendered is a fixture, used by name
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "deploy" / "k8s" / "base"
 SERVICES = ("ingestor", "tiler", "trainer", "gatekeeper", "notifier", "console")
 
 
-@pytest.fixture(scope="module")
-def rendered() -> list[dict]:
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl not found: `bash scripts/setup` installs it"
-    done = subprocess.run([kubectl, "kustomize", str(BASE)], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return [d for d in yaml.safe_load_all(done.stdout) if d]
-
-
-def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
-    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
 def pods(docs: list[dict]) -> dict[str, dict]:
