@@ -48,3 +48,24 @@ async def read_all(servers: str, topic: str, expect: int, timeout_s: float = 30.
     finally:
         await consumer.stop()
     return records
+
+
+async def read_until(servers: str, topic: str, done, timeout_s: float = 30.0) -> list:
+    """Read ``topic`` from the beginning (no group) until ``done(records)`` holds, or until the timeout.
+
+    For topics that hold more than the records a check waits for: the records come back either way,
+    and the check's own assertion says what was missing.
+    """
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=servers, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    records: list = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not done(records) and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for recs in batch.values():
+                records.extend(recs)
+    finally:
+        await consumer.stop()
+    return records

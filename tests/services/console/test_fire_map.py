@@ -126,6 +126,7 @@ def test_a_link_opens_the_fire_and_moves_the_map_there(page) -> None:
     page.wait_for_function("() => document.querySelectorAll('.fire-marker').length === 7")  # drawn again
     page.wait_for_timeout(300)  # the clusters' redraw after a zoom settles (not a timing assertion)
     page.focus(".fire-marker[data-fire-key='S2']")
+    page.wait_for_function("() => document.activeElement?.dataset?.fireKey === 'S2'")
     page.keyboard.press("Enter")
     page.wait_for_selector("#panel h3:has-text('Fire S2 (on)')")
     assert page.evaluate("location.hash") == "#fire=S2"

@@ -139,7 +139,9 @@ class FireMarkers {
   }
 
   // Draw exactly these fires: markers whose fire did not change are kept (a live update redraws one).
+  // A focused marker that is redrawn keeps the focus (a keyboard user is not thrown out of the map).
   draw(fires) {
+    const focusedKey = document.activeElement?.closest?.('.fire-marker')?.dataset.fireKey ?? null;
     const keep = new Set();
     const add = [];
     const remove = [];
@@ -158,6 +160,9 @@ class FireMarkers {
     }
     if (remove.length) this.group.removeLayers(remove);
     if (add.length) this.group.addLayers(add);
+    if (focusedKey !== null && document.activeElement?.closest?.('.fire-marker')?.dataset.fireKey !== focusedKey) {
+      this.byKey.get(focusedKey)?.marker.getElement()?.focus({preventScroll: true});
+    }
     document.getElementById('map').dataset.firesDrawn = String(this.byKey.size);
   }
 
