@@ -34,51 +34,32 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from prometheus_client import Counter
 
 from emberwatch.common.atomic_files import atomic_write_bytes
 from emberwatch.common.config import Settings, get_settings
-from emberwatch.contracts.tile_uri import TILE_EXTENSIONS, TileUriRefused, parse_tile_uri
+from emberwatch.common.tile_store_contract import (  # noqa: F401 - the readers' one import
+    PERMANENT,
+    StoredObject,
+    StoredTile,
+    TileHashMismatch,
+    TileMissing,
+    TileRefused,
+    TileTooLarge,
+    TileUnavailable,
+    TileUnreachable,
+    TileWriter,
+    UnsupportedTileUri,
+    check_extension,
+    key_for,
+    parse_tile_name,
+    split_s3_uri,
+)
+from emberwatch.contracts.tile_uri import TileUriRefused, parse_tile_uri
 
 log = logging.getLogger(__name__)
 
-
-class TileUnavailable(RuntimeError):
-    """The tile cannot be read (or, for the writer, stored)."""
-
-
-class TileMissing(TileUnavailable):
-    """The URI names a tile that does not exist (a missing file, HTTP 404/410, S3 NoSuchKey): permanent."""
-
-
-class TileRefused(TileUnavailable, ValueError):
-    """Not the store's tile: a URI outside the configured store, too many bytes, or bytes whose sha256
-    is not the tile id. Permanent; ``reason`` is a short label (the metric's)."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class UnsupportedTileUri(TileRefused):
-    """The URI is not where the configured store keeps the tile: nothing was read."""
-
-
-class TileTooLarge(TileRefused):
-    """More bytes than ``EMBERWATCH_TILE_MAX_BYTES``: the rest was not read."""
-
-
-class TileHashMismatch(TileRefused):
-    """The bytes' sha256 is not the tile id: they are not the tile announced."""
-
-
-class TileUnreachable(TileUnavailable):
-    """The store could not be reached or answered with an error: transient."""
-
-
-PERMANENT = (TileMissing, TileRefused)
 
 TILES_REFUSED = Counter(
     "emberwatch_tiles_refused_total",
@@ -86,56 +67,6 @@ TILES_REFUSED = Counter(
     "outside_store, symlink, not_a_file, too_large, hash_mismatch.",
     ["reason"],
 )
-
-
-@dataclass(frozen=True)
-class StoredTile:
-    tile_id: str
-    path: Path | None  # the local file; None for a tile in a bucket
-    uri: str
-    created: bool  # False when the same bytes were already stored
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    """A tile as the store lists it (for the tiler's collection of tiles never announced)."""
-
-    tile_id: str
-    ext: str
-    modified_at: float  # seconds since the epoch
-    size: int
-
-
-class TileWriter(Protocol):
-    """What the tiler needs of a store, local or S3."""
-
-    def put(self, data: bytes, ext: str) -> StoredTile:
-        """Store ``data`` under its sha256; a second put of the same bytes writes nothing."""
-        ...
-
-    def list_stored(self) -> Iterator[StoredObject]:
-        """Every tile in the store (files or objects named as ``put`` names them; others are skipped)."""
-        ...
-
-
-    def delete(self, tile_id: str, ext: str) -> None:
-        """Remove one tile (nothing if it is already gone)."""
-        ...
-
-
-def check_extension(ext: str) -> str:
-    """``ext`` if readers accept it (``TILE_EXTENSIONS``): a store never writes a tile they would refuse."""
-    if ext not in TILE_EXTENSIONS:
-        raise ValueError(f"tile extension {ext[:20]!r} is not one of {', '.join(sorted(TILE_EXTENSIONS))}")
-    return ext
-
-
-def parse_tile_name(name: str) -> tuple[str, str] | None:
-    """``(tile_id, ext)`` of a file name ``put`` gives (``<sha256>.<ext>``), else None."""
-    stem, dot, ext = name.partition(".")
-    if not dot or len(stem) != 64 or not ext or any(c not in "0123456789abcdef" for c in stem):
-        return None
-    return stem, ext
 
 
 class TileStore:
@@ -180,7 +111,7 @@ class TileStore:
 def open_tile_store(settings: Settings, local_root: Path) -> TileWriter:
     """The store ``EMBERWATCH_TILE_STORE_URL`` names: S3 for ``s3://…``, else ``local_root``."""
     if settings.tile_store_url:
-        from emberwatch.common.tile_store_s3 import S3Connection, S3TileStore, split_s3_uri
+        from emberwatch.common.tile_store_s3 import S3Connection, S3TileStore
 
         bucket, prefix = split_s3_uri(settings.tile_store_url)
         connection = S3Connection.from_settings(settings)
@@ -223,8 +154,6 @@ def locate_tile(uri: str, tile_id: str, settings: Settings | None = None) -> Til
         return TileLocation(tile_id, path=path)
     if settings.tile_store_url is None:
         raise _refuse(UnsupportedTileUri, "outside_store", f"tile uri {shown}: no S3 tile store is configured")
-    from emberwatch.common.tile_store_s3 import key_for, split_s3_uri
-
     bucket, prefix = split_s3_uri(settings.tile_store_url)
     key = key_for(prefix, tile_id, parsed.ext)
     if uri != f"s3://{bucket}/{key}":

@@ -1,5 +1,5 @@
 """The tile store's S3 backend: the same content addressing as the local directory, in a bucket, so
-that a tile written on one node is read on any other (``emberwatch/common/tile_store.py`` has the
+that a tile written on one node is read on any other (``emberwatch/common/tile_store_contract.py`` has the
 contract).
 
 A tile is the object ``<prefix>/<id[:2]>/<id>.<ext>`` of the bucket in ``EMBERWATCH_TILE_STORE_URL``
@@ -33,7 +33,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import urlparse
 
 import boto3
 from botocore.client import BaseClient
@@ -42,12 +41,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import SecretStr
 
 from emberwatch.common.config import Settings
-from emberwatch.common.tile_store import (
+from emberwatch.common.tile_store_contract import (
     StoredObject,
     StoredTile,
     TileMissing,
     TileUnreachable,
     check_extension,
+    key_for,
     parse_tile_name,
 )
 
@@ -111,19 +111,6 @@ def _build_client(c: S3Connection) -> BaseClient:
                     max_pool_connections=MAX_POOL_CONNECTIONS)
     return boto3.session.Session().client("s3", endpoint_url=c.endpoint_url, region_name=c.region,
                                           config=config, **keys)
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """(bucket, key) of ``s3://bucket/key``; for the store's URL the key is the prefix."""
-    parsed = urlparse(uri)
-    return parsed.netloc, parsed.path.strip("/")
-
-
-def key_for(prefix: str, tile_id: str, ext: str) -> str:
-    """The object key of a tile in the store with ``prefix``: ``<prefix>/<id[:2]>/<id>.<ext>``."""
-    name = f"{tile_id[:2]}/{tile_id}.{ext}"
-    prefix = prefix.strip("/")
-    return f"{prefix}/{name}" if prefix else name
 
 
 def _error(exc: ClientError) -> tuple[str, int]:
