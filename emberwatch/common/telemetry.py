@@ -1,27 +1,28 @@
-"""Prometheus metrics shared by every service (``emberwatch_*``) and the /metrics endpoint."""
+"""Prometheus metrics shared by every service and the /metrics endpoint.
+
+Broker traffic is counted by FastStream's ``KafkaPrometheusMiddleware`` (``faststream_*``, labelled
+``app_name`` = the service, ``handler`` = the topic consumed, ``destination`` = the topic published
+to), which ``build_broker`` installs: records received, batches handled and how long they took,
+exceptions, publishes. A subscription hands FastStream whole batches, so the middleware sees a batch
+succeed even when one of its records went to the DLQ: what happens to single records inside a batch
+(dead letters, handler failures by kind) and the consumer lag, which the middleware does not
+measure, stay ``emberwatch_*`` metrics here.
+"""
 
 from __future__ import annotations
 
 import socket
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.prometheus.types import PublishingStatus
+from prometheus_client import REGISTRY, Counter, Gauge, start_http_server
 
 MESSAGES_CONSUMED = Counter(
     "emberwatch_messages_consumed_total",
-    "Messages a service handled, by topic and outcome (ok, dlq).",
+    "Events the console's live reader took in, by topic and outcome (ok, invalid). Services' subscriptions "
+    "are counted by FastStream's middleware (faststream_received_messages_total).",
     ["service", "topic", "outcome"],
-)
-MESSAGES_PUBLISHED = Counter(
-    "emberwatch_messages_published_total",
-    "Events a service published, by topic.",
-    ["service", "topic"],
-)
-HANDLER_SECONDS = Histogram(
-    "emberwatch_handler_seconds",
-    "Time a handler took for one message, retries included.",
-    ["service", "topic"],
-    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 HANDLER_ERRORS = Counter(
     "emberwatch_handler_errors_total",
@@ -38,6 +39,24 @@ CONSUMER_LAG = Gauge(
     "Messages between the last handled offset and the partition's end.",
     ["service", "topic", "partition"],
 )
+
+
+class BrokerMetrics(KafkaPrometheusMiddleware):
+    """FastStream's Prometheus middleware for one service's broker, which can also count the events
+    that ``publish_events`` hands to the producer in record batches, beneath FastStream's publish
+    chain (where the middleware would not see them)."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(registry=REGISTRY, app_name=service)
+        self.service = service
+
+    def count_published(self, topic: str, n: int, *, failed: bool = False) -> None:
+        self._metrics_manager.add_published_message(amount=n, status=PublishingStatus.error if failed else PublishingStatus.success,
+                                                    broker="kafka", destination=topic)
+
+
+BrokerMetrics("emberwatch")  # registers the faststream_* metrics at import, as every metric here is
+
 SERVICE_UP = Gauge("emberwatch_service_up", "1 while the service runs.", ["service"])
 LEASE_ACTIVE = Gauge("emberwatch_lease_active",
                      "1 while this instance holds its service's lease and acts; 0 while it is a standby.",

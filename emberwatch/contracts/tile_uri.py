@@ -20,6 +20,7 @@ TILE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "gif"})  # what the t
 MAX_TILE_URI_CHARS = 2048
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _URI = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<authority>[^/?#]*)(?P<path>/[^?#]*)?")
+_SPACE_CONTROL_OR_BACKSLASH = re.compile(r"[\x00-\x20\x7f\\]")  # one scan: this runs for every TileReady read
 
 
 class TileUriRefused(ValueError):
@@ -43,7 +44,7 @@ def parse_tile_uri(uri: str, tile_id: str) -> TileUri:
     if not isinstance(uri, str) or len(uri) > MAX_TILE_URI_CHARS:
         raise TileUriRefused("length", f"tile uri longer than {MAX_TILE_URI_CHARS} characters")
     shown = repr(uri[:200])
-    if not uri.isascii() or any(c <= " " or c == "\x7f" or c == "\\" for c in uri):
+    if not uri.isascii() or _SPACE_CONTROL_OR_BACKSLASH.search(uri):
         raise TileUriRefused("encoding", f"tile uri with spaces, control characters or backslashes: {shown}")
     if "?" in uri or "#" in uri:
         raise TileUriRefused("query", f"tile uri with a query or fragment: {shown}")

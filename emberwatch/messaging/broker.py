@@ -26,7 +26,7 @@ from faststream.security import (
 
 from emberwatch.common.config import Settings
 from emberwatch.common.logging import may_hold_secret, redact_value
-from emberwatch.common.telemetry import MESSAGES_PUBLISHED
+from emberwatch.common.telemetry import BrokerMetrics
 from emberwatch.contracts.envelope import Envelope
 from emberwatch.messaging.partitioner import KeyPartitioner
 
@@ -60,7 +60,8 @@ def build_security(settings: Settings) -> BaseSecurity | None:
 
 
 def build_broker(settings: Settings, service: str, *, graceful_timeout: float = 30.0) -> KafkaBroker:
-    """The broker one service uses. No idempotent producer or transactions (Tansu lacks them)."""
+    """The broker one service uses, its traffic counted by FastStream's Prometheus middleware
+    (``BrokerMetrics``). No idempotent producer or transactions (Tansu lacks them)."""
     return KafkaBroker(
         settings.kafka_servers,
         client_id=f"{settings.kafka_client_id}-{service}",
@@ -71,7 +72,13 @@ def build_broker(settings: Settings, service: str, *, graceful_timeout: float = 
         max_batch_size=settings.kafka_producer_batch_bytes,
         partitioner=KeyPartitioner(),
         logger=None,
+        middlewares=[BrokerMetrics(service)],
     )
+
+
+def broker_metrics(broker: KafkaBroker) -> BrokerMetrics | None:
+    """The ``BrokerMetrics`` that ``build_broker`` installed on ``broker`` (None on another broker)."""
+    return next((m for m in broker.config.broker_middlewares if isinstance(m, BrokerMetrics)), None)
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -130,9 +137,9 @@ def _send(broker: KafkaBroker, event: Envelope, *, no_confirm: bool) -> Awaitabl
 
 async def publish_event(broker: KafkaBroker, event: Envelope, *, service: str) -> None:
     """Publish ``event`` (redacted) to its topic, keyed by the entity it is about; return once the
-    broker has it."""
+    broker has it (counted by the broker's middleware, as every ``broker.publish``). ``service`` is
+    the broker's own (kept for the callers)."""
     await _send(broker, event, no_confirm=False)
-    MESSAGES_PUBLISHED.labels(service, event.TOPIC).inc()
 
 
 async def publish_events(broker: KafkaBroker, events: Iterable[Envelope], *, service: str) -> int:
@@ -147,15 +154,16 @@ async def publish_events(broker: KafkaBroker, events: Iterable[Envelope], *, ser
     """
     events = list(events)
     producer = batch_producer(broker)
-    if producer is None:
+    if producer is None:  # through broker.publish: the middleware counts each
         results = await asyncio.gather(*[await _send(broker, e, no_confirm=True) for e in events],
                                        return_exceptions=True)
-        sent = Counter(e.TOPIC for e, r in zip(events, results) if not isinstance(r, BaseException))
         failed = [r for r in results if isinstance(r, BaseException)]
-    else:
+    else:  # beneath FastStream's publish chain: counted here, in the middleware's metric
         sent, failed = await _send_batches(producer, events)
-    for topic, n in sent.items():
-        MESSAGES_PUBLISHED.labels(service, topic).inc(n)
+        metrics = broker_metrics(broker)
+        if metrics is not None:
+            for topic, n in sent.items():
+                metrics.count_published(topic, n)
     if failed:
         raise failed[0]
     return len(events)

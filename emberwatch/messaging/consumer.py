@@ -1,30 +1,19 @@
-"""At-least-once consumers with a dead-letter path, in batches.
+"""What happens to one consumed record: its validation failure or its handler's failure, retried and
+dead-lettered (``<topic>.dlq``, with why and where from), and the record a running handler came from.
 
-``subscribe`` registers a handler for one topic on a FastStream ``KafkaBroker``. It fetches up to
-``max_records`` records at once (whatever is already there: a fetch never waits to fill a batch) and
-handles them one after another, in partition order:
-
-* the raw bytes are validated against the topic's event model; a record that fails validation goes
-  to ``<topic>.dlq`` at once (it would fail the same way every time);
-* the handler is attempted up to ``max_attempts`` times with exponential backoff; a record that keeps
-  failing goes to ``<topic>.dlq`` with the error, the attempt count and its origin in headers;
-* the offsets are committed once per batch, only after every record of it was handled or its DLQ
-  publish acknowledged. A crash at any point redelivers at most the batch in flight (``max_records``
-  records, ``EMBERWATCH_KAFKA_BATCH_MAX_RECORDS``); nothing is lost and no record blocks its
-  partition. Handlers are idempotent, so a redelivered record has no second side effect.
+``emberwatch.messaging.subscription`` runs the common case (a valid record handled at the first try)
+in its own loop and comes here only when something fails. ``subscribe`` and ``consumer_options``
+at the end are the previous API, kept as thin aliases until every service uses ``subscription``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from functools import lru_cache
 from typing import Any, TypeVar
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
@@ -37,13 +26,7 @@ from tenacity import (
 )
 
 from emberwatch.common.logging import redact
-from emberwatch.common.telemetry import (
-    CONSUMER_LAG,
-    DLQ_MESSAGES,
-    HANDLER_ERRORS,
-    HANDLER_SECONDS,
-    MESSAGES_CONSUMED,
-)
+from emberwatch.common.telemetry import CONSUMER_LAG, DLQ_MESSAGES, HANDLER_ERRORS
 from emberwatch.contracts.envelope import Envelope
 from emberwatch.contracts.topics import dlq_topic
 
@@ -129,13 +112,6 @@ def record_lag(service: str, consumer: Any, last: Any) -> None:
         CONSUMER_LAG.labels(service, last.topic, str(last.partition)).set(max(0, high - last.offset - 1))
 
 
-@lru_cache(maxsize=None)
-def _metrics(service: str, topic: str) -> tuple[dict[str, Any], Any]:
-    """The per-record metrics of one subscription, labels bound once (a lookup costs per record)."""
-    consumed = {o: MESSAGES_CONSUMED.labels(service, topic, o) for o in ("ok", "dlq")}
-    return consumed, HANDLER_SECONDS.labels(service, topic)
-
-
 def _log_failure(service: str, topic: str, offset: int, attempt: int, exc: BaseException) -> None:
     HANDLER_ERRORS.labels(service, topic, type(exc).__name__).inc()
     log.warning("handler failed",
@@ -152,44 +128,44 @@ async def process_record(
     topic: str,
     max_attempts: int,
     backoff_s: float,
-    count: bool = True,
 ) -> str:
     """Validate one record and run ``handler`` on it with retries; poison goes to the DLQ.
 
-    Returns the outcome (``ok`` or ``dlq``) and records how long it took; with ``count`` it also
-    counts the outcome (``subscribe`` counts once per batch instead). Raises only when the DLQ
-    itself cannot be written, so the caller does not commit and the record comes back.
-    """
-    started = time.perf_counter()
+    Returns the outcome (``ok`` or ``dlq``). Raises only when the DLQ itself cannot be written, so
+    the caller does not commit and the record comes back."""
     token = _CURRENT_RECORD.set(raw)
-    outcome = "ok"
     try:
         try:
             event = model.from_bytes(raw.value or b"")
         except ValidationError as exc:
-            HANDLER_ERRORS.labels(service, topic, "validation").inc()
-            outcome = "dlq"  # counted so even if the DLQ write fails (the batch then comes back)
-            return await _dead(broker, raw, service, topic, "validation", error_text(exc), 1)
+            return await dead_letter_invalid(broker, raw, service, topic, exc)
         try:
             await handler(event)  # the common case, without the retry machinery
-            return outcome
-        except PermanentError as exc:
-            HANDLER_ERRORS.labels(service, topic, "permanent").inc()
-            outcome = "dlq"
-            return await _dead(broker, raw, service, topic, "permanent", error_text(exc), 1)
-        except Exception as exc:
-            _log_failure(service, topic, raw.offset, 1, exc)
-            first_error = exc  # ``exc`` is unbound once the except block ends
-        outcome = "dlq"  # unless a later attempt succeeds
-        outcome = await _retry(broker, raw, event, handler, first_error, service=service, topic=topic,
-                               max_attempts=max_attempts, backoff_s=backoff_s)
-        return outcome
+            return "ok"
+        except Exception as exc:  # noqa: BLE001 - retried, then dead-lettered
+            return await handle_failure(broker, raw, event, handler, exc, service=service, topic=topic,
+                                        max_attempts=max_attempts, backoff_s=backoff_s)
     finally:
         _CURRENT_RECORD.reset(token)
-        consumed, seconds = _metrics(service, topic)
-        if count:
-            consumed[outcome].inc()
-        seconds.observe(time.perf_counter() - started)
+
+
+async def dead_letter_invalid(broker: KafkaBroker, raw: Any, service: str, topic: str,
+                              exc: ValidationError) -> str:
+    """A record that is not a valid event goes to the DLQ at once (it would fail the same way again)."""
+    HANDLER_ERRORS.labels(service, topic, "validation").inc()
+    return await _dead(broker, raw, service, topic, "validation", error_text(exc), 1)
+
+
+async def handle_failure(broker: KafkaBroker, raw: Any, event: Any, handler: Handler[Any], exc: Exception,
+                         *, service: str, topic: str, max_attempts: int, backoff_s: float) -> str:
+    """After a handler's first failure ``exc``: the DLQ at once for a ``PermanentError``, otherwise
+    attempts 2..``max_attempts`` with backoff, then the DLQ. The outcome (``ok`` or ``dlq``)."""
+    if isinstance(exc, PermanentError):
+        HANDLER_ERRORS.labels(service, topic, "permanent").inc()
+        return await _dead(broker, raw, service, topic, "permanent", error_text(exc), 1)
+    _log_failure(service, topic, raw.offset, 1, exc)
+    return await _retry(broker, raw, event, handler, exc, service=service, topic=topic,
+                        max_attempts=max_attempts, backoff_s=backoff_s)
 
 
 async def _dead(broker: KafkaBroker, raw: Any, service: str, topic: str, reason: str, error: str,
@@ -233,13 +209,6 @@ async def _retry(broker: KafkaBroker, raw: Any, event: Any, handler: Handler[Any
     return "ok"
 
 
-def consumer_options(settings: Any) -> dict[str, Any]:
-    """The subscription options every service takes from its settings (all but the group id)."""
-    return dict(max_attempts=settings.kafka_max_attempts, backoff_s=settings.kafka_retry_backoff_s,
-                session_timeout_ms=settings.kafka_session_timeout_ms,
-                max_records=settings.kafka_batch_max_records)
-
-
 def records_of(message: KafkaMessage) -> tuple[Any, ...]:
     """The aiokafka records behind a FastStream message (a batch subscriber's message holds several)."""
     records = message.raw_message
@@ -252,75 +221,16 @@ async def keep_raw_bodies(message: KafkaMessage) -> Any:
     return message.body
 
 
-def subscribe(
-    broker: KafkaBroker,
-    topic: str,
-    model: type[E],
-    handler: Handler[E],
-    *,
-    service: str,
-    group_id: str,
-    max_records: int = 500,
-    batch_timeout_ms: int = 100,
-    max_attempts: int = 3,
-    backoff_s: float = 0.5,
-    session_timeout_ms: int = 10000,
-    auto_offset_reset: str = "earliest",
-) -> Any:
-    """Register ``handler`` for ``topic``: validation, retries, DLQ, one commit per handled batch.
+def subscribe(broker: KafkaBroker, topic: str, model: type[E], handler: Handler[E], *, service: str,
+              group_id: str, **limits: Any) -> Any:
+    """The previous API: ``subscription.subscribe`` with an ordered ``Delivery``."""
+    from emberwatch.messaging.subscription import Delivery, subscribe as subscribe_with
 
-    ``batch_timeout_ms`` is how long an idle fetch waits for records, not a delay: a fetch returns
-    at once with what is there (up to ``max_records``).
-    """
-
-    async def on_batch(message: KafkaMessage) -> None:
-        records = records_of(message)
-        consumed, _ = _metrics(service, topic)
-        dead = 0
-        for record in records:  # in order: one key's events are handled as they were published
-            if await process_record(broker, record, model, handler, service=service, topic=topic,
-                                    max_attempts=max_attempts, backoff_s=backoff_s, count=False) == "dlq":
-                dead += 1
-        # Counted once per handled batch (a failed DLQ write raises first: the batch comes back and
-        # is counted when it is handled).
-        if dead:
-            consumed["dlq"].inc(dead)
-        consumed["ok"].inc(len(records) - dead)
-        record_lag(service, getattr(message, "consumer", None), records[-1])
-
-    on_batch.__name__ = f"{service}_{topic.replace('.', '_')}"
-    return register_batches(broker, topic, on_batch, group_id=group_id, max_records=max_records,
-                            batch_timeout_ms=batch_timeout_ms, auto_offset_reset=auto_offset_reset,
-                            session_timeout_ms=session_timeout_ms, title=f"{service}:{topic}",
-                            description=f"{service} consumes {model.__name__} from {topic}")
+    return subscribe_with(broker, topic, model, handler, Delivery(service=service, group_id=group_id, **limits))
 
 
-def register_batches(
-    broker: KafkaBroker,
-    topic: str,
-    on_batch: Callable[[KafkaMessage], Awaitable[None]],
-    *,
-    group_id: str,
-    max_records: int,
-    batch_timeout_ms: int,
-    auto_offset_reset: str,
-    session_timeout_ms: int,
-    title: str,
-    description: str,
-) -> Any:
-    """The one FastStream batch subscription every consumer kind uses: raw bodies, and a commit
-    only after ``on_batch`` returns (a failed DLQ write raises, and the batch comes back)."""
-    return broker.subscriber(
-        topic,
-        group_id=group_id,
-        batch=True,
-        max_records=max_records,
-        batch_timeout_ms=batch_timeout_ms,
-        decoder=keep_raw_bodies,
-        ack_policy=AckPolicy.NACK_ON_ERROR,  # a failed DLQ write rewinds: the batch comes back
-        auto_offset_reset=auto_offset_reset,
-        session_timeout_ms=session_timeout_ms,
-        heartbeat_interval_ms=max(100, session_timeout_ms // 5),
-        title=title,
-        description=description,
-    )(on_batch)
+def consumer_options(settings: Any) -> dict[str, Any]:
+    """The previous API: the limits of ``Delivery.from_settings`` as keyword arguments."""
+    return dict(max_attempts=settings.kafka_max_attempts, backoff_s=settings.kafka_retry_backoff_s,
+                session_timeout_ms=settings.kafka_session_timeout_ms,
+                max_records=settings.kafka_batch_max_records)

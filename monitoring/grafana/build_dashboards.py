@@ -16,13 +16,18 @@ DASHBOARDS: dict[str, dict] = {
     "pipeline": {
         "title": "Emberwatch — pipeline",
         "panels": [
-            ("Messages handled /s by service and outcome",
-             'sum by (service, topic, outcome) (rate(emberwatch_messages_consumed_total[5m]))', "ops"),
+            # Broker traffic from FastStream's Prometheus middleware: app_name is the service,
+            # handler the topic consumed, destination the topic published to.
+            ("Records received /s by service and topic",
+             "sum by (app_name, handler) (rate(faststream_received_messages_total[5m]))", "ops"),
             ("Events published /s by topic",
-             "sum by (topic) (rate(emberwatch_messages_published_total[5m]))", "ops"),
-            ("Handler latency p95",
-             "histogram_quantile(0.95, sum by (le, service, topic) "
-             "(rate(emberwatch_handler_seconds_bucket[5m])))", "s"),
+             'sum by (destination) (rate(faststream_published_messages_total{status="success"}[5m]))', "ops"),
+            ("Batch handling p95 (one fetched batch of records)",
+             "histogram_quantile(0.95, sum(rate(faststream_received_processed_messages_duration_seconds_bucket[5m])) "
+             "by (le, app_name, handler))", "s"),
+            ("Batches not acknowledged /s by service and status (a failed DLQ write: the batch comes back)",
+             'sum by (app_name, handler, status) (rate(faststream_received_processed_messages_total'
+             '{status!="acked"}[5m]))', "ops"),
             ("Consumer lag", "max by (service, topic) (emberwatch_consumer_lag)", "short"),
             ("Fire to prediction: p50 and p95 (first seen by the ingestor → champion's prediction)",
              ["histogram_quantile(0.5, sum by (le) (rate(emberwatch_fire_to_prediction_seconds_bucket[15m])))",
@@ -33,6 +38,8 @@ DASHBOARDS: dict[str, dict] = {
             ("Handler errors /s by kind",
              "sum by (service, kind) (rate(emberwatch_handler_errors_total[5m]))", "ops"),
             ("Services up", "emberwatch_service_up", "short"),
+            ("Console: events read /s by topic and outcome",
+             "sum by (topic, outcome) (rate(emberwatch_messages_consumed_total[5m]))", "ops"),
             # each service's own figures
             ("Ingestor: age of the newest good feed snapshot",
              "max by (source) (emberwatch_ingestor_snapshot_age_seconds)", "s"),

@@ -9,7 +9,7 @@ import sys
 from emberwatch.common.config import Settings
 from emberwatch.contracts import PipelineAlert
 from emberwatch.messaging.broker import build_broker
-from emberwatch.messaging.consumer import subscribe
+from emberwatch.messaging.subscription import Delivery, subscribe
 
 
 async def main(topic: str, group: str, out_path: str, max_records: str) -> None:
@@ -23,8 +23,9 @@ async def main(topic: str, group: str, out_path: str, max_records: str) -> None:
         os.fsync(out.fileno())
         await asyncio.sleep(0.02)
 
-    subscribe(broker, topic, PipelineAlert, handle, service="resume", group_id=group,
-              session_timeout_ms=settings.kafka_session_timeout_ms, max_records=int(max_records))
+    subscribe(broker, topic, PipelineAlert, handle,
+              Delivery(service="resume", group_id=group, session_timeout_ms=settings.kafka_session_timeout_ms,
+                       max_records=int(max_records)))
     await broker.start()
     await asyncio.Event().wait()
 

@@ -1,4 +1,4 @@
-"""``subscribe_batch`` against the real broker: concurrency within a batch, DLQ paths, commits."""
+"""``subscribe`` with ``Delivery(mode="concurrent")`` against the real broker: concurrency within a batch, DLQ paths, commits."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from emberwatch.contracts import PipelineAlert
 from emberwatch.contracts.topics import dlq_topic
-from emberwatch.messaging.batch_consumer import subscribe_batch
 from emberwatch.messaging.broker import build_broker
 from emberwatch.messaging.consumer import PermanentError
+from emberwatch.messaging.subscription import Delivery, subscribe
 from tests.messaging.helpers import read_all, unique, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -50,9 +50,10 @@ async def test_batches_run_concurrently_dead_letter_failures_and_commit(kafka_se
 
     async def consume_once() -> None:
         broker = build_broker(kafka_settings, "batch-consumer")
-        subscribe_batch(broker, topic, PipelineAlert, handle, service="batchtest", group_id=group,
-                        max_records=8, batch_timeout_ms=100, max_attempts=2, backoff_s=0.01,
-                        session_timeout_ms=kafka_settings.kafka_session_timeout_ms)
+        subscribe(broker, topic, PipelineAlert, handle,
+                  Delivery(service="batchtest", group_id=group, mode="concurrent", max_records=8,
+                           batch_timeout_ms=100, max_attempts=2, backoff_s=0.01,
+                           session_timeout_ms=kafka_settings.kafka_session_timeout_ms))
         await broker.start()
         try:
             await wait_for(lambda: len(handled) >= 12, timeout_s=60)

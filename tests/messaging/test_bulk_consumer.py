@@ -1,4 +1,4 @@
-"""``subscribe_bulk`` against the real broker: whole batches to one call, a poison record isolated to
+"""``subscribe`` with ``Delivery(mode="bulk")`` against the real broker: whole batches to one call, a poison record isolated to
 the DLQ without losing its batch, invalid records to the DLQ, offsets committed to the end."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from emberwatch.contracts import PipelineAlert
 from emberwatch.contracts.topics import dlq_topic
 from emberwatch.messaging.broker import build_broker, publish_events
-from emberwatch.messaging.bulk_consumer import Received, subscribe_bulk
 from emberwatch.messaging.consumer import PermanentError
+from emberwatch.messaging.subscription import Delivery, Received, subscribe
 from tests.messaging.helpers import read_all, unique, wait_for
 from tests.messaging.test_batches import alert_on, create_topic
 
@@ -47,9 +47,10 @@ async def test_batches_go_to_one_call_and_a_poison_record_goes_to_the_dlq_alone(
         stored.append(event.alert)
 
     broker = build_broker(kafka_settings, "bulk")
-    subscribe_bulk(broker, topic, PipelineAlert, handle_many, handle_one, service="bulk", group_id=group,
-                   max_records=10, max_attempts=2, backoff_s=0.01,
-                   session_timeout_ms=kafka_settings.kafka_session_timeout_ms)
+    subscribe(broker, topic, PipelineAlert, handle_one,
+              Delivery(service="bulk", group_id=group, mode="bulk", max_records=10, max_attempts=2, backoff_s=0.01,
+                       session_timeout_ms=kafka_settings.kafka_session_timeout_ms),
+              handle_many=handle_many)
     await broker.start()
     try:
         await wait_for(lambda: len(stored) == 30, timeout_s=60)

@@ -9,7 +9,8 @@ import pytest
 from emberwatch.contracts import PipelineAlert, event_for_topic
 from emberwatch.contracts.topics import dlq_topic
 from emberwatch.messaging.broker import build_broker, publish_event
-from emberwatch.messaging.consumer import PermanentError, subscribe
+from emberwatch.messaging.consumer import PermanentError
+from emberwatch.messaging.subscription import Delivery, subscribe
 from tests.contracts.samples import sample_events
 from tests.messaging.helpers import read_all, unique, wait_for
 
@@ -27,8 +28,9 @@ async def test_every_event_type_round_trips_through_the_broker(kafka_settings):
         async def handle(e):
             received[e.event_id] = e
 
-        subscribe(broker, event.TOPIC, model, handle, service="roundtrip", group_id=group,
-                  session_timeout_ms=kafka_settings.kafka_session_timeout_ms)
+        subscribe(broker, event.TOPIC, model, handle,
+                  Delivery(service="roundtrip", group_id=group,
+                           session_timeout_ms=kafka_settings.kafka_session_timeout_ms))
     await broker.start()
     try:
         for event in events:
@@ -58,8 +60,9 @@ async def test_poison_messages_go_to_the_dlq_with_reason_and_do_not_block(kafka_
         handled.append(event.alert)
 
     broker = build_broker(kafka_settings, "dlqtest")
-    subscribe(broker, topic, PipelineAlert, handle, service="dlqtest", group_id=unique("dlq"),
-              max_attempts=3, backoff_s=0.01, session_timeout_ms=kafka_settings.kafka_session_timeout_ms)
+    subscribe(broker, topic, PipelineAlert, handle,
+              Delivery(service="dlqtest", group_id=unique("dlq"), max_attempts=3, backoff_s=0.01,
+                       session_timeout_ms=kafka_settings.kafka_session_timeout_ms))
     await broker.start()
     try:
         def alert(name: str) -> bytes:
@@ -101,8 +104,9 @@ async def test_a_failed_dlq_write_loses_nothing_the_record_comes_back(kafka_sett
         raise PermanentError("never works")
 
     broker = build_broker(kafka_settings, "dlqfail")
-    subscribe(broker, topic, PipelineAlert, handle, service="dlqfail", group_id=group, max_attempts=1,
-              backoff_s=0.01, session_timeout_ms=kafka_settings.kafka_session_timeout_ms)
+    subscribe(broker, topic, PipelineAlert, handle,
+              Delivery(service="dlqfail", group_id=group, max_attempts=1, backoff_s=0.01,
+                       session_timeout_ms=kafka_settings.kafka_session_timeout_ms))
     real_publish = broker.publish
     dlq_down = {"failures": 0}
 
