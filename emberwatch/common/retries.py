@@ -7,14 +7,14 @@ counter is given). Services build their ``Backoff`` from their settings; nothing
 the call site.
 
 A server's own word on when to come back is honoured: an exception with a ``retry_after`` attribute
-(seconds, e.g. parsed from an HTTP ``Retry-After`` by ``retry_after_seconds``) makes the next wait at
-least that long, capped at ``max_s``.
+(seconds, e.g. parsed from an HTTP ``Retry-After`` by ``retry_after_seconds``, the one reader of such
+values) makes the next wait at least that long, capped at ``max_s``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -34,17 +34,33 @@ from tenacity import (
 )
 
 
-def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds an HTTP ``Retry-After`` value asks for (delta-seconds or an HTTP date); None if unreadable."""
-    if not value:
+def retry_after_seconds(*values: str | float | None, now: datetime | None = None) -> float | None:
+    """Seconds a server asks to wait before the next try: the first readable of ``values``, in the
+    caller's order of preference (an HTTP ``Retry-After``, delta-seconds or an HTTP date; a number from
+    a body or another header such as Discord's ``X-RateLimit-Reset-After``); None if none is readable."""
+    for value in values:
+        seconds = _seconds_from(value, now)
+        if seconds is not None:
+            return seconds
+    return None
+
+
+def _seconds_from(value: str | float | None, now: datetime | None) -> float | None:
+    if isinstance(value, bool) or value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return max(0.0, float(value)) if value == value else None  # NaN is unreadable
+    if not isinstance(value, str):
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if seconds == seconds else None
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
@@ -120,9 +136,12 @@ def _retry(on: Callable[[BaseException], bool] | None):
 def async_retrying(backoff: Backoff, *, what: str, logger: logging.Logger | None,
                    retry_on: Callable[[BaseException], bool] | None = None, counter: Any = None,
                    extra: dict[str, Any] | None = None, reraise: bool = True,
-                   on_retry: Callable[[BaseException | None], None] | None = None) -> AsyncRetrying:
+                   on_retry: Callable[[BaseException | None], None] | None = None,
+                   sleep: Callable[[float], Awaitable[None]] | None = None) -> AsyncRetrying:
+    """``sleep``: what waits between tries (default ``asyncio.sleep``; tests may pass their own)."""
     return AsyncRetrying(stop=backoff.stop(), wait=backoff.wait(), retry=_retry(retry_on),
-                         before_sleep=log_retry(logger, what, counter, extra, on_retry), reraise=reraise)
+                         before_sleep=log_retry(logger, what, counter, extra, on_retry), reraise=reraise,
+                         **({"sleep": sleep} if sleep is not None else {}))
 
 
 def retrying(backoff: Backoff, *, what: str, logger: logging.Logger | None,

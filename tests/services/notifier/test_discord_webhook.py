@@ -17,7 +17,7 @@ from services.notifier.discord_webhook import (
     DiscordRejected,
     DiscordUnavailable,
     DiscordWebhook,
-    retry_after_seconds,
+    rate_limit_wait_s,
 )
 from simulators.discord.main import serve_in_thread
 
@@ -161,12 +161,12 @@ def test_retry_after_prefers_the_body_then_the_headers():
     def response(status: int, body: object = None, headers: dict | None = None) -> httpx.Response:
         return httpx.Response(status, json=body, headers=headers or {})
 
-    assert retry_after_seconds(response(429, {"retry_after": 0.75, "global": False},
+    assert rate_limit_wait_s(response(429, {"retry_after": 0.75, "global": False},
                                         {"Retry-After": "9", "X-RateLimit-Reset-After": "5"})) == 0.75
-    assert retry_after_seconds(response(429, {"message": "x"}, {"X-RateLimit-Reset-After": "2.5",
+    assert rate_limit_wait_s(response(429, {"message": "x"}, {"X-RateLimit-Reset-After": "2.5",
                                                                  "Retry-After": "9"})) == 2.5
-    assert retry_after_seconds(response(429, None, {"Retry-After": "3"})) == 3.0
-    assert retry_after_seconds(response(429, {"retry_after": "nonsense"})) == 1.0
+    assert rate_limit_wait_s(response(429, None, {"Retry-After": "3"})) == 3.0
+    assert rate_limit_wait_s(response(429, {"retry_after": "nonsense"})) == 1.0
 
 
 async def test_versioned_webhook_urls_are_kept_out_of_logs_too(sim, caplog):
