@@ -3,6 +3,8 @@ registers the commands; each group lives in its own module and the rendering in 
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from emberwatch.cli import config_command, demo_command, event_commands, model_commands, service_commands
@@ -16,6 +18,21 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(stack_app, name="stack")
+
+
+@app.callback()
+def refuse_unknown_settings() -> None:
+    """Before any command: an EMBERWATCH_* variable (environment or .env) that no settings class of any
+    service reads is an error naming the closest known one (a mistyped variable is otherwise ignored)."""
+    if "--help" in sys.argv[1:]:
+        return
+    from emberwatch.common.config_doc import settings_classes
+    from emberwatch.common.unknown_settings import UnknownSetting, check_variables, variables_of
+
+    try:
+        check_variables(variables_of(cls for _, cls in settings_classes()))
+    except UnknownSetting as exc:
+        raise SystemExit(f"emberwatch: {exc}") from None
 
 # The order here is the order `emberwatch --help` lists the commands in.
 app.command("run")(service_commands.run_service)

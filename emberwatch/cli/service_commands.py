@@ -7,14 +7,9 @@ from enum import StrEnum
 
 import typer
 
+from emberwatch.common.service_names import SERVICES
 
-class ServiceName(StrEnum):
-    ingestor = "ingestor"
-    tiler = "tiler"
-    trainer = "trainer"
-    gatekeeper = "gatekeeper"
-    notifier = "notifier"
-    console = "console"
+ServiceName = StrEnum("ServiceName", {name: name for name in SERVICES})  # every service, named once
 
 
 class SimulatorName(StrEnum):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from emberwatch.common.config import REPO_ROOT, SERVICE_NAMES, Settings
+from emberwatch.common.config import REPO_ROOT, Settings
+from emberwatch.common.service_names import PIPELINE_SERVICES
 
 # One thread per numeric library in Triton's python stubs: numpy threads otherwise fight the
 # inference runtime for the two cores (docs/architecture.md#facts-the-code-relies-on).
@@ -182,7 +183,7 @@ def prometheus(settings: Settings) -> Part:
     )
 
 
-SERVICES = SERVICE_NAMES
+SERVICES = PIPELINE_SERVICES  # the console is a part of its own
 SIMULATORS = ("cwfis", "mapbox", "discord")
 
 

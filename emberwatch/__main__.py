@@ -1,0 +1,5 @@
+"""``python -m emberwatch``: the same command line as ``emberwatch``."""
+
+from emberwatch.cli.main import app
+
+app(prog_name="emberwatch")

@@ -1,0 +1,1 @@
+"""The common settings, one class per concern; ``emberwatch.common.config.Settings`` composes them."""
