@@ -51,8 +51,8 @@ class BrokerMetrics(KafkaPrometheusMiddleware):
         self.service = service
 
     def count_published(self, topic: str, n: int, *, failed: bool = False) -> None:
-        self._metrics_manager.add_published_message(amount=n, status=PublishingStatus.error if failed else PublishingStatus.success,
-                                                    broker="kafka", destination=topic)
+        status = PublishingStatus.error if failed else PublishingStatus.success
+        self._metrics_manager.add_published_message(amount=n, status=status, broker="kafka", destination=topic)
 
 
 BrokerMetrics("emberwatch")  # registers the faststream_* metrics at import, as every metric here is

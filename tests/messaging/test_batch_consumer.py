@@ -1,4 +1,5 @@
-"""``subscribe`` with ``Delivery(mode="concurrent")`` against the real broker: concurrency within a batch, DLQ paths, commits."""
+"""``subscribe`` with ``Delivery(mode="concurrent")`` against the real broker: concurrency within a batch,
+DLQ paths, commits."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""``subscribe`` with ``Delivery(mode="bulk")`` against the real broker: whole batches to one call, a poison record isolated to
-the DLQ without losing its batch, invalid records to the DLQ, offsets committed to the end."""
+"""``subscribe`` with ``Delivery(mode="bulk")`` against the real broker: whole batches to one call, a
+poison record isolated to the DLQ without losing its batch, invalid records to the DLQ, offsets
+committed to the end."""
 
 from __future__ import annotations
 
