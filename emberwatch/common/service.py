@@ -21,6 +21,7 @@ from emberwatch.common.config import Settings, get_settings
 from emberwatch.common.coordination import coordination_url, describe, open_coordination
 from emberwatch.common.logging import configure_logging
 from emberwatch.common.model_registry import use_mlflow_credentials
+from emberwatch.common.prometheus_targets import register_target
 from emberwatch.common.telemetry import LEASE_ACTIVE, LEASE_TAKEOVERS, SERVICE_UP, serve_metrics
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,6 @@ def run_service(name: str, build_app: Callable[[Settings], FastStream], *, singl
                          f"({exc.strerror or exc}); another process uses it — set {setting} to a free "
                          "port, or 0 for any free port") from None
     try:
-        from emberwatch.stack.prometheus_config import register_target
-
         register_target(settings, name, f"{settings.metrics_host}:{port}")
     except OSError:
         log.warning("could not register with the local Prometheus", extra={"service": name})

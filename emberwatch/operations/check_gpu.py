@@ -7,7 +7,8 @@ agreement with the CPU path (embedding difference relative to their range, P(wil
 decisions that differ under the head trained in (1)). It prints one table and exits 1 if a GPU path
 disagrees beyond the FP16 infra-validation tolerance. Where no GPU is visible it prints one line and
 exits 0, so it can run anywhere. Pure helpers (providers, timing, agreement) take any provider, so the
-tests run them on the CPU.
+tests run them on the CPU. The tiles come from the caller (``emberwatch/cli/gpu_check_command.py`` gives
+the Mapbox simulator's): deployed code never imports a simulator.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+# (n, size) -> n labelled tiles (uint8, (n, size, size, 3)) and their labels (1 = fire)
+TileSampler = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
 FP16_TOLERANCE = 2e-2  # infra validation's FP16 tolerance (validate_candidate: 2e-3 x 10)
 
 
@@ -121,14 +125,8 @@ def train_head(embeddings: np.ndarray, labels: np.ndarray, *, mixed: bool, epoch
     return predict, seconds, accuracy
 
 
-def simulated_tiles(n: int, size: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` tiles from the Mapbox simulator's renderer: half at fires, half 10-50 km away."""
-    from simulators.mapbox.sample_tiles import sample_tiles
-
-    return sample_tiles(n, size, seed)
-
-
-def run_check(*, n: int = 96, size: int = 224, seconds: float = 5.0, report=print) -> int:
+def run_check(tiles: TileSampler, *, n: int = 96, size: int = 224, seconds: float = 5.0, report=print) -> int:
+    """Measure on ``tiles(n, size)``; 0 when every GPU path agrees with the CPU (or no GPU is visible)."""
     seen = visible_gpus()
     if not seen.any:
         report(f"gpu-check: no NVIDIA GPU visible ({seen.line()}): nothing to check here; "
@@ -143,7 +141,7 @@ def run_check(*, n: int = 96, size: int = 224, seconds: float = 5.0, report=prin
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="emberwatch-gpu-check-") as tmp:
         backbone = load_backbone(MLSettings(state_dir=Path(tmp), image_size=size))
-        images, labels = simulated_tiles(n, size)
+        images, labels = tiles(n, size)
         start = time.perf_counter()
         tf_emb = embed(backbone, images)
         rows.append(("TensorFlow embedding (GPU if visible)", f"{len(images) / (time.perf_counter() - start):.1f} img/s"))
@@ -175,18 +173,3 @@ def run_check(*, n: int = 96, size: int = 224, seconds: float = 5.0, report=prin
     for key, value in rows:
         report(f"  {key.ljust(width)}  {value}")
     return 1 if failed else 0
-
-
-def main() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=96, help="simulated tiles (half fire, half fire-free)")
-    parser.add_argument("--size", type=int, default=224, help="backbone input size (px)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="timing window per measurement")
-    args = parser.parse_args()
-    raise SystemExit(run_check(n=args.images, size=args.size, seconds=args.seconds))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,30 +1,16 @@
-"""The Prometheus configuration the local stack runs: Triton, plus every service by file discovery."""
+"""The Prometheus configuration the local stack runs: Triton, plus every service by file discovery
+(the services announce themselves through ``emberwatch/common/prometheus_targets.py``)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import yaml
 
 from emberwatch.common.config import Settings
+from emberwatch.common.prometheus_targets import register_target, targets_dir
 
-SERVICES = ("ingestor", "tiler", "trainer", "gatekeeper", "notifier")
-
-
-def targets_dir(settings: Settings) -> Path:
-    return settings.state_dir / "prometheus" / "targets"
-
-
-def register_target(settings: Settings, job: str, address: str) -> Path:
-    """Announce a /metrics address to the local Prometheus (file-based service discovery)."""
-    folder = targets_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{job}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps([{"targets": [address], "labels": {"service": job}}]))
-    tmp.replace(path)
-    return path
+__all__ = ["register_target", "targets_dir", "write_prometheus_config"]
 
 
 def write_prometheus_config(settings: Settings, *, scrape_interval: str = "5s") -> Path:

@@ -5,7 +5,7 @@ Who may run them: members holding one of the configured role ids (``EMBERWATCH_N
 An empty list allows nobody — the safe default for commands that move the champion.
 
 What they do (see ``operations.LocalOperations``):
-* ``/status`` — the local stack's parts (``emberwatch.stack.manage.status``).
+* ``/status`` — whether Kafka, MLflow and Triton answer (``emberwatch.common.dependency_health``).
 * ``/champion`` — the registered model version behind the MLflow alias ``champion``.
 * ``/promote`` and ``/rollback`` — a command on models.commands.v1 with ``requested_by`` =
   ``discord:<name>`` and the asked model; the gatekeeper carries it out and its decision is the

@@ -1,6 +1,7 @@
 """The real ``Operations`` behind the bot's commands.
 
-* ``stack_status``: ``emberwatch.stack.manage.status(settings)`` (the local stack's parts).
+* ``stack_status``: whether Kafka, MLflow and Triton answer, probed from the notifier
+  (``emberwatch.common.dependency_health``), the same on the local stack and in a cluster.
 * ``champion``: the MLflow model registry, alias ``champion`` of the asked model.
 * ``promote`` / ``rollback``: a command on models.commands.v1 (``requested_by`` = ``discord:<name>``),
   signed with the bot's key (issuer ``discord-bot``, EMBERWATCH_COMMAND_SIGNING_KEY), carried out by the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 
+from emberwatch.common.dependency_health import probe_dependencies
 from emberwatch.contracts.events import CommandKind, LabelFeedback, ModelDecision
 from emberwatch.messaging.broker import build_broker, publish_event
 from emberwatch.operations.send_command import model_command, send_command
@@ -27,10 +29,8 @@ class LocalOperations:
         self.settings = settings
 
     async def stack_status(self) -> list[PartStatus]:
-        from emberwatch.stack import manage
-
-        parts = await asyncio.to_thread(manage.status, self.settings)
-        return [PartStatus(p.name, p.state, p.address) for p in parts]
+        parts = await asyncio.to_thread(probe_dependencies, self.settings)
+        return [PartStatus(p.name, "up" if p.up else "down", p.address) for p in parts]
 
     async def champion(self, model_name: str) -> ChampionInfo | None:
         return await asyncio.to_thread(self._champion, model_name)

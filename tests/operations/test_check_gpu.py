@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from emberwatch.operations import check_gpu
+from simulators.mapbox.sample_tiles import sample_tiles
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(600)
@@ -33,7 +34,7 @@ def test_the_measuring_parts_run_on_any_provider(tmp_path):
 
     size = 32
     backbone = load_backbone(MLSettings(state_dir=tmp_path, image_size=size))
-    images, labels = check_gpu.simulated_tiles(24, size)
+    images, labels = sample_tiles(24, size)
     assert images.shape == (24, size, size, 3) and labels.sum() == 12
     onnx_path = export_backbone_onnx(backbone, tmp_path / "onnx") / "backbone.onnx"
     provider = check_gpu.provider_options("CPUExecutionProvider", tmp_path)

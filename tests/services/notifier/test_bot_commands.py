@@ -44,10 +44,11 @@ async def test_only_configured_roles_may_use_any_command(tmp_path):
     assert await nobody.status(OPERATOR) == DENIED
 
 
-async def test_status_reports_the_stacks_parts(kafka_settings, tmp_path):
+async def test_status_reports_which_dependencies_answer(kafka_settings, tmp_path):
     settings = NotifierSettings(**{**kafka_settings.model_dump(), "mlflow_tracking_uri": "http://127.0.0.1:1"})
     reply = await commands(settings).status(OPERATOR)
-    assert "**kafka** up" in reply.text and reply.ok
+    assert "**kafka** up" in reply.text
+    assert "**mlflow** down `http://127.0.0.1:1`" in reply.text and not reply.ok
 
 
 async def test_champion_reads_the_mlflow_alias(tmp_path):
