@@ -481,7 +481,7 @@ def serve(settings: ConsoleSettings, topics: Topics = Topics()) -> None:
     server = uvicorn.Server(config)
     if settings.console_port:
         try:  # the local Prometheus scrapes the console's own /metrics
-            from emberwatch.stack.prometheus_config import register_target
+            from emberwatch.common.prometheus_targets import register_target
 
             register_target(settings, SERVICE, f"{settings.console_host}:{settings.console_port}")
         except OSError:
