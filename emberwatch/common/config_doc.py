@@ -12,6 +12,7 @@ import importlib
 import pkgutil
 import re
 import textwrap
+from collections import Counter
 from pathlib import Path
 
 from pydantic_settings import BaseSettings
@@ -138,6 +139,18 @@ def _wrap(text: str, first: str, rest: str) -> list[str]:
     return fixed
 
 
+GROUP_TITLES = {"Settings": "General", "ExternalApiSettings": "External services", "MlflowSettings": "MLflow",
+                "OperatorSettings": "Operators"}
+
+
+def _group_title(klass: type) -> str:
+    """``TileStoreSettings`` -> ``Tile store``, unless GROUP_TITLES names it better."""
+    if klass.__name__ in GROUP_TITLES:
+        return GROUP_TITLES[klass.__name__]
+    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z][a-z0-9]*", klass.__name__.removesuffix("Settings"))
+    return " ".join([words[0], *(w.lower() if not w.isupper() else w for w in words[1:])]) if words else "General"
+
+
 SECTION_TITLES = {"common": "Common settings (every service and the CLI)", "ml": "The ML core (trainer, gatekeeper)"}
 
 
@@ -159,12 +172,16 @@ def markdown_page() -> str:
                f"stale.", "", ""),
         "",
     ]
+    groups = settings_groups()
+    groups_per_section = Counter(section for section, _, _ in groups)
     last_section = None
-    for section, klass, rows in settings_groups():
+    for section, klass, rows in groups:
         if section != last_section:
             title = SECTION_TITLES.get(section, f"The {section}")
             lines += [f"## {title}", ""]
             last_section = section
+        if groups_per_section[section] > 1:
+            lines += [f"### {_group_title(klass)}", ""]
         lines += [f"From `{klass.__name__}` in `{_module_path(klass)}`:", ""]
         for variable, default, doc in rows:
             value = "unset by default" if default == "(unset)" else f"default {_code(default)}"

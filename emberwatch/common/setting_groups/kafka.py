@@ -35,13 +35,13 @@ class KafkaSettings(BaseModel):
     )
     kafka_topic_partitions: str = Field(
         "fires.observed.v1=3,tiles.ready.v1=3",
-        description="`emberwatch topics create`: partitions of the topics whose consumers run as "
+        description="`emberwatch create-topics`: partitions of the topics whose consumers run as "
                     "several replicas (topic=count, comma-separated).",
     )
     kafka_default_partitions: int = Field(
-        1, ge=1, description="`emberwatch topics create`: partitions of every other topic and DLQ.")
+        1, ge=1, description="`emberwatch create-topics`: partitions of every other topic and DLQ.")
     kafka_replication_factor: int = Field(
-        1, ge=1, description="`emberwatch topics create`: replicas of each partition (3 on a real cluster).")
+        1, ge=1, description="`emberwatch create-topics`: replicas of each partition (3 on a real cluster).")
     kafka_topic_configs: str = Field(
         "*:retention.ms=-1; *.dlq:retention.ms=2592000000; pipeline.alerts.v1:retention.ms=1209600000",
         description="`emberwatch create-topics`: topic configs each new topic is created with, as "
