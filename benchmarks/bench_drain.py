@@ -43,12 +43,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aiokafka import AIOKafkaConsumer  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 from rich.console import Console  # noqa: E402
+from prometheus_client import REGISTRY  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from emberwatch.common.config import narrow  # noqa: E402
 from emberwatch.common.logging import configure_logging  # noqa: E402
-from emberwatch.common.telemetry import MESSAGES_CONSUMED  # noqa: E402
 from emberwatch.contracts import Detection, FireObserved, TileReady, TileRelabelled, Topic  # noqa: E402
 from emberwatch.messaging.broker import build_broker, publish_events  # noqa: E402
 from emberwatch.messaging.bulk_consumer import subscribe_bulk  # noqa: E402
@@ -60,11 +60,13 @@ from services.gatekeeper.handlers import Handlers as GatekeeperHandlers  # noqa:
 from services.gatekeeper.metrics import CHAMPION_TILES  # noqa: E402
 from services.gatekeeper.serving.repository import write_serving  # noqa: E402
 from services.gatekeeper.settings import GatekeeperSettings  # noqa: E402
-from services.notifier.main import NotifierRuntime  # noqa: E402
+from services.notifier.delivery_store import DeliveryStore  # noqa: E402
+from services.notifier.main import build_app as build_notifier_app  # noqa: E402
 from services.notifier.settings import NotifierSettings  # noqa: E402
 from services.tiler.main import build_tiler, consume  # noqa: E402
 from services.tiler.settings import TilerSettings  # noqa: E402
-from services.trainer.handlers import SERVICE, TrainerHandlers  # noqa: E402
+from services.trainer.handlers import SERVICE  # noqa: E402
+from services.trainer.handlers import Handlers as TrainerHandlers  # noqa: E402
 from services.trainer.main import build_service  # noqa: E402
 from services.trainer.pipeline import Trainer  # noqa: E402
 from services.trainer.settings import TrainerSettings  # noqa: E402
@@ -158,6 +160,12 @@ async def drain_raw(settings, n: int, topic: str = Topic.TILES_READY) -> dict:
     return {"events": n, "s": took, "events/s": n / took}
 
 
+def received(service: str, topic: str) -> int:
+    """Records the service's subscription to ``topic`` took in (FastStream's middleware counts them)."""
+    labels = {"app_name": service, "broker": "kafka", "handler": topic}
+    return int(REGISTRY.get_sample_value("faststream_received_messages_total", labels) or 0)
+
+
 async def drain_trainer(settings, n: int, state: Path, group: str, *, per_record: bool) -> dict:
     s = narrow(settings, TrainerSettings).model_copy(update={"state_dir": state, "trainer_group_id": group})
     if per_record:
@@ -183,9 +191,8 @@ async def drain_tiler(settings, n: int, state: Path) -> dict:
 
     tiler, client = build_tiler(s, publish)
     consume(broker, s, Topic.FIRES_OBSERVED, tiler.on_fire, group_id=s.tiler_group_id, handle_many=tiler.on_fires)
-    done = MESSAGES_CONSUMED.labels("tiler", Topic.FIRES_OBSERVED, "ok")
     try:
-        return await timed_drain(broker.start(), lambda: int(done._value.get()), n)
+        return await timed_drain(broker.start(), lambda: received("tiler", Topic.FIRES_OBSERVED), n)
     finally:
         await broker.stop()
         await client.aclose()
@@ -197,14 +204,14 @@ async def drain_notifier(settings, n: int, state: Path) -> dict:
     limit (5 per 2 s), not on the consumer: the webhook here is a closed port, and nothing is posted."""
     s = narrow(settings, NotifierSettings).model_copy(update={
         "state_dir": state, "discord_webhook_url": SecretStr("http://127.0.0.1:9/api/webhooks/1/bench")})
-    runtime = NotifierRuntime(s)
-    runtime.store.mark_posted([detection(i).event_id for i in range(n)], "detection", "bench")
-    done = MESSAGES_CONSUMED.labels("notifier", Topic.DETECTIONS, "ok")
+    store = DeliveryStore(s.state_file)
+    store.mark_posted([detection(i).event_id for i in range(n)], "detection", "bench")
+    store.close()
+    app = build_notifier_app(s)
     try:
-        return await timed_drain(runtime.broker.start(), lambda: int(done._value.get()), n)
+        return await timed_drain(app.start(), lambda: received("notifier", Topic.DETECTIONS), n)
     finally:
-        await runtime.broker.stop()
-        await runtime.close()
+        await app.stop()
 
 
 async def drain_gatekeeper_relabels(settings, n: int, state: Path, group: str, *, per_record: bool) -> dict:

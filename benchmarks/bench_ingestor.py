@@ -140,11 +140,11 @@ def main() -> None:
     rows: list[tuple[str, str, float, float, int]] = []
     t, mem, ch = measure(ours("legacy-csv", legacy2, tracked_l), runs)
     rows.append(("emberwatch parse_feed + detect_changes", "legacy CSV", t, mem, len(ch)))
-    from services.ingestor.handlers import Ingestor
+    from services.ingestor.handlers import Handlers
 
     def with_events():
         changes = ours("legacy-csv", legacy2, tracked_l)()
-        return [Ingestor._event(None, c) for c in changes]  # type: ignore[arg-type]
+        return [Handlers._event(None, c) for c in changes]  # type: ignore[arg-type]
 
     t, mem, ch = measure(with_events, runs)
     rows.append(("emberwatch ... + FireObserved.create per change", "legacy CSV", t, mem, len(ch)))

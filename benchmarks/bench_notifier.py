@@ -26,7 +26,7 @@ from rich.table import Table
 from emberwatch.stack import manage
 from services.notifier.discord_webhook import DiscordWebhook
 from services.notifier.fit_discord_limits import fit_discord_limits
-from services.notifier.main import NotifierRuntime
+from services.notifier.main import build_app
 from services.notifier.render import Links, Renderer
 from simulators.discord.main import serve_in_thread
 from tests.conftest import stack_settings
@@ -63,8 +63,8 @@ async def service_run(kafka, url: str, state, n: int, digest: bool) -> tuple[int
     overrides = {"notifier_digest_window_s": 1.0} if digest else {
         "notifier_digest_severities": "", "notifier_digest_alerts": ""}
     settings = notifier_settings(kafka, Path(tempfile.mkdtemp()), url, **overrides)
-    runtime = NotifierRuntime(settings, topics, digest_poll_s=0.05)
-    await runtime.start()
+    app = build_app(settings, topics, digest_poll_s=0.05)
+    await app.start()
     try:
         alerts = [alert("tile_cached", "info", f"tile {i}", component="tiler") for i in range(n)]
         started = time.perf_counter()
@@ -74,7 +74,7 @@ async def service_run(kafka, url: str, state, n: int, digest: bool) -> tuple[int
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - started
     finally:
-        await runtime.stop()
+        await app.stop()
     return len(state.posted), elapsed
 
 

@@ -98,8 +98,9 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-class Ingestor:
-    """Polls the feeds and publishes what changed. ``publish`` sends one event to its topic."""
+class Handlers:
+    """Polls the feeds and publishes what changed (``fires.observed.v1``; feed trouble on
+    ``pipeline.alerts.v1``); it consumes no topic. ``publish`` sends one event to its topic."""
 
     def __init__(self, settings: IngestorSettings, publish: Publish, *,
                  client: httpx.AsyncClient | None = None, store: StateStore | None = None) -> None:

@@ -16,8 +16,8 @@ from faststream import FastStream
 from emberwatch.common.config import Settings, narrow
 from emberwatch.common.service import run_service
 from emberwatch.messaging.broker import build_broker, publisher
-from services.ingestor.handlers import SERVICE, Ingestor
-from services.ingestor.settings import IngestorSettings
+from services.ingestor.handlers import Handlers
+from services.ingestor.settings import SERVICE, IngestorSettings
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 30.0
@@ -32,7 +32,7 @@ def build_app(settings: Settings) -> FastStream:
 
     @app.after_startup
     async def start_polling() -> None:
-        ingestor = Ingestor(s, publisher(broker, SERVICE))
+        ingestor = Handlers(s, publisher(broker, SERVICE))
         running["ingestor"] = ingestor
         running["task"] = asyncio.create_task(ingestor.run(stop), name="ingestor-poll-loop")
 
@@ -49,7 +49,7 @@ def build_app(settings: Settings) -> FastStream:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         ingestor = running.get("ingestor")
-        if isinstance(ingestor, Ingestor):
+        if isinstance(ingestor, Handlers):
             await ingestor.aclose()
 
     return app

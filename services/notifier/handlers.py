@@ -21,12 +21,13 @@ from typing import Any, TypeVar
 
 from emberwatch.contracts import Detection, ModelCandidate, ModelDecision, PipelineAlert
 from emberwatch.contracts.envelope import Envelope
-from emberwatch.messaging.bulk_consumer import Received
 from emberwatch.messaging.consumer import PermanentError
+from emberwatch.messaging.subscription import Received, Route
 from services.notifier.delivery_store import DeliveryStore
 from services.notifier.discord_webhook import DiscordRejected, DiscordUnavailable, DiscordWebhook
 from services.notifier.fit_discord_limits import fit_discord_limits
 from services.notifier.metrics import DIGEST_SIZE, DUPLICATES, POSTS, SHORTENED, UNCERTAIN
+from services.notifier.models import Topics
 from services.notifier.render import Renderer, mark_uncertain
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def _kind(event: Envelope) -> str:
     return "detection" if isinstance(event, Detection) else "candidate"
 
 
-class Notifier:
+class Handlers:
     def __init__(
         self,
         *,
@@ -236,3 +237,21 @@ class Notifier:
                 await pause(retry_s)
                 continue
             await pause(poll_s)
+
+
+def routes(n: Handlers, topics: Topics, *, detections: bool) -> tuple[Route, ...]:
+    """What the notifier consumes (one consumer group per topic: the notifier's group id plus the
+    suffix); every handler posts to Discord, none publishes an event. Candidates, decisions and
+    detections a batch at a time: what was already posted (a replay) is suppressed with one lookup
+    per batch, and a batch that keeps failing is handled again one record at a time (the DLQ path).
+    Alerts one at a time: the digest queues some of them. Detections only when ``detections``."""
+    table = (
+        Route(topics.candidates, ModelCandidate, n.on_candidate, handle_many=n.on_candidates,
+              group_suffix="-candidates"),
+        Route(topics.decisions, ModelDecision, n.on_decision, handle_many=n.on_decisions, group_suffix="-decisions"),
+        Route(topics.alerts, PipelineAlert, n.on_alert, group_suffix="-alerts"),
+    )
+    if detections:
+        table += (Route(topics.detections, Detection, n.on_detection, handle_many=n.on_detections,
+                        group_suffix="-detections"),)
+    return table

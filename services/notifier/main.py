@@ -1,142 +1,81 @@
-"""Wiring: the broker, four subscriptions (detections optional), the Discord webhook, the digest loop and the bot."""
+"""Wiring: the broker, the Discord webhook and the handlers of ``handlers.routes``, the digest loop
+and the bot as the app's background tasks; ``emberwatch run notifier``."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import httpx
 from faststream import FastStream
+from faststream.kafka import KafkaBroker
 
 from emberwatch.common.config import Settings, narrow
 from emberwatch.common.service import run_service
-from emberwatch.contracts import Detection, ModelCandidate, ModelDecision, PipelineAlert
+from emberwatch.contracts import PipelineAlert
 from emberwatch.messaging.broker import build_broker
-from emberwatch.messaging.bulk_consumer import subscribe_bulk
-from emberwatch.messaging.consumer import consumer_options, send_to_dlq, subscribe
+from emberwatch.messaging.consumer import send_to_dlq
+from emberwatch.messaging.subscription import Delivery, subscribe_routes
 from services.notifier.delivery_store import DeliveryStore
 from services.notifier.discord_webhook import DiscordWebhook
-from services.notifier.handlers import Notifier
+from services.notifier.handlers import DeadLetter, Handlers, routes
 from services.notifier.models import Topics
 from services.notifier.render import Links, Renderer
 from services.notifier.settings import SERVICE, NotifierSettings
 
 log = logging.getLogger(__name__)
+STOP_GRACE_S = 15.0
 
 
+def require_webhook_url(s: NotifierSettings) -> None:
+    """Refuse to start without an http(s) webhook URL (the value is never echoed: it may be a
+    mistyped secret)."""
+    url = s.discord_webhook_url.get_secret_value().strip() if s.discord_webhook_url else ""
+    if not url.startswith(("http://", "https://")):
+        raise RuntimeError("EMBERWATCH_DISCORD_WEBHOOK_URL is not set to an http(s) URL (for a local "
+                           "Discord, run `emberwatch sim discord` and point it there)")
 
-class NotifierRuntime:
-    """Everything the notifier runs, with explicit ``start``/``stop`` (used by ``build_app`` and tests)."""
 
-    def __init__(self, settings: NotifierSettings, topics: Topics = Topics(),
-                 digest_poll_s: float = 0.25, digest_retry_s: float = 5.0) -> None:
-        url = settings.discord_webhook_url.get_secret_value().strip() if settings.discord_webhook_url else ""
-        if not url.startswith(("http://", "https://")):
-            # The value is never echoed: it may be a mistyped secret.
-            raise RuntimeError("EMBERWATCH_DISCORD_WEBHOOK_URL is not set to an http(s) URL (for a local "
-                               "Discord, run `emberwatch sim discord` and point it there)")
-        self.settings, self.topics = settings, topics
-        self.digest_poll_s, self.digest_retry_s = digest_poll_s, digest_retry_s
-        self.broker = build_broker(settings, SERVICE, graceful_timeout=10.0)
-        self.store = DeliveryStore(settings.state_file)
-        self.http = httpx.AsyncClient(timeout=settings.notifier_http_timeout_s,
-                                      headers={"User-Agent": "DiscordBot (emberwatch, 0.1)"})
-        self.webhook = DiscordWebhook(
-            settings.discord_webhook_url, http=self.http,
-            max_attempts=settings.notifier_max_attempts, backoff_s=settings.notifier_backoff_s,
-            max_backoff_s=settings.notifier_max_backoff_s,
-            max_rate_limit_retries=settings.notifier_max_rate_limit_retries,
-            max_rate_limit_wait_s=settings.notifier_max_rate_limit_wait_s,
-        )
-        links = Links(settings.mlflow_ui_url, settings.notifier_grafana_url,
-                      settings.notifier_grafana_dashboard_uid, settings.notifier_console_url or None)
-        self.notifier = Notifier(
-            store=self.store, webhook=self.webhook,
-            renderer=Renderer(links, settings.notifier_username, settings.notifier_avatar_url),
-            digest_severities=settings.digest_severities, digest_alerts=settings.digest_alerts,
-            digest_window_s=settings.notifier_digest_window_s,
-            digest_max_events=settings.notifier_digest_max_events,
-            dead_letter=self._dead_letter,
-        )
-        # Posts wait on Discord's rate limits: a batch is kept small so its commit comes soon.
-        common = dict(service=SERVICE, **{**consumer_options(settings),
-                                          "max_records": min(settings.kafka_batch_max_records, 50)})
-        # One consumer group per topic: the consumers never rebalance one another (a shared
-        # group made every join wait for the others' rebalances: 13 s instead of 3 s on Tansu).
-        group = settings.notifier_group_id
-        # Candidates, decisions and detections a batch at a time: what was already posted (a replay)
-        # is suppressed with one lookup per batch; a batch that keeps failing is handled again one
-        # record at a time (the DLQ path). Alerts one at a time: the digest queues some of them.
-        notifier = self.notifier
-        subscribe_bulk(self.broker, topics.candidates, ModelCandidate, notifier.on_candidates,
-                       notifier.on_candidate, group_id=f"{group}-candidates", **common)
-        subscribe_bulk(self.broker, topics.decisions, ModelDecision, notifier.on_decisions,
-                       notifier.on_decision, group_id=f"{group}-decisions", **common)
-        subscribe(self.broker, topics.alerts, PipelineAlert, notifier.on_alert,
-                  group_id=f"{group}-alerts", **common)
-        if settings.notifier_post_detections:
-            subscribe_bulk(self.broker, topics.detections, Detection, notifier.on_detections,
-                           notifier.on_detection, group_id=f"{group}-detections", **common)
-        self._stop = asyncio.Event()
-        self._digest_task: asyncio.Task[None] | None = None
-        self._bot_task: asyncio.Task[None] | None = None
-        self._bot = None
+def dead_letter_to(broker: KafkaBroker, topics: Topics) -> DeadLetter:
+    """Where the digest sends an alert Discord refused (its own topic's DLQ)."""
 
-    async def _dead_letter(self, body: bytes, topic: str, error: str) -> None:
-        topic = self.topics.alerts if topic == PipelineAlert.TOPIC else topic
-        await send_to_dlq(self.broker, service=SERVICE, topic=topic, partition=-1, offset=-1, key=None,
+    async def dead_letter(body: bytes, topic: str, error: str) -> None:
+        topic = topics.alerts if topic == PipelineAlert.TOPIC else topic
+        await send_to_dlq(broker, service=SERVICE, topic=topic, partition=-1, offset=-1, key=None,
                           body=body, reason="permanent", error=error[:900], attempts=1)
 
-    async def start_background(self) -> None:
-        """The digest loop, and the bot when a token is configured (after the broker started)."""
-        self._stop = asyncio.Event()
-        self._digest_task = asyncio.create_task(
-            self.notifier.run_digest_loop(self._stop, self.digest_poll_s, self.digest_retry_s),
-            name="notifier-digest")
-        if self.settings.discord_bot_token is not None:
-            from services.notifier.bot import build_bot
-            from services.notifier.bot_commands import BotCommands
-            from services.notifier.operations import LocalOperations
+    return dead_letter
 
-            commands = BotCommands(LocalOperations(self.settings), self.settings.bot_role_ids,
-                                   self.settings.notifier_model_name)
-            self._bot = build_bot(commands, guild_id=self.settings.notifier_bot_guild_id)
-            token = self.settings.discord_bot_token.get_secret_value()
-            self._bot_task = asyncio.create_task(self._bot.start(token), name="notifier-bot")
-            self._bot_task.add_done_callback(_report_bot_exit)
-            log.info("Discord bot starting", extra={"roles": len(self.settings.bot_role_ids)})
 
-    async def stop_background(self, grace_s: float = 15.0) -> None:
-        if self._digest_task is not None:
-            self._stop.set()  # let a digest in flight finish, then the loop ends
-            try:
-                await asyncio.wait_for(asyncio.shield(self._digest_task), timeout=grace_s)
-            except (TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001
-                self._digest_task.cancel()
-        if self._bot_task is not None:
-            self._bot_task.cancel()
-        if self._bot is not None:
-            await self._bot.close()
-        for task in (self._digest_task, self._bot_task):
-            if task is not None:
-                try:
-                    await task
-                except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
-                    pass
-        self._digest_task = self._bot_task = None
+def build_notifier(s: NotifierSettings, broker: KafkaBroker, store: DeliveryStore, http: httpx.AsyncClient,
+                   topics: Topics) -> Handlers:
+    webhook = DiscordWebhook(
+        s.discord_webhook_url, http=http, max_attempts=s.notifier_max_attempts, backoff_s=s.notifier_backoff_s,
+        max_backoff_s=s.notifier_max_backoff_s, max_rate_limit_retries=s.notifier_max_rate_limit_retries,
+        max_rate_limit_wait_s=s.notifier_max_rate_limit_wait_s)
+    links = Links(s.mlflow_ui_url, s.notifier_grafana_url, s.notifier_grafana_dashboard_uid,
+                  s.notifier_console_url or None)
+    return Handlers(store=store, webhook=webhook, renderer=Renderer(links, s.notifier_username, s.notifier_avatar_url),
+                    digest_severities=s.digest_severities, digest_alerts=s.digest_alerts,
+                    digest_window_s=s.notifier_digest_window_s, digest_max_events=s.notifier_digest_max_events,
+                    dead_letter=dead_letter_to(broker, topics))
 
-    async def close(self) -> None:
-        await self.http.aclose()
-        self.store.close()
 
-    async def start(self) -> None:
-        await self.broker.start()
-        await self.start_background()
+def start_bot(s: NotifierSettings) -> tuple[asyncio.Task[None], object] | None:
+    """The Discord bot, when a token is configured: its task and the client (to close)."""
+    if s.discord_bot_token is None:
+        return None
+    from services.notifier.bot import build_bot
+    from services.notifier.bot_commands import BotCommands
+    from services.notifier.operations import LocalOperations
 
-    async def stop(self) -> None:
-        await self.stop_background()
-        await self.broker.stop()
-        await self.close()
+    bot = build_bot(BotCommands(LocalOperations(s), s.bot_role_ids, s.notifier_model_name),
+                    guild_id=s.notifier_bot_guild_id)
+    task = asyncio.create_task(bot.start(s.discord_bot_token.get_secret_value()), name="notifier-bot")
+    task.add_done_callback(_report_bot_exit)
+    log.info("Discord bot starting", extra={"roles": len(s.bot_role_ids)})
+    return task, bot
 
 
 def _report_bot_exit(task: asyncio.Task[None]) -> None:
@@ -147,10 +86,56 @@ def _report_bot_exit(task: asyncio.Task[None]) -> None:
         log.error("Discord bot stopped", extra={"error": f"{type(exc).__name__}: {exc}"})
 
 
-def build_app(settings: Settings) -> FastStream:
-    runtime = NotifierRuntime(narrow(settings, NotifierSettings))
-    return FastStream(runtime.broker, after_startup=[runtime.start_background],
-                      on_shutdown=[runtime.stop_background], after_shutdown=[runtime.close])
+def build_app(settings: Settings, topics: Topics = Topics(), *, digest_poll_s: float = 0.25,
+              digest_retry_s: float = 5.0) -> FastStream:
+    """The notifier (``topics``: tests give private names; the digest's pace for tests too)."""
+    s = narrow(settings, NotifierSettings)
+    require_webhook_url(s)
+    broker = build_broker(s, SERVICE, graceful_timeout=10.0)
+    store = DeliveryStore(s.state_file)
+    http = httpx.AsyncClient(timeout=s.notifier_http_timeout_s, headers={"User-Agent": "DiscordBot (emberwatch, 0.1)"})
+    notifier = build_notifier(s, broker, store, http, topics)
+    # Posts wait on Discord's rate limits: a batch is kept small so its commit comes soon.
+    delivery = Delivery.from_settings(s, service=SERVICE, group_id=s.notifier_group_id,
+                                      max_records=min(s.kafka_batch_max_records, 50))
+    subscribe_routes(broker, routes(notifier, topics, detections=s.notifier_post_detections), delivery)
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    bots: list[object] = []
+
+    async def start_background() -> None:
+        stop.clear()
+        tasks.append(asyncio.create_task(notifier.run_digest_loop(stop, digest_poll_s, digest_retry_s),
+                                         name="notifier-digest"))
+        bot = start_bot(s)
+        if bot is not None:
+            tasks.append(bot[0])
+            bots.append(bot[1])
+
+    async def stop_background() -> None:
+        stop.set()  # a digest in flight finishes, then the loop ends
+        if tasks:
+            digest = tasks[0]
+            try:
+                await asyncio.wait_for(asyncio.shield(digest), timeout=STOP_GRACE_S)
+            except (TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001
+                digest.cancel()
+        for task in tasks[1:]:
+            task.cancel()
+        for bot in bots:
+            await bot.close()  # type: ignore[attr-defined]
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        tasks.clear()
+        bots.clear()
+
+    async def close() -> None:
+        await http.aclose()
+        store.close()
+
+    return FastStream(broker, after_startup=[start_background], on_shutdown=[stop_background],
+                      after_shutdown=[close])
 
 
 def main() -> None:

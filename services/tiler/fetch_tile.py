@@ -6,6 +6,7 @@ import asyncio
 import io
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
@@ -13,6 +14,9 @@ from services.tiler.mapbox_client import MapboxClient
 from services.tiler.metrics import RETRIES, TILES_REJECTED
 from services.tiler.mosaic import assemble, plan_mosaic
 from services.tiler.validate_image import ImageRejected, validate_image
+
+if TYPE_CHECKING:
+    from services.tiler.settings_view import TilerView
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,8 @@ class FetchConfig:
 
 
 class TileFetcher:
-    def __init__(self, client: MapboxClient, config: FetchConfig) -> None:
+    def __init__(self, client: MapboxClient, config: FetchConfig | TilerView) -> None:
+        """``config``: a ``FetchConfig``, or the service's settings seen through ``TilerView``."""
         self.client = client
         self.config = config
 

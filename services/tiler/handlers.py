@@ -30,20 +30,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from emberwatch.common.coordination import ExclusiveSection
 from emberwatch.common.tile_store import TileWriter
-from emberwatch.contracts import FireObserved, TileReady, TileRelabelled
-from emberwatch.contracts.envelope import Envelope
+from emberwatch.contracts import FireObserved, TileReady, TileRelabelled, Topic
 from emberwatch.messaging.alerts import Severity, make_alert, publish_alert
-from emberwatch.messaging.bulk_consumer import Received
-from emberwatch.messaging.consumer import PermanentError, current_record
+from emberwatch.messaging.consumer import Handler, PermanentError, current_record
+from emberwatch.messaging.subscription import BulkHandler, Received, Route
 from services.tiler.assign_split import assign_split
 from services.tiler.choose_negatives import NegativeChooser
 from services.tiler.fetch_tile import TileFetcher, TileImage
 from services.tiler.metrics import NEGATIVES_DROPPED, TILES_EMITTED, TILES_RELABELLED, TILES_SKIPPED, TILES_STORED
+from services.tiler.models import Publish, TileJob
 from services.tiler.relabel_negatives import decide, inside_footprint
 from services.tiler.settings import SERVICE, TilerSettings
 from services.tiler.state import AnnouncedNegative, EmittedIndex, FireRegistry, RelabelLog
@@ -51,19 +50,8 @@ from services.tiler.validate_image import ImageRejected
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[Envelope], Awaitable[None]]
 
-
-@dataclass(frozen=True)
-class TileJob:
-    slot: str  # "fire" or "neg-<i>": one place per fire and slot, forever
-    label: str
-    lat: float
-    lon: float
-    split: str
-
-
-class Tiler:
+class Handlers:
     def __init__(self, settings: TilerSettings, fetcher: TileFetcher, store: TileWriter,
                  registry: FireRegistry, emitted: EmittedIndex, publish: Publish,
                  relabels: RelabelLog | None = None) -> None:
@@ -276,3 +264,23 @@ def alert_publisher(publish: Publish) -> Callable[[str, str, str, dict], Awaitab
         await publish_alert(publish, make_alert(SERVICE, name, severity, message, details))
 
     return alert
+
+
+def route(s: TilerSettings, handle_one: Handler[FireObserved], handle_many: BulkHandler[FireObserved] | None = None,
+          topic: str = Topic.FIRES_OBSERVED) -> Route:
+    """How the tiler consumes ``fires.observed.v1``. With ``handle_many``: batches of up to
+    ``kafka_batch_max_records`` fires in one call (one transaction for the whole batch's locations,
+    its new fires tiled ``tiler_batch_size`` at a time), ``handle_one`` the per-fire fallback.
+    Without it, batches of ``tiler_batch_size`` fires handled concurrently one by one; a batch size
+    of 1 is the ordered delivery. Tiles go to ``tiles.ready.v1``, relabels to ``tiles.relabelled.v1``
+    and Mapbox trouble to ``pipeline.alerts.v1``."""
+    publishes = (Topic.TILES_READY, Topic.TILES_RELABELLED, Topic.PIPELINE_ALERTS)
+    if s.tiler_batch_size > 1 and handle_many is not None:
+        return Route(topic, FireObserved, handle_one, publishes, handle_many, max_records=s.kafka_batch_max_records)
+    mode = "concurrent" if s.tiler_batch_size > 1 else "ordered"
+    return Route(topic, FireObserved, handle_one, publishes, mode=mode, max_records=s.tiler_batch_size)
+
+
+def routes(tiler: Handlers) -> tuple[Route, ...]:
+    """What the tiler consumes: one topic, see ``route``."""
+    return (route(tiler.s, tiler.on_fire, tiler.on_fires, Topic.FIRES_OBSERVED),)

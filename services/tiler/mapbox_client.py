@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -41,6 +42,9 @@ from services.tiler.metrics import (
     REQUESTS,
     RETRIES,
 )
+
+if TYPE_CHECKING:
+    from services.tiler.settings_view import TilerView
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +167,10 @@ class ClientConfig:
 
 
 class MapboxClient:
-    def __init__(self, config: ClientConfig, tokens: TokenSource, alert: Alert | None = None,
+    def __init__(self, config: ClientConfig | TilerView, tokens: TokenSource, alert: Alert | None = None,
                  budget: RequestBudget | None = None) -> None:
-        """``budget``: the request budget shared with the other replicas (none: only Mapbox's 429s
+        """``config``: a ``ClientConfig``, or the service's settings seen through ``TilerView``.
+        ``budget``: the request budget shared with the other replicas (none: only Mapbox's 429s
         pace this client)."""
         if not 1 <= config.max_in_flight <= 32:
             raise ValueError("max_in_flight must be 1..32")

@@ -25,13 +25,14 @@ from emberwatch.contracts import (
     ModelCandidate,
     TileReady,
     TileRelabelled,
+    Topic,
     TrainingRequest,
 )
 from emberwatch.contracts.events import SplitCounts
 from emberwatch.messaging.alerts import Severity, make_alert, publish_alert
 from emberwatch.messaging.broker import publish_event
-from emberwatch.messaging.bulk_consumer import Received
 from emberwatch.messaging.consumer import PermanentError, current_origin
+from emberwatch.messaging.subscription import Received, Route
 from services.trainer import metrics as m
 from services.trainer.models import TrainingOutcome
 from services.trainer.pipeline import Trainer
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 
 
 
-class TrainerHandlers:
+class Handlers:
     def __init__(self, trainer: Trainer, broker: KafkaBroker) -> None:
         self.trainer = trainer
         self.broker = broker
@@ -186,3 +187,19 @@ class TrainerHandlers:
             except asyncio.CancelledError:
                 pass
             self._loop_task = None
+
+
+def routes(h: Handlers) -> tuple[Route, ...]:
+    """What the trainer consumes, one consumer group per topic (the trainer's group id plus the
+    suffix), and what follows: the tiles and requests make a training due, whose candidate goes to
+    ``models.candidates.v1`` (and its alerts to ``pipeline.alerts.v1``)."""
+    trains = (Topic.MODELS_CANDIDATES, Topic.PIPELINE_ALERTS)
+    return (
+        Route(Topic.TILES_READY, TileReady, h.on_tile_ready, handle_many=h.on_tiles_ready, publishes=trains),
+        Route(Topic.TILES_RELABELLED, TileRelabelled, h.on_tile_relabelled, publishes=trains,
+              group_suffix="-relabels"),
+        Route(Topic.TRAINING_REQUESTS, TrainingRequest, h.on_training_request, publishes=trains,
+              group_suffix="-requests"),
+        Route(Topic.LABELS_FEEDBACK, LabelFeedback, h.on_label_feedback, publishes=trains,
+              group_suffix="-feedback"),
+    )

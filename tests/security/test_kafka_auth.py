@@ -48,7 +48,7 @@ ACL_TABLE = REPO / "deploy" / "k8s" / "base" / "kafka" / "acls.tsv"
 SERVICES = ("ingestor", "tiler", "trainer", "gatekeeper", "notifier", "console")
 # The operator's CLI (`emberwatch models ...`, `emberwatch train`): the modules it publishes and reads with.
 OPERATOR_MODULES = ("send_command.py", "request_training.py", "show_models.py")
-SUBSCRIBE_CALLS = {"subscribe", "subscribe_bulk", "subscribe_batch", "consume"}  # each dead-letters
+SUBSCRIBE_CALLS = {"subscribe", "subscribe_bulk", "consume", "Route", "route"}  # each dead-letters
 EVENTS = {name: cls.TOPIC for name, cls in vars(contract_events).items()
           if isinstance(cls, type) and issubclass(cls, Envelope) and isinstance(getattr(cls, "TOPIC", None), str)}
 

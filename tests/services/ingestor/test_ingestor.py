@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from emberwatch.messaging.broker import build_broker, publish_event
-from services.ingestor.handlers import Ingestor
+from services.ingestor.handlers import Handlers
 from services.ingestor.models import SOURCE_CSV, SOURCE_WFS
 from services.ingestor.state_store import StateStore
 from simulators.cwfis.app import SimConfig
@@ -39,7 +39,7 @@ async def ingestor_for(settings, store=None):
         await publish_event(broker, event, service="ingestor")
         published.append(event)
 
-    ing = Ingestor(settings, publish, store=store)
+    ing = Handlers(settings, publish, store=store)
     ing.published = published  # what went to the broker, for the tests
     try:
         yield ing

@@ -1,4 +1,4 @@
-"""The Notifier's bookkeeping with the real SQLite store and the simulator (no broker needed)."""
+"""The notifier's handlers and their bookkeeping with the real SQLite store and the simulator (no broker needed)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import SecretStr
 from emberwatch.messaging.bulk_consumer import Received
 from services.notifier.delivery_store import DeliveryStore
 from services.notifier.discord_webhook import DiscordRejected, DiscordUnavailable, DiscordWebhook
-from services.notifier.handlers import Notifier
+from services.notifier.handlers import Handlers
 from services.notifier.render import Links, Renderer
 from simulators.discord.main import serve_in_thread
 from tests.services.notifier.helpers import alert, candidate, decision, metric
@@ -37,7 +37,7 @@ async def make(tmp_path):
         async def dead_letter(body: bytes, topic: str, error: str) -> None:
             dead.append((body, topic, error))
 
-        notifier = Notifier(
+        notifier = Handlers(
             store=store, webhook=DiscordWebhook(SecretStr(url), http=http, max_attempts=2, backoff_s=0.01),
             renderer=Renderer(Links("http://mlflow", "http://grafana", "dash"), "Emberwatch"),
             digest_severities=frozenset({"info"}), digest_alerts=frozenset({"new_fire"}),

@@ -7,7 +7,7 @@ from pydantic import SecretStr
 
 from services.notifier.fit_discord_limits import fit_discord_limits
 from services.notifier.label_buttons import parse_custom_id
-from services.notifier.main import NotifierRuntime
+from services.notifier.main import build_app
 from services.notifier.render import COLOURS, Links, Renderer
 from services.notifier.settings import NotifierSettings
 from simulators.discord.app import validate_payload
@@ -118,7 +118,7 @@ def test_the_service_refuses_to_start_without_a_webhook_url_and_never_echoes_it(
     settings = NotifierSettings(state_dir=tmp_path,
                                 discord_webhook_url=SecretStr(url) if url is not None else None)
     with pytest.raises(RuntimeError) as info:
-        NotifierRuntime(settings)
+        build_app(settings)
     assert "EMBERWATCH_DISCORD_WEBHOOK_URL" in str(info.value)
     if url and url.strip():
         assert url not in str(info.value)

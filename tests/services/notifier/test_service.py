@@ -10,7 +10,7 @@ from emberwatch.contracts.envelope import Envelope
 from emberwatch.contracts.topics import dlq_topic
 from emberwatch.messaging.broker import build_broker
 from services.notifier.delivery_store import DeliveryStore
-from services.notifier.main import NotifierRuntime
+from services.notifier.main import build_app
 from services.notifier.models import Topics
 from services.notifier.render import COLOURS
 from simulators.discord.main import serve_in_thread
@@ -43,6 +43,15 @@ def posted(sim) -> list[dict]:
     return [p["message"] for p in sim["state"].posted]
 
 
+def queued(settings) -> tuple:
+    """The digest queue's figures, read through a store of its own (as a second process would)."""
+    store = DeliveryStore(settings.state_file)
+    try:
+        return store.queue_stats()
+    finally:
+        store.close()
+
+
 def topic_of(event: Envelope, topics: Topics) -> str:
     return {"models.candidates": topics.candidates, "models.decisions": topics.decisions,
             "pipeline.alerts": topics.alerts, "detections": topics.detections}[event.type]
@@ -73,8 +82,8 @@ async def test_each_event_is_posted_once_across_duplicates_restarts_and_replays(
         metric("emberwatch_notifier_rate_limit_waits_total", cause="429")
     promoted_before = metric("emberwatch_notifier_posts_total", kind="promoted", outcome="posted")
 
-    runtime = NotifierRuntime(settings, topics)
-    await runtime.start()
+    app = build_app(settings, topics)
+    await app.start()
     try:
         await publish_all(kafka_settings, topics, events)
         await wait_for(lambda: len(posted(sim)) == len(events), timeout_s=60)
@@ -83,7 +92,7 @@ async def test_each_event_is_posted_once_across_duplicates_restarts_and_replays(
         await wait_for(lambda: metric("emberwatch_notifier_duplicates_suppressed_total", kind="promoted")
                        > dup_before, timeout_s=30)
     finally:
-        await runtime.stop()
+        await app.stop()
 
     messages = posted(sim)
     assert len(messages) == len(events)
@@ -114,14 +123,14 @@ async def test_each_event_is_posted_once_across_duplicates_restarts_and_replays(
     replay = settings.model_copy(update={"notifier_group_id": unique("notifier-replay")})
     dup_total_before = sum(metric("emberwatch_notifier_duplicates_suppressed_total", kind=k)
                            for k in ("candidate", "promoted", "rejected", "rolled_back", "alert"))
-    runtime = NotifierRuntime(replay, topics)
-    await runtime.start()
+    app = build_app(replay, topics)
+    await app.start()
     try:
         await wait_for(lambda: sum(metric("emberwatch_notifier_duplicates_suppressed_total", kind=k)
                                    for k in ("candidate", "promoted", "rejected", "rolled_back", "alert"))
                        >= dup_total_before + len(events) + 1, timeout_s=60)
     finally:
-        await runtime.stop()
+        await app.stop()
     assert len(posted(sim)) == len(events)
 
     assert sim["token"] not in caplog.text and sim["url"] not in caplog.text
@@ -135,8 +144,8 @@ async def test_a_burst_of_low_priority_alerts_becomes_one_digest_exactly_once(ka
     settings = notifier_settings(kafka_settings, tmp_path, sim["url"], notifier_digest_max_events=50,
                                  notifier_digest_window_s=1.0)
     sizes_before = metric("emberwatch_notifier_digest_events_count")
-    runtime = NotifierRuntime(settings, topics, digest_poll_s=0.05)
-    await runtime.start()
+    app = build_app(settings, topics, digest_poll_s=0.05)
+    await app.start()
     try:
         await publish_all(kafka_settings, topics, burst + [urgent])
         await wait_for(lambda: len(posted(sim)) == 2, timeout_s=60)  # the urgent one + one digest of 50
@@ -147,9 +156,9 @@ async def test_a_burst_of_low_priority_alerts_becomes_one_digest_exactly_once(ka
         await publish_all(kafka_settings, topics, burst[:10])  # replayed low-priority alerts
         await wait_for(lambda: metric("emberwatch_notifier_duplicates_suppressed_total", kind="digest")
                        >= dup_before + 10, timeout_s=30)
-        assert runtime.store.queue_stats()[0] == 0
+        assert queued(settings)[0] == 0
     finally:
-        await runtime.stop()
+        await app.stop()
 
     messages = posted(sim)
     assert len(messages) == 3
@@ -176,22 +185,22 @@ async def test_queued_digest_events_survive_a_restart(kafka_settings, tmp_path, 
     topics = private_topics()
     infos = [alert("tile_cached", "info", f"tile {i}", component="tiler") for i in range(5)]
     settings = notifier_settings(kafka_settings, tmp_path, sim["url"], notifier_digest_window_s=3600)
-    runtime = NotifierRuntime(settings, topics, digest_poll_s=0.05)
-    await runtime.start()
+    app = build_app(settings, topics, digest_poll_s=0.05)
+    await app.start()
     try:
         await publish_all(kafka_settings, topics, infos)
-        await wait_for(lambda: runtime.store.queue_stats()[0] == 5, timeout_s=60)
+        await wait_for(lambda: queued(settings)[0] == 5, timeout_s=60)
     finally:
-        await runtime.stop()
+        await app.stop()
     assert posted(sim) == []  # the window has not ended; the offsets are committed
 
     restarted = settings.model_copy(update={"notifier_digest_window_s": 0.2})
-    runtime = NotifierRuntime(restarted, topics, digest_poll_s=0.05)
-    await runtime.start()
+    app = build_app(restarted, topics, digest_poll_s=0.05)
+    await app.start()
     try:
         await wait_for(lambda: len(posted(sim)) == 1, timeout_s=30)
     finally:
-        await runtime.stop()
+        await app.stop()
     assert posted(sim)[0]["embeds"][0]["title"] == "🗞️ Digest: 5 low-priority events"
 
 
@@ -206,14 +215,14 @@ async def test_discord_refusals_go_to_the_dlq_once_without_the_url(kafka_setting
         url = sim["url"].replace(f"/webhooks/{sim['hook'].id}/", "/webhooks/4242/")
     settings = notifier_settings(kafka_settings, tmp_path, url)
     event = decision("promoted", "11")
-    runtime = NotifierRuntime(settings, topics)
-    await runtime.start()
+    app = build_app(settings, topics)
+    await app.start()
     try:
         await publish_all(kafka_settings, topics, [event])
         dead = await read_all(kafka_settings.kafka_bootstrap_servers, dlq_topic(topics.decisions), expect=1,
                               timeout_s=60)
     finally:
-        await runtime.stop()
+        await app.stop()
     assert len(dead) == 1
     headers = {k: v.decode() for k, v in dead[0].headers}
     assert headers["x-dlq-reason"] == "permanent"
@@ -229,13 +238,13 @@ async def test_a_discord_outage_is_retried_and_the_event_posted_once(kafka_setti
     topics = private_topics()
     sim["state"].fail_next, sim["state"].fail_status = 3, 503  # 2 webhook attempts, then a Kafka retry
     settings = notifier_settings(kafka_settings, tmp_path, sim["url"])
-    runtime = NotifierRuntime(settings, topics)
-    await runtime.start()
+    app = build_app(settings, topics)
+    await app.start()
     try:
         await publish_all(kafka_settings, topics, [candidate("12")])
         await wait_for(lambda: len(posted(sim)) == 1, timeout_s=60)
     finally:
-        await runtime.stop()
+        await app.stop()
     assert sim["state"].requests == 4
     assert "v12" in posted(sim)[0]["embeds"][0]["title"]
     assert "Possible repeat" not in (posted(sim)[0].get("content") or "")
@@ -246,14 +255,14 @@ async def test_a_detection_is_posted_once_with_its_feedback_buttons(kafka_settin
     settings = notifier_settings(kafka_settings, tmp_path, sim["url"],
                                  notifier_console_url="http://console.example:8090")
     first, other = detection("cd" * 32, challenger_version="8", challenger_probability=0.42), detection("ef" * 32)
-    runtime = NotifierRuntime(settings, topics)
-    await runtime.start()
+    app = build_app(settings, topics)
+    await app.start()
     try:
         await publish_all(kafka_settings, topics, [first, other, first])  # the same fact twice
         await wait_for(lambda: len(posted(sim)) == 2 and metric(
             "emberwatch_notifier_duplicates_suppressed_total", kind="detection") >= 1, timeout_s=60)
     finally:
-        await runtime.stop()
+        await app.stop()
     messages = posted(sim)
     assert len(messages) == 2
     post = next(m for m in messages if "cd" * 32 in str(m["embeds"][0]["fields"]))
@@ -270,11 +279,11 @@ async def test_a_detection_is_posted_once_with_its_feedback_buttons(kafka_settin
 async def test_detections_are_not_posted_when_switched_off(kafka_settings, tmp_path, sim):
     topics = private_topics()
     settings = notifier_settings(kafka_settings, tmp_path, sim["url"], notifier_post_detections=False)
-    runtime = NotifierRuntime(settings, topics)
-    await runtime.start()
+    app = build_app(settings, topics)
+    await app.start()
     try:
         await publish_all(kafka_settings, topics, [detection("12" * 32), candidate("9")])
         await wait_for(lambda: len(posted(sim)) == 1, timeout_s=60)
     finally:
-        await runtime.stop()
+        await app.stop()
     assert [m["embeds"][0]["color"] for m in posted(sim)] == [COLOURS["candidate"]]

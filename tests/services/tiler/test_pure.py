@@ -216,7 +216,7 @@ async def test_the_same_fire_twice_in_one_batch_is_tiled_once(tmp_path):
 
     from emberwatch.contracts import FireObserved
     from services.tiler.fetch_tile import FetchConfig, TileFetcher
-    from services.tiler.handlers import Tiler
+    from services.tiler.handlers import Handlers
     from services.tiler.mapbox_client import ClientConfig, MapboxClient, TokenSource
     from services.tiler.settings import TilerSettings
     from tests.simulators.mapbox.helpers import running_simulator
@@ -232,7 +232,7 @@ async def test_the_same_fire_twice_in_one_batch_is_tiled_once(tmp_path):
         state.latency_s = 0.05
         client = MapboxClient(ClientConfig(base_url=url), TokenSource(None, token))
         s = TilerSettings(state_dir=tmp_path, tiler_negatives_per_fire=1, tiler_negative_match_cover=False)
-        tiler = Tiler(s, TileFetcher(client, FetchConfig()), TileStore(tmp_path / "tiles"),
+        tiler = Handlers(s, TileFetcher(client, FetchConfig()), TileStore(tmp_path / "tiles"),
                       FireRegistry(state_engine(tmp_path)), EmittedIndex(state_engine(tmp_path)), publish)
         event = FireObserved.create(producer="t", fire_key="ab:1", source="cwfis-csv", agency="ab", name="x",
                                     lat=55.0, lon=-115.0, change="new",

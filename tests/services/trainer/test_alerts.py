@@ -3,7 +3,7 @@
 from emberwatch.contracts import PipelineAlert
 from emberwatch.messaging.broker import build_broker
 from services.trainer import metrics as m
-from services.trainer.handlers import TrainerHandlers
+from services.trainer.handlers import Handlers
 from services.trainer.pipeline import Trainer
 from services.trainer.settings import TrainerSettings
 from tests.messaging.helpers import read_all, unique
@@ -25,7 +25,7 @@ async def test_failed_and_skipped_trainings_raise_alerts(kafka_settings, tmp_pat
     broker = build_broker(settings, "trainer")
     await broker.start()
     try:
-        handlers = TrainerHandlers(trainer, broker)
+        handlers = Handlers(trainer, broker)
         failed_before = m.TRAININGS.labels("failed")._value.get()
         assert await handlers.train_and_announce("requested: first model (by ops)") is False
         assert m.TRAININGS.labels("failed")._value.get() == failed_before + 1
