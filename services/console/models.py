@@ -1,13 +1,17 @@
-"""The console's view models: what it knows from the streams, kept in memory."""
+"""The console's contracts: the topics it reads, the JSON bodies it accepts and the JSON shapes it serves."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from pydantic import BaseModel, Field
+
 from emberwatch.contracts import FireObserved, ModelCandidate, ModelDecision, TileReady
-from emberwatch.contracts.events import LabelFeedback
+from emberwatch.contracts.events import CommandKind, Label, LabelFeedback
 from services.console.run_plots import PLOTS
+
+ATTRIBUTION = "© Mapbox © OpenStreetMap © Maxar"  # the imagery's credits, served with the fires and tiles
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,25 @@ class Topics:
     candidates: str = ModelCandidate.TOPIC
     feedback: str = LabelFeedback.TOPIC
 
+
+# --- what the operators' requests carry --------------------------------------------------------------
+class SignInRequest(BaseModel):
+    secret: str = Field(min_length=1, max_length=512)
+
+
+class CommandRequest(BaseModel):
+    command: CommandKind
+    version: str | None = Field(None, pattern=r"^[0-9]+$")
+    reason: str = Field("", max_length=2000)
+
+
+class FeedbackRequest(BaseModel):
+    tile_id: str
+    label: Label
+    note: str = Field("", max_length=2000)
+
+
+# --- what the pages read -------------------------------------------------------------------------------
 
 def fire_view(fire: FireObserved) -> dict:
     return {

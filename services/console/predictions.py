@@ -71,6 +71,13 @@ class TilePredictions:
         self._wake = asyncio.Event()
 
     # --- what the view tells it ----------------------------------------------------------------
+    def view_changed(self, kind: str) -> None:
+        """New tiles are scored; a change of models has every tile scored again."""
+        if kind == "tiles":
+            self.tiles_added()
+        elif kind == "models":
+            self.models_changed()
+
     def tiles_added(self) -> None:
         self._wake.set()
 

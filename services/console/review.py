@@ -3,7 +3,7 @@ that the models disagree on, or that the champion is unsure of, and that no pers
 
 from __future__ import annotations
 
-from services.console.handlers import ConsoleView
+from services.console.view import ConsoleView
 
 UNSURE = 0.15  # |P(fire) - 0.5| below this: the champion is unsure (the page uses the same margin)
 

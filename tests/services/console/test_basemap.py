@@ -7,8 +7,9 @@ import asyncio
 
 import httpx
 from pydantic import SecretStr
+from starlette.applications import Starlette
 
-from services.console.main import Console
+from services.console.main import build_app
 from services.console.settings import ConsoleSettings
 from simulators.mapbox.app import SimState, create_app
 from tests.support.serve_app import serve_in_thread
@@ -16,23 +17,18 @@ from tests.support.serve_app import serve_in_thread
 TOKEN = "pk.console-basemap-test"
 
 
-async def _get(console: Console, path: str) -> httpx.Response:
-    console._http = httpx.AsyncClient(timeout=30)  # what the lifespan sets (no broker needed here)
-    try:
-        transport = httpx.ASGITransport(app=console.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
-            return await client.get(path, headers={"Sec-Fetch-Site": "same-origin"})  # as the map's <img>s
-    finally:
-        await console._http.aclose()
+async def _get(app: Starlette, path: str) -> httpx.Response:
+    (r,) = await _many(app, [(path, {"Sec-Fetch-Site": "same-origin"})])  # as the map's <img>s
+    return r
 
 
 def test_basemap_tiles_come_from_the_simulator_through_the_console(tmp_path) -> None:
     with serve_in_thread(create_app(SimState(tokens={TOKEN})), "mapbox simulator") as sim_url:
-        good = Console(ConsoleSettings(state_dir=tmp_path, mapbox_api_url=sim_url, mapbox_token=SecretStr(TOKEN)))
+        good = build_app(ConsoleSettings(state_dir=tmp_path, mapbox_api_url=sim_url, mapbox_token=SecretStr(TOKEN)))
         r = asyncio.run(_get(good, "/basemap/12/700/1300"))
         assert r.status_code == 200, r.text
         assert r.content[:3] == b"\xff\xd8\xff" and TOKEN.encode() not in r.content
-        bad = Console(ConsoleSettings(state_dir=tmp_path, mapbox_api_url=sim_url,
+        bad = build_app(ConsoleSettings(state_dir=tmp_path, mapbox_api_url=sim_url,
                                       mapbox_token=SecretStr("pk.wrong")))
         r = asyncio.run(_get(bad, "/basemap/12/700/1300"))
         assert r.status_code == 502 and "answered 401" in r.text and "pk.wrong" not in r.text
@@ -51,31 +47,33 @@ def _upstream(calls: list[str], body: bytes, content_type: str):  # noqa: ANN202
     return Starlette(routes=[Route("/v4/{tileset}/{z:int}/{x:int}/{tail}", raster)])
 
 
-async def _many(console: Console, requests: list[tuple[str, dict[str, str]]]) -> list[httpx.Response]:
-    console._http = httpx.AsyncClient(timeout=30)
+async def _many(app: Starlette, requests: list[tuple[str, dict[str, str]]]) -> list[httpx.Response]:
+    console = app.state.console
+    console.http = httpx.AsyncClient(timeout=30)  # what the lifespan opens (no broker needed here)
     try:
-        transport = httpx.ASGITransport(app=console.app)
+        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
             return [await client.get(path, headers=headers) for path, headers in requests]
     finally:
-        await console._http.aclose()
+        await console.http.aclose()
 
 
 PAGE = {"Sec-Fetch-Site": "same-origin"}
 
 
 def test_the_proxy_answers_only_the_pages_only_images_and_spends_the_token_once_per_tile(tmp_path) -> None:
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     png = io.BytesIO()
     Image.new("RGB", (8, 8), (1, 2, 3)).save(png, format="PNG")
     calls: list[str] = []
     # an upstream that labels a PNG as HTML: the console names it from the bytes, with nosniff
     with serve_in_thread(_upstream(calls, png.getvalue(), "text/html"), "upstream") as url:
-        console = Console(ConsoleSettings(state_dir=tmp_path, mapbox_api_url=url, mapbox_token=SecretStr(TOKEN),
+        app = build_app(ConsoleSettings(state_dir=tmp_path, mapbox_api_url=url, mapbox_token=SecretStr(TOKEN),
                                           console_basemap_requests_per_minute=4))
-        answers = asyncio.run(_many(console, [
+        answers = asyncio.run(_many(app, [
             ("/basemap/12/700/1300", PAGE),
             ("/basemap/12/700/1300", PAGE),  # the cache: upstream asked once
             ("/basemap/12/700/1300", {"Sec-Fetch-Site": "cross-site"}),  # another site's page
@@ -99,6 +97,6 @@ def test_anything_but_an_image_from_upstream_is_refused(tmp_path) -> None:
     calls: list[str] = []
     html = b"<html><script>alert(1)</script></html>"
     with serve_in_thread(_upstream(calls, html, "image/jpeg"), "upstream") as url:
-        console = Console(ConsoleSettings(state_dir=tmp_path, mapbox_api_url=url, mapbox_token=SecretStr(TOKEN)))
-        (r,) = asyncio.run(_many(console, [("/basemap/12/700/1300", PAGE)]))
+        app = build_app(ConsoleSettings(state_dir=tmp_path, mapbox_api_url=url, mapbox_token=SecretStr(TOKEN)))
+        (r,) = asyncio.run(_many(app, [("/basemap/12/700/1300", PAGE)]))
     assert r.status_code == 502 and b"script" not in r.content and calls

@@ -3,14 +3,13 @@ parsed from the gatekeeper's metrics."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 from emberwatch.contracts import ModelCandidate, ModelDecision
 from emberwatch.contracts.events import SplitCounts
-from services.console.handlers import ConsoleView
 from services.console.predictions import TilePrediction
 from services.console.shadow_progress import parse_progress
+from services.console.view import ConsoleView
 
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
 
@@ -31,8 +30,8 @@ def candidate(version: str, minutes: int) -> ModelCandidate:
 def view_of(*events) -> ConsoleView:
     view = ConsoleView()
     for e in events:
-        handler = view.on_decision if isinstance(e, ModelDecision) else view.on_candidate
-        asyncio.run(handler(e))
+        add = view.add_decision if isinstance(e, ModelDecision) else view.add_candidate
+        add(e)
     return view
 
 
@@ -42,12 +41,12 @@ def test_roles_follow_promotions_rollbacks_and_the_waiting_candidate() -> None:
                    candidate("3", 4))
     assert view.roles() == {"champion": "2", "challenger": "3", "previous": "1"}
     # a rollback to 1: the champion is 1 again and nothing before it is known
-    asyncio.run(view.on_decision(decision("2", "rolled_back", "1", 5)))
+    view.add_decision(decision("2", "rolled_back", "1", 5))
     assert view.roles() == {"champion": "1", "challenger": "3", "previous": None}
     # a refused command changes nothing; a rejection ends the challenger's wait
-    asyncio.run(view.on_decision(decision("3", "promoted", "1", 6, refused=True)))
+    view.add_decision(decision("3", "promoted", "1", 6, refused=True))
     assert view.roles()["champion"] == "1"
-    asyncio.run(view.on_decision(decision("3", "rejected", "1", 7)))
+    view.add_decision(decision("3", "rejected", "1", 7))
     assert view.roles() == {"champion": "1", "challenger": None, "previous": None}
 
 
