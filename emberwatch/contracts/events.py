@@ -77,6 +77,20 @@ class TileReady(Envelope):
         None, description="When the fire was reported: the publish time (wall clock) of its `new` "
                           "FireObserved event. The fire-to-prediction latency counts from here. Absent "
                           "in older events.")
+    # Dated imagery (Sentinel-2): all optional, so Mapbox tiles and older events parse unchanged.
+    product: str = Field("mapbox", max_length=64,
+                         description="The imagery product a model learns from: mapbox, sentinel2-swir, "
+                                     "sentinel2-true-colour.")
+    acquired_at: datetime | None = Field(None, description="When the scene was sensed (undated mosaics: absent).")
+    catalogued_at: datetime | None = Field(None, description="When the STAC API catalogued the scene.")
+    scene_id: str | None = Field(None, max_length=200, description="The STAC item id of the scene.")
+    cloud_fraction: float | None = Field(None, ge=0, le=1,
+                                         description="Cloud, shadow and cirrus share of the tile (SCL).")
+    nbr: float | None = Field(None, ge=-1, le=1, description="Mean Normalised Burn Ratio (B8A, B12) of the tile.")
+    dnbr: float | None = Field(None, ge=-2, le=2, description="NBR of the pre-fire scene minus this tile's.")
+    hot_pixels: int | None = Field(None, ge=0, description="Pixels with an active flame's SWIR signature.")
+    visible: bool | None = Field(None, description="False for a fire tile showing neither burn (dNBR >= 0.1) "
+                                                    "nor heat.")
 
     @model_validator(mode="after")
     def _uri_names_this_tile(self) -> TileReady:
