@@ -1,5 +1,6 @@
 """What an operator does through the console: sign in and out, and, signed in, send a command about the
-model (approve, reject, promote, rollback: signed with the console's key) or a label for a tile.
+model (approve, reject, promote, rollback: signed with the console's key) to ``models.commands.v1`` or a
+label for a tile to ``labels.feedback.v1``: the only events the console writes.
 
 Each is a POST that WriteGuard (web_security.py) has already checked: from the console's own pages,
 JSON, no larger than the limit. A secret never reaches a log.
