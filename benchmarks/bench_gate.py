@@ -1,6 +1,6 @@
 """The promotion gate against adversarial challengers: false promotions, power and the n to a decision.
 
-Runs the sequential gate (``services/gatekeeper/decide_promotion.py``, with the gatekeeper's own
+Runs the sequential gate (``services/gatekeeper/core/decide_promotion.py``, with the gatekeeper's own
 look schedule and alpha spending) on simulated shadows (``services/gatekeeper/simulate_gate.py``):
 every challenger x class mix (wildfire share 0.5 / 0.9 / 0.1) x shadow size (``max_pairs``) x
 correlated (rho = 0.8) and independent (rho = 0) errors, against a champion with recall 0.80 and
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from services.gatekeeper.decide_promotion import GateThresholds  # noqa: E402
+from services.gatekeeper.core.decide_promotion import GateThresholds  # noqa: E402
 from services.gatekeeper.simulate_gate import CHALLENGERS, simulate  # noqa: E402
 
 MIXES = (0.5, 0.9, 0.1)

@@ -73,3 +73,10 @@ SHADOW_STARTED = Gauge(
 SERVING_CHECK_FAILURES = Counter(
     "emberwatch_gatekeeper_serving_check_failures_total",
     "Checks that could not confirm or restore the served models in Triton (Triton down or failing).")
+
+# the counters the core names in its ``Count`` effects
+COUNTERS = {
+    "decisions": DECISIONS, "shadow_tiles": SHADOW_TILES, "champion_tiles": CHAMPION_TILES,
+    "detections": DETECTIONS, "human_labels": HUMAN_LABELS, "commands": COMMANDS,
+    "command_refusals": COMMAND_REFUSALS,
+}

@@ -30,7 +30,7 @@ from services.gatekeeper.metrics import (
     SHADOW_STARTED,
     WILDFIRE_PROBABILITY,
 )
-from services.gatekeeper.models import THRESHOLD, Pair, Shadow
+from services.gatekeeper.core.shadow import THRESHOLD, Pair, Shadow
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class ModelQuality:
             self.shadow_ended()
             self._shadow = (shadow.candidate_version, shadow.champion_version)
         labels = dict(model=self.model, version=shadow.candidate_version, champion=shadow.champion_version)
-        SHADOW_STARTED.labels(**labels).set(shadow.started_at)
+        SHADOW_STARTED.labels(**labels).set(shadow.started_at or 0.0)
         wildfire = sum(p.label == 1 for p in shadow.pairs)
         SHADOW_CLASS_PAIRS.labels(**labels, label="wildfire").set(wildfire)
         SHADOW_CLASS_PAIRS.labels(**labels, label="nowildfire").set(len(shadow.pairs) - wildfire)

@@ -8,7 +8,8 @@ from typing import Literal
 from pydantic import Field
 
 from emberwatch.ml.settings import MLSettings
-from services.gatekeeper.decide_promotion import GateThresholds
+from services.gatekeeper.core.config import Config, within_budget
+from services.gatekeeper.core.decide_promotion import GateThresholds
 
 SERVICE = "gatekeeper"  # the service's name: logs, metrics, client ids, event producer
 
@@ -105,18 +106,27 @@ class GatekeeperSettings(MLSettings):
 
     def thresholds(self, drift_used: dict[str, float] | None = None) -> GateThresholds:
         """The gate's knobs; the margins shrink to what is left of the drift budget."""
-        used = drift_used or {}
-
-        def margin(metric: str, margin: float) -> float:
-            return max(0.0, min(margin, self.gatekeeper_drift_budget - used.get(metric, 0.0)))
-
-        return GateThresholds(
+        gate = GateThresholds(
             min_pairs=self.gatekeeper_min_pairs, min_wildfire_pairs=self.gatekeeper_min_wildfire_pairs,
             min_fire_free_pairs=self.gatekeeper_min_fire_free_pairs, max_pairs=self.gatekeeper_max_pairs,
             alpha=self.gatekeeper_alpha, primary_metric=self.gatekeeper_primary_metric,
-            recall_margin=margin("wildfire_recall", self.gatekeeper_recall_margin),
-            specificity_margin=margin("specificity", self.gatekeeper_specificity_margin),
+            recall_margin=self.gatekeeper_recall_margin, specificity_margin=self.gatekeeper_specificity_margin,
             spending=self.gatekeeper_spending, look_growth=self.gatekeeper_look_growth,
+        )
+        return within_budget(gate, self.gatekeeper_drift_budget, drift_used or {})
+
+    def core_config(self) -> Config:
+        """What the gatekeeper's core decides with."""
+        return Config(
+            model_name=self.model_name, producer=SERVICE, gate=self.thresholds(),
+            drift_budget=self.gatekeeper_drift_budget,
+            check_every=self.gatekeeper_check_every, max_shadow_s=self.gatekeeper_max_shadow_hours * 3600,
+            validation_alert_after=self.gatekeeper_validation_alert_after,
+            detection_threshold=self.gatekeeper_detection_threshold,
+            score_champion=self.gatekeeper_quality_score_champion, floor_recall=self.gatekeeper_floor_recall,
+            floor_specificity=self.gatekeeper_floor_specificity,
+            floor_min_per_class=self.gatekeeper_floor_min_per_class,
+            command_max_age_s=self.gatekeeper_command_max_age_s,
         )
 
     @property

@@ -1,34 +1,23 @@
-"""The challenger in shadow and its pairs so far, persisted so a restart loses nothing."""
+"""The challenger in shadow, as kept in the gatekeeper's state store (for tools and tests that set
+one up or look at it)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
-from pathlib import Path
-
-from emberwatch.common.atomic_files import atomic_write_text
-from services.gatekeeper.models import Pair, Shadow
+from services.gatekeeper.core.shadow import Pair, Shadow
+from services.gatekeeper.state_store import StateStore
 
 __all__ = ["Pair", "Shadow", "ShadowStore"]
 
 
 class ShadowStore:
-    """``<state>/gatekeeper/shadow.json``: at most one active shadow comparison."""
-
-    def __init__(self, root: Path):
-        self.path = root / "shadow.json"
+    def __init__(self, store: StateStore):
+        self.store = store
 
     def load(self) -> Shadow | None:
-        if not self.path.is_file():
-            return None
-        data = json.loads(self.path.read_text())
-        if not data:
-            return None
-        pairs = [Pair(**p) for p in data.pop("pairs", [])]
-        return Shadow(pairs=pairs, **data)
+        return self.store.load().shadow
 
-    def save(self, shadow: Shadow) -> None:
-        atomic_write_text(self.path, json.dumps(asdict(shadow)))
+    def save(self, shadow: Shadow | None) -> None:
+        self.store.save(self.store.load().with_(shadow=shadow))
 
     def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
+        self.save(None)

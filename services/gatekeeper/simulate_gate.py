@@ -19,7 +19,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from services.gatekeeper.decide_promotion import GateThresholds, Look, PairedCounts, decide_promotion, gate_look_due
+from services.gatekeeper.core.decide_promotion import (
+    GateThresholds,
+    Look,
+    PairedCounts,
+    decide_promotion,
+    gate_look_due,
+)
 
 CHAMPION_RECALL, CHAMPION_SPECIFICITY = 0.80, 0.90
 

@@ -10,14 +10,21 @@ they stay below 1e-4 with the bounded head, so the default 2e-3 fails only a rea
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emberwatch.common.triton_client import Triton, TritonError, png_bytes
 from emberwatch.ml import CLASSES
+
+if TYPE_CHECKING:
+    from services.gatekeeper.registry import CandidateFiles
+    from services.gatekeeper.serving.control import ServingControl
+    from services.gatekeeper.settings import GatekeeperSettings
 
 
 @dataclass
@@ -144,3 +151,37 @@ def validate_loaded(triton: Triton, version: str, known_images: Path, *, image_s
     if report.p50_latency_ms > max_latency_ms:
         report.problems.append(f"p50 latency {report.p50_latency_ms:.0f} ms > {max_latency_ms:.0f} ms")
     return report
+
+
+def validate_in_triton(serving: ServingControl, version: str, files: CandidateFiles,
+                       settings: GatekeeperSettings) -> tuple[list[str], ValidationReport | None]:
+    """A head version placed and loaded beside the served ones, then infra-validated: the problems
+    (none: it serves correctly) and the report, when validation got that far. A head that fails is
+    unloaded again, unless it serves a role. The one sequence for candidates and ``promote``."""
+    version = str(version)
+    try:
+        head_meta = json.loads((files.triton_dir / "head.json").read_text())
+    except (OSError, ValueError) as exc:
+        return [f"unreadable head.json: {exc}"], None
+    problems = check_head_files(files.triton_dir)
+    if problems:
+        return problems, None
+    problems = serving.ensure_backbone(head_meta, files.triton_dir / "backbone", files.triton_dir / "calibration.npz")
+    problems += check_head_meta(head_meta, serving.backbone())
+    if problems:
+        return problems, None
+    serving_roles = set(serving.roles().values())
+    if version not in serving_roles:
+        try:
+            serving.add_head(version, files.triton_dir)
+        except TritonError as exc:
+            return [f"Triton could not load the head: {exc}"], None
+    report = validate_loaded(
+        serving.triton, version, files.known_images, image_size=int(head_meta["image_size"]),
+        tolerance=serving.validation_tolerance(), max_latency_ms=settings.gatekeeper_validation_max_latency_ms,
+        warmup=settings.gatekeeper_validation_warmup_requests, timed=settings.gatekeeper_validation_latency_requests)
+    if not report.ok:
+        if version not in serving_roles:
+            serving.drop_head(version)
+        return list(report.problems), report
+    return [], report

@@ -232,4 +232,4 @@ async def test_cli_and_bot_commands_are_carried_out_by_the_gatekeeper_in_another
     assert len(ids) == len(answers) and d1.event_id not in ids
     assert proc.returncode == 0, log.read_text()[-4000:]
     assert not caller_state.exists()  # the callers kept no state: the gatekeeper's is its own
-    assert (gk_state / "gatekeeper" / "commands.json").is_file()
+    assert (gk_state / "gatekeeper" / "state.json").is_file()  # its answers among its state

@@ -9,6 +9,7 @@ reason and change nothing; a valid signed command is carried out; a revoked key 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import stat
 import subprocess
@@ -248,7 +249,7 @@ async def test_the_gatekeeper_carries_out_only_commands_it_can_verify(kafka_sett
     trust(trusted_dir(gk_settings), CONSOLE.issuer, public_pem(CONSOLE.public_key()))
     Gatekeeper(gk_settings).shadows.save(Shadow(model_name=model, candidate_version="5", champion_version="2",
                                                 run_id="r"))  # a challenger in shadow, no champion serving
-    shadow_file = state / "gatekeeper" / "shadow.json"
+    shadow_file = state / "gatekeeper" / "state.json"  # the one state store, shadow included
     shadow_before = shadow_file.read_bytes()
 
     port = free_port()
@@ -307,7 +308,7 @@ async def test_the_gatekeeper_carries_out_only_commands_it_can_verify(kafka_sett
         done = await answer(valid)
         assert not done.refused and done.decision == "rejected" and done.candidate_version == "5", done.reason
         assert (done.requested_by, done.issuer) == ("cli:ops", "operator:ops") and "not this one" in done.reason
-        assert not shadow_file.exists()  # the shadow ended
+        assert json.loads(shadow_file.read_text())["state"]["shadow"] is None  # the shadow ended
 
         # the same command again: a replay, refused, nothing redone
         again = await answer(valid)

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from emberwatch.common.atomic_files import atomic_write_text
 from emberwatch.common.triton_client import Triton, TritonError, png_bytes
 from emberwatch.ml.backbone import EMBEDDING_DIM
 from services.gatekeeper.serving import repository as repo_files
@@ -47,17 +46,7 @@ class ServingControl:
         self.triton = triton or Triton(settings.triton_url, model=settings.gatekeeper_triton_model,
                                        timeout_s=settings.gatekeeper_triton_timeout_s,
                                        admin_key=settings.triton_admin_key)
-        self.history_path = settings.gatekeeper_dir / "champions.json"
         repo_files.install_templates(self.repo, settings.triton_backbone_runtime)
-
-    # --- champion history ------------------------------------------------------------------
-    def history(self) -> list[str]:
-        if not self.history_path.is_file():
-            return []
-        return [str(v) for v in json.loads(self.history_path.read_text())]
-
-    def _save_history(self, history: list[str]) -> None:
-        atomic_write_text(self.history_path, json.dumps(history))
 
     def roles(self) -> dict[str, str | None]:
         return repo_files.read_serving(self.repo)
@@ -223,7 +212,7 @@ class ServingControl:
         if version is not None and not self.triton.ready(self.settings.gatekeeper_triton_model):
             self.triton.load(self.settings.gatekeeper_triton_model)
 
-    def switch_champion(self, version: str, *, previous: str | None, history: list[str]) -> None:
+    def switch_champion(self, version: str, *, previous: str | None) -> None:
         """Make ``version`` (loaded) the champion; returns once ``wildfire`` answers with it."""
         if not self.triton.ready("head", version):
             raise TritonError(f"head version {version} is not loaded; refusing to make it champion")
@@ -232,7 +221,6 @@ class ServingControl:
         roles = self.roles()
         challenger = roles["challenger"] if roles["challenger"] != str(version) else None
         repo_files.write_serving(self.repo, champion=version, previous=previous, challenger=challenger)
-        self._save_history(history)
         self._wait_answers(version)
 
     def _wait_answers(self, version: str, timeout_s: float = 30.0) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from statsmodels.stats.contingency_tables import mcnemar
 
-from services.gatekeeper.decide_promotion import (
+from services.gatekeeper.core.decide_promotion import (
     ClassTable,
     GateThresholds,
     Look,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from emberwatch.contracts.events import TileReady
-from services.gatekeeper.detect_fire import detection_for
+from services.gatekeeper.core.detect_fire import detection_for
 
 TILE = TileReady.create(producer="t", tile_id="cd" * 32, uri=f"file:///tiles/cd/{'cd' * 32}.png", lat=55.5, lon=-110.25, zoom=14,
                         size_px=32, label="nowildfire", split="test", fire_key="ab:F1", provider="p")

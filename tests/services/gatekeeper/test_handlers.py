@@ -48,10 +48,12 @@ def test_a_candidate_for_another_model_is_ignored(tmp_path):
 
 
 async def test_a_redelivered_candidate_republishes_the_same_decision(tmp_path):
+    import json
+
     gk = Gatekeeper(settings(tmp_path))
-    decision = gk._remember(ModelDecision.create(
-        producer="gatekeeper", model_name="m", candidate_version="4", champion_version="3",
-        decision="rejected", reason="infra validation: broken"))
+    decision = ModelDecision.create(producer="gatekeeper", model_name="m", candidate_version="4",
+                                    champion_version="3", decision="rejected", reason="infra validation: broken")
+    gk.store.save(gk.state.with_(decisions={"m:4": json.loads(decision.to_bytes())}))
     broker = Published()
     await Handlers(broker, gk).on_candidate(candidate("4"))
     [(body, kwargs)] = broker
@@ -100,7 +102,7 @@ async def test_an_unreachable_mlflow_is_retried_not_taken_as_an_empty_lineage(tm
 async def test_a_later_fire_retires_or_relabels_pairs_and_later_tiles(tmp_path, monkeypatch, arrival):
     from emberwatch.contracts.events import TileRelabelled
     from emberwatch.messaging.bulk_consumer import Received
-    from services.gatekeeper import label_corrections
+    from services.gatekeeper import state_store
     from services.gatekeeper.shadow_state import Pair
 
     other = "cd" * 32
@@ -114,8 +116,8 @@ async def test_a_later_fire_retires_or_relabels_pairs_and_later_tiles(tmp_path, 
                                      matched_fire_key="f", distance_km=1.0, reason="a later fire")
 
     writes = []
-    write = label_corrections.atomic_write_text
-    monkeypatch.setattr(label_corrections, "atomic_write_text", lambda *a: (writes.append(a), write(*a)))
+    write = state_store.atomic_write_text
+    monkeypatch.setattr(state_store, "atomic_write_text", lambda *a: (writes.append(a), write(*a)))
     handlers = Handlers(Published(), gk)
     # a relabel wins over a later retire
     events = [relabelled(TILE, "retire"), relabelled(other, "relabel"), relabelled(other, "retire")]
@@ -136,15 +138,15 @@ async def test_a_later_fire_retires_or_relabels_pairs_and_later_tiles(tmp_path, 
 
 
 def test_a_candidates_leakage_warning_travels_with_its_decision():
-    from services.gatekeeper.gatekeeper import candidate_warnings
+    from services.gatekeeper.core.machine import candidate_warnings
 
     c = ModelCandidate.create(**{**candidate("3").model_dump(exclude={"event_id", "occurred_at", "producer",
                                                                       "type", "schema_version", "trace_id"}),
                                  "producer": "t", "leakage": {
         "split": "test", "n": 40, "cnn_accuracy": 0.9, "location_accuracy": 0.9, "margin": 0.05,
         "warning": "possible shortcut: a location-only classifier scores 90.0%"}})
-    assert candidate_warnings(c) == ["possible shortcut: a location-only classifier scores 90.0%"]
-    assert candidate_warnings(candidate("4")) == []
+    assert candidate_warnings(c) == ("possible shortcut: a location-only classifier scores 90.0%",)
+    assert candidate_warnings(candidate("4")) == ()
 
 
 async def test_a_persons_label_wins_over_the_automatic_one_and_a_redelivery_changes_nothing(tmp_path):
@@ -166,9 +168,8 @@ async def test_a_persons_label_wins_over_the_automatic_one_and_a_redelivery_chan
     first = feedback(TILE, "nowildfire", 10)
     await handlers.on_feedback(first)
     assert [p.label for p in gk.shadows.load().pairs] == [0, 0]  # counted with the person's label
-    shadow = gk.shadows.load()
-    shadow.relabel(TILE, 1)  # put the automatic label back, to see that nothing below changes it
-    gk.shadows.save(shadow)
+    # put the automatic label back, to see that nothing below changes it
+    gk.shadows.save(gk.shadows.load().relabelled(TILE, 1))
     await handlers.on_feedback(first)  # redelivered: nothing changes
     await handlers.on_feedback(feedback(TILE, "wildfire", 9))  # older than the label held: ignored
     assert [p.label for p in gk.shadows.load().pairs] == [1, 0]

@@ -16,7 +16,6 @@ from emberwatch.security.command_keys import public_pem, trust, trusted_dir
 from emberwatch.security.command_signing import CommandSigner
 from services.gatekeeper.gatekeeper import Gatekeeper
 from services.gatekeeper.handlers import Handlers
-from services.gatekeeper.operator_commands import OperatorCommands
 from services.gatekeeper.serving import repository as triton_repo
 from services.gatekeeper.settings import GatekeeperSettings
 from services.gatekeeper.shadow_state import Shadow
@@ -48,15 +47,15 @@ def commands_total(command: str, outcome: str) -> float:
                                      {"command": command, "outcome": outcome}) or 0.0
 
 
-def answer(ops: OperatorCommands, c: ModelCommand) -> ModelDecision:
-    [decision] = ops.on_command(c)
+def answer(gk: Gatekeeper, c: ModelCommand) -> ModelDecision:
+    [decision] = gk.on_command(c)
     assert (decision.command_id, decision.requested_by, decision.decision) == (c.event_id, "cli:ops", "rejected")
     return decision
 
 
 def test_impossible_commands_are_refused_with_the_reason_and_change_nothing(tmp_path):
     gk = Gatekeeper(settings(tmp_path))
-    ops = OperatorCommands(gk)
+    ops = gk
     refused_before = commands_total("rollback", "refused")
 
     other = answer(ops, command("promote", "3", model_name="other"))
@@ -88,10 +87,10 @@ def test_impossible_commands_are_refused_with_the_reason_and_change_nothing(tmp_
 def test_a_command_that_fails_on_the_way_is_answered_with_the_error(tmp_path):
     gk = Gatekeeper(settings(tmp_path))
     triton_repo.write_serving(gk.serving.repo, champion="2", previous="1")
-    gk.serving._save_history(["1", "2"])
+    gk.store.save(gk.state.with_(champions=("1", "2")))
     failed_before = commands_total("rollback", "failed")
     # version 1's head is not on disk: it would come from MLflow, which has no such model
-    failed = answer(OperatorCommands(gk), command("rollback"))
+    failed = answer(gk, command("rollback"))
     assert failed.refused and failed.reason.startswith("rollback refused: it failed: ")
     assert commands_total("rollback", "failed") == failed_before + 1
     assert gk.serving.champion() == "2"
@@ -116,6 +115,7 @@ async def test_a_redelivered_command_is_refused_as_replayed_not_redone(tmp_path)
     assert again.refused and "it was replayed" in again.reason and "(its first answer: rejected, refused)" in again.reason
     assert published[0][1]["topic"] == ModelDecision.TOPIC and published[0][1]["key"] == first.key().encode()
     assert commands_total("rollback", "refused") == before + 2
-    assert OperatorCommands(gk).answers.get(c.event_id) == first  # the first answer, kept across restarts
-    third = OperatorCommands(gk).on_command(c)  # a restarted gatekeeper remembers it too
+    restarted = Gatekeeper(gk.settings)
+    assert ModelDecision.model_validate(restarted.state.answers[c.event_id]) == first  # kept across restarts
+    third = restarted.on_command(c)  # a restarted gatekeeper remembers it too
     assert "it was replayed" in third[-1].reason

@@ -87,10 +87,10 @@ def test_shadow_pairs_agreement_and_start_time(tmp_path):
     test_pairs = [Pair("a", 1, 0.9, 0.8, "test"), Pair("b", 0, 0.2, 0.7, "test"),
                   Pair("c", 1, 0.3, 0.9, "test"), Pair("d", 0, 0.1, 0.2, "test")]
     for p in test_pairs:
-        shadow.add(p)
+        shadow = shadow.with_pair(p)
     q.shadow_pairs(shadow, test_pairs)
     live = Pair("e", 1, 0.8, 0.9, "live")
-    shadow.add(live)
+    shadow = shadow.with_pair(live)
     q.shadow_pairs(shadow, [live])
 
     labels = dict(model=m, version="8", champion="7")
@@ -127,8 +127,7 @@ def test_a_restarted_gatekeeper_exports_the_stored_shadow_and_drops_it_once_gone
     s = settings(tmp_path, m := model())
     first = Gatekeeper(s)
     shadow = Shadow(model_name=m, candidate_version="2", champion_version="1", run_id="r", started_at=1234.0)
-    shadow.add(Pair("a", 1, 0.9, 0.2, "test"))
-    shadow.add(Pair("b", 0, 0.1, 0.2, "test"))
+    shadow = shadow.with_pair(Pair("a", 1, 0.9, 0.2, "test")).with_pair(Pair("b", 0, 0.1, 0.2, "test"))
     first.shadows.save(shadow)
 
     again = Gatekeeper(s)  # a restart

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.gatekeeper.decide_promotion import GateThresholds
+from services.gatekeeper.core.decide_promotion import GateThresholds
 from services.gatekeeper.simulate_gate import CHALLENGERS, simulate
 
 BY_NAME = {c.name: c for c in CHALLENGERS}

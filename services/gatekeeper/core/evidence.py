@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from emberwatch.contracts.events import Evidence, MetricDelta
-from services.gatekeeper.decide_promotion import ClassComparison, FloorResult, GateResult
+from services.gatekeeper.core.decide_promotion import ClassComparison, FloorResult, GateResult
 
 
 def _delta(c: ClassComparison, confidence: float) -> MetricDelta | None:
