@@ -20,7 +20,9 @@ TILE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "gif"})  # what the t
 MAX_TILE_URI_CHARS = 2048
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _URI = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<authority>[^/?#]*)(?P<path>/[^?#]*)?")
-_SPACE_CONTROL_OR_BACKSLASH = re.compile(r"[\x00-\x20\x7f\\]")  # one scan: this runs for every TileReady read
+# One scan each, not a loop per character: this runs for every TileReady a consumer validates.
+_SPACE_CONTROL_OR_BACKSLASH = re.compile(r"[\x00-\x20\x7f\\]")
+_SEPARATOR_PERCENT_OR_NUL = re.compile(r"[/\\%\x00]")
 
 
 class TileUriRefused(ValueError):
@@ -39,42 +41,46 @@ class TileUri:
     ext: str
 
 
+def _shown(uri: str) -> str:
+    """How a refused URI appears in its error (cut, quoted): built only for a refusal."""
+    return repr(uri[:200])
+
+
 def parse_tile_uri(uri: str, tile_id: str) -> TileUri:
     """The parts of ``uri`` if it has the shape of ``tile_id``'s URI in a tile store, else ``TileUriRefused``."""
     if not isinstance(uri, str) or len(uri) > MAX_TILE_URI_CHARS:
         raise TileUriRefused("length", f"tile uri longer than {MAX_TILE_URI_CHARS} characters")
-    shown = repr(uri[:200])
     if not uri.isascii() or _SPACE_CONTROL_OR_BACKSLASH.search(uri):
-        raise TileUriRefused("encoding", f"tile uri with spaces, control characters or backslashes: {shown}")
+        raise TileUriRefused("encoding", f"tile uri with spaces, control characters or backslashes: {_shown(uri)}")
     if "?" in uri or "#" in uri:
-        raise TileUriRefused("query", f"tile uri with a query or fragment: {shown}")
+        raise TileUriRefused("query", f"tile uri with a query or fragment: {_shown(uri)}")
     m = _URI.fullmatch(uri)
     if m is None or m["scheme"] not in ("file", "s3"):
         scheme = uri.partition(":")[0] if ":" in uri else "(none)"
         raise TileUriRefused("scheme", f"tile uri scheme must be file or s3, got {scheme[:20]!r}")
     scheme, authority, raw_path = m["scheme"], m["authority"], m["path"] or ""
     if scheme == "file" and authority:
-        raise TileUriRefused("host", f"a file:// tile uri names no host: {shown}")
+        raise TileUriRefused("host", f"a file:// tile uri names no host: {_shown(uri)}")
     if scheme == "s3" and not _BUCKET.fullmatch(authority):
-        raise TileUriRefused("host", f"an s3:// tile uri names a bucket (no user or port): {shown}")
+        raise TileUriRefused("host", f"an s3:// tile uri names a bucket (no user or port): {_shown(uri)}")
     segments = raw_path.split("/")[1:]
     decoded = []
     for raw in segments:
         try:
             part = unquote(raw, errors="strict") if "%" in raw else raw
         except UnicodeDecodeError:
-            raise TileUriRefused("encoding", f"tile uri with invalid percent-encoding: {shown}") from None
+            raise TileUriRefused("encoding", f"tile uri with invalid percent-encoding: {_shown(uri)}") from None
         if not part or part in (".", "..") or raw in (".", ".."):
-            raise TileUriRefused("traversal", f"tile uri with an empty, '.' or '..' segment: {shown}")
-        if any(c in part for c in "/\\%\x00") or not part.isprintable():
-            raise TileUriRefused("encoding", f"tile uri with an encoded separator or double encoding: {shown}")
+            raise TileUriRefused("traversal", f"tile uri with an empty, '.' or '..' segment: {_shown(uri)}")
+        if _SEPARATOR_PERCENT_OR_NUL.search(part) or not part.isprintable():
+            raise TileUriRefused("encoding", f"tile uri with an encoded separator or double encoding: {_shown(uri)}")
         decoded.append(part)
     if len(segments) < 2 or "%" in segments[-1] or "%" in segments[-2]:
-        raise TileUriRefused("name", f"tile uri must end in {tile_id[:2]}/{tile_id}.<ext>: {shown}")
+        raise TileUriRefused("name", f"tile uri must end in {tile_id[:2]}/{tile_id}.<ext>: {_shown(uri)}")
     stem, dot, ext = segments[-1].partition(".")
     if segments[-2] != tile_id[:2] or stem != tile_id or not dot or ext not in TILE_EXTENSIONS:
         raise TileUriRefused("name", f"tile uri must end in {tile_id[:2]}/{tile_id}.<ext> "
-                                     f"(ext one of {', '.join(sorted(TILE_EXTENSIONS))}): {shown}")
+                                     f"(ext one of {', '.join(sorted(TILE_EXTENSIONS))}): {_shown(uri)}")
     if scheme == "file":
         return TileUri("file", None, "/" + "/".join(decoded), ext)
     return TileUri("s3", authority, "/".join(segments), ext)
