@@ -10,11 +10,12 @@ within each round, and the table shows each path's median over the rounds, side 
   own partitioner and once with Emberwatch's ``KeyPartitioner`` (the same partitions, less CPU); the
   faster of the two is the ceiling the ratio is taken against;
 * Emberwatch batched: ``publish_events`` (the services' batch producer path: events serialised,
-  redacted and packed into record batches per partition inside the timed loop) and ``subscribe`` (the
-  services' consumer: validation against the contract, retry/DLQ wiring, metrics, one commit per
-  handled batch);
-* Emberwatch bulk: ``publish_events`` and ``subscribe_bulk`` (the trainer's and the tiler's consumer:
-  the same validation and DLQ wiring, one handler call and one commit per fetched batch);
+  redacted and packed into record batches per partition inside the timed loop) and ``subscribe`` with
+  an ordered ``Delivery`` (the services' consumer: validation against the contract, retry/DLQ
+  wiring, FastStream's Prometheus middleware, one commit per handled batch);
+* Emberwatch bulk: ``publish_events`` and ``subscribe`` with ``Delivery(mode="bulk")`` (the trainer's
+  and the tiler's consumer: the same validation and DLQ wiring, one handler call and one commit per
+  fetched batch);
 * Emberwatch one at a time: ``publish_event`` per event (each waits for its ack), same consumer.
 
 End-to-end counts from the first send to the last event handled; latency is handled time minus the
@@ -45,8 +46,8 @@ from rich.table import Table  # noqa: E402
 from emberwatch.common.config import Settings  # noqa: E402
 from emberwatch.contracts import TileReady  # noqa: E402
 from emberwatch.messaging.broker import build_broker, publish_event, publish_events  # noqa: E402
-from emberwatch.messaging.bulk_consumer import Received, subscribe_bulk  # noqa: E402
-from emberwatch.messaging.consumer import current_record, subscribe  # noqa: E402
+from emberwatch.messaging.consumer import current_record  # noqa: E402
+from emberwatch.messaging.subscription import Delivery, Received, subscribe  # noqa: E402
 from emberwatch.messaging.partitioner import KeyPartitioner  # noqa: E402
 from emberwatch.stack import manage  # noqa: E402
 from tests.conftest import env_for, stack_settings  # noqa: E402
@@ -58,7 +59,7 @@ def on_topic(topic: str) -> type[TileReady]:
 
 def tile_event(i: int, model: type[TileReady] = TileReady) -> TileReady:
     tid = f"{i:064x}"
-    return model.create(producer="bench", tile_id=tid, uri=f"file:///tiles/{tid}.jpg", lat=50.0,
+    return model.create(producer="bench", tile_id=tid, uri=f"file:///tiles/{tid[:2]}/{tid}.jpg", lat=50.0,
                         lon=-120.0, zoom=15, size_px=350, label="wildfire", split="train",
                         fire_key=f"bc:{i}", provider="mapbox-static")
 
@@ -99,12 +100,11 @@ async def consume(path: str, topic: str, n: int) -> dict:
                 done.set()
 
         broker = build_broker(settings, "bench-consumer")
-        options = dict(service="bench", group_id=f"g-{topic}", session_timeout_ms=6000,
-                       max_records=settings.kafka_batch_max_records)
+        delivery = Delivery.from_settings(settings, service="bench", group_id=f"g-{topic}", session_timeout_ms=6000)
         if path == "emberwatch-bulk":
-            subscribe_bulk(broker, topic, on_topic(topic), handle_many, handle, **options)
+            subscribe(broker, topic, on_topic(topic), handle, delivery.but(mode="bulk"), handle_many=handle_many)
         else:
-            subscribe(broker, topic, on_topic(topic), handle, **options)
+            subscribe(broker, topic, on_topic(topic), handle, delivery)
         await broker.start()
         for sub in broker.subscribers:  # joined the group
             while not (getattr(sub, "consumer", None) and sub.consumer.assignment()):
@@ -174,8 +174,8 @@ async def run_path(settings, path: str, topic: str, n: int, chunk: int) -> dict:
 PATHS = {  # path: (events, description)
     "raw": "raw aiokafka, batched (send per chunk, getmany, commit per batch), aiokafka's partitioner",
     "raw-partitioner": "raw aiokafka, batched, with Emberwatch's KeyPartitioner (the ceiling)",
-    "batched": "Emberwatch publish_events + subscribe (validate, metrics, commit per batch)",
-    "bulk": "Emberwatch publish_events + subscribe_bulk (validate, one handler call per batch)",
+    "batched": "Emberwatch publish_events + subscribe, ordered (validate, metrics, commit per batch)",
+    "bulk": "Emberwatch publish_events + subscribe, bulk (validate, one handler call per batch)",
     "single": "Emberwatch publish_event one at a time (waits each ack) + subscribe",
 }
 
