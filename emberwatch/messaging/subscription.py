@@ -9,12 +9,10 @@ never waits to fill a batch) and gives each record the same guarantees:
   retried with exponential backoff up to ``max_attempts`` times, then the record goes to the DLQ
   with the error, the attempt count and its origin in headers;
 * the offsets are committed once per batch, only after every record of it was handled or its DLQ
-  publish acknowledged: the commit of a handled batch runs while the next batch is handled (one
-  commit in flight; awaiting each commit's round trip cost a third of the consumer's time). A
-  crash redelivers at most the batch in flight and the one before it, whose commit may not have
-  returned; nothing is lost and no record blocks its partition. A batch whose DLQ write fails is
-  not committed: the consumer is rewound to it and it comes again. Handlers are idempotent, so a
-  redelivered record has no second side effect.
+  publish acknowledged. A crash redelivers at most the batch in flight; nothing is lost and no
+  record blocks its partition. A batch whose DLQ write fails is not committed: the consumer is
+  rewound to it and it comes again. Handlers are idempotent, so a redelivered record has no second
+  side effect.
 
 ``Delivery.mode`` says how a batch reaches the handlers:
 
@@ -40,7 +38,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Generic, Literal, NamedTuple
 
-from aiokafka import TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -125,7 +122,7 @@ def subscribe(
     if (delivery.mode == "bulk") != (handle_many is not None):
         raise ValueError("handle_many goes with mode='bulk', and mode='bulk' needs handle_many")
     deliver = {"ordered": _ordered, "concurrent": _concurrent, "bulk": _bulk}[delivery.mode]
-    on_batch = _committing(deliver(broker, topic, model, handler, delivery, handle_many))
+    on_batch = deliver(broker, topic, model, handler, delivery, handle_many)
     on_batch.__name__ = f"{delivery.service}_{topic.replace('.', '_')}_{delivery.mode}"
     return broker.subscriber(
         topic,
@@ -135,7 +132,7 @@ def subscribe(
         batch_timeout_ms=delivery.batch_timeout_ms,
         parser=parse_first_headers_only,
         decoder=keep_raw_bodies,
-        ack_policy=AckPolicy.MANUAL,  # ``_committing`` commits a handled batch and rewinds a failed one
+        ack_policy=AckPolicy.NACK_ON_ERROR,  # a failed DLQ write rewinds: the batch comes back
         auto_offset_reset=delivery.auto_offset_reset,
         session_timeout_ms=delivery.session_timeout_ms,
         heartbeat_interval_ms=max(100, delivery.session_timeout_ms // 5),
@@ -174,45 +171,6 @@ def subscribe_routes(broker: KafkaBroker, routes: tuple[Route, ...], delivery: D
 
 
 OnBatch = Callable[[KafkaMessage], Awaitable[None]]
-
-
-def _committing(handle: OnBatch) -> OnBatch:
-    """``handle`` a batch, then commit its offsets in the background (``_Commits``). If handling
-    raises (a DLQ write failed), nothing of the batch is committed: the consumer is rewound to its
-    first records, and it comes again."""
-    commits = _Commits()
-
-    async def on_batch(message: KafkaMessage) -> None:
-        try:
-            await handle(message)
-        except Exception:
-            await message.nack()  # seeks each partition back to the batch's first record
-            raise
-        await commits.handled(message.consumer, message.raw_message)
-
-    return on_batch
-
-
-class _Commits:
-    """The offsets of handled batches, committed one at a time and in order, each while the next
-    batch is handled. A commit that fails (a rebalance took the partition, the broker went away) is
-    logged: its records come again to whoever holds the partition, and handlers are idempotent."""
-
-    def __init__(self) -> None:
-        self._in_flight: asyncio.Task[None] | None = None
-
-    async def handled(self, consumer: Any, records: tuple[Any, ...]) -> None:
-        offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}  # the last per partition
-        if self._in_flight is not None:
-            await self._in_flight  # the previous batch's commit first: commits stay in order
-        self._in_flight = asyncio.create_task(_commit(consumer, offsets))
-
-
-async def _commit(consumer: Any, offsets: dict[TopicPartition, int]) -> None:
-    try:
-        await consumer.commit(offsets)
-    except Exception as exc:  # noqa: BLE001 - the records come again; never fails the next batch
-        log.warning("commit failed; the batch will be delivered again", extra={"error": error_text(exc)})
 
 
 async def parse_first_headers_only(records: tuple[Any, ...], parse_batch: Callable[..., Awaitable[Any]]) -> Any:
