@@ -99,6 +99,8 @@ let shownAs = null;
 async function showFire(f) {
   selected = f;
   const data = await (await fetch('/api/tiles?fire_key=' + encodeURIComponent(f.fire_key))).json();
+  // an answer for a fire the operator has left since (a live update's refresh arriving late) draws nothing
+  if (selected?.fire_key !== f.fire_key) return;
   const panel = document.getElementById('panel');
   if (shownKey !== f.fire_key || shownAs !== window.consoleUser) {
     // a new fire (or a sign-in): draw it afresh; otherwise keep the cards (notes, statuses) as they are
