@@ -210,6 +210,22 @@ def simulator(name: str):
     return build
 
 
+STAC_SIM_PORT = 8084
+
+
+def stac_simulator(settings: Settings) -> Part:
+    """The STAC/COG simulator of Sentinel-2 (simulators/stac), for the tiler's Sentinel-2 line."""
+    host, port = settings.stack_host, int(getattr(settings, "stac_sim_port", STAC_SIM_PORT))
+    return Part(
+        name="sim-stac",
+        address=f"http://{host}:{port}",
+        argv=[sys.executable, "-m", "simulators.stac.main", "--host", host, "--port", str(port)],
+        env={"EMBERWATCH_STATE_DIR": str(settings.state_dir), "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        health_tcp=(host, port),
+        ready_timeout_s=60,
+    )
+
+
 def service_metrics_port(settings: Settings, name: str) -> int:
     return settings.services_metrics_base_port + SERVICES.index(name)  # the stack's own numbering
 
@@ -246,6 +262,7 @@ def console(settings: Settings) -> Part:
 PART_BUILDERS = {
     "kafka": kafka, "mlflow": mlflow, "triton": triton, "prometheus": prometheus,
     **{f"sim-{name}": simulator(name) for name in SIMULATORS},
+    "sim-stac": stac_simulator,
     **{name: service(name) for name in SERVICES},
     "console": console,
 }
