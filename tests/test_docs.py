@@ -116,3 +116,14 @@ def test_the_checks_catch_what_they_must(monkeypatch):
         "missing.md", "../../shared/DESIGN.md", "/etc/passwd", "architecture.md#no-such"]
     assert TRACKER_NUMBER.findall(prose(page.read_text())) == [ticket]
     assert TRACKER_NUMBER.findall(f"PKCS#8 keys, `#fire=<key>`, issue {ticket[1:]}") == [f"issue {ticket[1:]}"]
+
+
+def test_the_configuration_page_keeps_each_meaning_inside_its_entry():
+    """A wrapped meaning never starts a line that Markdown would read as a new list item, heading or quote, and
+    text like ``<topics>`` or ``*.dlq`` outside code shows as written."""
+    assert config_doc._wrap("x" * 117 + " - y", "- ", "  ") == ["- " + "x" * 117, "  \\- y"]
+    assert config_doc._wrap("x" * 117 + " 1. y", "- ", "  ") == ["- " + "x" * 117, "  1\\. y"]
+    assert config_doc._escape("<topics> *.dlq `<kept>`") == "&lt;topics&gt; \\*.dlq `<kept>`"
+    for line in config_doc.markdown_page().splitlines():
+        if line.startswith("  "):
+            assert not re.match(r"([-+*>]|#+|\d+[.)])\s", line[2:]), line

@@ -135,7 +135,12 @@ def _wrap(text: str, first: str, rest: str) -> list[str]:
     fixed = [lines[0]]
     for line in lines[1:]:
         body = line[len(rest):]
-        fixed.append(rest + ("\\" + body if _BLOCK_START.match(body) else body))
+        marker = _BLOCK_START.match(body)
+        if marker and marker.group(1)[0].isdigit():  # "1." -> "1\.": only punctuation can be escaped
+            body = body[:marker.end(1) - 1] + "\\" + body[marker.end(1) - 1:]
+        elif marker:
+            body = "\\" + body
+        fixed.append(rest + body)
     return fixed
 
 
