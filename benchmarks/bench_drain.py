@@ -51,8 +51,7 @@ from emberwatch.common.config import narrow  # noqa: E402
 from emberwatch.common.logging import configure_logging  # noqa: E402
 from emberwatch.contracts import Detection, FireObserved, TileReady, TileRelabelled, Topic  # noqa: E402
 from emberwatch.messaging.broker import build_broker, publish_events  # noqa: E402
-from emberwatch.messaging.bulk_consumer import subscribe_bulk  # noqa: E402
-from emberwatch.messaging.consumer import consumer_options, subscribe  # noqa: E402
+from emberwatch.messaging.subscription import Delivery, subscribe  # noqa: E402
 from emberwatch.stack import manage  # noqa: E402
 from services.gatekeeper.gatekeeper import SERVICE as GATEKEEPER  # noqa: E402
 from services.gatekeeper.gatekeeper import Gatekeeper  # noqa: E402
@@ -171,8 +170,8 @@ async def drain_trainer(settings, n: int, state: Path, group: str, *, per_record
     if per_record:
         broker = build_broker(s, SERVICE)
         handlers = TrainerHandlers(Trainer(s), broker)
-        subscribe(broker, Topic.TILES_READY, TileReady, handlers.on_tile_ready, service=SERVICE,
-                  group_id=group, **{**consumer_options(s), "max_records": 1})
+        subscribe(broker, Topic.TILES_READY, TileReady, handlers.on_tile_ready,
+                  Delivery.from_settings(s, service=SERVICE, group_id=group, max_records=1))
     else:
         broker, handlers = build_service(s)
     index = handlers.trainer.index  # the scheduler is not started: no training interferes
@@ -221,11 +220,12 @@ async def drain_gatekeeper_relabels(settings, n: int, state: Path, group: str, *
     broker = build_broker(s, GATEKEEPER)
     handlers = GatekeeperHandlers(broker, Gatekeeper(s))
     if per_record:
-        subscribe(broker, Topic.TILES_RELABELLED, TileRelabelled, handlers.on_relabel, service=GATEKEEPER,
-                  group_id=group, **{**consumer_options(s), "max_records": 1})
+        subscribe(broker, Topic.TILES_RELABELLED, TileRelabelled, handlers.on_relabel,
+                  Delivery.from_settings(s, service=GATEKEEPER, group_id=group, max_records=1))
     else:
-        subscribe_bulk(broker, Topic.TILES_RELABELLED, TileRelabelled, handlers.on_relabels,
-                       handlers.on_relabel, service=GATEKEEPER, group_id=group, **consumer_options(s))
+        subscribe(broker, Topic.TILES_RELABELLED, TileRelabelled, handlers.on_relabel,
+                  Delivery.from_settings(s, service=GATEKEEPER, group_id=group, mode="bulk"),
+                  handle_many=handlers.on_relabels)
     corrections = handlers.gatekeeper.corrections
     try:
         return await timed_drain(broker.start(), lambda: len(corrections), n)
@@ -244,8 +244,9 @@ async def drain_gatekeeper_replay(settings, n: int, state: Path) -> dict:
     write_serving(gatekeeper.serving.repo, champion="1")
     gatekeeper.live_scores.record_many("1", [(tile(i).tile_id, 0.5) for i in range(n)])
     handlers = GatekeeperHandlers(broker, gatekeeper)
-    subscribe_bulk(broker, Topic.TILES_READY, TileReady, handlers.on_tiles, handlers.on_tile,
-                   service=GATEKEEPER, group_id="bench-gk-tiles", **consumer_options(s))
+    subscribe(broker, Topic.TILES_READY, TileReady, handlers.on_tile,
+              Delivery.from_settings(s, service=GATEKEEPER, group_id="bench-gk-tiles", mode="bulk"),
+              handle_many=handlers.on_tiles)
     replayed = CHAMPION_TILES.labels("replayed")
     try:
         return await timed_drain(broker.start(), lambda: int(replayed._value.get()), n)
@@ -264,7 +265,7 @@ async def main(n: int, single: int) -> None:
             await fill(settings, n)
             rows = [
                 ("raw aiokafka getmany (no validation, no side effect)", await drain_raw(settings, n)),
-                ("trainer as wired: subscribe_bulk, one transaction per batch",
+                ("trainer as wired: bulk delivery, one transaction per batch",
                  await drain_trainer(settings, n, Path(tmp) / "bulk", "bench-bulk", per_record=False)),
                 ("trainer per record: subscribe + on_tile_ready (one transaction per tile)",
                  await drain_trainer(settings, single, Path(tmp) / "single", "bench-single",
@@ -275,7 +276,7 @@ async def main(n: int, single: int) -> None:
                 ("gatekeeper live tiles as wired: a replay of tiles the champion already scored",
                  await drain_gatekeeper_replay(settings, n, Path(tmp) / "gk-tiles")),
                 ("raw aiokafka getmany on tiles.relabelled", await drain_raw(settings, n, Topic.TILES_RELABELLED)),
-                ("gatekeeper relabels as wired: subscribe_bulk, one durable write per batch",
+                ("gatekeeper relabels as wired: bulk delivery, one durable write per batch",
                  await drain_gatekeeper_relabels(settings, n, Path(tmp) / "gk-bulk", "bench-gk-bulk",
                                                  per_record=False)),
                 ("gatekeeper relabels per record: one JSON rewrite per relabel (before)",

@@ -251,19 +251,10 @@ def layered_sources() -> dict[str, str]:
             if p.relative_to(REPO).parts[0] in LAYERED}
 
 
-# Circles left on purpose for a while, each with why and when it goes. Only this exact set of modules is
-# allowed: a circle that grows or any other circle fails.
-TRANSITIONAL_CIRCLES = [
-    # consumer.subscribe is the previous subscription API, kept as an alias of subscription.subscribe for
-    # the services not moved yet (it imports subscription inside the function); it goes with the alias.
-    ["emberwatch.messaging.consumer", "emberwatch.messaging.subscription"],
-]
-
-
 def test_no_circle_among_the_shared_package_and_the_services():
     sources = layered_sources()
     assert "emberwatch/common/tile_store.py" in sources and "services/gatekeeper/main.py" in sources
-    found = [c for c in circles(module_graph(sources)) if c not in TRANSITIONAL_CIRCLES]
+    found = circles(module_graph(sources))
     assert found == [], "\n".join(" <-> ".join(c) for c in found)
 
 

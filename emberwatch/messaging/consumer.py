@@ -2,8 +2,7 @@
 dead-lettered (``<topic>.dlq``, with why and where from), and the record a running handler came from.
 
 ``emberwatch.messaging.subscription`` runs the common case (a valid record handled at the first try)
-in its own loop and comes here only when something fails. ``subscribe`` and ``consumer_options``
-at the end are the previous API, kept as thin aliases until every service uses ``subscription``.
+in its own loop and comes here only when something fails.
 """
 
 from __future__ import annotations
@@ -219,18 +218,3 @@ async def keep_raw_bodies(message: KafkaMessage) -> Any:
     """FastStream decoder that leaves bodies as bytes: each record is validated against its event
     model once, in ``process_record``, not parsed as JSON first."""
     return message.body
-
-
-def subscribe(broker: KafkaBroker, topic: str, model: type[E], handler: Handler[E], *, service: str,
-              group_id: str, **limits: Any) -> Any:
-    """The previous API: ``subscription.subscribe`` with an ordered ``Delivery``."""
-    from emberwatch.messaging.subscription import Delivery, subscribe as subscribe_with
-
-    return subscribe_with(broker, topic, model, handler, Delivery(service=service, group_id=group_id, **limits))
-
-
-def consumer_options(settings: Any) -> dict[str, Any]:
-    """The previous API: the limits of ``Delivery.from_settings`` as keyword arguments."""
-    return dict(max_attempts=settings.kafka_max_attempts, backoff_s=settings.kafka_retry_backoff_s,
-                session_timeout_ms=settings.kafka_session_timeout_ms,
-                max_records=settings.kafka_batch_max_records)

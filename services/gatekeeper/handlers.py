@@ -22,10 +22,19 @@ from faststream.kafka import KafkaBroker
 from emberwatch.common.safe_paths import UnsafePath
 from emberwatch.common.tile_store import PERMANENT as TILE_GONE
 from emberwatch.common.tile_store import check_tile_uri
-from emberwatch.contracts.events import LabelFeedback, ModelCandidate, ModelCommand, TileReady, TileRelabelled
+from emberwatch.contracts.events import (
+    Detection,
+    LabelFeedback,
+    ModelCandidate,
+    ModelCommand,
+    ModelDecision,
+    PipelineAlert,
+    TileReady,
+    TileRelabelled,
+)
 from emberwatch.messaging.broker import publish_event
-from emberwatch.messaging.bulk_consumer import Received
 from emberwatch.messaging.consumer import PermanentError
+from emberwatch.messaging.subscription import Received, Route
 from services.gatekeeper.gatekeeper import Gatekeeper
 from services.gatekeeper.registry import UntrustedCandidate
 from services.gatekeeper.settings import SERVICE
@@ -82,3 +91,18 @@ class Handlers:
 
     async def on_command(self, command: ModelCommand) -> None:
         await self._publish(await asyncio.to_thread(self.gatekeeper.on_command, command))
+
+
+def routes(h: Handlers) -> tuple[Route, ...]:
+    """What the gatekeeper consumes, one consumer group per topic (the gatekeeper's group id plus the
+    suffix), and the topics each handler publishes to."""
+    decides = (ModelDecision.TOPIC, PipelineAlert.TOPIC)
+    return (
+        Route(ModelCandidate.TOPIC, ModelCandidate, h.on_candidate, publishes=decides),
+        Route(TileReady.TOPIC, TileReady, h.on_tile, handle_many=h.on_tiles, group_suffix="-shadow",
+              publishes=(*decides, Detection.TOPIC)),
+        Route(TileRelabelled.TOPIC, TileRelabelled, h.on_relabel, handle_many=h.on_relabels,
+              group_suffix="-relabels"),
+        Route(ModelCommand.TOPIC, ModelCommand, h.on_command, group_suffix="-commands", publishes=decides),
+        Route(LabelFeedback.TOPIC, LabelFeedback, h.on_feedback, group_suffix="-feedback"),
+    )

@@ -146,7 +146,7 @@ def expected_acls() -> set[Acl]:
             acls.add((principal, "group", "prefixed", _group_prefix(principal), "Read"))
 
     for service in SERVICES:
-        grant(service, *_usage(sorted((REPO / "services" / service).glob("*.py")), _topics_fields(service)))
+        grant(service, *_usage(sorted((REPO / "services" / service).rglob("*.py")), _topics_fields(service)))
     subscribed, reads, writes, group = _usage([REPO / "emberwatch" / "operations" / m for m in OPERATOR_MODULES], {})
     assert not subscribed and not group, "the operator's CLI reads without a consumer group"
     grant("operator", subscribed, reads, writes, group)

@@ -101,7 +101,7 @@ async def test_an_unreachable_mlflow_is_retried_not_taken_as_an_empty_lineage(tm
 @pytest.mark.parametrize("arrival", ["one at a time", "in one batch"])
 async def test_a_later_fire_retires_or_relabels_pairs_and_later_tiles(tmp_path, monkeypatch, arrival):
     from emberwatch.contracts.events import TileRelabelled
-    from emberwatch.messaging.bulk_consumer import Received
+    from emberwatch.messaging.subscription import Received
     from services.gatekeeper import state_store
     from services.gatekeeper.shadow_state import Pair
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from emberwatch.messaging.bulk_consumer import Received
+from emberwatch.messaging.subscription import Received
 from services.notifier.delivery_store import DeliveryStore
 from services.notifier.discord_webhook import DiscordRejected, DiscordUnavailable, DiscordWebhook
 from services.notifier.handlers import Handlers
