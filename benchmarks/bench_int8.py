@@ -1,4 +1,4 @@
-"""INT8 against FP32 on the CPU, side by side in one run (issue 18): throughput through Triton and
+"""INT8 against FP32 on the CPU, side by side in one run: throughput through Triton and
 decision agreement on a held-out test split.
 
 1. The backbone (random, seed 0) exported once as ONNX (FP32), and quantised to INT8 with NNCF on

@@ -1,4 +1,4 @@
-"""Which INT8 quantisation keeps FP32's decisions: NNCF variants side by side in one run (issue 18).
+"""Which INT8 quantisation keeps FP32's decisions: NNCF variants side by side in one run.
 
 The backbone (random, seed 0) exported as ONNX; simulated fire/fire-free pairs split by fire (a
 quarter held out as the test split); the trainer's head (``search_head``) trained on the training
