@@ -25,10 +25,10 @@ from cachetools import LRUCache
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.tiler.sentinel2.provider import FireWindow, Sentinel2Provider  # noqa: E402
-from services.tiler.sentinel2.search import StacCatalogue  # noqa: E402
-from simulators.stac.app import Clock, SimState, create_app, parse_fires  # noqa: E402
-from tests.support.serve_app import serve_in_thread  # noqa: E402
+from services.tiler.sentinel2.provider import FireWindow, Sentinel2Provider
+from services.tiler.sentinel2.search import StacCatalogue
+from simulators.stac.app import Clock, SimState, create_app, parse_fires
+from tests.support.serve_app import serve_in_thread
 
 START = datetime(2026, 7, 10, tzinfo=UTC)
 

@@ -129,7 +129,7 @@ def _cog_href(base: str, granule: scenes.Granule, sensed: datetime, asset: str) 
 
 
 def _cloud_cover(granule: scenes.Granule, sensed: datetime) -> float:
-    cloud, cirrus, shadow = scenes.clouds(granule, sensed)
+    cloud, cirrus, _shadow = scenes.clouds(granule, sensed)
     return round(float((cloud | cirrus).mean()) * 100, 4)
 
 

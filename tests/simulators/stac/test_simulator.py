@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -57,7 +58,7 @@ def test_pystac_client_reads_every_page_and_sees_a_five_day_revisit(simulator) -
     result = search_scenes(catalogue, LON, LAT, datetime(2026, 6, 1, tzinfo=UTC), NOW)
     days = sorted({s.acquired_at for s in result.scenes})
     assert len(result.scenes) >= 11 and not result.refused
-    assert all((b - a) == timedelta(days=5) for a, b in zip(days, days[1:], strict=False))
+    assert all((b - a) == timedelta(days=5) for a, b in itertools.pairwise(days))
 
 
 def test_an_acquisition_is_searchable_only_once_catalogued(simulator) -> None:
@@ -92,7 +93,7 @@ def test_cogs_answer_range_requests_and_show_burns_and_flames(simulator) -> None
 
 
 def test_faults_are_429_with_retry_after_or_5xx_and_the_client_retries(simulator) -> None:
-    url, state = simulator
+    url, _ = simulator
     httpx.post(f"{url}/_admin/faults", json={"status": 429, "count": 1})
     refused = httpx.post(f"{url}/search", json=_body())
     assert refused.status_code == 429 and refused.headers["retry-after"] == "1"

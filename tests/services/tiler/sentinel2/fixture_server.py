@@ -82,10 +82,10 @@ def _handler(server: FixtureServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(chunk)
             server.log.append(Served(self.command, self.path, header, 0 if head else len(chunk)))
 
-        def do_HEAD(self) -> None:  # noqa: N802
+        def do_HEAD(self) -> None:
             self._file(head=True)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if self.path.rstrip("/") == "/v1":
                 self._json((server.stac_dir / "earthsearch-v1__landing-page.json").read_text(), None)
             elif self.path.startswith("/cog/"):
@@ -93,7 +93,7 @@ def _handler(server: FixtureServer) -> type[BaseHTTPRequestHandler]:
             else:
                 self.send_error(404)
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
             if self.path != "/v1/search":
                 self.send_error(404)

@@ -41,7 +41,7 @@ def test_a_burning_fire_gets_its_post_fire_tile_and_a_pre_fire_control() -> None
 
 def test_a_fire_no_acquisition_shows_yet_is_retried_with_a_reason() -> None:
     now = START + timedelta(hours=6)
-    with running_simulator(frozen_state(now)) as (url, state):
+    with running_simulator(frozen_state(now)) as (url, _state):
         policy = PairPolicy(retry_every=timedelta(hours=12))
         result = Sentinel2Provider(StacCatalogue(url=url), policy).fetch_pair(FIRE, now)
     assert isinstance(result.decision, RetryLater)
