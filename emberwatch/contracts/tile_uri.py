@@ -23,6 +23,10 @@ _URI = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<authority>[^/?#]*)(?P<pa
 # One scan each, not a loop per character: this runs for every TileReady a consumer validates.
 _SPACE_CONTROL_OR_BACKSLASH = re.compile(r"[\x00-\x20\x7f\\]")
 _SEPARATOR_PERCENT_OR_NUL = re.compile(r"[/\\%\x00]")
+# The shape a tile store hands out, in one match without backtracking: segments of unreserved
+# characters that cannot be empty, "." or ".." (none starts with a dot) and need no decoding. Such a
+# URI passes every check below once its last two segments name the tile; any other takes them all.
+_PLAIN = re.compile(rf"(?:file://|s3://(?P<bucket>{_BUCKET.pattern}))(?P<path>(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+)")
 
 
 class TileUriRefused(ValueError):
@@ -46,10 +50,26 @@ def _shown(uri: str) -> str:
     return repr(uri[:200])
 
 
+def _plain(uri: str, tile_id: str) -> TileUri | None:
+    """``uri``'s parts if it has the plain shape (``_PLAIN``) and names ``tile_id``, else ``None``."""
+    head, _, name = uri.rpartition("/")
+    stem, _, ext = name.partition(".")
+    if stem != tile_id or ext not in TILE_EXTENSIONS or not head.endswith("/" + tile_id[:2]):
+        return None
+    m = _PLAIN.fullmatch(uri)
+    if m is None:
+        return None
+    bucket = m["bucket"]
+    return TileUri("file", None, m["path"], ext) if bucket is None else TileUri("s3", bucket, m["path"][1:], ext)
+
+
 def parse_tile_uri(uri: str, tile_id: str) -> TileUri:
     """The parts of ``uri`` if it has the shape of ``tile_id``'s URI in a tile store, else ``TileUriRefused``."""
     if not isinstance(uri, str) or len(uri) > MAX_TILE_URI_CHARS:
         raise TileUriRefused("length", f"tile uri longer than {MAX_TILE_URI_CHARS} characters")
+    plain = _plain(uri, tile_id)
+    if plain is not None:
+        return plain
     if not uri.isascii() or _SPACE_CONTROL_OR_BACKSLASH.search(uri):
         raise TileUriRefused("encoding", f"tile uri with spaces, control characters or backslashes: {_shown(uri)}")
     if "?" in uri or "#" in uri:

@@ -18,7 +18,26 @@ def test_the_store_s_own_uris_are_accepted():
     assert (s3.bucket, s3.path, s3.ext) == ("emberwatch-tiles", f"tiles/ab/{ID}.webp", "webp")
 
 
+@pytest.mark.parametrize(("uri", "scheme", "bucket", "path", "ext"), [
+    (f"file:///ab/{ID}.jpeg", "file", None, f"/ab/{ID}.jpeg", "jpeg"),
+    (f"file:///t/v1.2/x_y~z-w/ab/{ID}.gif", "file", None, f"/t/v1.2/x_y~z-w/ab/{ID}.gif", "gif"),
+    (f"file:///t/.cache/ab/{ID}.png", "file", None, f"/t/.cache/ab/{ID}.png", "png"),  # a dot first: full checks
+    (f"file:///t/a%2Bb/ab/{ID}.png", "file", None, f"/t/a+b/ab/{ID}.png", "png"),
+    (f"s3://my.tiles-1/ab/{ID}.jpg", "s3", "my.tiles-1", f"ab/{ID}.jpg", "jpg"),
+    (f"s3://tiles/a/b.c/ab/{ID}.png", "s3", "tiles", f"a/b.c/ab/{ID}.png", "png"),
+])
+def test_plain_and_unusual_store_uris_give_the_same_parts(uri, scheme, bucket, path, ext):
+    parts = parse_tile_uri(uri, ID)
+    assert (parts.scheme, parts.bucket, parts.path, parts.ext) == (scheme, bucket, path, ext)
+
+
 @pytest.mark.parametrize(("uri", "reason"), [
+    (f"s3://ab/{ID}.png", "host"),
+    (f"s3:///ab/{ID}.png", "host"),
+    (f"file:///t/ab/{ID}.png.png", "name"),
+    (f"file:///t/ab/{ID}.PNG", "name"),
+    (f"file:///t/ab/.{ID}.png", "name"),
+    (f"file:///t/xab/{ID}.png", "name"),
     ("file:///etc/passwd", "name"),
     ("/etc/passwd", "scheme"),
     (f"http://127.0.0.1:8000/ab/{ID}.png", "scheme"),
