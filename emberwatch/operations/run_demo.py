@@ -1,6 +1,6 @@
 """``emberwatch demo``: the whole loop on one machine, on the embedded defaults.
 
-Starts the stack (Kafka, MLflow, Triton, Prometheus), the three simulators and the five services,
+Starts the stack (Kafka, MLflow, Triton, Prometheus), the three simulators and the six services,
 then advances the simulated CWFIS season step by step: fires are ingested, tiled, a model is
 trained, validated in Triton and crowned champion over the floor; a later candidate is compared in
 shadow with it and promoted or rejected by the gate on paired evidence; the team is told on the

@@ -67,11 +67,11 @@ SECRETS_USED: dict[str, set[str]] = {
     # services/gatekeeper/gatekeeper.py: aliases, evidence; Triton's model-repository API (load/unload)
     "gatekeeper": {MLFLOW_CLIENT, "triton_admin_key"} | kafka_user("gatekeeper"),
     # services/notifier: the webhook, the bot (services/notifier/main.py), the champion (operations.py)
-    # (the bot token: README.md's optional override adds it)
+    # (the bot token: docs/deployment.md's optional override adds it)
     # ... and the bot's Ed25519 key that signs its operators' commands (emberwatch/security/command_signing.py)
     "notifier": {"discord_webhook_url", "discord_bot_token", MLFLOW_CLIENT, "command_key_discord_bot"}
                 | kafka_user("notifier"),
-    # services/console/main.py: sign-in, the basemap proxy (the token stays on the server), run plots
+    # services/console (signin.py, read_api.py): sign-in, the basemap proxy (the token stays on the server), run plots
     # ... and the console's Ed25519 key that signs its operators' commands
     "console": {"console_operators", "mapbox_token", MLFLOW_CLIENT, "command_key_console"}
                | kafka_user("console"),
@@ -93,7 +93,7 @@ SECRETS_USED: dict[str, set[str]] = {
 
 
 # --- parsing compose's short and long forms -------------------------------------------------------
-# Secrets of optional parts that README.md's compose.override.yaml adds (the notifier's Discord bot).
+# Secrets of optional parts that docs/deployment.md's compose.override.yaml adds (the notifier's Discord bot).
 OVERRIDE_SECRETS = {"discord_bot_token"}
 
 
