@@ -98,7 +98,7 @@ def test_demo_at_the_readme_defaults_runs_the_whole_loop(tmp_path):
         assert max(bodies.values()) == 1, "a message was posted twice"
 
         # Prometheus scrapes the services; the dashboards' series exist.
-        for query in ("emberwatch_messages_consumed_total", "emberwatch_ingestor_polls_total",
+        for query in ("faststream_received_messages_total", "emberwatch_ingestor_polls_total",
                       "emberwatch_tiler_tiles_stored_total", "emberwatch_trainer_trainings_total",
                       "emberwatch_notifier_posts_total", "nv_inference_request_success"):
             assert _prom_query(env, query), f"Prometheus has no series for {query}"
