@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,6 +26,8 @@ from services.console.models import CommandRequest, FeedbackRequest, SignInReque
 from services.console.parts import console_of
 from services.console.settings import SERVICE
 from services.console.signin import COOKIE
+
+M = TypeVar("M")
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,18 @@ async def sign_out(request: Request) -> Response:
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=signins.secure_cookie(request))
     return response
 
+async def operator_request(request: Request, kind: str, model: type[M], to_do: str) -> tuple[str, M] | Response:
+    """The signed-in operator and the validated body of a write, or the answer refusing it (counted)."""
+    user = console_of(request).signins.user(request)
+    if user is None:
+        CONSOLE_REQUESTS.labels(kind, "unauthorized").inc()
+        return error(401, f"sign in as an operator to {to_do}")
+    body = await read_json(request, model)
+    if isinstance(body, Response):
+        CONSOLE_REQUESTS.labels(kind, "invalid").inc()
+        return body
+    return user, body
+
 
 async def me(request: Request) -> Response:
     console = console_of(request)
@@ -82,14 +97,10 @@ async def me(request: Request) -> Response:
 
 async def send_command(request: Request) -> Response:
     console = console_of(request)
-    user = console.signins.user(request)
-    if user is None:
-        CONSOLE_REQUESTS.labels("command", "unauthorized").inc()
-        return error(401, "sign in as an operator to send commands")
-    body = await read_json(request, CommandRequest)
-    if isinstance(body, Response):
-        CONSOLE_REQUESTS.labels("command", "invalid").inc()
-        return body
+    asked = await operator_request(request, "command", CommandRequest, "send commands")
+    if isinstance(asked, Response):
+        return asked
+    user, body = asked
     if body.command == "promote" and body.version is None:
         return error(422, "invalid request: version: a promote needs the version to promote")
     settings = console.settings
@@ -111,14 +122,10 @@ async def send_command(request: Request) -> Response:
 
 async def send_feedback(request: Request) -> Response:
     console = console_of(request)
-    user = console.signins.user(request)
-    if user is None:
-        CONSOLE_REQUESTS.labels("feedback", "unauthorized").inc()
-        return error(401, "sign in as an operator to label tiles")
-    body = await read_json(request, FeedbackRequest)
-    if isinstance(body, Response):
-        CONSOLE_REQUESTS.labels("feedback", "invalid").inc()
-        return body
+    asked = await operator_request(request, "feedback", FeedbackRequest, "label tiles")
+    if isinstance(asked, Response):
+        return asked
+    user, body = asked
     tile = console.view.tiles.get(body.tile_id)
     if tile is None:
         CONSOLE_REQUESTS.labels("feedback", "unknown_tile").inc()
