@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from emberwatch.contracts.envelope import Envelope
+from emberwatch.contracts.products import PRODUCT_PATTERN
 from emberwatch.contracts.tile_uri import parse_tile_uri
 from emberwatch.contracts.topics import Topic
 
@@ -78,7 +79,7 @@ class TileReady(Envelope):
                           "FireObserved event. The fire-to-prediction latency counts from here. Absent "
                           "in older events.")
     # Dated imagery (Sentinel-2): all optional, so Mapbox tiles and older events parse unchanged.
-    product: str = Field("mapbox", max_length=64,
+    product: str = Field("mapbox", pattern=PRODUCT_PATTERN,
                          description="The imagery product a model learns from: mapbox, sentinel2-swir, "
                                      "sentinel2-true-colour.")
     acquired_at: datetime | None = Field(None, description="When the scene was sensed (undated mosaics: absent).")
@@ -190,6 +191,8 @@ class ModelCandidate(Envelope):
     artifact_uri: str = Field(
         max_length=2048, description="runs:/<run_id>/triton; the gatekeeper checks it against MLflow's record "
                                      "and downloads from MLflow's record, never from this field.")
+    product: str = Field("mapbox", pattern=PRODUCT_PATTERN,
+                         description="The imagery product the model learned from (its line); older events: mapbox.")
     dataset_digest: str
     counts: dict[Split, SplitCounts]
     metrics: dict[str, float] = Field(description="Validation metrics, e.g. val_accuracy.")
@@ -247,6 +250,7 @@ class ModelDecision(Envelope):
     TOPIC: ClassVar[str] = Topic.MODELS_DECISIONS
 
     model_name: str
+    product: str = Field("mapbox", pattern=PRODUCT_PATTERN, description="The imagery product of the model's line.")
     candidate_version: str
     champion_version: str | None
     decision: Literal["promoted", "rejected", "rolled_back"]
@@ -370,6 +374,7 @@ class Detection(Envelope):
                                                    "fire a fire-free tile was matched to).")
     label: Label = Field(description="The tile's label when it was scored (a person's label wins).")
     model_name: str
+    product: str = Field("mapbox", pattern=PRODUCT_PATTERN, description="The imagery product of the tile and model.")
     model_version: str = Field(description="The champion that scored it.")
     wildfire_probability: float = Field(ge=0, le=1)
     threshold: float = Field(ge=0, le=1, description="The probability at which a tile counts as a detection.")
