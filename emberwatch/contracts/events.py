@@ -375,6 +375,8 @@ class Detection(Envelope):
     label: Label = Field(description="The tile's label when it was scored (a person's label wins).")
     model_name: str
     product: str = Field("mapbox", pattern=PRODUCT_PATTERN, description="The imagery product of the tile and model.")
+    acquired_at: datetime | None = Field(None, description="When the tile's scene was sensed (the TileReady's "
+                                                           "acquired_at; undated mosaics: absent).")
     model_version: str = Field(description="The champion that scored it.")
     wildfire_probability: float = Field(ge=0, le=1)
     threshold: float = Field(ge=0, le=1, description="The probability at which a tile counts as a detection.")

@@ -16,6 +16,7 @@ PRODUCTS: tuple[str, ...] = (MAPBOX, SENTINEL2_SWIR, SENTINEL2_TRUE_COLOUR)
 PRODUCT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 
 _TRITON_SAFE = re.compile(r"[^A-Za-z0-9_]")
+TITLES = {MAPBOX: "Mapbox", SENTINEL2_SWIR: "Sentinel-2 SWIR", SENTINEL2_TRUE_COLOUR: "Sentinel-2 true colour"}
 
 
 class UnknownProduct(ValueError):
@@ -46,3 +47,8 @@ def product_of_model(base: str, model_name: str) -> str | None:
         if model_name_for(base, product) == model_name:
             return product
     return None
+
+
+def product_title(product: str) -> str:
+    """How people read a product's name (console, Discord, CLI); an unknown one as it is."""
+    return TITLES.get(product, product)
