@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from emberwatch.contracts import Detection, ModelCandidate, ModelDecision, PipelineAlert
 from emberwatch.contracts.events import MetricDelta
+from emberwatch.contracts.products import MAPBOX, product_title
 from services.notifier.discord_markdown import as_code, as_text
 from services.notifier.label_buttons import label_buttons
 
@@ -98,6 +100,26 @@ def _line(value: object) -> str:
     return as_text(value, keep_lines=False)
 
 
+def _seen(product: str) -> str:
+    """The imagery a model sees, as people name it: "(Sentinel-2 SWIR)"."""
+    return f"({_line(product_title(product))})"
+
+
+def _sensed(at: datetime) -> str:
+    return f"{at:%Y-%m-%d %H:%M} UTC"
+
+
+def _imagery(e: Detection) -> str:
+    """The detected tile's product and, for a dated scene, when it was sensed; a mosaic says it has no date."""
+    title = _line(product_title(e.product))
+    return f"{title}, acquired {_sensed(e.acquired_at)}" if e.acquired_at else f"{title} (undated mosaic)"
+
+
+def _credits(product: str) -> str:
+    """The imagery's credits: Copernicus for Sentinel-2, Mapbox's own for its mosaic."""
+    return "© Mapbox © OpenStreetMap © Maxar" if product == MAPBOX else "Contains modified Copernicus Sentinel data"
+
+
 def _message(username: str, embed: dict[str, Any], avatar_url: str | None) -> dict[str, Any]:
     payload: dict[str, Any] = {"username": username, "embeds": [embed],
                                "allowed_mentions": {"parse": []}}
@@ -128,7 +150,8 @@ class Renderer:
             f"{_line(split)}: {c.wildfire} fire / {c.nowildfire} no-fire" for split, c in sorted(e.counts.items()))
         metrics = "\n".join(f"{_line(k)}: {_num(v)}" for k, v in sorted(e.metrics.items())) or "none"
         embed = {
-            "title": f"{ICONS['candidate']} New candidate {_line(e.model_name)} v{_line(e.version)}",
+            "title": f"{ICONS['candidate']} New candidate {_line(e.model_name)} v{_line(e.version)} "
+                     f"{_seen(e.product)}",
             "description": "A newly trained model was registered as `challenger`; the gatekeeper "
                            "will compare it with the champion.",
             "url": self.links.model_version(e.model_name, e.version),
@@ -150,17 +173,17 @@ class Renderer:
     def decision(self, e: ModelDecision) -> dict[str, Any]:
         ev = e.evidence
         champion = f"v{_line(e.champion_version)}" if e.champion_version else "none"
-        name, candidate = _line(e.model_name), _line(e.candidate_version)
+        name, candidate, seen = _line(e.model_name), _line(e.candidate_version), _seen(e.product)
         titles = {
-            "promoted": f"{ICONS['promoted']} {name} v{candidate} promoted to champion",
-            "rejected": f"{ICONS['rejected']} {name} v{candidate} rejected",
+            "promoted": f"{ICONS['promoted']} {name} v{candidate} {seen} promoted to champion",
+            "rejected": f"{ICONS['rejected']} {name} v{candidate} {seen} rejected",
             # the gatekeeper's rollback: candidate_version is the champion rolled back, champion_version
             # the previous champion that serves again
-            "rolled_back": f"{ICONS['rolled_back']} {name} rolled back from v{candidate} to {champion}",
+            "rolled_back": f"{ICONS['rolled_back']} {name} {seen} rolled back from v{candidate} to {champion}",
         }
         title = titles[e.decision]
         if e.refused:  # an operator's command the gatekeeper could not carry out: nothing changed
-            title = f"{ICONS['rejected']} {name}: an operator's command was refused"
+            title = f"{ICONS['rejected']} {name} {seen}: an operator's command was refused"
         fields: list[dict[str, Any]] = []
         if e.decision == "rolled_back":
             fields.append({"name": "Champion now", "value": f"{champion} (was v{candidate})", "inline": True})
@@ -233,6 +256,7 @@ class Renderer:
                            "inline": True})
         fields += [
             {"name": "Place", "value": f"{e.lat:.4f}, {e.lon:.4f}", "inline": True},
+            {"name": "Imagery", "value": _imagery(e), "inline": True},
             {"name": "Tile", "value": f"`{as_code(e.tile_id)}`", "inline": False},
             {"name": "Your answer", "value": "The buttons below, or `/label "
                                              f"{as_code(e.tile_id)} fire|no-fire`: the next training uses it.",
@@ -240,16 +264,17 @@ class Renderer:
         ]
         image = self.links.tile_image(e.tile_id)
         if image:
-            fields.append({"name": "Image", "value": f"[on the console]({image}) · "
-                                                     "© Mapbox © OpenStreetMap © Maxar", "inline": False})
+            fields.append({"name": "Image", "value": f"[on the console]({image}) · {_credits(e.product)}",
+                           "inline": False})
         fire = self.links.fire(e.fire_key) if e.fire_key else None
         if fire:
             fields.append({"name": "Fire", "value": f"[on the console's map]({fire})", "inline": False})
         embed = {
-            "title": f"{ICONS['detection']} Detection: {_line(e.model_name)} v{_line(e.model_version)} sees a "
-                     "wildfire" + (f" at {_line(e.fire_key)}" if e.fire_key else ""),
-            "description": f"A live tile ({label} by the pipeline's own label) scored "
-                           f"{e.wildfire_probability:.2f}. Is it a fire?",
+            "title": f"{ICONS['detection']} Detection: {_line(e.model_name)} v{_line(e.model_version)} "
+                     f"{_seen(e.product)} sees a wildfire" + (f" at {_line(e.fire_key)}" if e.fire_key else ""),
+            "description": f"A live tile ({label} by the pipeline's own label"
+                           + (f", acquired {_sensed(e.acquired_at)}" if e.acquired_at else "")
+                           + f") scored {e.wildfire_probability:.2f}. Is it a fire?",
             "color": COLOURS["detection"],
             "fields": fields,
             "footer": _footer(e),

@@ -96,7 +96,7 @@ async def test_the_service_process_posts_once_across_a_restart(kafka_settings, t
                 code = _stop(proc)
         assert code == 0
         titles = [m["embeds"][0]["title"] for m in ours()]
-        assert titles == [f"✅ {model} v1 promoted to champion", f"✅ {model} v2 promoted to champion"]
+        assert titles == [f"✅ {model} v{v} (Mapbox) promoted to champion" for v in (1, 2)]
         assert suppressed >= 1
         for log in logs:
             text = log.read_text()

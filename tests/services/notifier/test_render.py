@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from pydantic import SecretStr
 
@@ -54,9 +56,9 @@ def test_a_decision_shows_the_candidates_warnings():
 
 
 @pytest.mark.parametrize("kind,title", [
-    ("promoted", "✅ emberwatch-resnet50 v7 promoted to champion"),
-    ("rejected", "⛔ emberwatch-resnet50 v7 rejected"),
-    ("rolled_back", "↩️ emberwatch-resnet50 rolled back from v7 to v6"),
+    ("promoted", "✅ emberwatch-resnet50 v7 (Mapbox) promoted to champion"),
+    ("rejected", "⛔ emberwatch-resnet50 v7 (Mapbox) rejected"),
+    ("rolled_back", "↩️ emberwatch-resnet50 (Mapbox) rolled back from v7 to v6"),
 ])
 def test_each_decision_has_its_colour_title_and_reason(kind, title):
     event = decision(kind, "7")
@@ -89,12 +91,12 @@ def test_a_rollback_names_the_champion_that_serves_again():
 def test_an_operators_decision_says_who_asked_and_a_refusal_says_so():
     by_hand = embed(R.decision(decision("promoted", "7", requested_by="discord:ops#1", command_id="c1")))
     assert {"name": "Requested by", "value": "discord:ops#1", "inline": True} in by_hand["fields"]
-    assert by_hand["title"] == "✅ emberwatch-resnet50 v7 promoted to champion"
+    assert by_hand["title"] == "✅ emberwatch-resnet50 v7 (Mapbox) promoted to champion"
     assert "Requested by" not in [f["name"] for f in embed(R.decision(decision("promoted")))["fields"]]
     refused = decision("rejected", "", reason="rollback refused: there is no previous champion",
                        requested_by="cli:me", command_id="c2", refused=True, run_id=None)
     e = embed(R.decision(refused))
-    assert e["title"] == "⛔ emberwatch-resnet50: an operator's command was refused"
+    assert e["title"] == "⛔ emberwatch-resnet50 (Mapbox): an operator's command was refused"
     assert e["description"] == "rollback refused: there is no previous champion"
     assert e["url"].endswith("/#/models/emberwatch-resnet50")  # no version: the model's page
 
@@ -164,3 +166,32 @@ def test_a_detection_shows_both_models_the_place_and_two_buttons_that_fit_discor
     assert parse_custom_id("emberwatch:label:xyz:wildfire") is None
     no_console = Renderer(Links("http://m", "http://g", "d"), "E").detection(detection(tile))
     assert not {"Image", "Fire"} & {f["name"] for f in no_console["embeds"][0]["fields"]}
+
+
+S2 = "emberwatch-resnet50-sentinel2-swir"
+SENSED = datetime(2026, 7, 3, 18, 42, 7, tzinfo=UTC)
+
+
+def test_candidates_decisions_and_detections_name_the_product_their_model_sees():
+    e = embed(R.candidate(candidate("3", model=S2, product="sentinel2-swir")))
+    assert shown(e["title"]) == f"🧪 New candidate {S2} v3 (Sentinel-2 SWIR)"
+    e = embed(R.decision(decision("promoted", "3", model=S2, product="sentinel2-swir")))
+    assert shown(e["title"]) == f"✅ {S2} v3 (Sentinel-2 SWIR) promoted to champion"
+    e = embed(R.decision(decision("rolled_back", "3", model=S2, product="sentinel2-true-colour")))
+    assert shown(e["title"]) == f"↩️ {S2} (Sentinel-2 true colour) rolled back from v3 to v6"
+    assert "(Mapbox)" in embed(R.candidate(candidate("7")))["title"]  # older events: the Mapbox line
+
+
+def test_a_sentinel2_detection_says_when_its_scene_was_sensed_and_a_mapbox_one_that_it_has_no_date():
+    links = Links("http://m", "http://g", "d", "http://c:8090/")
+    s2 = Renderer(links, "E").detection(detection(product="sentinel2-swir", acquired_at=SENSED))
+    e = s2["embeds"][0]
+    fields = {f["name"]: shown(f["value"]) for f in e["fields"]}
+    assert shown(e["title"]).startswith("🔥 Detection: emberwatch-resnet50 v7 (Sentinel-2 SWIR) sees a wildfire")
+    assert fields["Imagery"] == "Sentinel-2 SWIR, acquired 2026-07-03 18:42 UTC"
+    assert "acquired 2026-07-03 18:42 UTC" in shown(e["description"])
+    assert "Copernicus Sentinel" in fields["Image"] and "Mapbox" not in fields["Image"]
+    assert validate_payload(s2) is None and fit_discord_limits(s2) == s2
+    mapbox = Renderer(links, "E").detection(detection())["embeds"][0]
+    fields = {f["name"]: shown(f["value"]) for f in mapbox["fields"]}
+    assert fields["Imagery"] == "Mapbox (undated mosaic)" and "acquired" not in mapbox["description"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import pytest
 
@@ -254,7 +255,8 @@ async def test_a_detection_is_posted_once_with_its_feedback_buttons(kafka_settin
     topics = private_topics()
     settings = notifier_settings(kafka_settings, tmp_path, sim["url"],
                                  notifier_console_url="http://console.example:8090")
-    first, other = detection("cd" * 32, challenger_version="8", challenger_probability=0.42), detection("ef" * 32)
+    first = detection("cd" * 32, challenger_version="8", challenger_probability=0.42)
+    other = detection("ef" * 32, product="sentinel2-swir", acquired_at=datetime(2026, 7, 3, 18, 42, tzinfo=UTC))
     app = build_app(settings, topics)
     await app.start()
     try:
@@ -270,6 +272,11 @@ async def test_a_detection_is_posted_once_with_its_feedback_buttons(kafka_settin
     assert fields["Champion"] == "v7: P(wildfire) 0.91 (threshold 0.50)"
     assert fields["Challenger in shadow"] == "v8: P(wildfire) 0.42"
     assert f"http://console.example:8090/tiles/{'cd' * 32}" in fields["Image"]
+    assert fields["Imagery"] == "Mapbox (undated mosaic)"
+    dated = next(m for m in messages if "ef" * 32 in str(m["embeds"][0]["fields"]))["embeds"][0]
+    assert "(Sentinel-2 SWIR) sees a wildfire" in shown(dated["title"])
+    assert {"name": "Imagery", "value": "Sentinel-2 SWIR, acquired 2026-07-03 18:42 UTC", "inline": True} \
+        in dated["fields"]
     # the buttons reached Discord (sent with ?with_components=true) and carry the tile and the label
     [row] = post["components"]
     assert [b["custom_id"] for b in row["components"]] == [
