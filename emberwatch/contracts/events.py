@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from emberwatch.contracts.envelope import Envelope
 from emberwatch.contracts.products import PRODUCT_PATTERN
-from emberwatch.contracts.tile_uri import parse_tile_uri
+from emberwatch.contracts.tile_uri import check_tile_uri
 from emberwatch.contracts.topics import Topic
 
 Label = Literal["wildfire", "nowildfire"]
@@ -96,7 +96,7 @@ class TileReady(Envelope):
     @model_validator(mode="after")
     def _uri_names_this_tile(self) -> TileReady:
         """The URI has a tile store's shape and names this tile (no ``..``, no host, no query)."""
-        parse_tile_uri(self.uri, self.tile_id)  # TileUriRefused is a ValueError: a validation error
+        check_tile_uri(self.uri, self.tile_id)  # TileUriRefused is a ValueError: a validation error
         return self
 
     def key(self) -> str:
@@ -167,7 +167,9 @@ class LeakageCheck(_Part):
     A location-only classifier (latitude, longitude → label) and a classifier on simple hand
     statistics of the image (colour means and spreads, dark/grey/orange/... shares, edge density).
     When either comes within ``margin`` of the CNN's accuracy, the CNN may have learned geography
-    or a colour cue rather than fire, and ``warning`` says so."""
+    or a colour cue rather than fire, and ``warning`` says so. On a line whose tiles carry Sentinel-2
+    indices, the dNBR rule is scored on the same tiles too, and ``warning`` says when the CNN does not
+    beat it."""
 
     split: str = Field(description="Where the accuracies were measured (test, else val).")
     n: int = Field(ge=0, description="Tiles scored on that split.")
@@ -175,7 +177,17 @@ class LeakageCheck(_Part):
     location_accuracy: float | None = None
     statistics_accuracy: float | None = None
     margin: float = Field(description="A baseline this close to the CNN (or above it) warns.")
-    warning: str | None = Field(None, description="Set when a baseline is within the margin.")
+    warning: str | None = Field(None, description="Set when a baseline is within the margin, or when the CNN "
+                                                  "does not beat the dNBR rule.")
+    # The dNBR rule (Sentinel-2 lines): fire when dNBR >= 0.1 or a hot pixel; absent on lines without indices.
+    physics_rule_accuracy: float | None = Field(None, ge=0, le=1,
+                                                description="The dNBR rule's accuracy on the same tiles.")
+    physics_rule_recall: float | None = Field(None, ge=0, le=1, description="The rule's recall of wildfire tiles.")
+    physics_rule_specificity: float | None = Field(None, ge=0, le=1,
+                                                   description="The rule's specificity on fire-free tiles.")
+    physics_rule_tiles_with_indices: int | None = Field(
+        None, ge=0, description="Tiles of the split carrying dNBR or hot pixels; the rest are scored as "
+                                "showing neither.")
 
 
 class ModelCandidate(Envelope):

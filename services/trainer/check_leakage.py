@@ -15,6 +15,10 @@ When either baseline's accuracy comes within ``margin`` of the CNN's (or beats i
 carries a warning: the notifier posts it and the gatekeeper shows it with its decision. The check
 does not block a candidate: the gate decides on paired evidence, and a person reads the warning.
 
+On a Sentinel-2 line the tiles carry physics (dNBR, hot pixels), and the dNBR rule of
+``services/trainer/physics_baseline.py`` is scored on the same evaluation tiles: nothing to fit, and
+the warning also says when the CNN does not beat it.
+
 Pure: arrays in, a :class:`LeakageResult` out (scikit-learn, seeded).
 """
 
@@ -23,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from services.trainer.physics_baseline import PhysicsRuleResult, TileIndices, score_physics_rule
 
 MIN_PER_CLASS = 2  # fewer training examples of a class: the baseline is not fitted
 
@@ -50,6 +56,7 @@ class LeakageResult:
     statistics_model: str | None
     margin: float
     warning: str | None
+    physics: PhysicsRuleResult | None = None  # the dNBR rule, where the tiles carry indices
 
     def metrics(self) -> dict[str, float]:
         out = {"leakage_cnn_accuracy": self.cnn_accuracy, "leakage_margin": self.margin,
@@ -58,14 +65,22 @@ class LeakageResult:
             out["leakage_location_accuracy"] = self.location_accuracy
         if self.statistics_accuracy is not None:
             out["leakage_statistics_accuracy"] = self.statistics_accuracy
+        if self.physics is not None:
+            out.update({f"leakage_{k}": v for k, v in self.physics.metrics().items()})
         return out
 
     def contract(self) -> dict:
         """The ``LeakageCheck`` fields of the candidate event."""
-        return {"split": self.split, "n": self.n, "cnn_accuracy": round(self.cnn_accuracy, 4),
-                "location_accuracy": _round(self.location_accuracy),
-                "statistics_accuracy": _round(self.statistics_accuracy), "margin": self.margin,
-                "warning": self.warning}
+        out = {"split": self.split, "n": self.n, "cnn_accuracy": round(self.cnn_accuracy, 4),
+               "location_accuracy": _round(self.location_accuracy),
+               "statistics_accuracy": _round(self.statistics_accuracy), "margin": self.margin,
+               "warning": self.warning}
+        if self.physics is not None:
+            out.update(physics_rule_accuracy=_round(self.physics.accuracy),
+                       physics_rule_recall=_round(self.physics.recall),
+                       physics_rule_specificity=_round(self.physics.specificity),
+                       physics_rule_tiles_with_indices=self.physics.with_indices)
+        return out
 
 
 def _round(x: float | None) -> float | None:
@@ -103,9 +118,11 @@ def _baseline(kind: str, x_train, y_train, x_val, y_val, x_eval, y_eval, seed: i
 
 
 def check_leakage(train: SplitData, val: SplitData, evaluate: SplitData, cnn_predictions: np.ndarray, *,
-                  split: str, margin: float, seed: int = 0) -> LeakageResult:
+                  split: str, margin: float, seed: int = 0,
+                  physics: list[TileIndices] | None = None) -> LeakageResult:
     """Both baselines fitted on ``train`` (model chosen on ``val``), scored on ``evaluate`` beside the
-    CNN's predictions (0/1 per tile of ``evaluate``)."""
+    CNN's predictions (0/1 per tile of ``evaluate``); the dNBR rule too when ``physics`` gives the
+    indices of each tile of ``evaluate`` and one of them carries any."""
     y = np.asarray(evaluate.labels, dtype=np.int64)
     pred = np.asarray(cnn_predictions, dtype=np.int64)
     if pred.shape != y.shape:
@@ -122,12 +139,16 @@ def check_leakage(train: SplitData, val: SplitData, evaluate: SplitData, cnn_pre
         close.append(f"a location-only classifier (latitude, longitude) scores {loc:.1%}")
     if stats is not None and stats >= cnn - margin:
         close.append(f"a classifier on simple colour/brightness statistics scores {stats:.1%}")
-    warning = None
+    warnings = []
     if close:
         best = max(a for a in (loc, stats) if a is not None)
         relation = "at or above" if best >= cnn else f"within {margin:.0%} of"
-        warning = (f"possible shortcut: {' and '.join(close)} on the {split} split (n={len(y)}), {relation} "
-                   f"the CNN's {cnn:.1%}; the model may have learned where tiles come from "
-                   f"or a colour cue rather than fire")
+        warnings.append(f"possible shortcut: {' and '.join(close)} on the {split} split (n={len(y)}), {relation} "
+                        f"the CNN's {cnn:.1%}; the model may have learned where tiles come from "
+                        f"or a colour cue rather than fire")
+    rule = score_physics_rule(physics, y, pred, split=split) if physics is not None else None
+    if rule is not None and rule.warning:
+        warnings.append(rule.warning)
     return LeakageResult(split=split, n=len(y), cnn_accuracy=cnn, location_accuracy=loc, statistics_accuracy=stats,
-                         location_model=loc_model, statistics_model=stats_model, margin=margin, warning=warning)
+                         location_model=loc_model, statistics_model=stats_model, margin=margin,
+                         warning="; ".join(warnings) or None, physics=rule)

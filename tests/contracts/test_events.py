@@ -13,6 +13,7 @@ from emberwatch.contracts import (
     Detection,
     FireObserved,
     LabelFeedback,
+    ModelCandidate,
     ModelCommand,
     ModelDecision,
     TileReady,
@@ -169,3 +170,25 @@ def test_a_detection_is_a_fact_of_one_tile_and_one_champion_version():
     assert Detection.create(producer="gatekeeper", **{**fields, "model_version": "4"}).event_id != a.event_id
     with pytest.raises(ValidationError, match="wildfire_probability"):
         Detection.create(producer="gatekeeper", **{**fields, "wildfire_probability": 1.5})
+
+
+def test_a_leakage_check_with_the_dnbr_rule_round_trips_and_older_ones_parse_without_it():
+    base = {"split": "test", "n": 40, "cnn_accuracy": 0.9, "location_accuracy": None, "statistics_accuracy": 0.6,
+            "margin": 0.05, "warning": None}
+    rule = {"physics_rule_accuracy": 0.95, "physics_rule_recall": 0.9, "physics_rule_specificity": 1.0,
+            "physics_rule_tiles_with_indices": 20}
+
+    def candidate(leakage: dict) -> ModelCandidate:
+        return ModelCandidate.create(producer="test", model_name="emberwatch-resnet50-sentinel2-swir", version="1",
+                                     run_id="abc", artifact_uri="runs:/abc/triton", product="sentinel2-swir",
+                                     dataset_digest="d1", counts={"test": {"wildfire": 20, "nowildfire": 20}},
+                                     metrics={"val_accuracy": 0.9}, leakage=leakage)
+
+    with_rule = candidate(base | rule)
+    again = ModelCandidate.from_bytes(with_rule.to_bytes())
+    assert again == with_rule and again.leakage.physics_rule_accuracy == 0.95
+    assert again.leakage.physics_rule_tiles_with_indices == 20
+    older = ModelCandidate.from_bytes(candidate(base).to_bytes())
+    assert older.leakage.physics_rule_accuracy is None and older.leakage.physics_rule_recall is None
+    with pytest.raises(ValidationError):
+        candidate(base | rule | {"physics_rule_accuracy": 1.5})
