@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import ahocorasick_rs
+
 
 @dataclass(frozen=True)
 class SecretShape:
@@ -99,6 +101,11 @@ SECRET_SHAPES = (
 # Each anchor with its shape, flat (a shape's anchors next to each other): one loop of substring
 # searches finds the shapes to try.
 _ANCHORS = tuple((anchor, anchor.encode(), shape) for shape in SECRET_SHAPES for anchor in shape.anchors)
+# Every distinct anchor in one Aho-Corasick automaton (one pass over an event's body finds all that are
+# there, overlapping ones included), and the shapes each one opens, in SECRET_SHAPES' order.
+_ANCHOR_WORDS = tuple(dict.fromkeys(word for _, word, _ in _ANCHORS))
+_ANCHOR_FINDER = ahocorasick_rs.BytesAhoCorasick(_ANCHOR_WORDS)
+_SHAPES_OF_ANCHOR = tuple(tuple(s for _, w, s in _ANCHORS if w == word) for word in _ANCHOR_WORDS)
 # Whether a dict key names a secret: redact_value masks its value.
 _SECRET_NAME = re.compile(rf"(?:{_SECRET_WORD}|{_SECRET_KEY})$", re.IGNORECASE | re.ASCII)
 
@@ -120,17 +127,16 @@ def redact(text: str) -> str:
 def may_hold_secret(data: bytes) -> bool:
     """False when ``redact`` would change nothing in the UTF-8 text ``data``, nor in any string it
     holds JSON-encoded, nor find a value under a secret-named key to mask (True may be a false alarm).
-    Cheap: a few substring searches for the shapes' anchors (every match holds one), then, only for
-    the shapes whose anchor is there, one search for a literal start each."""
+    Cheap: one pass of an automaton over the bytes finds the shapes' anchors that are there (every
+    match holds one), then, only for the shapes whose anchor is there, one search for a literal
+    start each."""
     lowered = data.lower()  # ASCII letters only, as the shapes' hints expect
-    text = done = None
-    for _, anchor, shape in _ANCHORS:
-        if shape is not done and anchor in lowered:
-            text = lowered.decode() if text is None else text
-            if shape.hint.search(text):
-                return True
-            done = shape
-    return False
+    found = {word for word, _, _ in _ANCHOR_FINDER.find_matches_as_indexes(lowered, overlapping=True)}
+    if not found:
+        return False
+    text = lowered.decode()
+    shapes = {shape.name: shape for word in found for shape in _SHAPES_OF_ANCHOR[word]}
+    return any(shape.hint.search(text) for shape in shapes.values())
 
 
 def redact_value(value: object) -> object:
