@@ -1,6 +1,9 @@
 """Model commands: ``models`` (the registry view), ``promote``/``rollback``/``approve``/``reject`` (operator
 commands to the gatekeeper), ``train`` (a training request) and ``predict`` (one image through Triton).
-The work is in ``emberwatch.operations``; this module parses, calls and prints."""
+The work is in ``emberwatch.operations``; this module parses, calls and prints.
+
+A model line learns from one imagery product (Mapbox, Sentinel-2 SWIR, Sentinel-2 true colour) and
+registers its own model (``model_name_for``); ``--product`` picks a line's model, Mapbox by default."""
 
 from __future__ import annotations
 
@@ -12,12 +15,19 @@ import typer
 from emberwatch.cli.consoles import console, out
 from emberwatch.cli.render import markup_safe, models_table, plain, prediction_table, triton_summary
 from emberwatch.common.config import get_settings
+from emberwatch.contracts.products import MAPBOX, PRODUCTS, model_name_for, product_title
+
+Product = StrEnum("Product", {p: p for p in PRODUCTS})  # the --product choices, as the events spell them
 
 
-def models(limit: int = typer.Option(10, help="How many recent versions to list."),
-           decisions: int = typer.Option(5, help="How many of the latest decisions to show.")) -> None:
-    """Show the champion and the challengers: MLflow versions, aliases, metrics, what Triton has
-    loaded, and the latest decisions (from MLflow, Triton and Kafka; nothing local is read)."""
+def models(limit: int = typer.Option(10, help="How many recent versions to list per model line."),
+           decisions: int = typer.Option(5, help="How many of the latest decisions to show per model line."),
+           product: Product | None = typer.Option(
+               None, "--product", help="Only the model line of this imagery product (default: the Mapbox line and "
+                                       "every other line with versions).")) -> None:
+    """Show each model line's champion and challengers: the product the model sees, MLflow versions,
+    aliases, metrics, what Triton has loaded, and the latest decisions (from MLflow, Triton and Kafka;
+    nothing local is read). Lines other than Mapbox register as <EMBERWATCH_MODEL_NAME>-<product>."""
     import asyncio
 
     from emberwatch.common.model_registry import use_mlflow_credentials
@@ -27,32 +37,51 @@ def models(limit: int = typer.Option(10, help="How many recent versions to list.
 
     settings = MLSettings()
     use_mlflow_credentials(settings)
+    asked = [product.value] if product else list(PRODUCTS)
+    lines: dict[str, list] = {}  # product -> its model's versions
     try:
-        rows = registry_versions(settings.mlflow_tracking_uri, settings.model_name, limit)
+        for p in asked:
+            rows = registry_versions(settings.mlflow_tracking_uri, model_name_for(settings.model_name, p), limit)
+            if rows or p == MAPBOX or product:
+                lines[p] = rows
     except Exception as exc:  # noqa: BLE001 - MLflow raises many types when unreachable
         console.print(f"[red]MLflow at {markup_safe(settings.mlflow_tracking_uri)} did not answer:[/] "
                       f"{markup_safe(exc)}")
         raise typer.Exit(1) from None
-    triton = triton_view(settings.triton_url, [r.version for r in rows])
-    out.print(models_table(settings.model_name, rows, triton))
-    if triton.error:
-        console.print(f"[yellow]Triton at {markup_safe(triton.url)} did not answer:[/] {markup_safe(triton.error)}")
-    else:
-        out.print(triton_summary(triton))
+    for p, rows in lines.items():
+        # Triton is asked of the Mapbox line's heads; the other lines' serving names are the gatekeeper's
+        triton = triton_view(settings.triton_url, [r.version for r in rows]) if p == MAPBOX else None
+        out.print(models_table(model_name_for(settings.model_name, p), rows, triton, product=p))
+        if triton is not None and triton.error:
+            console.print(f"[yellow]Triton at {markup_safe(triton.url)} did not answer:[/] "
+                          f"{markup_safe(triton.error)}")
+        elif triton is not None:
+            out.print(triton_summary(triton))
     if decisions <= 0:
         return
-    try:
-        latest = asyncio.run(latest_decisions(settings, settings.model_name, limit=decisions))
-    except Exception as exc:  # noqa: BLE001 - the registry view stands without the decisions
-        console.print(f"[yellow]decisions unavailable (Kafka at {settings.kafka_bootstrap_servers}):[/] "
-                      f"{markup_safe(exc)}")
-        return
-    out.print("Latest decisions:" if latest else "No decisions yet.")
-    for d in latest:
-        out.print(plain(f"  {d.occurred_at.strftime('%Y-%m-%d %H:%M:%S')} {describe(d)}"), highlight=False)
+    for p in lines:
+        try:
+            latest = asyncio.run(latest_decisions(settings, model_name_for(settings.model_name, p), limit=decisions))
+        except Exception as exc:  # noqa: BLE001 - the registry view stands without the decisions
+            console.print(f"[yellow]decisions unavailable (Kafka at {settings.kafka_bootstrap_servers}):[/] "
+                          f"{markup_safe(exc)}")
+            return
+        seen = product_title(p)
+        out.print(f"Latest decisions ({seen}):" if latest else f"No decisions yet ({seen}).", highlight=False)
+        for d in latest:
+            out.print(plain(f"  {d.occurred_at.strftime('%Y-%m-%d %H:%M:%S')} {describe(d)}"), highlight=False)
 
 
-def _command(kind: str, *, version: str | None, reason: str, wait_s: float, model: str | None) -> None:
+def commanded_model(base: str, model: str | None, product: str | None) -> str:
+    """The model a command is about: ``--model`` as given, else the ``--product`` line's model of
+    ``base`` (the Mapbox line's, ``base`` itself, when neither is given)."""
+    if model and product:
+        raise typer.BadParameter("give --model or --product, not both")
+    return model or model_name_for(base, product or MAPBOX)
+
+
+def _command(kind: str, *, version: str | None, reason: str, wait_s: float, model: str | None,
+             product: str | None) -> None:
     """Send one command to the gatekeeper, wait for its answer, print it. Exit 1 when it was refused,
     2 when it could not be sent or no answer came."""
     import asyncio
@@ -72,13 +101,14 @@ def _command(kind: str, *, version: str | None, reason: str, wait_s: float, mode
     from emberwatch.security.command_keys import SigningKeyMissing
 
     settings = MLSettings()
+    model_name = commanded_model(settings.model_name, model, product)
     try:
         signer = cli_signer(settings)  # the person's own key: operator:<name>, asking as cli:<name>
     except SigningKeyMissing as exc:
         console.print(f"[red]{kind}:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     try:
-        command = model_command(kind, model or settings.model_name, requested_by=cli_user(signer), signer=signer,
+        command = model_command(kind, model_name, requested_by=cli_user(signer), signer=signer,
                                 version=version, reason=reason, wait_s=wait_s)
     except ValidationError as exc:
         raise typer.BadParameter("; ".join(e["msg"] for e in exc.errors())) from None
@@ -98,34 +128,44 @@ def _command(kind: str, *, version: str | None, reason: str, wait_s: float, mode
 
 _REASON = typer.Option("", "--reason", help="Why (kept with the decision and in MLflow).")
 _WAIT = typer.Option(60.0, "--wait-s", help="How long to wait for the gatekeeper's answer.")
-_MODEL = typer.Option(None, "--model", help="Registered model (default: EMBERWATCH_MODEL_NAME).")
+_MODEL = typer.Option(None, "--model", help="Registered model (default: the --product line's model).")
+_PRODUCT = typer.Option(None, "--product", help="The imagery product whose model line the command is about; "
+                                                "default mapbox, whose model is EMBERWATCH_MODEL_NAME (another "
+                                                "line's: <that name>-<product>).")
 
 
 def promote(version: str = typer.Argument(..., help="MLflow model version to serve as champion."),
-            reason: str = _REASON, wait_s: float = _WAIT, model: str = _MODEL) -> None:
+            reason: str = _REASON, wait_s: float = _WAIT, model: str = _MODEL,
+            product: Product | None = _PRODUCT) -> None:
     """Promote a version by hand: the gatekeeper validates it in Triton, then switches the champion
     without downtime (the old champion stays loaded); answered on models.decisions.v1."""
-    _command("promote", version=version, reason=reason, wait_s=wait_s, model=model)
+    _command("promote", version=version, reason=reason, wait_s=wait_s, model=model,
+             product=product.value if product else None)
 
 
-def rollback(reason: str = _REASON, wait_s: float = _WAIT, model: str = _MODEL,
+def rollback(reason: str = _REASON, wait_s: float = _WAIT, model: str = _MODEL, product: Product | None = _PRODUCT,
              from_version: str = typer.Option(None, "--from",
                                               help="Roll back only if this version is still the champion.")
              ) -> None:
     """Restore the previous champion at once (no downtime: both versions stay loaded)."""
-    _command("rollback", version=from_version, reason=reason, wait_s=wait_s, model=model)
+    _command("rollback", version=from_version, reason=reason, wait_s=wait_s, model=model,
+             product=product.value if product else None)
 
 
 def approve(version: str = typer.Argument(None, help="The challenger in shadow (default: the one there is)."),
-            reason: str = _REASON, wait_s: float = _WAIT, model: str = _MODEL) -> None:
+            reason: str = _REASON, wait_s: float = _WAIT, model: str = _MODEL,
+            product: Product | None = _PRODUCT) -> None:
     """Promote the challenger in shadow now, on the evidence so far (a person's approval)."""
-    _command("approve", version=version, reason=reason, wait_s=wait_s, model=model)
+    _command("approve", version=version, reason=reason, wait_s=wait_s, model=model,
+             product=product.value if product else None)
 
 
 def reject(version: str = typer.Argument(None, help="The challenger in shadow (default: the one there is)."),
-           reason: str = _REASON, wait_s: float = _WAIT, model: str = _MODEL) -> None:
+           reason: str = _REASON, wait_s: float = _WAIT, model: str = _MODEL,
+           product: Product | None = _PRODUCT) -> None:
     """End the challenger's shadow comparison: it is rejected (a person's verdict)."""
-    _command("reject", version=version, reason=reason, wait_s=wait_s, model=model)
+    _command("reject", version=version, reason=reason, wait_s=wait_s, model=model,
+             product=product.value if product else None)
 
 
 def train(

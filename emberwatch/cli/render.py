@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from emberwatch.common.plain_text import plain_text
+from emberwatch.contracts.products import MAPBOX, product_title
 
 
 def plain(value: object, style: str = "", *, keep_lines: bool = False) -> Text:
@@ -127,8 +128,8 @@ def where_to_look_table(places: Mapping[str, str]) -> Table:
     return look
 
 
-MODELS_COLUMNS = ("version", "aliases", "created", "val_accuracy", "val_recall", "test_recall", "shadow n",
-                  "in Triton", "backbone", "leakage", "run")
+MODELS_COLUMNS = ("version", "product", "aliases", "created", "val_accuracy", "val_recall", "test_recall",
+                  "shadow n", "in Triton", "backbone", "leakage", "run")
 
 
 def leakage_cell(metrics: Mapping[str, float]) -> Text:
@@ -138,19 +139,27 @@ def leakage_cell(metrics: Mapping[str, float]) -> Text:
     return Text("WARN", style="bold red") if metrics["leakage_warning"] else Text("ok")
 
 
-def models_table(model_name: str, rows: Iterable, triton) -> Table:
-    """The registry's versions with aliases, metrics, shadow n and whether Triton has them loaded."""
-    table = Table(title=plain(f"{model_name} in MLflow"))
+def in_triton(version: str, triton) -> str:
+    """Whether Triton has a version loaded: loaded, -, ? (Triton did not answer) or n/a (not asked)."""
+    if triton is None:
+        return "n/a"
+    return "?" if triton.error else ("loaded" if version in triton.heads_ready else "-")
+
+
+def models_table(model_name: str, rows: Iterable, triton, product: str = MAPBOX) -> Table:
+    """One model line's registered versions with the product it sees, aliases, metrics, shadow n and
+    whether Triton has them loaded (``triton`` None: the line's heads were not asked for)."""
+    table = Table(title=plain(f"{model_name} in MLflow: sees {product_title(product)}"))
     for col in MODELS_COLUMNS:
         table.add_column(col)
     for r in rows:
         style = "bold green" if "champion" in r.aliases else ""
-        loaded = "?" if triton.error else ("loaded" if r.version in triton.heads_ready else "-")
         gate_n = r.metrics.get("gate_n")
-        table.add_row(plain(r.version, style), plain(",".join(r.aliases)),
+        table.add_row(plain(r.version, style), plain(product), plain(",".join(r.aliases)),
                       r.created.strftime("%Y-%m-%d %H:%M"), fmt_metric(r.metrics.get("val_accuracy")),
                       fmt_metric(r.metrics.get("val_recall")), fmt_metric(r.metrics.get("test_recall")),
-                      "-" if gate_n is None else str(int(gate_n)), loaded, plain(r.backbone or "-"),
+                      "-" if gate_n is None else str(int(gate_n)), in_triton(r.version, triton),
+                      plain(r.backbone or "-"),
                       leakage_cell(r.metrics), plain((r.run_id or "")[:8]))
     return table
 

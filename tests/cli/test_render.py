@@ -61,15 +61,24 @@ def test_models_table_has_the_columns_and_rows():
     triton = TritonView(url="http://triton", public_model="wildfire", heads_ready=("2",))
     table = render.models_table("wildfire", rows, triton)
     assert [c.header for c in table.columns] == list(render.MODELS_COLUMNS) == [
-        "version", "aliases", "created", "val_accuracy", "val_recall", "test_recall", "shadow n", "in Triton",
-        "backbone", "leakage", "run"]
-    assert str(table.title) == "wildfire in MLflow"
+        "version", "product", "aliases", "created", "val_accuracy", "val_recall", "test_recall", "shadow n",
+        "in Triton", "backbone", "leakage", "run"]
+    assert str(table.title) == "wildfire in MLflow: sees Mapbox"
     assert table.row_count == 2
     out = text_of(table)
     assert "2026-05-01 12:30" in out and "0.912" in out and "140" in out and "abcdef12" in out
     assert "loaded" in out and "imagenet" in out and "WARN" in out
     unreachable = render.models_table("wildfire", rows, TritonView(url="u", public_model="w", error="refused"))
     assert "?" in text_of(unreachable)
+
+
+def test_a_model_lines_table_says_the_product_its_model_sees():
+    rows = [VersionRow(version="3", aliases=("champion",), created=datetime(2026, 7, 4, 9, 0), run_id="r1")]
+    table = render.models_table("wildfire-sentinel2-swir", rows, None, product="sentinel2-swir")
+    assert str(table.title) == "wildfire-sentinel2-swir in MLflow: sees Sentinel-2 SWIR"
+    [line] = [row for row in text_of(table).splitlines() if "sentinel2-swir" in row and "2026-07-04" in row]
+    assert [cell.strip() for cell in line.split("│")][1:3] == ["3", "sentinel2-swir"]
+    assert "n/a" in line  # its Triton heads were not asked for: not "-" (which says "not loaded")
 
 
 def test_triton_summary():
