@@ -20,6 +20,10 @@ and relabel scans and announcements take one exclusive section across every repl
 negative handled at once — in one process or in two — never miss each other, and a tile another
 replica announced meanwhile (a rebalance) is not announced twice.
 
+With Sentinel-2 on (``EMBERWATCH_TILER_SENTINEL2``), every fire event is also handed to the Sentinel-2
+line (``services/tiler/sentinel2_line.py``), which records a new fire durably and makes its dated pair on
+its own timer.
+
 Outcomes: a Mapbox outage or a rejected token makes the handler wait (the message is not committed);
 a 422 or an image that stays invalid raises ``PermanentError`` (DLQ with the reason) after the other
 tiles of the fire are done; a blank "no coverage" image is counted and skipped.
@@ -44,6 +48,7 @@ from services.tiler.fetch_tile import TileFetcher, TileImage
 from services.tiler.metrics import NEGATIVES_DROPPED, TILES_EMITTED, TILES_RELABELLED, TILES_SKIPPED, TILES_STORED
 from services.tiler.models import Publish, TileJob
 from services.tiler.relabel_negatives import decide, inside_footprint
+from services.tiler.sentinel2_line import Sentinel2Line
 from services.tiler.settings import SERVICE, TilerSettings
 from services.tiler.state import AnnouncedNegative, EmittedIndex, FireRegistry, RelabelLog
 from services.tiler.validate_image import ImageRejected
@@ -69,6 +74,7 @@ class Handlers:
         # Relabel scans and announcements, one at a time across every replica.
         # held by every announcement, relabel scan and deletion of a tile never announced
         self.announce_section = ExclusiveSection(registry.engine, "tiler-announce")
+        self.sentinel2: Sentinel2Line | None = None  # set by services/tiler/main.py when the line is on
 
     @property
     def reach_km(self) -> float:
@@ -100,6 +106,8 @@ class Handlers:
             raise failed
         await asyncio.to_thread(self.registry.observe, fire.fire_key, fire.lat, fire.lon)
         await self.relabel_near(fire)
+        if self.sentinel2 is not None:
+            await self.sentinel2.observe(fire, published_at())
         if fire.change == "new":
             await self._tile_new_fire(fire, published_at())
 
@@ -116,6 +124,9 @@ class Handlers:
             for fire, negatives in zip(fires, near, strict=True):
                 if negatives:
                     await self._relabel_near_held(fire, negatives)
+        if self.sentinel2 is not None:
+            for r in batch:
+                await self.sentinel2.observe(r.event, record_time(r.timestamp_ms))
         new = [r for r in batch if r.event.change == "new"]
         at_once = asyncio.Semaphore(self.s.tiler_batch_size)
 

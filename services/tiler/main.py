@@ -1,4 +1,5 @@
-"""Wiring: settings → Mapbox client → fetcher, store, shared state → handler → ``handlers.routes``."""
+"""Wiring: settings → Mapbox client → fetcher, store, shared state → handler → ``handlers.routes``; with
+Sentinel-2 on, its line beside them and its timer started with the app."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from services.tiler.mapbox_client import MapboxClient, TokenSource
 from services.tiler.models import Publish
 from services.tiler.pin_split import pin_split, split_config
 from services.tiler.request_budget import RequestBudget
+from services.tiler.sentinel2_line import build_sentinel2_line
 from services.tiler.settings import SERVICE, TilerSettings
 from services.tiler.settings_view import TilerView
 from services.tiler.state import EmittedIndex, FireRegistry, RelabelLog, import_json_lines
@@ -44,6 +46,9 @@ def build_tiler(s: TilerSettings, publish: Publish) -> tuple[Handlers, MapboxCli
     import_json_lines(engine, s.tiler_state)  # an older tiler's files, once
     tiler = Handlers(s, TileFetcher(client, view), open_tile_store(s, s.tile_root), FireRegistry(engine),
                   EmittedIndex(engine), publish, RelabelLog(engine))
+    if s.tiler_sentinel2:
+        tiler.sentinel2 = build_sentinel2_line(s, engine, tiler.store, tiler.emitted, tiler.announce_section,
+                                               publish, tiler.split_of)
     return tiler, client
 
 
@@ -70,6 +75,8 @@ def build_app(settings: Settings) -> FastStream:
             collecting.append(asyncio.create_task(collect_orphans_forever(
                 tiler.store, tiler.emitted, tiler.announce_section, interval_s=s.tiler_orphan_collect_interval_s,
                 grace_s=s.tiler_orphan_grace_s, stop=stop), name="tiler-orphan-collection"))
+        if tiler.sentinel2 is not None:
+            collecting.append(asyncio.create_task(tiler.sentinel2.run_forever(stop), name="tiler-sentinel2"))
 
     @app.on_shutdown
     async def _stop_collecting() -> None:

@@ -43,3 +43,15 @@ TILES_RELABELLED = Counter("emberwatch_tiler_tiles_relabelled_total",
 NEGATIVES_DROPPED = Counter(
     "emberwatch_tiler_negatives_dropped_total",
     "Negatives not announced because a fire became known near them before their tile was.")
+SENTINEL2_PAIRS = Counter(
+    "emberwatch_tiler_sentinel2_pairs_total",
+    "Sentinel-2 attempts by outcome: made (tiles announced), retried (no clear scene yet), outage (STAC or "
+    "COG failure, tried again), given_up.", ["outcome"])
+SENTINEL2_FIRE_SECONDS = Histogram(
+    "emberwatch_tiler_sentinel2_fire_seconds", "Seconds of one fire's Sentinel-2 search and reads.",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120))
+SENTINEL2_TILE_BYTES = Histogram(
+    "emberwatch_tiler_sentinel2_tile_bytes", "Bytes read from the COGs for one Sentinel-2 scene of a fire's box.",
+    buckets=(1e5, 2.5e5, 5e5, 1e6, 2e6, 4e6, 8e6, 16e6, 64e6))
+SENTINEL2_PENDING = Gauge("emberwatch_tiler_sentinel2_pending_fires",
+                          "Fires waiting for a clear Sentinel-2 scene (or for the catalogue to answer).")

@@ -97,6 +97,44 @@ class TilerSettings(Settings):
     tiler_orphan_grace_s: float = Field(
         86400.0, gt=0, description="A tile never announced is kept this long after it was stored.")
 
+    # --- Sentinel-2 (STAC), beside Mapbox: services/tiler/sentinel2_line.py -------------------------
+    tiler_sentinel2: bool = Field(
+        False, description="Also make each new fire's Sentinel-2 pair: the post-fire scene (SWIR and true colour, "
+        "wildfire) and the same place before the start (nowildfire, the control). Off: Mapbox only.")
+    tiler_sentinel2_stac_url: str = Field(
+        "https://earth-search.aws.element84.com/v1", description="STAC API searched for Sentinel-2 L2A scenes "
+        "(Earth Search v1; the local STAC simulator in the demo).")
+    tiler_sentinel2_planetary_computer: bool = Field(
+        False, description="Search Microsoft Planetary Computer (its URL and collection) and sign its asset hrefs; "
+        "EMBERWATCH_TILER_SENTINEL2_STAC_URL is then ignored.")
+    tiler_sentinel2_asset_hosts: str = Field(
+        "", description="Further hosts (comma-separated; .example.net: every subdomain) a STAC item's COGs may be "
+        "read from, besides the catalogue's own host, Earth Search's bucket and Planetary Computer's blob storage.")
+    tiler_sentinel2_lookback_days: float = Field(
+        60.0, gt=0, le=365, description="How far before a fire's start its pre-fire control may be.")
+    tiler_sentinel2_give_up_days: float = Field(
+        20.0, gt=0, le=365, description="A fire no clear acquisition shows this long after its start is given up.")
+    tiler_sentinel2_retry_hours: float = Field(
+        12.0, gt=0, description="A fire without a clear scene yet is searched again this much later.")
+    tiler_sentinel2_max_cloud_fraction: float = Field(
+        0.2, ge=0, le=1, description="Largest cloud, shadow and cirrus share (SCL) of the fire's box in a usable "
+        "scene.")
+    tiler_sentinel2_max_concurrent_fires: int = Field(
+        2, ge=1, le=32, description="Fires whose Sentinel-2 pair is made at once (each in a worker thread).")
+    tiler_sentinel2_requests_per_minute: float = Field(
+        120.0, ge=0, description="STAC searches a minute for all tiler replicas together (one budget in the "
+        "coordination database); 0 = no budget.")
+    tiler_sentinel2_burst: int = Field(
+        10, ge=1, description="STAC searches the shared budget lets through at once after a quiet spell.")
+    tiler_sentinel2_check_interval_s: float = Field(
+        60.0, gt=0, description="How often the tiler looks for fires whose Sentinel-2 search is due again.")
+    tiler_sentinel2_outage_backoff_max_s: float = Field(
+        900.0, gt=0, description="Largest pause before a fire is tried again after a STAC or COG outage "
+        "(a 429's Retry-After is honoured up to this).")
+    tiler_sentinel2_clock: Literal["wall", "feed"] = Field(
+        "wall", description="What 'now' is for acquisitions and give-up: wall = this host's clock; feed = the "
+        "latest snapshot time of the fire feed (the demo's simulated season).")
+
     @property
     def tiler_state(self) -> Path:
         return self.state_dir / "tiler"

@@ -19,7 +19,8 @@ probability ``fault_rate``; ``POST /_admin/faults`` ``{"status": S, "count": N}`
 
 Admin: ``GET/POST /_admin/fires`` (``[{lat, lon, hectares, start, end?, growth_h?}]``; ``?append=1``
 adds), ``GET/POST /_admin/clock`` (``{"at": ISO}`` | ``{"advance_hours": h}`` | ``{"speed": x}``),
-``GET/POST /_admin/config`` (``fault_rate``, ``latency_ms``), ``GET /_admin/stats`` (requests by status
+``GET/POST /_admin/config`` (``fault_rate``, ``latency_ms``; ``asset_base``: a hostile catalogue's
+answer, every asset href on that base URL instead of this server), ``GET /_admin/stats`` (requests by status
 and kind, COG bytes served), ``POST /_admin/reset``. Environment at start: ``EMBERWATCH_STAC_SIM_START``
 (else ``EMBERWATCH_SIM_CWFIS_START``), ``EMBERWATCH_STAC_SIM_SPEED`` (else ``EMBERWATCH_SIM_CWFIS_SPEED``,
 default 60), ``EMBERWATCH_STAC_SIM_FAULT_RATE`` (default 0.02), ``EMBERWATCH_STAC_SIM_FIRES`` (a JSON file).
@@ -91,6 +92,7 @@ class SimState:
     fires: list[scenes.Fire] = field(default_factory=list)
     fault_rate: float = 0.02
     latency_ms: float = 0.0
+    asset_base: str | None = None  # hrefs on another host: what a hostile catalogue would serve
     faults: deque[int] = field(default_factory=deque)
     stats: Counter[str] = field(default_factory=Counter)
     cache: LRUCache = field(default_factory=lambda: LRUCache(maxsize=96))
@@ -202,7 +204,7 @@ def search(state: SimState, base: str, body: dict) -> dict:
                 if created <= now:
                     items.append((sensed, granule, created, collection))
     items.sort(key=lambda i: (i[0], i[1].gx, i[1].gy, i[3]), reverse=True)
-    features = [make_item(base, c, g, s, cr) for s, g, cr, c in items]
+    features = [make_item(state.asset_base or base, c, g, s, cr) for s, g, cr, c in items]
     offset = 0
     token = body.get("next")
     if token:
@@ -378,7 +380,10 @@ def create_app(state: SimState) -> Starlette:
                 state.fault_rate = min(max(float(body["fault_rate"]), 0.0), 1.0)
             if "latency_ms" in body:
                 state.latency_ms = min(max(float(body["latency_ms"]), 0.0), 10_000.0)
-        return JSONResponse({"fault_rate": state.fault_rate, "latency_ms": state.latency_ms})
+            if "asset_base" in body:
+                state.asset_base = str(body["asset_base"])[:200].rstrip("/") or None
+        return JSONResponse({"fault_rate": state.fault_rate, "latency_ms": state.latency_ms,
+                             "asset_base": state.asset_base})
 
     async def admin_faults(request: Request) -> Response:
         if request.method == "DELETE":

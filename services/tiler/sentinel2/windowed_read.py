@@ -5,6 +5,11 @@ scene classification layer (SCL) as its uint8 classes, resampled by nearest neig
 resampled onto the same ``size_px`` grid over the box, whose transform and CRS are kept. The bytes a
 read costs are counted from the COG's own block index (the blocks the window touches) plus the header
 GDAL fetches at open.
+
+A COG is not trusted to be small where it matters: before any pixel is read, a window wider than
+``MAX_WINDOW_PX`` source pixels a side (a georeference with absurdly small pixels would make GDAL
+fetch a whole band) or whose blocks add up to more than ``MAX_READ_BYTES`` (huge or uncompressed
+blocks) is refused with :class:`ReadRefused`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from rasterio.windows import Window, from_bounds, intersect
 
 from services.tiler.sentinel2.scenes import BandAsset
 
+MAX_WINDOW_PX = 2048  # source pixels a side: the box is 224 px of 10 m, 112 of 20 m
+MAX_READ_BYTES = 8 * 1024 * 1024  # blocks of one band's window
 HEADER_BYTES = 16384  # GDAL_INGESTED_BYTES_AT_OPEN: what GDAL reads first from a remote GeoTIFF
 
 GDAL_HTTP_OPTIONS = {
@@ -33,6 +40,10 @@ GDAL_HTTP_OPTIONS = {
     "GDAL_INGESTED_BYTES_AT_OPEN": str(HEADER_BYTES),
     "VSI_CACHE": "FALSE",
 }
+
+
+class ReadRefused(ValueError):
+    """A COG whose window would cost far more than a box should: not read."""
 
 
 @dataclass(frozen=True)
@@ -86,12 +97,18 @@ def read_box(asset: BandAsset, box: FireBox, categorical: bool = False) -> BandR
         full = Window(0, 0, dataset.width, dataset.height)
         if not intersect(window, full):
             raise ValueError("the fire's box lies outside this scene")
+        if max(window.width, window.height) > MAX_WINDOW_PX:
+            raise ReadRefused(f"the fire's box spans {max(window.width, window.height):.0f} source pixels a side "
+                              f"(at most {MAX_WINDOW_PX}): the COG's pixels are implausibly small")
+        cost = _window_bytes(dataset, window.intersection(full))
+        if cost > MAX_READ_BYTES:
+            raise ReadRefused(f"the fire's box would read {cost} bytes of blocks (at most {MAX_READ_BYTES})")
         raw = dataset.read(
             1, window=window, out_shape=(box.size_px, box.size_px), boundless=True,
             fill_value=dataset.nodata or 0,
             resampling=Resampling.nearest if categorical else Resampling.bilinear,
         )
-        bytes_read = HEADER_BYTES + _window_bytes(dataset, window.intersection(full))
+        bytes_read = HEADER_BYTES + cost
         out_transform = Affine(box.side_m / box.size_px, 0, left, 0, -box.side_m / box.size_px, top)
         crs = dataset.crs.to_string()
     if categorical:
