@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
 from emberwatch.contracts import FireObserved, ModelCandidate, ModelDecision, TileReady
 from emberwatch.contracts.events import CommandKind, Label, LabelFeedback
+from emberwatch.contracts.products import MAPBOX, product_title
+from services.console.imagery import credits_of, imagery_view
 from services.console.run_plots import PLOTS
 
-ATTRIBUTION = "© Mapbox © OpenStreetMap © Maxar"  # the imagery's credits, served with the fires and tiles
+ATTRIBUTION = credits_of(MAPBOX)  # the Mapbox imagery's credits, served with the fires and tiles
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,10 @@ def fire_view(fire: FireObserved) -> dict:
     }
 
 
-def tile_view(tile: TileReady, feedback: LabelFeedback | None, prediction: dict | None = None) -> dict:
+def tile_view(tile: TileReady, feedback: LabelFeedback | None, prediction: dict | None = None,
+              fire_start: datetime | None = None) -> dict:
     return {
-        "prediction": prediction,
+        "prediction": prediction, "imagery": imagery_view(tile, fire_start),
         "tile_id": tile.tile_id, "url": f"/tiles/{tile.tile_id}", "label": tile.label, "split": tile.split,
         "fire_key": tile.fire_key, "lat": tile.lat, "lon": tile.lon, "provider": tile.provider,
         "feedback": None if feedback is None else {
@@ -69,6 +73,7 @@ def tile_view(tile: TileReady, feedback: LabelFeedback | None, prediction: dict 
 def decision_view(d: ModelDecision) -> dict:
     return {
         "event_id": d.event_id, "at": d.occurred_at.isoformat(), "model_name": d.model_name,
+        "product": d.product, "product_title": product_title(d.product),
         "candidate_version": d.candidate_version, "champion_version": d.champion_version,
         "decision": d.decision, "refused": d.refused, "reason": d.reason, "basis": d.basis,
         "requested_by": d.requested_by, "command_id": d.command_id,
@@ -83,18 +88,20 @@ def decision_view(d: ModelDecision) -> dict:
 
 
 def candidate_view(c: ModelCandidate) -> dict:
-    return {"model_name": c.model_name, "version": c.version, "at": c.occurred_at.isoformat(),
+    return {"model_name": c.model_name, "product": c.product, "product_title": product_title(c.product),
+            "version": c.version, "at": c.occurred_at.isoformat(),
             "run_id": c.run_id, "metrics": c.metrics, "backbone_weights": c.backbone_weights,
             "counts": {split: counts.model_dump() for split, counts in c.counts.items()}}
 
 
 def role_view(role: str, model_name: str, version: str | None, candidate: ModelCandidate | None,
-              mlflow_ui: str) -> dict | None:
-    """Champion, challenger or previous: the version, its MLflow pages and its run's plots."""
+              mlflow_ui: str, product: str = MAPBOX) -> dict | None:
+    """Champion, challenger or previous: the version, the product it sees, its MLflow pages and its run's plots."""
     if version is None:
         return None
     ui = mlflow_ui.rstrip("/")
-    out = {"role": role, "version": version,
+    out = {"role": role, "version": version, "model_name": model_name, "product": product,
+           "product_title": product_title(product),
            "mlflow_version_url": f"{ui}/#/models/{quote(model_name, safe='')}/versions/{quote(version, safe='')}",
            "run_id": None, "mlflow_run_url": None, "plots": [], "metrics": {}}
     if candidate is not None:

@@ -1,4 +1,5 @@
-"""The models' predictions on every tile the console knows, asked of Triton's ``wildfire`` model.
+"""The models' predictions on every Mapbox tile the console knows, asked of Triton's ``wildfire`` model
+(the Mapbox line's; another product's tile is set aside with that reason).
 
 Each tile is scored once by the champion, and by the challenger too while one is in shadow (one
 request: ``versions=champion,challenger``; Triton answers with the versions it served, champion
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from emberwatch.common.tile_store import TileMissing, TileRefused, TileUnavailable, read_tile
 from emberwatch.common.triton_client import Scores, Triton, TritonError
 from emberwatch.contracts import TileReady
+from emberwatch.contracts.products import MAPBOX, product_title
 from services.console.settings import ConsoleSettings
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,11 @@ class TilePredictions:
 
     # --- the loop ------------------------------------------------------------------------------
     def _todo(self) -> list[TileReady]:
+        for t in self._tiles():
+            if t.product != MAPBOX and t.tile_id not in self.unscorable:
+                # the model asked here learned from Mapbox: its answer on another product's tile means nothing
+                self.unscorable[t.tile_id] = (f"a {product_title(t.product)} tile: the console asks the Mapbox line's "
+                                              "model only")
         todo = [t for t in self._tiles() if t.tile_id not in self.unscorable
                 and (t.tile_id not in self.by_tile or self.by_tile[t.tile_id].generation < self.generation)]
         todo.sort(key=lambda t: (t.tile_id in self.by_tile, t.label != "wildfire"))  # new ones, fire tiles first

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from emberwatch.common.tile_store import TileMissing, TileRefused, TileUnavailable, read_tile
+from emberwatch.contracts.products import PRODUCTS, model_name_for
 from services.console.http_json import error
 from services.console.models import ATTRIBUTION, role_view
 from services.console.parts import console_of
@@ -80,16 +81,22 @@ async def tiles(request: Request) -> Response:
         return error(400, "give the fire: /api/tiles?fire_key=<fire_key>")
     console = console_of(request)
     return JSONResponse({"fire_key": fire_key, "tiles": console.view.fire_tiles(fire_key),
+                         "sentinel2_grid": console.view.fire_grid(fire_key),
                          "attribution": ATTRIBUTION, "predictions": console.predictions.status})
 
 
 async def models(request: Request) -> Response:
     console = console_of(request)
-    known = console.view.models()
+    view = console.view
+    known = view.models()
     name, ui = console.settings.console_model_name, console.settings.console_mlflow_ui_url or ""
-    roles = {role: role_view(role, name, known[role], console.view.candidate(known[role]), ui)
-             for role in ("champion", "challenger", "previous")}
-    progress = await read_progress(console.client(), console.settings.console_gatekeeper_metrics_url)
+    for line in known["lines"]:
+        line["model_name"] = model_name_for(name, line["product"]) if line["product"] in PRODUCTS else None
+        line["roles"] = {role: role_view(role, line["model_name"] or name, line[role],
+                                         view.candidate(line[role], line["product"]), ui, line["product"])
+                         for role in ("champion", "challenger", "previous")}
+    roles = known["lines"][0]["roles"]  # the Mapbox line's (the first): what the page showed before lines
+    progress = await read_progress(console.client(), console.settings.console_gatekeeper_metrics_url, name)
     return JSONResponse(known | {"model_name": name, "roles": roles, "gate": progress, "mlflow_ui_url": ui})
 
 

@@ -3,7 +3,8 @@
 The gatekeeper keeps its pairs on its own volume; what it says of them is in its metrics: the pairs
 per class now (``emberwatch_model_shadow_class_pairs``), the gate's minimums
 (``emberwatch_gatekeeper_gate_minimum_pairs``), when the shadow began and how often the two models
-agree. The console asks when a page asks; a gatekeeper that does not answer is said so.
+agree. A shadow runs per model line (one per imagery product): each is named with the product its
+model sees. The console asks when a page asks; a gatekeeper that does not answer is said so.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from emberwatch.contracts.products import product_of_model, product_title
+
 LABELS = ("wildfire", "nowildfire")
 
 
-def parse_progress(text: str) -> dict:
-    """The shadow in progress (or none) and the gate's minimums, from a metrics exposition."""
+def parse_progress(text: str, base_model: str | None = None) -> dict:
+    """The shadows in progress, newest first (``shadow``: the newest, or none) and the gate's minimums,
+    from a metrics exposition; ``base_model`` names the lines' models (the product each shadow sees)."""
     minimums: dict[str, int] = {}
     pairs: dict[tuple[str, str, str], dict[str, int]] = {}
     started: dict[tuple[str, str, str], float] = {}
@@ -31,16 +35,20 @@ def parse_progress(text: str) -> dict:
                 started[key] = s.value
             elif s.name == "emberwatch_model_shadow_agreement":
                 agreement.setdefault(key, {})[s.labels["source"]] = round(s.value, 4)
-    shadow = None
-    if started:
-        key = max(started, key=started.__getitem__)  # one shadow at a time; the newest if two linger
+    shadows, lines = [], set()
+    for key in sorted(started, key=started.__getitem__, reverse=True):
+        if key[0] in lines:
+            continue  # one shadow at a time per line; the newest if two linger
+        lines.add(key[0])
         counts = {label: pairs.get(key, {}).get(label, 0) for label in LABELS}
-        shadow = {"model_name": key[0], "challenger": key[1], "champion": key[2], "started_at": started[key],
-                  "pairs": {"all": sum(counts.values()), **counts}, "agreement": agreement.get(key, {})}
-    return {"available": True, "minimums": minimums, "shadow": shadow}
+        product = product_of_model(base_model, key[0]) if base_model else None
+        shadows.append({"model_name": key[0], "challenger": key[1], "champion": key[2], "started_at": started[key],
+                        "product": product, "product_title": product_title(product) if product else None,
+                        "pairs": {"all": sum(counts.values()), **counts}, "agreement": agreement.get(key, {})})
+    return {"available": True, "minimums": minimums, "shadow": shadows[0] if shadows else None, "shadows": shadows}
 
 
-async def read_progress(client: httpx.AsyncClient, url: str | None) -> dict:
+async def read_progress(client: httpx.AsyncClient, url: str | None, base_model: str | None = None) -> dict:
     if not url:
         return {"available": False, "error": "EMBERWATCH_CONSOLE_GATEKEEPER_METRICS_URL is empty"}
     try:
@@ -49,4 +57,4 @@ async def read_progress(client: httpx.AsyncClient, url: str | None) -> dict:
     except httpx.HTTPError as exc:
         return {"available": False, "error": f"the gatekeeper's metrics at {url} did not answer "
                                              f"({type(exc).__name__}): is the gatekeeper running?"}
-    return parse_progress(response.text)
+    return parse_progress(response.text, base_model)

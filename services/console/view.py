@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 from emberwatch.contracts import FireObserved, ModelCandidate, ModelDecision, TileReady
 from emberwatch.contracts.events import LabelFeedback
+from emberwatch.contracts.products import MAPBOX, product_title
+from services.console.imagery import sentinel2_grid
 from services.console.models import candidate_view, decision_view, fire_view, tile_view
 
 
@@ -109,16 +111,24 @@ class ConsoleView:
                 "tiles_scored": len(scored), "tiles": len(tiles)}
 
     def fire_tiles(self, fire_key: str) -> list[dict]:
-        """The fire's own tile(s) first, then its matched fire-free tiles."""
+        """The fire's own tile(s) first, then its matched fire-free tiles (and pre-fire controls), each
+        with its imagery's dates counted from the fire's start."""
         tiles = [self.tiles[t] for t in self.tiles_by_fire.get(fire_key, [])]
         tiles.sort(key=lambda t: t.label != "wildfire")
-        return [tile_view(t, self.feedback.get(t.tile_id), self.prediction_of(t.tile_id)) for t in tiles]
+        fire = self.fires.get(fire_key)
+        start = fire.start_date if fire else None
+        return [tile_view(t, self.feedback.get(t.tile_id), self.prediction_of(t.tile_id), start) for t in tiles]
 
-    def roles(self) -> dict[str, str | None]:
-        """Champion, challenger and previous champion as the decisions tell them."""
+    def fire_grid(self, fire_key: str) -> list[list[str | None]] | None:
+        """The fire's Sentinel-2 tiles: rows before/after its start, columns true colour/SWIR."""
+        return sentinel2_grid(self.tiles[t] for t in self.tiles_by_fire.get(fire_key, []))
+
+    def roles(self, product: str = MAPBOX) -> dict[str, str | None]:
+        """Champion, challenger and previous champion of one product's model line, as its decisions tell."""
         champions: list[str] = []  # the champions in turn; a rollback goes back down the list
         decided: set[str] = set()
-        for d in sorted((d for d in self.decisions if not d.refused), key=lambda d: d.occurred_at):
+        mine = (d for d in self.decisions if not d.refused and d.product == product)
+        for d in sorted(mine, key=lambda d: d.occurred_at):
             decided.add(f"{d.model_name}:{d.candidate_version}")
             if d.decision == "promoted" and d.candidate_version is not None:
                 champions.append(d.candidate_version)
@@ -127,18 +137,25 @@ class ConsoleView:
                     champions.pop()
                 if not champions:
                     champions.append(d.champion_version)
-        waiting = [c for k, c in self.candidates.items() if k not in decided]
+        waiting = [c for k, c in self.candidates.items() if k not in decided and c.product == product]
         challenger = max(waiting, key=lambda c: c.occurred_at).version if waiting else None
         return {"champion": champions[-1] if champions else None, "challenger": challenger,
                 "previous": champions[-2] if len(champions) > 1 else None}
 
-    def candidate(self, version: str | None) -> ModelCandidate | None:
-        found = [c for c in self.candidates.values() if c.version == version]
+    def candidate(self, version: str | None, product: str = MAPBOX) -> ModelCandidate | None:
+        found = [c for c in self.candidates.values() if c.version == version and c.product == product]
         return max(found, key=lambda c: c.occurred_at) if found else None
 
+    def products(self) -> list[str]:
+        """The model lines the streams tell of: Mapbox first, then the others as named."""
+        seen = {c.product for c in self.candidates.values()} | {d.product for d in self.decisions}
+        return [MAPBOX, *sorted(seen - {MAPBOX})]
+
     def models(self) -> dict:
+        """The Mapbox line's roles at the top (as before lines), and every line's roles in ``lines``."""
         return {
             **self.roles(),
+            "lines": [{"product": p, "product_title": product_title(p), **self.roles(p)} for p in self.products()],
             "candidates": [candidate_view(c) for c in self.candidates.values()],
             "decisions": [decision_view(d) for d in reversed(self.decisions)],
         }
