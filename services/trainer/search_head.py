@@ -58,11 +58,17 @@ def search_head(
     batch_size: int,
     seed: int,
     calibrate: bool = True,
+    sample_weight: np.ndarray | None = None,
 ) -> HeadResult:
-    """Train one head per (units, learning rate); keep the one with the lowest best val_loss."""
+    """Train one head per (units, learning rate); keep the one with the lowest best val_loss.
+
+    ``sample_weight`` (one per training tile, e.g. a down-weighted not-visible fire tile) multiplies the
+    balanced class weights."""
     import keras
 
     weights = class_weights(y_train)
+    weighting = {"class_weight": weights} if sample_weight is None else {
+        "sample_weight": np.asarray([weights[int(c)] for c in y_train]) * np.asarray(sample_weight, np.float64)}
     best: HeadResult | None = None
     best_loss = math.inf
     trials = []
@@ -79,7 +85,7 @@ def search_head(
             )
             fit = model.fit(
                 x_train, y_train, validation_data=(x_val, y_val), epochs=epochs,
-                batch_size=batch_size, class_weight=weights, callbacks=[stop], verbose=0, shuffle=True,
+                batch_size=batch_size, callbacks=[stop], verbose=0, shuffle=True, **weighting,
             )
             history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
             val_loss = min(history["val_loss"])

@@ -40,3 +40,25 @@ def test_keep_and_unflagged_tiles_change_nothing():
 def test_unknown_policies_and_weights_are_refused(policy, down_weight):
     with pytest.raises(ValueError):
         tile_weights(FLAGS, policy, down_weight)
+
+
+def test_the_head_search_follows_the_policy_weights():
+    """Tiles of one place labelled both ways: the label the weights favour is what the head learns there."""
+    from services.trainer.search_head import search_head
+
+    rng = np.random.default_rng(0)
+    centres = {"a": -2.0 * np.ones(8), "b": 2.0 * np.ones(8), "c": np.array([2.0] * 4 + [-2.0] * 4)}
+    place_a, place_b, place_c = (centres[p] + rng.normal(0, 0.3, (n, 8)) for p, n in (("a", 50), ("b", 40), ("c", 50)))
+    x = np.vstack([place_a, place_b, place_c]).astype(np.float32)
+    # place A: 10 fire-free tiles and 40 "fire" tiles the imagery does not show; B: shown fires; C: fire-free
+    y = np.array([0] * 10 + [1] * 40 + [1] * 40 + [0] * 50)
+    flags = [None] * 10 + [False] * 40 + [True] * 40 + [None] * 50
+
+    def learned_at_a(policy: str) -> float:
+        keep, weights = apply_policy(flags, policy, down_weight=0.05)
+        head = search_head(x[keep], y[keep], x, y, units_grid=[8], learning_rates=[0.01], dropout=0.0, epochs=60,
+                           patience=60, batch_size=16, seed=0, calibrate=False, sample_weight=weights)
+        return float(head.model.predict(place_a.astype(np.float32), verbose=0).argmax(axis=1).mean())
+
+    assert learned_at_a("keep") == 1.0  # 40 against 10, even balanced by class: the hidden fires win at A
+    assert learned_at_a("down-weight") == 0.0  # at 5 % weight they no longer outweigh the fire-free tiles
