@@ -20,7 +20,19 @@ px) and the trainer's head search (``services.trainer.search_head``) — under t
 per-class recall; (d) the real Mapbox fixtures (not the zoom-1 world quadrants) against the
 simulated fire-free distribution of each statistic. Also the render time of one 350×350 image.
 
+With ``--sentinel2 FIRES``, the Sentinel-2 line instead (``sentinel2_report``): FIRES fires of the CWFIS
+simulator's season placed in the STAC/COG simulator (served in this process over real HTTP), each fetched
+through ``Sentinel2Provider`` as the tiler would (first at 5.5 days after its start, again at 11 and 16.5
+days while no clear scene shows it), the post-fire tile (wildfire) and its pre-fire control (nowildfire)
+of every fire with both; then, side by side under spatial cross-validation (GroupKFold by 1.5° cell, a
+fire's two tiles in one cell), per fold with mean and spread: the CNN (the demo's backbone and the
+trainer's head search), the dNBR rule (``services/trainer/physics_baseline.py``) and the hand
+statistics, for the SWIR and the true-colour composites, and the same for ``--mapbox-pairs`` Mapbox
+pairs; the not-visible policies of ``services/trainer/visible_tiles.py`` on the SWIR line; bytes and
+seconds per tile.
+
 Usage: python benchmarks/bench_imagery.py [PAIRS] [--no-cnn] [--folds K] [--fixtures DIR] [--out FILE]
+       python benchmarks/bench_imagery.py --sentinel2 FIRES [--mapbox-pairs N] [--folds K] [--out FILE]
 """
 
 from __future__ import annotations
@@ -257,6 +269,238 @@ def fixture_rule(free: np.ndarray, fx: dict[str, np.ndarray]) -> list[tuple[str,
     return bad
 
 
+# --- the Sentinel-2 line -------------------------------------------------------------------------------
+
+S2_TRIES_DAYS = (5.5, 11.0, 16.5)  # the tiler retries a fire no clear scene shows yet; gives up after 20 days
+POLICIES = ("keep", "drop", "down-weight")
+
+
+@dataclass
+class S2Fire:
+    tile: Tile  # the post-fire tile's place and acquisition (its control: the same place)
+    post: dict[str, bytes]  # composite kind -> PNG as the tiler stores it
+    pre: dict[str, bytes]
+    dnbr: float | None
+    hot_pixels: int
+    visible: bool
+    seconds: float  # the successful fetch_pair, searches and reads (the simulator renders on the same cores)
+    bytes_post: int
+    bytes_pre: int
+    bytes_fire: int  # everything read for the fire, rejected scenes' SCL included
+
+
+def sentinel2_fires(n_fires: int, seed: int = DEFAULT_SEED, n_season: int = DEFAULT_FIRES, year: int = 2026):
+    """``n_fires`` of the CWFIS season spread over it: the provider's FireWindow (ending when CWFIS calls the
+    fire out) and the STAC simulator's fire (its front burning while CWFIS reports it out of control)."""
+    from services.tiler.sentinel2.provider import FireWindow
+
+    fires = season_fires(seed, n_season, year)
+    pick = np.linspace(0, len(fires) - 1, min(n_fires, len(fires))).round().astype(int)
+    windows, sim = [], []
+    for i in pick:
+        f = fires[i]
+        out = f.start + timedelta(hours=f.oc_h + f.bh_h + f.uc_h)
+        windows.append(FireWindow(f"{f.agency}:{f.name}", lon=f.lon, lat=f.lat, start=f.start, end=out))
+        sim.append({"lat": f.lat, "lon": f.lon, "hectares": f.final_hectares, "start": f.start.isoformat(),
+                    "end": (f.start + timedelta(hours=f.oc_h)).isoformat(), "growth_h": max(f.oc_h, 1)})
+    return windows, sim
+
+
+def fetch_sentinel2(n_fires: int) -> tuple[list[S2Fire], dict[str, int]]:
+    """Each fire through Sentinel2Provider against the STAC simulator; the pairs with both tiles."""
+    from services.tiler.sentinel2.pairing import GiveUp, Ready
+    from services.tiler.sentinel2.provider import Sentinel2Provider
+    from services.tiler.sentinel2.search import StacCatalogue
+    from simulators.stac.app import Clock, SimState, create_app, parse_fires
+    from tests.support.serve_app import serve_in_thread
+
+    windows, sim = sentinel2_fires(n_fires)
+    late = max(w.end for w in windows) + timedelta(days=30)
+    state = SimState(clock=Clock(late, speed=0.0), fault_rate=0.0)
+    state.fires = parse_fires(sim)
+    outcome = {"fires": len(windows), "ready": 0, "no_pre": 0, "gave_up": 0, "still_waiting": 0}
+    out: list[S2Fire] = []
+    with serve_in_thread(create_app(state), "stac simulator") as url:
+        provider = Sentinel2Provider(StacCatalogue(url=url))
+        for w, s in zip(windows, sim, strict=True):
+            result = None
+            for days in S2_TRIES_DAYS:
+                result = provider.fetch_pair(w, w.start + timedelta(days=days))
+                if isinstance(result.decision, Ready | GiveUp):
+                    break
+            if not isinstance(result.decision, Ready):
+                outcome["gave_up" if isinstance(result.decision, GiveUp) else "still_waiting"] += 1
+                continue
+            outcome["ready"] += 1
+            if result.pre is None:
+                outcome["no_pre"] += 1
+                continue
+            ev = result.evidence
+            post, pre = result.post, result.pre
+            out.append(S2Fire(
+                tile=Tile(1, w.lat, w.lon, post.scene.acquired_at, float(s["hectares"]), w.fire_key),
+                post={"swir": post.swir.png, "true-colour": post.true_colour.png},
+                pre={"swir": pre.swir.png, "true-colour": pre.true_colour.png},
+                dnbr=ev.dnbr, hot_pixels=ev.hot_pixels, visible=ev.visible, seconds=result.seconds,
+                bytes_post=post.bytes_read, bytes_pre=pre.bytes_read, bytes_fire=result.bytes_read))
+    return out, outcome
+
+
+def fold_table(y: np.ndarray, pred: np.ndarray, splits, mask: np.ndarray | None = None) -> dict[str, list[float]]:
+    """Accuracy, recall and specificity in each fold's test part (restricted to ``mask`` if given)."""
+    out: dict[str, list[float]] = {"accuracy": [], "recall": [], "specificity": []}
+    for _, test in splits:
+        t = test if mask is None else test[mask[test]]
+        yt, pt = y[t], pred[t]
+        out["accuracy"].append(float((pt == yt).mean()) if len(t) else math.nan)
+        out["recall"].append(float(pt[yt == 1].mean()) if (yt == 1).any() else math.nan)
+        out["specificity"].append(float(1 - pt[yt == 0].mean()) if (yt == 0).any() else math.nan)
+    return out
+
+
+def _ms(values: list[float]) -> str:
+    v = np.array(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return f"{100 * v.mean():.1f} ± {100 * v.std(ddof=1):.1f}" if len(v) > 1 else "-"
+
+
+def cnn_cv_policy(emb: np.ndarray, y: np.ndarray, splits, groups: np.ndarray, visible: np.ndarray,
+                  policy: str) -> np.ndarray:
+    """The trainer's head search in each fold with a not-visible policy on its training and validation
+    parts (the test part is scored whole); predictions of every tile."""
+    from sklearn.model_selection import GroupKFold
+
+    from services.trainer.search_head import search_head
+    from services.trainer.visible_tiles import apply_policy
+
+    flags = [None if v is None else bool(v) for v in visible]
+    pred = np.empty_like(y)
+    for train, test in splits:
+        fit, val = next(GroupKFold(n_splits=4).split(train, groups=groups[train]))
+        fit, val = train[fit], train[val]
+        keep, weights = apply_policy([flags[i] for i in fit], policy)
+        fit = fit[keep]
+        if policy == "drop":
+            val = val[apply_policy([flags[i] for i in val], policy)[0]]
+        res = search_head(emb[fit], y[fit], emb[val], y[val], units_grid=[128, 256], learning_rates=[0.001],
+                          dropout=0.3, epochs=40, patience=4, batch_size=64, seed=0, sample_weight=weights)
+        pred[test] = res.model.predict(emb[test], verbose=0).argmax(axis=1)
+    return pred
+
+
+def sentinel2_report(n_fires: int, mapbox_pairs: int, k: int, say) -> None:
+    from emberwatch.ml.images import decode_image
+    from services.trainer.physics_baseline import TileIndices, rule_predictions
+
+    say(f"CPU: {cpu_line()}; Python {platform.python_version()}")
+    t0 = time.perf_counter()
+    fires, outcome = fetch_sentinel2(n_fires)
+    fetch_s = time.perf_counter() - t0
+    say(f"Sentinel-2: {outcome['fires']} CWFIS-season fires through Sentinel2Provider against the STAC simulator "
+        f"in {fetch_s:.0f} s: {outcome['ready']} ready ({outcome['no_pre']} without a clear pre-fire scene, left "
+        f"out), {outcome['gave_up']} given up, {outcome['still_waiting']} still waiting at day "
+        f"{S2_TRIES_DAYS[-1]}; {len(fires)} pairs used")
+    tiles = [t for f in fires for t in (f.tile, Tile(0, f.tile.lat, f.tile.lon, f.tile.at, f.tile.hectares,
+                                                     f.tile.fire_key))]
+    y = np.array([t.label for t in tiles])
+    visible = np.array([v for f in fires for v in (f.visible, None)], dtype=object)
+    indices = [ix for f in fires for ix in (TileIndices(f.dnbr, f.hot_pixels), TileIndices())]
+    shown = np.array([v is not False for v in visible])  # the test tiles the imagery shows
+    ha = np.array([f.tile.hectares for f in fires])
+    say(f"fires used: final area median {np.median(ha):.1f} ha (p10 {np.percentile(ha, 10):.1f}, p90 "
+        f"{np.percentile(ha, 90):.0f}); not visible (dNBR < 0.1 and no hot pixel): "
+        f"{sum(not f.visible for f in fires)} of {len(fires)}")
+    sec = np.array([f.seconds for f in fires])
+    per_tile = np.array([b for f in fires for b in (f.bytes_post, f.bytes_pre)])
+    png = np.array([len(f.post["swir"]) for f in fires] + [len(f.pre["swir"]) for f in fires])
+    say(f"per fire (cold: the simulator renders each COG on the same cores): {np.median(sec):.2f} s p50, "
+        f"{np.percentile(sec, 90):.2f} s p90; per tile {np.median(sec) / 2:.2f} s p50; bytes read per tile "
+        f"{np.median(per_tile) / 1e6:.2f} MB p50, {per_tile.max() / 1e6:.2f} MB max; per fire (with rejected "
+        f"scenes' SCL) {np.median([f.bytes_fire for f in fires]) / 1e6:.2f} MB p50; a stored SWIR PNG "
+        f"{np.median(png) / 1e3:.0f} kB p50")
+    splits = folds(tiles, k)
+    groups = np.array([hash(cell_of(t.lat, t.lon, CELL_DEG)) for t in tiles])
+    for test in (s[1] for s in splits):  # a fire's two tiles never straddle folds
+        assert len({tiles[i].fire_key for i in test} & {tiles[j].fire_key for j in np.setdiff1d(
+            np.arange(len(tiles)), test)}) == 0
+    cells = len(set(groups.tolist()))
+    say(f"{len(tiles)} tiles in {cells} cells of {CELL_DEG}°, GroupKFold({k}); backbone input {IMAGE_SIZE} px")
+    rows: list[tuple[str, str, dict]] = []
+    rule = rule_predictions(indices)
+    t_embed = t_head = 0.0
+    emb_by_kind: dict[str, np.ndarray] = {}
+    kept: dict[str, np.ndarray] = {}  # the CNN's predictions with not-visible tiles kept, per composite
+    for kind in ("swir", "true-colour"):
+        images = np.stack([decode_image(png_bytes, IMAGE_SIZE) for f in fires
+                           for png_bytes in (f.post[kind], f.pre[kind])])
+        stats = np.stack([image_statistics(im) for im in images])
+        hand = hand_statistics_cv(stats, y, splits)
+        best = max(hand, key=lambda n: hand[n]["accuracy"])
+        line = f"Sentinel-2 {kind}"
+        t1 = time.perf_counter()
+        emb, bb_id = cnn_embeddings(images)
+        t_embed += time.perf_counter() - t1
+        emb_by_kind[kind] = emb
+        t1 = time.perf_counter()
+        cnn = kept[kind] = cnn_cv_policy(emb, y, splits, groups, visible, "keep")
+        t_head += time.perf_counter() - t1
+        rows += [(line, f"CNN ({bb_id}, head search; not-visible kept)", fold_table(y, cnn, splits)),
+                 (line, "dNBR rule (dNBR >= 0.1 or a hot pixel)", fold_table(y, rule, splits)),
+                 (line, f"hand statistics ({best})", fold_table(y, hand[best]["pred"], splits))]
+    if mapbox_pairs:
+        mtiles = pipeline_pairs(mapbox_pairs)
+        my = np.array([t.label for t in mtiles])
+        t1 = time.perf_counter()
+        mimages, mms = render_tiles(mtiles, season_field())
+        render_s = time.perf_counter() - t1
+        msplits = folds(mtiles, k)
+        mhand = hand_statistics_cv(np.stack([image_statistics(im) for im in mimages]), my, msplits)
+        mbest = max(mhand, key=lambda n: mhand[n]["accuracy"])
+        memb, _ = cnn_embeddings(mimages)
+        mcnn = cnn_cv(memb, my, msplits, mtiles)
+        rows += [("Mapbox", "CNN (same backbone, head search)", fold_table(my, mcnn["pred"], msplits)),
+                 ("Mapbox", "dNBR rule", {}),
+                 ("Mapbox", f"hand statistics ({mbest})", fold_table(my, mhand[mbest]["pred"], msplits))]
+        jpg = [len(_encode(render_static(t.lat, t.lon, 15, 350, 350, fires=season_field(), at=t.at), "jpg90")[0])
+               for t in mtiles[:10]]
+        say(f"Mapbox: {len(mtiles) // 2} pairs ({len(mtiles)} tiles, {len({cell_of(t.lat, t.lon, CELL_DEG) for t in mtiles})} "
+            f"cells), rendered by the simulator in {render_s:.0f} s ({np.median(mms):.0f} ms per 350×350 tile p50, "
+            f"no network); a JPEG tile {np.median(jpg) / 1e3:.0f} kB p50 (first 10)")
+    say()
+    say("Side by side, per fold of the spatial cross-validation (mean ± standard deviation over the folds, %)")
+    say()
+    say("| line | classifier | accuracy | recall (wildfire) | specificity (nowildfire) |")
+    say("|---|---|---:|---:|---:|")
+    for line, name, t in rows:
+        if not t:
+            say(f"| {line} | {name} | n/a (no indices) | | |")
+            continue
+        say(f"| {line} | {name} | {_ms(t['accuracy'])} | {_ms(t['recall'])} | {_ms(t['specificity'])} |")
+    say()
+    say("Per fold (Sentinel-2 SWIR; accuracy % of CNN / dNBR rule / hand statistics):")
+    swir = [r for r in rows if r[0] == "Sentinel-2 swir"]
+    for i in range(k):
+        say(f"- fold {i + 1} (n={len(splits[i][1])}): " + " / ".join(f"{100 * r[2]['accuracy'][i]:.1f}" for r in swir))
+    say()
+    say("Not-visible fire tiles on the Sentinel-2 SWIR line (policy on training and validation; test scored whole)")
+    say()
+    say("| policy | accuracy, all test tiles | recall, all | accuracy, visible test tiles | recall, visible |")
+    say("|---|---:|---:|---:|---:|")
+    t1 = time.perf_counter()
+    for policy in POLICIES:
+        pred = kept["swir"] if policy == "keep" else cnn_cv_policy(emb_by_kind["swir"], y, splits, groups, visible,
+                                                                    policy)
+        a, v = fold_table(y, pred, splits), fold_table(y, pred, splits, shown)
+        say(f"| {policy} | {_ms(a['accuracy'])} | {_ms(a['recall'])} | {_ms(v['accuracy'])} | {_ms(v['recall'])} |")
+    t_head += time.perf_counter() - t1
+    rv = fold_table(y, rule, splits, shown)
+    say(f"| (dNBR rule) | {_ms(fold_table(y, rule, splits)['accuracy'])} | "
+        f"{_ms(fold_table(y, rule, splits)['recall'])} | {_ms(rv['accuracy'])} | {_ms(rv['recall'])} |")
+    say()
+    say(f"embedding {2 * len(tiles)} Sentinel-2 images: {t_embed:.0f} s; head searches: {t_head:.0f} s; "
+        f"whole run {time.perf_counter() - t0:.0f} s")
+
+
 def cpu_line() -> str:
     model = "unknown"
     try:
@@ -282,6 +526,9 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None, help="also write the report (markdown) here")
     ap.add_argument("--image-size", type=int, default=128, help="backbone input (the demo: 128)")
+    ap.add_argument("--sentinel2", type=int, default=0, metavar="FIRES",
+                    help="the Sentinel-2 line: FIRES fires through the STAC simulator (instead of the Mapbox report)")
+    ap.add_argument("--mapbox-pairs", type=int, default=100, help="with --sentinel2: Mapbox pairs beside it (0: none)")
     args = ap.parse_args()
     IMAGE_SIZE = args.image_size
 
@@ -290,6 +537,12 @@ def main() -> None:
     def say(s: str = "") -> None:
         print(s, flush=True)
         lines.append(s)
+
+    if args.sentinel2:
+        sentinel2_report(args.sentinel2, args.mapbox_pairs, args.folds, say)
+        if args.out:
+            args.out.write_text("\n".join(lines) + "\n")
+        return
 
     tiles = pipeline_pairs(args.pairs)
     y = np.array([t.label for t in tiles])
