@@ -100,11 +100,11 @@ class TilePredictions:
 
     # --- the loop ------------------------------------------------------------------------------
     def _todo(self) -> list[TileReady]:
-        for t in self._tiles():
-            if t.product != MAPBOX and t.tile_id not in self.unscorable:
-                # the model asked here learned from Mapbox: its answer on another product's tile means nothing
-                self.unscorable[t.tile_id] = (f"a {product_title(t.product)} tile: the console asks the Mapbox line's "
-                                              "model only")
+        other = [t for t in self._tiles() if t.product != MAPBOX and t.tile_id not in self.unscorable]
+        for t in other:  # the model asked here learned from Mapbox: its answer on another product's tile means nothing
+            self.unscorable[t.tile_id] = f"a {product_title(t.product)} tile: the console asks the Mapbox model only"
+        if other:
+            self._changed("predictions")
         todo = [t for t in self._tiles() if t.tile_id not in self.unscorable
                 and (t.tile_id not in self.by_tile or self.by_tile[t.tile_id].generation < self.generation)]
         todo.sort(key=lambda t: (t.tile_id in self.by_tile, t.label != "wildfire"))  # new ones, fire tiles first

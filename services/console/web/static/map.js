@@ -114,6 +114,9 @@ async function showFire(f) {
     hist.id = 'fire-history';
     panel.append(h, p, hist);
   }
+  if (data.sentinel2_grid && !document.getElementById('s2-grid')) {
+    document.getElementById('fire-history').after(sentinel2Grid());
+  }
   showHistory(f.fire_key);
   document.getElementById('fire-summary').textContent =
     `stage ${f.stage}, ${f.hectares ?? '?'} ha, started ${f.start_date ?? '?'}, source ${f.source}` +
@@ -121,7 +124,11 @@ async function showFire(f) {
     (data.tiles.length ? '' : ' — no tiles yet');
   for (const t of data.tiles) {
     let card = panel.querySelector(`.tile[data-tile-id="${CSS.escape(t.tile_id)}"]`);
-    if (!card) { card = tileCard(t, data.attribution); panel.append(card); }
+    if (!card) {
+      card = tileCard(t);
+      const cell = gridCellOf(data.sentinel2_grid, t.tile_id);
+      if (cell) cell.replaceChildren(card); else panel.append(card);
+    }
     card.querySelector('.prediction').textContent = t.prediction?.problem
       ? `not scored: ${t.prediction.problem}`
       : t.prediction
@@ -158,21 +165,78 @@ async function showHistory(key) {
   box.replaceChildren(caption, table);
 }
 
-function tileCard(t, attribution) {
+// A Sentinel-2 fire's pair: rows before and after the fire's start, columns true colour and SWIR; each
+// cell holds its tile's card (or says none came). The tiles' cards find their cell by gridCellOf.
+const GRID_ROWS = [['pre', 'before the fire\'s start'], ['post', 'after the start']];
+const GRID_COLUMNS = [['sentinel2-true-colour', 'true colour'], ['sentinel2-swir', 'SWIR (B12, B8A, B4)']];
+
+function sentinel2Grid() {
+  const grid = document.createElement('div');
+  grid.id = 's2-grid'; grid.className = 's2-grid';
+  const head = (text, cls) => {
+    const d = document.createElement('div');
+    d.className = cls; d.textContent = text;
+    return d;
+  };
+  grid.append(head('Sentinel-2', 's2-head'), ...GRID_COLUMNS.map(([, name]) => head(name, 's2-head')));
+  for (const [row, rowName] of GRID_ROWS) {
+    grid.append(head(rowName, 's2-row-head'));
+    for (const [col] of GRID_COLUMNS) {
+      const cell = head('no tile', 's2-cell hint');
+      cell.dataset.row = row; cell.dataset.col = col;
+      grid.append(cell);
+    }
+  }
+  return grid;
+}
+
+function gridCellOf(grid, tileId) {
+  if (!grid) return null;
+  for (const [r, [row]] of GRID_ROWS.entries()) {
+    for (const [c, [col]] of GRID_COLUMNS.entries()) {
+      if (grid[r]?.[c] === tileId) {
+        const cell = document.querySelector(`#s2-grid .s2-cell[data-row="${row}"][data-col="${col}"]`);
+        cell?.classList.remove('hint');
+        return cell;
+      }
+    }
+  }
+  return null;
+}
+
+const TILE_TITLES = {post: 'fire tile', pre: 'pre-fire tile (the same place)'};
+
+function tileCard(t) {
+  const im = t.imagery;
   const div = document.createElement('div');
   div.className = 'tile';
   div.dataset.tileId = t.tile_id;
+  div.dataset.product = im.product;
   const title = document.createElement('div');
-  title.textContent = t.label === 'wildfire' ? 'fire tile' : 'matched fire-free tile';
+  title.textContent = TILE_TITLES[im.phase] ?? (t.label === 'wildfire' ? 'fire tile' : 'matched fire-free tile');
   const img = document.createElement('img');
-  img.src = t.url; img.alt = `tile ${t.tile_id.slice(0, 12)} (${t.label})`;
+  img.src = t.url; img.alt = `tile ${t.tile_id.slice(0, 12)} (${t.label}, ${im.product_title})`;
+  const when = document.createElement('div');
+  when.className = 'imagery';
+  when.textContent = `${im.product_title} · ${im.when}`;
+  const facts = document.createElement('div');
+  facts.className = 'imagery-facts';
+  facts.textContent = im.facts;
   const attr = document.createElement('div');
-  attr.className = 'attribution'; attr.textContent = attribution;
+  attr.className = 'attribution'; attr.textContent = im.credits;
   const pred = document.createElement('div');
   pred.className = 'prediction';
   const fb = document.createElement('div');
   fb.className = 'feedback-known';
-  div.append(title, img, attr, pred, fb);
+  div.append(title, img, when);
+  if (im.facts) div.append(facts);
+  if (im.not_visible) {
+    const flag = document.createElement('div');
+    flag.className = 'not-visible';
+    flag.textContent = im.not_visible;
+    div.append(flag);
+  }
+  div.append(attr, pred, fb);
   if (window.consoleUser) {
     const note = document.createElement('input');
     note.placeholder = 'note (optional)'; note.className = 'feedback-note';

@@ -35,29 +35,52 @@ function drawGate(gate) {
   box.replaceChildren();
   if (!gate.available) { box.append(el('p', `Shadow progress unknown: ${gate.error}`, 'error')); return; }
   const min = gate.minimums;
-  const s = gate.shadow;
-  if (!s) {
+  const shadows = gate.shadows ?? (gate.shadow ? [gate.shadow] : []);
+  if (!shadows.length) {
+    delete box.dataset.challenger;
     box.append(el('p', `No shadow in progress. The gate looks once a shadow has ${min.all ?? '?'} pairs, ` +
                        `${min.wildfire ?? '?'} of them fire tiles and ${min.nowildfire ?? '?'} fire-free.`));
     return;
   }
-  box.dataset.challenger = s.challenger;
-  box.append(el('h3', `Shadow: challenger ${s.challenger} against champion ${s.champion}, since ` +
-                      new Date(s.started_at * 1000).toISOString().slice(0, 16).replace('T', ' ') + ' UTC'));
-  for (const [key, name] of [['all', 'pairs'], ['wildfire', 'fire tiles'], ['nowildfire', 'fire-free tiles']]) {
-    const row = el('div', undefined, 'gate-row');
-    row.dataset.kind = key;
-    row.append(el('span', `${name}: ${s.pairs[key]} / ${min[key] ?? '?'} `), bar(s.pairs[key], min[key]));
-    box.append(row);
+  box.dataset.challenger = shadows[0].challenger;
+  for (const s of shadows) {  // one per model line: each says the product its models see
+    const part = el('div', undefined, 'shadow');
+    part.dataset.model = s.model_name;
+    const sees = s.product_title ? ` (${s.product_title})` : (s.model_name ? ` (${s.model_name})` : '');
+    part.append(el('h3', `Shadow${sees}: challenger ${s.challenger} against champion ${s.champion}, since ` +
+                          new Date(s.started_at * 1000).toISOString().slice(0, 16).replace('T', ' ') + ' UTC'));
+    for (const [key, name] of [['all', 'pairs'], ['wildfire', 'fire tiles'], ['nowildfire', 'fire-free tiles']]) {
+      const row = el('div', undefined, 'gate-row');
+      row.dataset.kind = key;
+      row.append(el('span', `${name}: ${s.pairs[key]} / ${min[key] ?? '?'} `), bar(s.pairs[key], min[key]));
+      part.append(row);
+    }
+    const agree = Object.entries(s.agreement).map(([src, v]) => `${src} ${(100 * v).toFixed(1)} %`).join(', ');
+    if (agree) part.append(el('div', `champion and challenger agree on: ${agree}`));
+    box.append(part);
   }
-  const agree = Object.entries(s.agreement).map(([src, v]) => `${src} ${(100 * v).toFixed(1)} %`).join(', ');
-  if (agree) box.append(el('div', `champion and challenger agree on: ${agree}`));
+}
+
+// Which product each model line sees: one sentence for the Mapbox line alone, a line per product when several.
+function drawLines(m) {
+  const list = document.getElementById('lines');
+  const only = m.lines.length === 1 ? m.lines[0] : null;
+  document.getElementById('model-sees').textContent =
+    only ? `— ${only.model_name ?? m.model_name} sees ${only.product_title} imagery` : '';
+  list.hidden = !!only;
+  list.replaceChildren(...(only ? [] : m.lines.map(l => {
+    const li = el('li', `${l.product_title} (model ${l.model_name ?? '?'}): champion ${l.champion ?? 'none'} · ` +
+                        `challenger ${l.challenger ?? 'none'} · previous ${l.previous ?? 'none'}`);
+    li.dataset.product = l.product;
+    return li;
+  })));
 }
 
 function roleCard(r) {
   const card = el('div', undefined, 'role');
   card.dataset.role = r.role;
-  card.append(el('h3', `${r.role} — version ${r.version}`));
+  card.dataset.product = r.product;
+  card.append(el('h3', `${r.role} — version ${r.version} — ${r.model_name} sees ${r.product_title}`));
   const links = el('div');
   links.append(link('MLflow model version', r.mlflow_version_url));
   if (r.mlflow_run_url) links.append(' · ', link('MLflow run', r.mlflow_run_url));
@@ -92,11 +115,13 @@ async function loadModels() {
   document.getElementById('challenger').textContent = m.challenger ?? 'none';
   document.getElementById('previous').textContent = m.previous ?? 'none';
   drawGate(m.gate);
+  drawLines(m);
   const roles = document.getElementById('roles');
-  const drawn = [...roles.children].map(c => `${c.dataset.role}:${c.dataset.version}`).join();
-  const want = ['champion', 'challenger', 'previous'].filter(r => m.roles[r]);
-  if (drawn !== want.map(r => `${r}:${m.roles[r].version}`).join()) {  // redraw only on a change: plots stay
-    roles.replaceChildren(...want.map(r => { const c = roleCard(m.roles[r]); c.dataset.version = m.roles[r].version; return c; }));
+  const drawn = [...roles.children].map(c => `${c.dataset.product}:${c.dataset.role}:${c.dataset.version}`).join();
+  const want = m.lines.flatMap(l => ['champion', 'challenger', 'previous'].filter(r => l.roles[r])
+    .map(r => l.roles[r]));
+  if (drawn !== want.map(r => `${r.product}:${r.role}:${r.version}`).join()) {  // redraw only on a change: plots stay
+    roles.replaceChildren(...want.map(r => { const c = roleCard(r); c.dataset.version = r.version; return c; }));
   }
   const body = document.querySelector('#decisions tbody');
   body.replaceChildren();
@@ -105,7 +130,7 @@ async function loadModels() {
     tr.dataset.commandId = d.command_id ?? '';
     const decision = d.refused ? `refused (${d.decision})` : d.decision;
     const e = d.evidence;
-    for (const v of [d.at.slice(0, 19).replace('T', ' '), d.candidate_version, decision, `${e.n} (${e.n_wildfire} / ${e.n_fire_free})`,
+    for (const v of [d.at.slice(0, 19).replace('T', ' '), d.product_title, d.candidate_version, decision, `${e.n} (${e.n_wildfire} / ${e.n_fire_free})`,
                      e.p_value === null ? '' : num(e.p_value, 4), evidenceText(e), d.basis ?? '', e.rule ?? '',
                      d.requested_by ?? '',
                      d.reason + (d.warnings?.length ? ` — warnings: ${d.warnings.join('; ')}` : '')]) {
