@@ -21,6 +21,8 @@ def demo(
     rounds: int = typer.Option(5, help="Most rounds of simulated season to run (each --hours-per-round)."),
     hours_per_round: float = typer.Option(240.0, help="Simulated hours the CWFIS season advances per round."),
     round_timeout_s: float = typer.Option(420.0, help="Longest wait for a round's decision (seconds)."),
+    sentinel2: bool = typer.Option(False, "--sentinel2", help="Also make each fire's Sentinel-2 pair (post-fire "
+                                   "scene and pre-fire control) from the STAC simulator, beside Mapbox."),
 ) -> None:
     """Run the whole loop on the embedded defaults: stack + simulators + services, fires → tiles →
     training → candidate → shadow comparison → promotion → Discord → a prediction through Triton."""
@@ -35,6 +37,7 @@ def demo(
     with Live(console=console, refresh_per_second=2, transient=True) as live:
         result = asyncio.run(run_demo(
             settings, rounds=rounds, hours_per_round=hours_per_round, round_timeout_s=round_timeout_s,
+            sentinel2=sentinel2,
             report=lambda msg: live.console.print(plain(msg, keep_lines=True)),
             on_progress=lambda tally: live.update(demo_progress_table(tally))))
     out.print(demo_progress_table(result.tally))

@@ -1,6 +1,7 @@
 """``emberwatch demo``: the whole loop on one machine, on the embedded defaults.
 
-Starts the stack (Kafka, MLflow, Triton, Prometheus), the three simulators and the six services,
+Starts the stack (Kafka, MLflow, Triton, Prometheus), the simulators (CWFIS, Mapbox, Discord and the
+STAC/COG simulator of Sentinel-2) and the six services,
 then advances the simulated CWFIS season step by step: fires are ingested, tiled, a model is
 trained, validated in Triton and crowned champion over the floor; a later candidate is compared in
 shadow with it and promoted or rejected by the gate on paired evidence; the team is told on the
@@ -34,7 +35,7 @@ DEMO_POLL_INTERVAL_S = 2
 DEMO_GATE_MIN_SAMPLES = 60
 DEMO_GATE_MAX_PAIRS = 150  # the shadow's last look: a test split (~100-140 tiles) and a few live tiles
 DEMO_PARTS = ",".join(["kafka", "mlflow", "triton", "prometheus",
-                       *(f"sim-{s}" for s in SIMULATORS), *SERVICES])
+                       *(f"sim-{s}" for s in SIMULATORS), "sim-stac", *SERVICES])
 DISCORD_SIM_WEBHOOK = "/api/webhooks/1000000000000000001/emberwatch-demo-token"
 
 
@@ -81,6 +82,17 @@ def demo_environment(settings: Settings) -> dict[str, str]:
         "EMBERWATCH_GATEKEEPER_FLOOR_SPECIFICITY": "0.5",
         "EMBERWATCH_GATEKEEPER_FLOOR_MIN_PER_CLASS": "20",
         "EMBERWATCH_LOG_FORMAT": "json",
+    }
+
+
+def sentinel2_environment(settings: Settings) -> dict[str, str]:
+    """What ``emberwatch demo --sentinel2`` adds: the tiler's Sentinel-2 line on, searching the STAC
+    simulator, on the season's clock (the feed's snapshot times), due fires looked at every poll."""
+    return {
+        "EMBERWATCH_TILER_SENTINEL2": "true",
+        "EMBERWATCH_TILER_SENTINEL2_STAC_URL": f"http://{settings.stack_host}:{settings.stac_sim_port}",
+        "EMBERWATCH_TILER_SENTINEL2_CLOCK": "feed",
+        "EMBERWATCH_TILER_SENTINEL2_CHECK_INTERVAL_S": str(DEMO_POLL_INTERVAL_S),
     }
 
 
@@ -200,9 +212,9 @@ def message_fingerprint(message: dict) -> str:
 
 
 def _advance_season(settings: Settings, hours: float) -> dict:
-    """One season step: the Mapbox simulator's clock is set FIRST to the CWFIS clock's new time, THEN
-    the CWFIS clock is set there, so a fire is never reported (and tiled) before the imagery shows
-    it. Without a Mapbox simulator to reach (real Mapbox) only CWFIS is stepped."""
+    """One season step: the imagery simulators' clocks (Mapbox, then STAC) are set FIRST to the CWFIS
+    clock's new time, THEN the CWFIS clock is set there, so a fire is never reported (and tiled) before
+    the imagery shows it. An imagery simulator that is not running (real Mapbox) is not stepped."""
     from datetime import datetime, timedelta
 
     host = settings.stack_host
@@ -210,24 +222,27 @@ def _advance_season(settings: Settings, hours: float) -> dict:
     r = httpx.get(f"{cwfis}/state", timeout=10)
     r.raise_for_status()
     target = (datetime.fromisoformat(r.json()["now"]) + timedelta(hours=hours)).isoformat()
-    try:
-        m = httpx.post(f"http://{host}:{settings.mapbox_sim_port}/_admin/clock", json={"at": target}, timeout=10)
-        m.raise_for_status()
-    except httpx.ConnectError:
-        pass  # no Mapbox simulator running: nothing to keep in step
+    for port in (settings.mapbox_sim_port, settings.stac_sim_port):
+        try:
+            m = httpx.post(f"http://{host}:{port}/_admin/clock", json={"at": target}, timeout=10)
+            m.raise_for_status()
+        except httpx.ConnectError:
+            pass  # that simulator is not running: nothing to keep in step
     r = httpx.post(f"{cwfis}/clock", json={"at": target}, timeout=10)
     r.raise_for_status()
     return r.json()
 
 
-def system_environment(settings: Settings) -> dict[str, str]:
-    """The environment the demo's parts start with: its defaults, under what is already set."""
-    return {**demo_environment(settings), **os.environ}  # a variable already set wins
+def system_environment(settings: Settings, *, sentinel2: bool = False) -> dict[str, str]:
+    """The environment the demo's parts start with: its defaults (and the Sentinel-2 line's with
+    ``sentinel2``), under what is already set."""
+    extra = sentinel2_environment(settings) if sentinel2 else {}
+    return {**demo_environment(settings), **extra, **os.environ}  # a variable already set wins
 
 
-def start_system(settings: Settings, report: Reporter = print) -> Settings:
+def start_system(settings: Settings, report: Reporter = print, *, sentinel2: bool = False) -> Settings:
     """Start every part of the system (stack, simulators, services) with the demo's environment."""
-    env = system_environment(settings)
+    env = system_environment(settings, sentinel2=sentinel2)
     settings = settings.model_copy(update={"stack_parts": DEMO_PARTS})
     report(f"starting {len(DEMO_PARTS.split(','))} parts (state in {settings.state_dir})")
     manage.up(settings, on_event=lambda name, msg: report(f"{name}: {msg}"), env=env)
@@ -293,12 +308,14 @@ async def run_demo(
     round_timeout_s: float = 420.0,
     report: Reporter = print,
     on_progress: Callable[[Tally], None] = lambda tally: None,
+    sentinel2: bool = False,
 ) -> DemoResult:
     """Step the season (at most ``rounds`` × ``hours_per_round`` simulated hours) until a champion
     serves and a later candidate was judged against it on evidence; then wait at most
-    ``round_timeout_s`` for work still in flight, tell Discord, and predict one tile through Triton."""
+    ``round_timeout_s`` for work still in flight, tell Discord, and predict one tile through Triton.
+    With ``sentinel2`` the tiler also makes each fire's Sentinel-2 pair from the STAC simulator."""
     started = time.monotonic()
-    settings = await asyncio.to_thread(start_system, settings, report)
+    settings = await asyncio.to_thread(lambda: start_system(settings, report, sentinel2=sentinel2))
     min_samples = gate_minimum()
 
     watcher = PipelineWatcher(settings.kafka_bootstrap_servers)
@@ -375,6 +392,7 @@ def where_to_look(settings: Settings) -> dict[str, str]:
         "MLflow UI": f"http://{host}:{settings.mlflow_port}",
         "Prometheus": f"http://{host}:{settings.prometheus_port}",
         "Discord simulator (posts)": f"http://{host}:{settings.discord_sim_port}/",
+        "STAC simulator (Sentinel-2)": f"http://{host}:{settings.stac_sim_port}/",
         "Operator console": f"http://{settings.console_host}:{settings.console_port}/"
                             + (f" (sign in with the secret in {demo_operator_secret_file(settings)})"
                                if demo_operator_secret_file(settings).is_file() else

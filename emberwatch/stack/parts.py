@@ -210,12 +210,10 @@ def simulator(name: str):
     return build
 
 
-STAC_SIM_PORT = 8084
-
-
 def stac_simulator(settings: Settings) -> Part:
-    """The STAC/COG simulator of Sentinel-2 (simulators/stac), for the tiler's Sentinel-2 line."""
-    host, port = settings.stack_host, int(getattr(settings, "stac_sim_port", STAC_SIM_PORT))
+    """The STAC/COG simulator of Sentinel-2 (simulators/stac), for the tiler's Sentinel-2 line
+    (``EMBERWATCH_TILER_SENTINEL2_STAC_URL`` pointed at its address)."""
+    host, port = settings.stack_host, settings.stac_sim_port
     return Part(
         name="sim-stac",
         address=f"http://{host}:{port}",

@@ -23,7 +23,10 @@ adds), ``GET/POST /_admin/clock`` (``{"at": ISO}`` | ``{"advance_hours": h}`` | 
 answer, every asset href on that base URL instead of this server), ``GET /_admin/stats`` (requests by status
 and kind, COG bytes served), ``POST /_admin/reset``. Environment at start: ``EMBERWATCH_STAC_SIM_START``
 (else ``EMBERWATCH_SIM_CWFIS_START``), ``EMBERWATCH_STAC_SIM_SPEED`` (else ``EMBERWATCH_SIM_CWFIS_SPEED``,
-default 60), ``EMBERWATCH_STAC_SIM_FAULT_RATE`` (default 0.02), ``EMBERWATCH_STAC_SIM_FIRES`` (a JSON file).
+default 60), ``EMBERWATCH_STAC_SIM_FAULT_RATE`` (default 0.02), ``EMBERWATCH_STAC_SIM_FIRES`` (a JSON file),
+else the CWFIS simulator's season when ``EMBERWATCH_MAPBOX_SIM_CWFIS_SEASON`` is set (``default`` or
+``seed,fires,year``: the season the Mapbox simulator draws too), each fire burning from its start until
+it is out.
 """
 
 from __future__ import annotations
@@ -106,9 +109,29 @@ def state_from_env() -> SimState:
     state = SimState(clock=Clock(_parse_time(start) if start else datetime(2026, 5, 21, tzinfo=UTC), float(speed)),
                      fault_rate=float(os.environ.get("EMBERWATCH_STAC_SIM_FAULT_RATE", "0.02")))
     fires_file = os.environ.get("EMBERWATCH_STAC_SIM_FIRES")
+    season = os.environ.get("EMBERWATCH_MAPBOX_SIM_CWFIS_SEASON")
     if fires_file:
         state.fires = parse_fires(json.loads(Path(fires_file).read_text()))
+    elif season:
+        state.fires = fires_from_cwfis_season(season)
     return state
+
+
+def fires_from_cwfis_season(spec: str) -> list[scenes.Fire]:
+    """The CWFIS simulator's season (``default`` or ``seed,fires,year``) as burning fires: at their
+    corrected place, growing while out of control, out once under control."""
+    from simulators.cwfis.season import season_fires
+    from simulators.mapbox.app import season_spec
+
+    fires = []
+    for f in season_fires(*season_spec(spec)):
+        dlat, dlon = f.correction or (0.0, 0.0)
+        lat, lon = f.lat + dlat, f.lon + dlon
+        if -80 <= lat <= 84:
+            fires.append(scenes.Fire(lat=lat, lon=lon, hectares=max(f.final_hectares, 0.01), start=f.start,
+                                     end=f.start + timedelta(hours=f.oc_h + f.bh_h + f.uc_h),
+                                     growth_h=float(max(f.oc_h, 1))))
+    return fires
 
 
 def parse_fires(body: Any) -> list[scenes.Fire]:

@@ -33,7 +33,8 @@ def demo_env(state_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMBERWATCH_")}
     ports = {name: free_port() for name in (
         "KAFKA_PORT", "MLFLOW_PORT", "TRITON_HTTP_PORT", "TRITON_GRPC_PORT", "TRITON_METRICS_PORT",
-        "PROMETHEUS_PORT", "CWFIS_SIM_PORT", "MAPBOX_SIM_PORT", "DISCORD_SIM_PORT", "CONSOLE_PORT")}
+        "PROMETHEUS_PORT", "CWFIS_SIM_PORT", "MAPBOX_SIM_PORT", "DISCORD_SIM_PORT", "STAC_SIM_PORT",
+        "CONSOLE_PORT")}
     env.update({f"EMBERWATCH_{k}": str(v) for k, v in ports.items()})
     env["EMBERWATCH_SERVICES_METRICS_BASE_PORT"] = str(_consecutive_free_ports(5))
     env["EMBERWATCH_STATE_DIR"] = str(state_dir)

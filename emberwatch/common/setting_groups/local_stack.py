@@ -23,6 +23,8 @@ class LocalStackSettings(BaseModel):
     cwfis_sim_port: int = Field(8081, description="Port of the local CWFIS simulator (stack part sim-cwfis).")
     mapbox_sim_port: int = Field(8082, description="Port of the local Mapbox simulator (stack part sim-mapbox).")
     discord_sim_port: int = Field(8083, description="Port of the local Discord simulator (stack part sim-discord).")
+    stac_sim_port: int = Field(8084, description="Port of the local STAC/COG simulator of Sentinel-2 (stack part "
+                               "sim-stac).")
     console_host: str = Field("127.0.0.1", description="Address the operator console binds.")
     console_port: int = Field(8090, ge=0, le=65535, description="Port of the operator console (0: any free port; "
                               "stack part console).")
@@ -33,7 +35,7 @@ class LocalStackSettings(BaseModel):
     stack_parts: str = Field(
         "kafka,mlflow,triton,prometheus",
         description="Parts `emberwatch stack up` starts, comma-separated: kafka, mlflow, triton, "
-        "prometheus, sim-cwfis, sim-mapbox, sim-discord, ingestor, tiler, trainer, gatekeeper, notifier, console.",
+        "prometheus, sim-cwfis, sim-mapbox, sim-discord, sim-stac, ingestor, tiler, trainer, gatekeeper, notifier, console.",
     )
 
     @model_validator(mode="after")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class Run:
     topic_in: str
     broker: object
     handled: list[str] = field(default_factory=list)
+    tiler: object = None  # services.tiler.handlers.Handlers
 
     def out(self, model) -> str:
         return f"{model.TOPIC}.{self.suffix}"
@@ -94,9 +96,16 @@ async def running_tiler(settings: TilerSettings, *, suffix: str | None = None, t
         run.handled.extend(r.event.fire_key for r in batch)
 
     consume(broker, settings, topic_in, handle, group_id=group or unique("tiler"), handle_many=handle_many)
+    run.tiler = tiler
     await broker.start()
+    stop, timers = asyncio.Event(), []
+    if tiler.sentinel2 is not None:  # as services/tiler/main.py starts it with the app
+        timers.append(asyncio.create_task(tiler.sentinel2.run_forever(stop)))
     try:
         yield run
     finally:
+        stop.set()
+        for timer in timers:
+            await timer
         await broker.stop()
         await client.aclose()

@@ -113,14 +113,17 @@ def test_clock_starts_where_the_cwfis_simulators_does(monkeypatch):
     assert state_from_env().clock.speed == 5.0
 
 
-def test_the_demo_sets_the_mapbox_clock_before_it_advances_cwfis(monkeypatch):
+def test_the_demo_sets_the_imagery_clocks_before_it_advances_cwfis(monkeypatch):
     from emberwatch.common.config import Settings
     from emberwatch.operations import run_demo
     from tests.simulators.cwfis.serve import running_sim
+    from tests.simulators.stac.helpers import frozen_state
+    from tests.simulators.stac.helpers import running_simulator as running_stac
 
-    with running_sim() as cwfis, running_simulator(SimState(clock=SimClock(T0, 0.0))) as (murl, mstate):
+    with running_sim() as cwfis, running_simulator(SimState(clock=SimClock(T0, 0.0))) as (murl, mstate), \
+            running_stac(frozen_state(T0 - timedelta(days=3))) as (surl, sstate):
         settings = Settings(stack_host="127.0.0.1", cwfis_sim_port=int(cwfis.url.rsplit(":", 1)[1]),
-                            mapbox_sim_port=int(murl.rsplit(":", 1)[1]))
+                            mapbox_sim_port=int(murl.rsplit(":", 1)[1]), stac_sim_port=int(surl.rsplit(":", 1)[1]))
         cwfis_now = datetime.fromisoformat(httpx.get(f"{cwfis.url}/_admin/state").json()["now"])
         order = []
         real_post = httpx.post
@@ -134,4 +137,5 @@ def test_the_demo_sets_the_mapbox_clock_before_it_advances_cwfis(monkeypatch):
         target = cwfis_now + timedelta(hours=12)
         assert datetime.fromisoformat(state["now"]) == target
         assert mstate.clock.now() == target  # in step, although the Mapbox clock started elsewhere
-        assert order == [murl, cwfis.url]  # Mapbox first: no fire is reported before its imagery shows it
+        assert sstate.clock.now() == target  # the STAC simulator's too
+        assert order == [murl, surl, cwfis.url]  # imagery first: no fire is reported before its imagery shows it

@@ -114,3 +114,18 @@ def test_scl_marks_clouds_and_their_shadows() -> None:
     assert cloudy is not None
     classes = scenes.scl(cloudy)
     assert {3, 8, 9} <= set(np.unique(classes))
+
+
+def test_the_demo_season_gives_the_simulator_the_cwfis_fires_burning_until_out(monkeypatch) -> None:
+    from simulators.cwfis.season import season_fires
+    from simulators.stac.app import state_from_env
+
+    monkeypatch.delenv("EMBERWATCH_STAC_SIM_FIRES", raising=False)
+    monkeypatch.setenv("EMBERWATCH_MAPBOX_SIM_CWFIS_SEASON", "7,20,2026")
+    fires = state_from_env().fires
+    season = season_fires(7, 20, 2026)
+    assert len(fires) == len(season) == 20
+    for fire, source in zip(fires, season, strict=True):
+        dlat, dlon = source.correction or (0.0, 0.0)
+        assert (fire.lat, fire.lon, fire.start) == (source.lat + dlat, source.lon + dlon, source.start)
+        assert fire.end == source.start + timedelta(hours=source.oc_h + source.bh_h + source.uc_h)
