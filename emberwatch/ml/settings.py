@@ -9,9 +9,10 @@ import socket
 import time
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from emberwatch.common.config import Settings
+from emberwatch.contracts.products import checked_product
 
 log = logging.getLogger(__name__)
 IMAGENET_NOTOP = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -43,6 +44,24 @@ class MLSettings(Settings):
         30.0, gt=0, description="Network timeout of the ImageNet weights download.")
     backbone_seed: int = Field(0, description="Seed of the random backbone when no weights are found.")
     model_name: str = Field("emberwatch-resnet50", description="Registered model name in MLflow.")
+    model_lines: str = Field(
+        "mapbox", description="The imagery products with a model line, comma-separated (e.g. mapbox,sentinel2-swir): "
+        "the trainer trains one model per line on that product's tiles, registered as <model name> (mapbox) or "
+        "<model name>-<product>; the gatekeeper gates and serves each line apart.")
+
+    @field_validator("model_lines")
+    @classmethod
+    def _known_products(cls, value: str) -> str:
+        wanted = [p.strip() for p in value.split(",") if p.strip()]
+        if not wanted:
+            raise ValueError("at least one model line is needed (e.g. mapbox)")
+        for product in wanted:
+            checked_product(product)  # UnknownProduct is a ValueError: a settings error
+        return value
+
+    def lines(self) -> tuple[str, ...]:
+        """The enabled model lines in the order given (duplicates dropped)."""
+        return tuple(dict.fromkeys(p.strip() for p in self.model_lines.split(",") if p.strip()))
 
     def resolved_backbone_weights(self) -> Path | None:
         """The weights file to use, or None for a random initialisation (never raises offline)."""

@@ -181,7 +181,7 @@ class RequestAnswerer:
         return inputs.ManualPromotionReady(c, r.issuer, run_id, champion, datetime.now(UTC))
 
     def _prepare_rollback(self, r: fx.PrepareRollback) -> inputs.Input:
-        if int(r.target) not in head_versions_on_disk(self.serving.repo):
+        if int(r.target) not in head_versions_on_disk(self.serving.repo, self.serving.models):
             folder = self.registry.download_version_head(r.target, self.settings.gatekeeper_dir / "rollback" / r.target)
             self.serving.add_head(r.target, folder)
         return inputs.RollbackReady(r.command, r.issuer, r.target, r.current, self.registry.run_id_of(r.current),

@@ -3,6 +3,9 @@ publishing what the gatekeeper's core decided (decisions on models.decisions.v1,
 detections.v1, alerts on pipeline.alerts.v1). The blocking work (Triton, MLflow) runs in a worker
 thread.
 
+Each imagery product with a model line has a gatekeeper of its own (services/gatekeeper/lines.py),
+and every event goes to its line:
+
 - models.candidates.v1: a candidate is loaded, validated, shadowed beside the champion and promoted
   only on evidence, or rejected with the reason (an event MLflow does not bear out goes to the DLQ);
 - tiles.ready.v1: every live tile is scored by the champion and the challenger in shadow (by the
@@ -36,12 +39,13 @@ from emberwatch.messaging.broker import publish_event
 from emberwatch.messaging.consumer import PermanentError
 from emberwatch.messaging.subscription import Received, Route
 from services.gatekeeper.gatekeeper import Gatekeeper
+from services.gatekeeper.lines import GatekeeperLines, NoLine
 from services.gatekeeper.registry import UntrustedCandidate
 from services.gatekeeper.settings import SERVICE
 
 
 class Handlers:
-    def __init__(self, broker: KafkaBroker, gatekeeper: Gatekeeper):
+    def __init__(self, broker: KafkaBroker, gatekeeper: Gatekeeper | GatekeeperLines):
         self.broker = broker
         self.gatekeeper = gatekeeper
 
@@ -52,7 +56,8 @@ class Handlers:
     async def on_candidate(self, candidate: ModelCandidate) -> None:
         try:
             events = await asyncio.to_thread(self.gatekeeper.on_candidate, candidate)
-        except (UntrustedCandidate, UnsafePath) as exc:  # not MLflow's record, or a name leaving the state
+        # not MLflow's record, a name leaving the state, or a product without a model line
+        except (UntrustedCandidate, UnsafePath, NoLine) as exc:
             raise PermanentError(f"candidate {candidate.model_name}:{candidate.version} refused: {exc}") from exc
         await self._publish(events)
 

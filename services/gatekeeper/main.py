@@ -1,4 +1,4 @@
-"""Wiring: the gatekeeper's subscriptions, its handlers, and the serving watchdog."""
+"""Wiring: the gatekeeper's subscriptions, its handlers, and the serving watchdog of each model line."""
 
 from __future__ import annotations
 
@@ -10,19 +10,22 @@ from emberwatch.messaging.broker import build_broker
 from emberwatch.messaging.subscription import Delivery, subscribe_routes
 from services.gatekeeper.gatekeeper import Gatekeeper
 from services.gatekeeper.handlers import Handlers, routes
+from services.gatekeeper.lines import GatekeeperLines
 from services.gatekeeper.serving.watchdog import keep_serving
 from services.gatekeeper.settings import SERVICE, GatekeeperSettings
 
 
-def build_app(settings: Settings, *, gatekeeper: Gatekeeper | None = None) -> FastStream:
+def build_app(settings: Settings, *, gatekeeper: Gatekeeper | GatekeeperLines | None = None) -> FastStream:
+    """The gatekeeper of every model line (``EMBERWATCH_MODEL_LINES``), or the one given."""
     s = narrow(settings, GatekeeperSettings)
     broker = build_broker(s, SERVICE)
-    gk = gatekeeper or Gatekeeper(s)
+    gk = gatekeeper or GatekeeperLines(s)
     handlers = Handlers(broker, gk)
     subscribe_routes(broker, routes(handlers),
                      Delivery.from_settings(s, service=SERVICE, group_id=s.gatekeeper_group_id))
     app = FastStream(broker)
-    keep_serving(app, gk.serving, s)
+    for line in (gk.lines.values() if isinstance(gk, GatekeeperLines) else (gk,)):
+        keep_serving(app, line.serving, line.settings)
     return app
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
+from emberwatch.contracts.products import MAPBOX, checked_product, model_name_for, triton_model_for
 from emberwatch.ml.settings import MLSettings
 from services.gatekeeper.core.config import Config, within_budget
 from services.gatekeeper.core.decide_promotion import GateThresholds
@@ -14,7 +15,12 @@ from services.gatekeeper.core.decide_promotion import GateThresholds
 SERVICE = "gatekeeper"  # the service's name: logs, metrics, client ids, event producer
 
 class GatekeeperSettings(MLSettings):
-    """Every gatekeeper setting is ``EMBERWATCH_GATEKEEPER_*`` (shared ones come from the base)."""
+    """Every gatekeeper setting is ``EMBERWATCH_GATEKEEPER_*`` (shared ones come from the base).
+
+    The settings as read describe the Mapbox line; ``for_line`` gives another product's line its
+    registered model, public Triton model and state folder."""
+
+    _product: str = PrivateAttr(MAPBOX)
 
     # --- the promotion gate ----------------------------------------------------------------------
     gatekeeper_min_pairs: int = Field(200, ge=1, description="Paired shadow samples needed before the gate looks.")
@@ -126,9 +132,28 @@ class GatekeeperSettings(MLSettings):
             score_champion=self.gatekeeper_quality_score_champion, floor_recall=self.gatekeeper_floor_recall,
             floor_specificity=self.gatekeeper_floor_specificity,
             floor_min_per_class=self.gatekeeper_floor_min_per_class,
-            command_max_age_s=self.gatekeeper_command_max_age_s,
+            command_max_age_s=self.gatekeeper_command_max_age_s, product=self.product,
         )
 
     @property
+    def product(self) -> str:
+        """The imagery product of the line these settings describe."""
+        return self._product
+
+    def for_line(self, product: str) -> GatekeeperSettings:
+        """The settings of ``product``'s line: the same knobs, its own registered model (``<model
+        name>-<product>``), public Triton model (``<triton model>_<product>``) and state folder. Mapbox's
+        are these settings' own names, so a running deployment keeps its state where it is."""
+        if self._product != MAPBOX:
+            raise ValueError(f"these settings already describe the {self._product} line")
+        line = self.model_copy(update={
+            "model_name": model_name_for(self.model_name, product),
+            "gatekeeper_triton_model": triton_model_for(self.gatekeeper_triton_model, product)})
+        line._product = checked_product(product)
+        return line
+
+    @property
     def gatekeeper_dir(self) -> Path:
-        return Path(self.state_dir) / "gatekeeper"
+        """The line's state: ``<state>/gatekeeper`` for Mapbox, ``<state>/gatekeeper/lines/<product>`` else."""
+        root = Path(self.state_dir) / "gatekeeper"
+        return root if self._product == MAPBOX else root / "lines" / self._product

@@ -98,9 +98,9 @@ def tolerance_for(precision: str | None, fp32_tolerance: float) -> float:
 
 def validate_loaded(triton: Triton, version: str, known_images: Path, *, image_size: int,
                     tolerance: float, max_latency_ms: float, warmup: int = 3,
-                    timed: int = 5) -> ValidationReport:
+                    timed: int = 5, head_model: str = "head") -> ValidationReport:
     report = ValidationReport()
-    if not triton.ready("head", version):
+    if not triton.ready(head_model, version):
         report.problems.append(f"head version {version} is not ready in Triton")
         return report
     try:
@@ -179,7 +179,8 @@ def validate_in_triton(serving: ServingControl, version: str, files: CandidateFi
     report = validate_loaded(
         serving.triton, version, files.known_images, image_size=int(head_meta["image_size"]),
         tolerance=serving.validation_tolerance(), max_latency_ms=settings.gatekeeper_validation_max_latency_ms,
-        warmup=settings.gatekeeper_validation_warmup_requests, timed=settings.gatekeeper_validation_latency_requests)
+        warmup=settings.gatekeeper_validation_warmup_requests, timed=settings.gatekeeper_validation_latency_requests,
+        head_model=serving.models.head)
     if not report.ok:
         if version not in serving_roles:
             serving.drop_head(version)

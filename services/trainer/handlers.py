@@ -8,11 +8,15 @@ is due, the trainer embeds only the tiles its cache has not seen, checks the dat
 runs the leakage check (location-only and hand-statistics baselines on the same splits), logs the
 run to MLflow, registers the version (the gatekeeper alone sets aliases) and announces it on
 ``models.candidates.v1``, with the leakage check's warning when a baseline comes close to the CNN.
+
+Each model line (``EMBERWATCH_MODEL_LINES``) has its own scheduler: a product's tiles make only its own
+line's training due; the lines train one after the other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -29,6 +33,7 @@ from emberwatch.contracts import (
     TrainingRequest,
 )
 from emberwatch.contracts.events import SplitCounts
+from emberwatch.contracts.products import MAPBOX
 from emberwatch.messaging.alerts import Severity, make_alert, publish_alert
 from emberwatch.messaging.broker import publish_event
 from emberwatch.messaging.consumer import PermanentError, current_origin
@@ -48,18 +53,30 @@ class Handlers:
         self.trainer = trainer
         self.broker = broker
         s = trainer.settings
-        self.scheduler = TrainingScheduler(
-            self.train_and_announce,
-            threshold=s.trainer_train_after_new_tiles,
-            debounce_s=s.trainer_debounce_s,
-            max_wait_s=s.trainer_max_wait_s,
-            schedule_s=s.trainer_schedule_s,
-            failure_retry_s=s.trainer_failure_retry_s,
-            initial_new=trainer.index.new_since_training(),
-        )
+        # one scheduler per model line: a product's new tiles make only its own line's training due
+        self.schedulers = {
+            product: TrainingScheduler(
+                functools.partial(self.train_and_announce, product=product),
+                threshold=s.trainer_train_after_new_tiles,
+                debounce_s=s.trainer_debounce_s,
+                max_wait_s=s.trainer_max_wait_s,
+                schedule_s=s.trainer_schedule_s,
+                failure_retry_s=s.trainer_failure_retry_s,
+                initial_new=trainer.index.new_since_training(product),
+            )
+            for product in s.lines()
+        }
+        self.scheduler = next(iter(self.schedulers.values()))  # the first line's (Mapbox by default)
+        self._one_training = asyncio.Lock()  # the lines train one after the other, never side by side
         self.outcomes: list[TrainingOutcome] = []
-        self._loop_task: asyncio.Task | None = None
+        self._loop_tasks: list[asyncio.Task] = []
         m.KNOWN_TILES.set(trainer.index.count())
+
+    def _tiles_arrived(self, product: str | None, n: int = 1) -> None:
+        """New or changed tiles of ``product`` count towards its line (none when it has no line)."""
+        scheduler = self.schedulers.get(product or MAPBOX)
+        if scheduler is not None:
+            scheduler.tiles_arrived(n)
 
     # --- consumers ---------------------------------------------------------------------------
     async def on_tile_ready(self, event: TileReady) -> None:
@@ -70,13 +87,13 @@ class Handlers:
         topic, partition, offset = current_origin()
         new = await asyncio.to_thread(
             self.trainer.index.record, tile_id=event.tile_id, label=event.label, split=event.split,
-            uri=event.uri, fire_key=event.fire_key, lat=event.lat, lon=event.lon, event_id=event.event_id,
-            topic=topic, partition=partition, offset=offset,
+            uri=event.uri, fire_key=event.fire_key, lat=event.lat, lon=event.lon, product=event.product,
+            event_id=event.event_id, topic=topic, partition=partition, offset=offset,
         )
         if new:
             m.TILES_RECORDED.inc()
             m.KNOWN_TILES.inc()
-            self.scheduler.tiles_arrived()
+            self._tiles_arrived(event.product)
 
     async def on_tiles_ready(self, batch: list[Received[TileReady]]) -> None:
         """A fetched batch of tiles, recorded in one durable transaction before the offsets are
@@ -88,14 +105,18 @@ class Handlers:
             except UnsupportedTileUri as exc:
                 raise PermanentError(f"tile {r.event.tile_id}: {exc}") from exc
         rows = [dict(tile_id=r.event.tile_id, label=r.event.label, split=r.event.split, uri=r.event.uri,
-                     fire_key=r.event.fire_key, lat=r.event.lat, lon=r.event.lon,
+                     fire_key=r.event.fire_key, lat=r.event.lat, lon=r.event.lon, product=r.event.product,
                      event_id=r.event.event_id, topic=r.topic, partition=r.partition, offset=r.offset)
                 for r in batch]
         new = await asyncio.to_thread(self.trainer.index.record_many, rows)
         if new:
             m.TILES_RECORDED.inc(new)
             m.KNOWN_TILES.inc(new)
-            self.scheduler.tiles_arrived(new)
+            if len({r.event.product for r in batch}) == 1:
+                self._tiles_arrived(batch[0].event.product, new)
+            else:  # a mixed batch: which of its tiles were new is not known, so each counts once
+                for r in batch:
+                    self._tiles_arrived(r.event.product)
 
     async def on_tile_relabelled(self, event: TileRelabelled) -> None:
         """A fire reported later lies near a fire-free tile: the next training leaves it out (retire)
@@ -108,7 +129,7 @@ class Handlers:
             log.info("tile label changed by a later fire", extra={
                 "tile_id": event.tile_id, "action": event.action, "fire_key": event.fire_key,
                 "distance_km": event.distance_km})
-            self.scheduler.tiles_arrived()
+            self._tiles_arrived(await asyncio.to_thread(self.trainer.index.product_of, event.tile_id))
 
     async def on_label_feedback(self, event: LabelFeedback) -> None:
         """A person's label on a tile: it wins over the automatic one in the next training.
@@ -120,32 +141,41 @@ class Handlers:
             m.HUMAN_LABELS.labels(event.label).inc()
             log.info("a person labelled a tile", extra={
                 "tile_id": event.tile_id, "label": event.label, "labelled_by": event.labelled_by})
-            self.scheduler.tiles_arrived()
+            self._tiles_arrived(await asyncio.to_thread(self.trainer.index.product_of, event.tile_id))
 
     async def on_training_request(self, event: TrainingRequest) -> None:
         log.info("training requested", extra={"reason": event.reason, "requested_by": event.requested_by})
-        self.scheduler.request(f"{event.reason} (by {event.requested_by})")
+        for scheduler in self.schedulers.values():  # the request names no product: every line trains
+            scheduler.request(f"{event.reason} (by {event.requested_by})")
 
     # --- training ------------------------------------------------------------------------------
-    async def train_and_announce(self, reason: str) -> bool:
-        """Run one training in a worker thread; announce its candidate. True when handled."""
+    async def train_and_announce(self, reason: str, product: str = MAPBOX) -> bool:
+        """Run one training of ``product``'s line in a worker thread; announce its candidate. True when handled."""
+        async with self._one_training:
+            return await self._train_and_announce(reason, product)
+
+    async def _train_and_announce(self, reason: str, product: str) -> bool:
         try:
-            outcome = await asyncio.to_thread(self.trainer.train, reason)
+            outcome = await asyncio.to_thread(self.trainer.train, reason, product)
         except Exception as exc:
             m.TRAININGS.labels("failed").inc()
-            log.exception("training failed", extra={"reason": reason})
+            log.exception("training failed", extra={"reason": reason, "product": product})
             await self._alert("training_failed", "critical", f"training failed: {type(exc).__name__}: {exc}",
-                              {"reason": reason})
+                              {"reason": reason, "product": product})
             return False
         self.outcomes.append(outcome)
         if outcome.status == "skipped":
-            if "requested:" in reason:
+            # a requested training of a line that has no tiles at all is not news: only Mapbox alerts then
+            has_tiles = product == MAPBOX or any(sum(c.values()) for c in (outcome.check.counts.values()
+                                                                          if outcome.check else ()))
+            if "requested:" in reason and has_tiles:
+                what = "training data" if product == MAPBOX else f"{product} training data"
                 await self._alert("training_skipped", "warning",
-                                  "training data fails the checks: " + "; ".join(outcome.problems),
-                                  {"counts": outcome.check.counts if outcome.check else {}})
+                                  f"{what} fails the checks: " + "; ".join(outcome.problems),
+                                  {"counts": outcome.check.counts if outcome.check else {}, "product": product})
             return True
         await self._announce(outcome)
-        await asyncio.to_thread(self.trainer.index.mark_trained, outcome.seq)
+        await asyncio.to_thread(self.trainer.index.mark_trained, outcome.seq, product)
         return True
 
     async def _announce(self, outcome: TrainingOutcome) -> None:
@@ -153,7 +183,7 @@ class Handlers:
         assert cand is not None and outcome.check is not None
         event = ModelCandidate.create(
             producer=SERVICE, model_name=cand.model_name, version=cand.version, run_id=cand.run_id,
-            artifact_uri=cand.artifact_uri, dataset_digest=outcome.dataset_digest,
+            artifact_uri=cand.artifact_uri, product=outcome.product, dataset_digest=outcome.dataset_digest,
             counts={split: SplitCounts(**c) for split, c in outcome.check.counts.items()},
             metrics=cand.metrics, backbone_id=self.trainer.backbone.backbone_id,
             backbone_weights=self.trainer.backbone.weights_source, leakage=cand.leakage,
@@ -167,7 +197,7 @@ class Handlers:
             with attempt:
                 await publish_event(self.broker, event, service=SERVICE)
         m.CANDIDATES.inc()
-        log.info("candidate announced", extra={"version": cand.version, "run_id": cand.run_id,
+        log.info("candidate announced", extra={"model": cand.model_name, "version": cand.version, "run_id": cand.run_id,
                                                "reused": cand.reused, "seconds": round(outcome.seconds, 2)})
 
     async def _alert(self, alert: str, severity: Severity, message: str, details: dict[str, Any]) -> None:
@@ -176,17 +206,19 @@ class Handlers:
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
-        if self._loop_task is None:
-            self._loop_task = asyncio.create_task(self.scheduler.loop(), name="trainer-scheduler")
+        if not self._loop_tasks:
+            self._loop_tasks = [asyncio.create_task(scheduler.loop(), name=f"trainer-scheduler-{product}")
+                                for product, scheduler in self.schedulers.items()]
 
     async def stop(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
+        tasks, self._loop_tasks = self._loop_tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             try:
-                await self._loop_task
+                await task
             except asyncio.CancelledError:
                 pass
-            self._loop_task = None
 
 
 def routes(h: Handlers) -> tuple[Route, ...]:

@@ -22,6 +22,7 @@ class TileRecord:
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
+    product: str = "mapbox"  # the imagery product: the model line that learns from the tile
 
     def lineage(self) -> dict[str, Any]:
         row: dict[str, Any] = {"tile_id": self.tile_id, "label": self.label, "split": self.split}
@@ -101,6 +102,7 @@ class TrainingOutcome:
 
     status: str  # "trained" | "skipped"
     reason: str
+    product: str = "mapbox"  # the model line this training was for
     candidate: RegisteredCandidate | None = None
     bundle: TrainingBundle | None = None
     check: DataCheck | None = None

@@ -1,5 +1,8 @@
 """One training, start to registered candidate (blocking: the service runs it in a worker thread).
 
+A training is of one model line: the tiles of one imagery product, registered under that line's model
+name (``emberwatch.contracts.products.model_name_for``; docs/architecture.md#model-lines).
+
 1. embed the tiles the cache has not seen (unreadable ones skipped and counted);
 2. check the data (minimum examples per class and split) — no training on data that fails;
 3. if this exact training (dataset digest + backbone + search config) is already registered, reuse it;
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emberwatch.contracts.products import MAPBOX
 from emberwatch.ml.backbone import Backbone, embed, load_backbone
 from emberwatch.ml.head import compose
 from emberwatch.ml.image_statistics import STATISTICS, statistics_matrix
@@ -63,7 +67,9 @@ class Trainer:
         self.settings = settings
         self.root = Path(settings.state_dir) / "trainer"
         self.index = TileIndex(self.root / "tiles.sqlite")
-        self.publisher = MlflowPublisher(settings)
+        # one registered model per enabled line; ``publisher`` is the first line's (Mapbox by default)
+        self.publishers = {product: MlflowPublisher(settings, product) for product in settings.lines()}
+        self.publisher = next(iter(self.publishers.values()))
         self._backbone = backbone
         self._store: EmbeddingStore | None = None
         self._statistics: EmbeddingStore | None = None
@@ -100,8 +106,11 @@ class Trainer:
                 "epochs": s.trainer_epochs, "patience": s.trainer_patience, "batch_size": s.trainer_batch_size,
                 "seed": s.trainer_seed, "fine_tune": s.trainer_fine_tune}
 
-    def training_key(self, digest: str) -> str:
-        text = json.dumps({"dataset": digest, "search": self.search_config()}, sort_keys=True)
+    def training_key(self, digest: str, product: str = MAPBOX) -> str:
+        key: dict = {"dataset": digest, "search": self.search_config()}
+        if product != MAPBOX:  # Mapbox keeps the keys of its trainings from before lines existed
+            key["product"] = product
+        text = json.dumps(key, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     # --- step 1: the embedding cache -----------------------------------------------------------
@@ -135,11 +144,15 @@ class Trainer:
         return embedded, hits, unreadable
 
     # --- the whole training --------------------------------------------------------------------
-    def train(self, reason: str) -> TrainingOutcome:
+    def train(self, reason: str, product: str = MAPBOX) -> TrainingOutcome:
+        """One training of ``product``'s line, on that product's tiles only."""
         started = time.perf_counter()
         s = self.settings
+        publisher = self.publishers.get(product)
+        if publisher is None:
+            raise ValueError(f"no model line for {product!r} (EMBERWATCH_MODEL_LINES={s.model_lines})")
         seq = self.index.max_seq()
-        records = [r for r in self.index.all() if r.seq <= seq]
+        records = [r for r in self.index.all(product) if r.seq <= seq]
         t0 = time.perf_counter()
         embedded, hits, unreadable = self.embed_missing(records)
         t_embed = time.perf_counter() - t0
@@ -147,10 +160,12 @@ class Trainer:
         usable = [r for r in records if r.tile_id in store]
         check = check_dataset(usable, min_train=s.trainer_min_train_per_class,
                               min_val=s.trainer_min_val_per_class, min_test=s.trainer_min_test_per_class)
-        outcome = TrainingOutcome(status="skipped", reason=reason, check=check, embedded_new=embedded,
+        outcome = TrainingOutcome(status="skipped", reason=reason, product=product, check=check,
+                                  embedded_new=embedded,
                                   embedding_cache_hits=hits, unreadable=len(unreadable),
                                   problems=list(check.problems), seq=seq, timings={"embed_s": t_embed})
-        log.info("training data", extra={"tiles": len(records), "usable": len(usable), "embedded_new": embedded,
+        log.info("training data", extra={"product": product, "tiles": len(records), "usable": len(usable),
+                                         "embedded_new": embedded,
                                          "cache_hits": hits, "unreadable": len(unreadable),
                                          "counts": check.counts, "balance": check.balance})
         if not check.ok:
@@ -160,8 +175,8 @@ class Trainer:
             return outcome
 
         digest = dataset_digest(usable, store.backbone_id)
-        key = self.training_key(digest)
-        existing = self.publisher.find(key)
+        key = self.training_key(digest, product)
+        existing = publisher.find(key)
         if existing is not None:
             log.info("this training is already registered; reusing it", extra={"version": existing.version})
             m.TRAININGS.labels("reused").inc()
@@ -174,8 +189,9 @@ class Trainer:
         try:
             t0 = time.perf_counter()
             bundle = self._train_head(usable, check, digest, key, reason, unreadable, embedded, hits, work)
+            bundle.params["product"] = product
             t1 = time.perf_counter()
-            outcome.candidate = self.publisher.publish(bundle)
+            outcome.candidate = publisher.publish(bundle)
             outcome.timings.update(train_s=t1 - t0, publish_s=time.perf_counter() - t1)
         finally:
             shutil.rmtree(work, ignore_errors=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 from emberwatch.common import lease
 from emberwatch.common.retries import Backoff, retrying
+from emberwatch.contracts.products import MAPBOX, model_name_for
 from services.trainer.metrics import MLFLOW_RETRIES
 from services.trainer.models import RegisteredCandidate, TrainingBundle
 from services.trainer.settings import TrainerSettings
@@ -71,10 +72,11 @@ def _pkg_version(*names: str) -> str | None:
 
 
 class MlflowPublisher:
-    def __init__(self, settings: TrainerSettings) -> None:
+    def __init__(self, settings: TrainerSettings, product: str = MAPBOX) -> None:
         self.settings = settings
         self.uri = settings.mlflow_tracking_uri
-        self.model_name = settings.model_name
+        self.product = product
+        self.model_name = model_name_for(settings.model_name, product)  # the line's registered model
         # Called with each step's name as publishing passes it ("run_created", "logged", "registered"):
         # progress for logs and a seam for fault-injection tests that stop the real MLflow mid-way.
         self.on_step: Callable[[str, str], None] | None = None
@@ -157,7 +159,8 @@ class MlflowPublisher:
                 raise
             try:
                 client.create_registered_model(
-                    self.model_name, description="Emberwatch wildfire classifier (ResNet50 head).")
+                    self.model_name, description=f"Emberwatch wildfire classifier (ResNet50 head) on {self.product} "
+                    "imagery.", tags={"product": self.product})
             except MlflowException as exc2:
                 if getattr(exc2, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
                     raise
@@ -184,6 +187,7 @@ class MlflowPublisher:
             "dataset_digest": bundle.dataset_digest,
             "backbone_id": bundle.backbone_id,
             "reason": bundle.reason[:500],
+            "product": self.product,
             "mlflow.runName": f"train-{bundle.dataset_digest[:10]}",
         }
         if bundle.leakage and bundle.leakage.get("warning"):
@@ -216,7 +220,7 @@ class MlflowPublisher:
             mv = client.create_model_version(
                 self.model_name, source=info.model_uri, run_id=run_id,
                 tags={TAG_KEY: bundle.training_key, "dataset_digest": bundle.dataset_digest,
-                      "backbone_id": bundle.backbone_id,
+                      "backbone_id": bundle.backbone_id, "product": self.product,
                       "model_kind": str(bundle.params.get("model_kind", "head"))},
                 model_id=info.model_id,
                 description=f"head trained on {sum(sum(c.values()) for c in bundle.counts.values())} tiles",

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from emberwatch.contracts.products import MAPBOX
 from services.trainer.models import TileRecord
 
 SCHEMA = """
@@ -54,7 +55,13 @@ CREATE TABLE IF NOT EXISTS human_labels (
     given_at    TEXT NOT NULL
 );
 """
-ADDED_COLUMNS = {"lat": "REAL", "lon": "REAL"}  # added after the first release: migrated in place
+# added after the first release: migrated in place (tiles recorded before products were known are Mapbox's)
+ADDED_COLUMNS = {"lat": "REAL", "lon": "REAL", "product": "TEXT NOT NULL DEFAULT 'mapbox'"}
+LAST_TRAINED = "last_trained_seq"  # the Mapbox line's key, as before lines existed; others append ":<product>"
+
+
+def _trained_key(product: str) -> str:
+    return LAST_TRAINED if product == MAPBOX else f"{LAST_TRAINED}:{product}"
 
 
 class TileIndex:
@@ -91,6 +98,7 @@ class TileIndex:
         fire_key: str = "",
         lat: float | None = None,
         lon: float | None = None,
+        product: str = MAPBOX,
         event_id: str | None = None,
         topic: str | None = None,
         partition: int | None = None,
@@ -98,7 +106,7 @@ class TileIndex:
     ) -> bool:
         """Store a tile (durably). True when it is new; a known tile keeps its first record."""
         return self.record_many([dict(tile_id=tile_id, label=label, split=split, uri=uri,
-                                      fire_key=fire_key, lat=lat, lon=lon, event_id=event_id,
+                                      fire_key=fire_key, lat=lat, lon=lon, product=product, event_id=event_id,
                                       topic=topic, partition=partition, offset=offset)]) == 1
 
     def record_many(self, tiles: list[dict]) -> int:
@@ -110,12 +118,13 @@ class TileIndex:
         if not tiles:
             return 0
         rows = [(t["tile_id"], t["label"], t["split"], t["uri"], t.get("fire_key", ""), t.get("lat"),
-                 t.get("lon"), t.get("topic"), t.get("partition"), t.get("offset"), t.get("event_id"))
+                 t.get("lon"), t.get("product") or MAPBOX, t.get("topic"), t.get("partition"), t.get("offset"),
+                 t.get("event_id"))
                 for t in tiles]
         with self._connect() as db:
             cur = db.executemany(
-                'INSERT INTO tiles (tile_id, label, split, uri, fire_key, lat, lon, topic, partition, "offset", '
-                "event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tile_id) DO NOTHING",
+                'INSERT INTO tiles (tile_id, label, split, uri, fire_key, lat, lon, product, topic, partition, '
+                '"offset", event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tile_id) DO NOTHING',
                 rows,
             )
             return max(0, cur.rowcount)
@@ -172,21 +181,23 @@ class TileIndex:
         out.update({a: int(n) for a, n in rows})
         return out
 
-    def all(self) -> list[TileRecord]:
-        """Every usable tile: a person's label first; else retired ones left out, relabelled ones
-        with their new label."""
+    def all(self, product: str | None = None) -> list[TileRecord]:
+        """Every usable tile (of ``product``'s line when given): a person's label first; else retired
+        ones left out, relabelled ones with their new label."""
+        where, args = ("AND t.product = ?", (product,)) if product is not None else ("", ())
         with self._connect() as db:
             rows = db.execute(
                 "SELECT t.seq, t.tile_id, CASE WHEN h.label IS NOT NULL THEN h.label "
                 "WHEN r.action = 'relabel' THEN r.label ELSE t.label END, "
-                't.split, t.uri, t.fire_key, t.topic, t.partition, t."offset", t.lat, t.lon '
+                't.split, t.uri, t.fire_key, t.topic, t.partition, t."offset", t.lat, t.lon, t.product '
                 "FROM tiles t LEFT JOIN relabels r ON r.tile_id = t.tile_id "
                 "LEFT JOIN human_labels h ON h.tile_id = t.tile_id "
-                "WHERE h.label IS NOT NULL OR r.action IS NULL OR r.action != 'retire' ORDER BY t.seq"
+                f"WHERE (h.label IS NOT NULL OR r.action IS NULL OR r.action != 'retire') {where} ORDER BY t.seq",
+                args,
             ).fetchall()
         return [
             TileRecord(seq=r[0], tile_id=r[1], label=r[2], split=r[3], uri=r[4], fire_key=r[5],
-                       topic=r[6], partition=r[7], offset=r[8], lat=r[9], lon=r[10])
+                       topic=r[6], partition=r[7], offset=r[8], lat=r[9], lon=r[10], product=r[11])
             for r in rows
         ]
 
@@ -194,24 +205,32 @@ class TileIndex:
         with self._connect() as db:
             return int(db.execute("SELECT COUNT(*) FROM tiles").fetchone()[0])
 
+    def product_of(self, tile_id: str) -> str | None:
+        """The product of a known tile (its line), None for a tile not recorded (yet)."""
+        with self._connect() as db:
+            row = db.execute("SELECT product FROM tiles WHERE tile_id = ?", (tile_id,)).fetchone()
+        return row[0] if row else None
+
     def max_seq(self) -> int:
         with self._connect() as db:
             return int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM tiles").fetchone()[0])
 
-    def last_trained_seq(self) -> int:
+    def last_trained_seq(self, product: str = MAPBOX) -> int:
         with self._connect() as db:
-            row = db.execute("SELECT value FROM meta WHERE key = 'last_trained_seq'").fetchone()
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (_trained_key(product),)).fetchone()
         return int(row[0]) if row else 0
 
-    def mark_trained(self, seq: int) -> None:
+    def mark_trained(self, seq: int, product: str = MAPBOX) -> None:
+        """The tiles up to ``seq`` count as trained on by ``product``'s line (each line keeps its own)."""
         with self._connect() as db:
             db.execute(
-                "INSERT INTO meta (key, value) VALUES ('last_trained_seq', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (str(seq),),
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (_trained_key(product), str(seq)),
             )
 
-    def new_since_training(self) -> int:
-        last = self.last_trained_seq()
+    def new_since_training(self, product: str = MAPBOX) -> int:
+        """Tiles of ``product`` recorded since its line last trained."""
+        last = self.last_trained_seq(product)
         with self._connect() as db:
-            return int(db.execute("SELECT COUNT(*) FROM tiles WHERE seq > ?", (last,)).fetchone()[0])
+            return int(db.execute("SELECT COUNT(*) FROM tiles WHERE seq > ? AND product = ?",
+                                  (last, product)).fetchone()[0])

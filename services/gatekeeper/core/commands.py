@@ -95,7 +95,8 @@ def refusal(state: GatekeeperState, config: Config, c: ModelCommand, why: str, *
     subject = c.version or (champion if c.command == "rollback" else None) or \
         (shadow.candidate_version if shadow is not None else None) or ""
     return ModelDecision.create(
-        producer=config.producer, occurred_at=now, model_name=c.model_name, candidate_version=subject,
+        producer=config.producer, occurred_at=now, model_name=c.model_name, product=config.product,
+        candidate_version=subject,
         champion_version=champion, decision="rejected", reason=f"{c.command} refused: {why}", basis="operator",
         requested_by=c.requested_by if authentic else None, issuer=c.issuer if authentic else None,
         command_id=c.event_id, refused=True)

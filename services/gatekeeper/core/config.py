@@ -22,6 +22,7 @@ def within_budget(gate: GateThresholds, budget: float, used: Mapping[str, float]
 class Config:
     model_name: str
     producer: str = "gatekeeper"
+    product: str = "mapbox"  # the imagery product of this line: its decisions say so
     gate: GateThresholds = GateThresholds()  # before the drift budget shrinks its margins
     drift_budget: float = 0.03
     check_every: int = 50

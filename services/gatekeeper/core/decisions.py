@@ -48,7 +48,7 @@ def decide(state: GatekeeperState, config: Config, now: float | datetime, *, can
     """A decision: recorded on the candidate's MLflow run, remembered (a redelivered candidate gets the
     same event), counted and published."""
     event = ModelDecision.create(
-        producer=config.producer, occurred_at=at(now), model_name=config.model_name,
+        producer=config.producer, occurred_at=at(now), model_name=config.model_name, product=config.product,
         candidate_version=str(candidate_version), champion_version=champion_version, decision=decision,
         evidence=evidence, reason=reason, run_id=run_id, basis=basis, requested_by=requested_by,
         command_id=command_id, warnings=list(warnings))

@@ -46,17 +46,18 @@ class ServingControl:
         self.triton = triton or Triton(settings.triton_url, model=settings.gatekeeper_triton_model,
                                        timeout_s=settings.gatekeeper_triton_timeout_s,
                                        admin_key=settings.triton_admin_key)
-        repo_files.install_templates(self.repo, settings.triton_backbone_runtime)
+        self.models = repo_files.LineModels.for_product(settings.product)  # this line's Triton models
+        repo_files.install_templates(self.repo, settings.triton_backbone_runtime, self.models)
 
     def roles(self) -> dict[str, str | None]:
-        return repo_files.read_serving(self.repo)
+        return repo_files.read_serving(self.repo, self.models)
 
     def champion(self) -> str | None:
         return self.roles()["champion"]
 
     # --- backbone ----------------------------------------------------------------------------
     def backbone(self) -> dict | None:
-        return repo_files.backbone_meta(self.repo)
+        return repo_files.backbone_meta(self.repo, self.models)
 
     def validation_tolerance(self) -> float:
         """Infra validation's tolerance for the precision the backbone is served at."""
@@ -80,14 +81,15 @@ class ServingControl:
             if shipped is not None and (shipped / "backbone.json").is_file():
                 shipped_meta = json.loads((shipped / "backbone.json").read_text())
             if shipped_meta is not None and shipped_meta.get("backbone_id") == wanted_id:
-                repo_files.install_backbone(self.repo, shipped, self.settings.triton_backbone_runtime)
+                repo_files.install_backbone(self.repo, shipped, self.settings.triton_backbone_runtime,
+                                            self.models)
             else:
                 problems = self._export_backbone(head_meta, calibration)
                 if problems:
                     return problems
-            self.triton.load("backbone")
-        elif not self.triton.ready("backbone"):
-            self.triton.load("backbone")
+            self.triton.load(self.models.backbone)
+        elif not self.triton.ready(self.models.backbone):
+            self.triton.load(self.models.backbone)
         return []
 
     def _export_backbone(self, head_meta: dict, calibration: Path | None = None) -> list[str]:
@@ -105,7 +107,7 @@ class ServingControl:
             exported = export_backbone_onnx(backbone, Path(tmp) / "onnx", cache_root=backbone_root(ml))
             if self.settings.triton_backbone_runtime == "openvino-cpu-int8":
                 exported = self._quantize(exported, Path(tmp) / "int8", calibration)
-            repo_files.install_backbone(self.repo, exported, self.settings.triton_backbone_runtime)
+            repo_files.install_backbone(self.repo, exported, self.settings.triton_backbone_runtime, self.models)
         log.info("backbone exported to the Triton repository (ONNX)",
                  extra={"backbone_id": backbone.backbone_id, "runtime": self.settings.triton_backbone_runtime,
                         "seconds": round(time.monotonic() - started, 1)})
@@ -136,7 +138,7 @@ class ServingControl:
     def keep_versions(self, *extra: str | None) -> list[int]:
         roles = self.roles()
         wanted = {roles["champion"], roles["previous"], roles["challenger"], *extra}
-        on_disk = set(repo_files.head_versions_on_disk(self.repo))
+        on_disk = set(repo_files.head_versions_on_disk(self.repo, self.models))
         return sorted(int(v) for v in wanted if v is not None and int(v) in on_disk)
 
     def apply_head_versions(self, versions: list[int]) -> None:
@@ -144,16 +146,16 @@ class ServingControl:
         embedding_dim = int((self.backbone() or {}).get("embedding_dim", EMBEDDING_DIM))
         if not versions:
             return
-        repo_files.write_head_config(self.repo, versions, embedding_dim)
-        self.triton.load("head")
+        repo_files.write_head_config(self.repo, versions, embedding_dim, self.models)
+        self.triton.load(self.models.head)
 
     def add_head(self, version: str, source: Path) -> None:
         """Place and load a head version next to the ones serving. Raises TritonError on failure
         (the failed version is removed again; the others keep serving)."""
-        repo_files.place_head(self.repo, version, source)
+        repo_files.place_head(self.repo, version, source, self.models)
         try:
             self.apply_head_versions(self.keep_versions(version))
-            if not self.triton.ready("head", version):
+            if not self.triton.ready(self.models.head, version):
                 raise TritonError(f"head version {version} did not become ready")
             if not self.triton.ready(self.settings.gatekeeper_triton_model):
                 self.triton.load(self.settings.gatekeeper_triton_model)
@@ -167,7 +169,7 @@ class ServingControl:
         if str(version) in roles.values():
             raise ValueError(f"head version {version} still has a role: {roles}")
         keep = [v for v in self.keep_versions() if v != int(version)]
-        repo_files.remove_head(self.repo, version)
+        repo_files.remove_head(self.repo, version, self.models)
         if keep:
             self.apply_head_versions(keep)
 
@@ -175,11 +177,11 @@ class ServingControl:
         """After a restart of Triton: load backbone, the heads with a role, and the BLS model.
         Returns whether anything had to be loaded."""
         loaded = False
-        if self.backbone() is not None and not self.triton.ready("backbone"):
-            self.triton.load("backbone")
+        if self.backbone() is not None and not self.triton.ready(self.models.backbone):
+            self.triton.load(self.models.backbone)
             loaded = True
         keep = self.keep_versions()
-        if keep and any(not self.triton.ready("head", str(v)) for v in keep):
+        if keep and any(not self.triton.ready(self.models.head, str(v)) for v in keep):
             self.apply_head_versions(keep)
             loaded = True
         if not self.triton.ready(self.settings.gatekeeper_triton_model):
@@ -208,19 +210,19 @@ class ServingControl:
 
     # --- roles -------------------------------------------------------------------------------
     def set_challenger(self, version: str | None) -> None:
-        repo_files.write_serving(self.repo, challenger=version)
+        repo_files.write_serving(self.repo, self.models, challenger=version)
         if version is not None and not self.triton.ready(self.settings.gatekeeper_triton_model):
             self.triton.load(self.settings.gatekeeper_triton_model)
 
     def switch_champion(self, version: str, *, previous: str | None) -> None:
         """Make ``version`` (loaded) the champion; returns once ``wildfire`` answers with it."""
-        if not self.triton.ready("head", version):
+        if not self.triton.ready(self.models.head, version):
             raise TritonError(f"head version {version} is not loaded; refusing to make it champion")
         if not self.triton.ready(self.settings.gatekeeper_triton_model):
             self.triton.load(self.settings.gatekeeper_triton_model)
         roles = self.roles()
         challenger = roles["challenger"] if roles["challenger"] != str(version) else None
-        repo_files.write_serving(self.repo, champion=version, previous=previous, challenger=challenger)
+        repo_files.write_serving(self.repo, self.models, champion=version, previous=previous, challenger=challenger)
         self._wait_answers(version)
 
     def _wait_answers(self, version: str, timeout_s: float = 30.0) -> None:
@@ -243,11 +245,11 @@ class ServingControl:
     def retire_unused(self) -> None:
         """Unload and delete heads that no longer have a role (after a grace period)."""
         keep = set(self.keep_versions())
-        stale = [v for v in repo_files.head_versions_on_disk(self.repo) if v not in keep]
+        stale = [v for v in repo_files.head_versions_on_disk(self.repo, self.models) if v not in keep]
         if not stale:
             return
         time.sleep(self.settings.gatekeeper_unload_grace_s)
         if keep:
             self.apply_head_versions(sorted(keep))
         for v in stale:
-            repo_files.remove_head(self.repo, v)
+            repo_files.remove_head(self.repo, v, self.models)

@@ -25,3 +25,11 @@ def test_the_challengers_opinion_travels_with_it_and_a_rescore_has_the_same_id()
     d = detect(0.8, challenger_version="4", challenger_probability=0.2)
     assert (d.challenger_version, d.challenger_probability) == ("4", 0.2)
     assert detect(0.9).event_id == d.event_id  # the same tile and champion: one fact, posted once
+
+
+def test_a_detection_says_the_product_of_its_tile():
+    assert detect(0.9).product == "mapbox"
+    swir = TILE.model_copy(update={"product": "sentinel2-swir"})
+    d = detection_for(swir, label="wildfire", model_name="m-sentinel2-swir", champion_version="1",
+                      wildfire_probability=0.9, threshold=0.5, producer="gatekeeper")
+    assert d is not None and (d.product, d.model_name) == ("sentinel2-swir", "m-sentinel2-swir")

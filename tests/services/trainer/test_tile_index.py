@@ -115,3 +115,38 @@ def test_a_persons_label_wins_the_latest_holds_and_a_redelivery_counts_once(tmp_
     idx.record(tile_id=T3, label="wildfire", split="test", uri="file:///3")
     assert {r.tile_id: r.label for r in idx.all()}[T3] == "nowildfire"
     assert idx.human_label_counts() == {"human": 3, "human_changed": 2}
+
+
+def test_each_model_line_counts_and_trains_on_its_own_product(tmp_path):
+    idx = TileIndex(tmp_path / "t.sqlite")
+    idx.record(tile_id=T1, label="wildfire", split="train", uri="file:///1")  # Mapbox, as before products
+    idx.record_many([dict(tile_id=T2, label="wildfire", split="train", uri="file:///2", product="sentinel2-swir"),
+                     dict(tile_id=T3, label="nowildfire", split="val", uri="file:///3", product="sentinel2-swir")])
+    assert [r.tile_id for r in idx.all("mapbox")] == [T1]
+    assert [(r.tile_id, r.product) for r in idx.all("sentinel2-swir")] == [(T2, "sentinel2-swir"),
+                                                                           (T3, "sentinel2-swir")]
+    assert len(idx.all()) == 3 and idx.all()[0].product == "mapbox"
+    assert idx.new_since_training("mapbox") == 1 and idx.new_since_training("sentinel2-swir") == 2
+    idx.mark_trained(idx.max_seq(), "sentinel2-swir")  # one line's training leaves the other's count alone
+    assert idx.new_since_training("sentinel2-swir") == 0 and idx.new_since_training() == 1
+    assert idx.last_trained_seq() == 0 and idx.last_trained_seq("sentinel2-swir") == 3
+    assert idx.product_of(T2) == "sentinel2-swir" and idx.product_of(T1) == "mapbox"
+    assert idx.product_of("e" * 64) is None
+
+
+def test_an_index_from_before_products_is_migrated_as_mapbox(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:  # the first release's table: no product (nor location) column
+        db.executescript("CREATE TABLE tiles (seq INTEGER PRIMARY KEY AUTOINCREMENT, tile_id TEXT NOT NULL UNIQUE, "
+                         "label TEXT NOT NULL, split TEXT NOT NULL, uri TEXT NOT NULL, fire_key TEXT NOT NULL "
+                         "DEFAULT '', topic TEXT, partition INTEGER, \"offset\" INTEGER, event_id TEXT, "
+                         "received_at TEXT NOT NULL DEFAULT 'x');"
+                         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                         "INSERT INTO tiles (tile_id, label, split, uri) VALUES ('" + T1 + "', 'wildfire', 'train', "
+                         "'file:///1');"
+                         "INSERT INTO meta (key, value) VALUES ('last_trained_seq', '1');")
+    idx = TileIndex(path)
+    assert [(r.tile_id, r.product) for r in idx.all("mapbox")] == [(T1, "mapbox")]
+    assert idx.last_trained_seq() == 1 and idx.new_since_training() == 0  # Mapbox's mark is the old one

@@ -1,5 +1,8 @@
 """Triton BLS model ``wildfire``: decode -> backbone once -> the requested head versions.
 
+Each model line serves its own copy (``wildfire_<product>``, written by the gatekeeper): the config's
+parameters ``backbone`` and ``head`` name the models it calls (absent: ``backbone`` and ``head``).
+
 The BLS calls are synchronous (``exec``): an ``async def execute`` cost the python backend 2-3 ms
 more per request at concurrency 1 (measured, benchmarks/serving.md), and with the image statistics
 at 0.15 ms there is nothing left worth overlapping with the backbone."""
@@ -57,9 +60,12 @@ class TritonPythonModel:
         self.decode_image = decode_image  # refuses too many bytes or declared pixels before decoding
         self.evidence = lambda images: evidence_factor(texture(images))
         self.shrink_by = shrink_by
+        parameters = json.loads(args.get("model_config") or "{}").get("parameters") or {}
+        self.backbone_model = (parameters.get("backbone") or {}).get("string_value") or "backbone"
+        self.head_model = (parameters.get("head") or {}).get("string_value") or "head"
         model_dir = Path(args["model_repository"])
         self.serving = _JsonFile(model_dir / "serving.json")
-        self.backbone_meta = _JsonFile(model_dir.parent / "backbone" / "1" / "backbone.json")
+        self.backbone_meta = _JsonFile(model_dir.parent / self.backbone_model / "1" / "backbone.json")
 
     # --- request parsing -------------------------------------------------------------------
     def _versions(self, request, serving):
@@ -106,7 +112,7 @@ class TritonPythonModel:
         return pb_utils.get_output_tensor_by_name(response, output).as_numpy()
 
     def _embed(self, images):
-        return np.concatenate([self._call("backbone", "IMAGES", images[i:i + BACKBONE_MAX_BATCH], "EMBEDDINGS")
+        return np.concatenate([self._call(self.backbone_model, "IMAGES", images[i:i + BACKBONE_MAX_BATCH], "EMBEDDINGS")
                                for i in range(0, len(images), BACKBONE_MAX_BATCH)])
 
     def execute(self, requests):
@@ -132,7 +138,7 @@ class TritonPythonModel:
             # its statistics are computed once for every version asked
             factors = self.evidence(images)
             needed = sorted({v for _, _, vs in plan for v in vs}, key=int)
-            outs = [self._call("head", "EMBEDDINGS", emb, "PROBABILITIES", v) for v in needed]
+            outs = [self._call(self.head_model, "EMBEDDINGS", emb, "PROBABILITIES", v) for v in needed]
             by_version = {v: self.shrink_by(p, factors) for v, p in zip(needed, outs)}
         except Exception as exc:
             for i, _, _ in plan:

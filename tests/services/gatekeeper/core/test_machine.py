@@ -278,3 +278,19 @@ def test_the_core_speaks_the_class_order_of_the_models():
     from emberwatch.ml import LABEL_INDEX as MODELS
 
     assert LABEL_INDEX == MODELS
+
+
+def test_a_lines_decisions_say_its_product():
+    """The core decides for one line: its config names the product its decisions carry."""
+    from dataclasses import replace
+
+    line = replace(CONFIG, model_name="m-sentinel2-swir", product="sentinel2-swir")
+    c = candidate("1").model_copy(update={"model_name": "m-sentinel2-swir", "product": "sentinel2-swir"})
+    state, _ = step(GatekeeperState(), ev.CandidateReceived(c, T0), line)
+    state, _ = step(state, ev.CandidateVerified(c, c.run_id, T0), line)
+    state, effects = step(state, ev.CandidateInvalid(c, None, "head files missing", None, T0), line)
+    [decision] = published(effects)
+    assert (decision.product, decision.model_name, decision.decision) == ("sentinel2-swir", "m-sentinel2-swir",
+                                                                          "rejected")
+    assert published(run(GatekeeperState(), ev.CandidateInvalid(candidate("1"), None, "x", None, T0))[1])[0].product \
+        == "mapbox"

@@ -169,3 +169,35 @@ def test_the_int8_runtime_serves_what_was_quantised_and_falls_back_to_fp32(tmp_p
     triton_repo.install_backbone(repo, fp32, "openvino-cpu-int8")
     assert triton_repo.backbone_meta(repo)["precision"] == "fp32"
     assert sorted(p.name for p in (repo / "backbone" / "1").iterdir()) == ["backbone.json", "backbone.onnx", "model.py"]
+
+
+def test_each_model_line_has_its_own_models_beside_mapbox(tmp_path):
+    repo = tmp_path / "repo"
+    swir = triton_repo.LineModels.for_product("sentinel2-swir")
+    assert swir == triton_repo.LineModels("wildfire_sentinel2_swir", "backbone_sentinel2_swir", "head_sentinel2_swir")
+    assert triton_repo.MAPBOX_MODELS == triton_repo.LineModels("wildfire", "backbone", "head")
+    triton_repo.install_templates(repo)
+    triton_repo.install_templates(repo, models=swir)
+    for rel in triton_repo.TEMPLATE_FILES:  # Mapbox's are the templates, byte for byte
+        assert (repo / rel).read_bytes() == (triton_repo.TEMPLATES / rel).read_bytes()
+    bls = (repo / "wildfire_sentinel2_swir" / "config.pbtxt").read_text()
+    assert 'name: "wildfire_sentinel2_swir"' in bls and 'name: "wildfire"' not in bls
+    assert 'key: "backbone", value: { string_value: "backbone_sentinel2_swir" }' in bls
+    assert 'key: "head", value: { string_value: "head_sentinel2_swir" }' in bls
+    assert 'name: "backbone_sentinel2_swir"' in (repo / "backbone_sentinel2_swir" / "config.pbtxt").read_text()
+    assert (repo / "wildfire_sentinel2_swir" / "1" / "model.py").is_file()
+    assert (repo / "head_sentinel2_swir" / "model.py").is_file()
+
+    src = tmp_path / "art"
+    src.mkdir()
+    np.savez(src / "head.npz", mean=np.zeros(4, np.float32))
+    (src / "head.json").write_text("{}")
+    triton_repo.place_head(repo, 2, src, swir)
+    triton_repo.write_head_config(repo, [2], 2048, swir)
+    assert 'name: "head_sentinel2_swir"' in (repo / "head_sentinel2_swir" / "config.pbtxt").read_text()
+    assert triton_repo.head_versions_on_disk(repo, swir) == [2] and triton_repo.head_versions_on_disk(repo) == []
+    triton_repo.write_serving(repo, swir, champion=2)
+    assert triton_repo.read_serving(repo, swir)["champion"] == "2"
+    assert triton_repo.read_serving(repo)["champion"] is None  # Mapbox's champion untouched
+    gpu = triton_repo.gpu_backbone_config(repo, 64, 2048, swir)
+    assert 'name: "backbone_sentinel2_swir"' in gpu and f"{repo}/backbone_sentinel2_swir/1/trt-cache" in gpu
