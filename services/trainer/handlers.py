@@ -88,6 +88,7 @@ class Handlers:
         new = await asyncio.to_thread(
             self.trainer.index.record, tile_id=event.tile_id, label=event.label, split=event.split,
             uri=event.uri, fire_key=event.fire_key, lat=event.lat, lon=event.lon, product=event.product,
+            dnbr=event.dnbr, hot_pixels=event.hot_pixels, visible=event.visible,
             event_id=event.event_id, topic=topic, partition=partition, offset=offset,
         )
         if new:
@@ -106,6 +107,7 @@ class Handlers:
                 raise PermanentError(f"tile {r.event.tile_id}: {exc}") from exc
         rows = [dict(tile_id=r.event.tile_id, label=r.event.label, split=r.event.split, uri=r.event.uri,
                      fire_key=r.event.fire_key, lat=r.event.lat, lon=r.event.lon, product=r.event.product,
+                     dnbr=r.event.dnbr, hot_pixels=r.event.hot_pixels, visible=r.event.visible,
                      event_id=r.event.event_id, topic=r.topic, partition=r.partition, offset=r.offset)
                 for r in batch]
         new = await asyncio.to_thread(self.trainer.index.record_many, rows)

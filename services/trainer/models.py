@@ -23,6 +23,9 @@ class TileRecord:
     partition: int | None = None
     offset: int | None = None
     product: str = "mapbox"  # the imagery product: the model line that learns from the tile
+    dnbr: float | None = None  # the physics the tiler recorded with a Sentinel-2 fire tile (TileReady)
+    hot_pixels: int | None = None
+    visible: bool | None = None  # False: a fire tile showing neither burn nor heat
 
     def lineage(self) -> dict[str, Any]:
         row: dict[str, Any] = {"tile_id": self.tile_id, "label": self.label, "split": self.split}

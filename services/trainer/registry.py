@@ -55,7 +55,10 @@ def leakage_from_run(run) -> dict[str, Any] | None:
             "cnn_accuracy": m["leakage_cnn_accuracy"], "location_accuracy": m.get("leakage_location_accuracy"),
             "statistics_accuracy": m.get("leakage_statistics_accuracy"),
             "margin": m.get("leakage_margin", float(p.get("leakage_margin", 0.0))),
-            "warning": run.data.tags.get(LEAKAGE_TAG)}
+            "warning": run.data.tags.get(LEAKAGE_TAG),
+            **{f"physics_rule_{k}": m.get(f"leakage_physics_rule_{k}") for k in ("accuracy", "recall", "specificity")},
+            "physics_rule_tiles_with_indices": (int(m["leakage_physics_rule_tiles_with_indices"])
+                                                if "leakage_physics_rule_tiles_with_indices" in m else None)}
 
 
 class PendingVersion(RuntimeError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from emberwatch.ml.settings import MLSettings
@@ -71,6 +73,11 @@ class TrainerSettings(MLSettings):
     trainer_leakage_margin: float = Field(
         0.05, ge=0, le=1, description="A baseline whose accuracy is within this of the CNN's (or above it) "
         "makes the candidate carry a leakage warning.",
+    )
+    trainer_not_visible_tiles: Literal["drop", "down-weight", "keep"] = Field(
+        "keep", description="Fire tiles the imagery does not show (Sentinel-2: dNBR under 0.1 and no hot pixel): "
+        "keep them, down-weight them (a quarter of a tile's weight) or drop them from the training and "
+        "validation splits; the test split is always scored whole (benchmarks/imagery.md).",
     )
     # --- MLflow ------------------------------------------------------------------------------
     trainer_mlflow_experiment: str = Field("emberwatch-trainer", description="MLflow experiment name.")

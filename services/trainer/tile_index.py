@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS human_labels (
 );
 """
 # added after the first release: migrated in place (tiles recorded before products were known are Mapbox's)
-ADDED_COLUMNS = {"lat": "REAL", "lon": "REAL", "product": "TEXT NOT NULL DEFAULT 'mapbox'"}
+ADDED_COLUMNS = {"lat": "REAL", "lon": "REAL", "product": "TEXT NOT NULL DEFAULT 'mapbox'",
+                 "dnbr": "REAL", "hot_pixels": "INTEGER", "visible": "INTEGER"}
 LAST_TRAINED = "last_trained_seq"  # the Mapbox line's key, as before lines existed; others append ":<product>"
 
 
@@ -99,6 +100,9 @@ class TileIndex:
         lat: float | None = None,
         lon: float | None = None,
         product: str = MAPBOX,
+        dnbr: float | None = None,
+        hot_pixels: int | None = None,
+        visible: bool | None = None,
         event_id: str | None = None,
         topic: str | None = None,
         partition: int | None = None,
@@ -107,7 +111,8 @@ class TileIndex:
         """Store a tile (durably). True when it is new; a known tile keeps its first record."""
         return self.record_many([dict(tile_id=tile_id, label=label, split=split, uri=uri,
                                       fire_key=fire_key, lat=lat, lon=lon, product=product, event_id=event_id,
-                                      topic=topic, partition=partition, offset=offset)]) == 1
+                                      topic=topic, partition=partition, offset=offset, dnbr=dnbr,
+                                      hot_pixels=hot_pixels, visible=visible)]) == 1
 
     def record_many(self, tiles: list[dict]) -> int:
         """Store tiles (``record``'s fields each) in one durable transaction; how many were new.
@@ -119,12 +124,14 @@ class TileIndex:
             return 0
         rows = [(t["tile_id"], t["label"], t["split"], t["uri"], t.get("fire_key", ""), t.get("lat"),
                  t.get("lon"), t.get("product") or MAPBOX, t.get("topic"), t.get("partition"), t.get("offset"),
-                 t.get("event_id"))
+                 t.get("event_id"), t.get("dnbr"), t.get("hot_pixels"),
+                 None if t.get("visible") is None else int(bool(t["visible"])))
                 for t in tiles]
         with self._connect() as db:
             cur = db.executemany(
                 'INSERT INTO tiles (tile_id, label, split, uri, fire_key, lat, lon, product, topic, partition, '
-                '"offset", event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tile_id) DO NOTHING',
+                '"offset", event_id, dnbr, hot_pixels, visible) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) '
+                "ON CONFLICT(tile_id) DO NOTHING",
                 rows,
             )
             return max(0, cur.rowcount)
@@ -189,15 +196,16 @@ class TileIndex:
             rows = db.execute(
                 "SELECT t.seq, t.tile_id, CASE WHEN h.label IS NOT NULL THEN h.label "
                 "WHEN r.action = 'relabel' THEN r.label ELSE t.label END, "
-                't.split, t.uri, t.fire_key, t.topic, t.partition, t."offset", t.lat, t.lon, t.product '
-                "FROM tiles t LEFT JOIN relabels r ON r.tile_id = t.tile_id "
+                't.split, t.uri, t.fire_key, t.topic, t.partition, t."offset", t.lat, t.lon, t.product, '
+                "t.dnbr, t.hot_pixels, t.visible FROM tiles t LEFT JOIN relabels r ON r.tile_id = t.tile_id "
                 "LEFT JOIN human_labels h ON h.tile_id = t.tile_id "
                 f"WHERE (h.label IS NOT NULL OR r.action IS NULL OR r.action != 'retire') {where} ORDER BY t.seq",
                 args,
             ).fetchall()
         return [
             TileRecord(seq=r[0], tile_id=r[1], label=r[2], split=r[3], uri=r[4], fire_key=r[5],
-                       topic=r[6], partition=r[7], offset=r[8], lat=r[9], lon=r[10], product=r[11])
+                       topic=r[6], partition=r[7], offset=r[8], lat=r[9], lon=r[10], product=r[11], dnbr=r[12],
+                       hot_pixels=r[13], visible=None if r[14] is None else bool(r[14]))
             for r in rows
         ]
 

@@ -19,13 +19,22 @@ Pure: flags in, weights out.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 
 NotVisiblePolicy = Literal["drop", "down-weight", "keep"]
 POLICIES: tuple[str, ...] = ("drop", "down-weight", "keep")
 DOWN_WEIGHT = 0.25
+LEARNING_SPLITS = ("train", "val")
+
+
+class FlaggedTile(Protocol):
+    split: str
+    visible: bool | None
+
+
+T = TypeVar("T", bound=FlaggedTile)
 
 
 def tile_weights(visible: Sequence[bool | None], policy: str, down_weight: float = DOWN_WEIGHT) -> np.ndarray:
@@ -46,3 +55,13 @@ def apply_policy(visible: Sequence[bool | None], policy: str,
     keep = np.flatnonzero(w > 0)
     kept = w[keep]
     return keep, (None if bool(np.all(kept == 1.0)) else kept)
+
+
+def leave_out_hidden(tiles: list[T], policy: str) -> list[T]:
+    """With ``drop``, the training and validation tiles flagged not visible are left out; the test split
+    and every other policy keep all tiles (``down-weight`` weighs them in the head search instead)."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy for not-visible tiles {policy!r}; known: {', '.join(POLICIES)}")
+    if policy != "drop":
+        return tiles
+    return [t for t in tiles if not (t.visible is False and t.split in LEARNING_SPLITS)]

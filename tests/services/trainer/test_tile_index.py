@@ -150,3 +150,16 @@ def test_an_index_from_before_products_is_migrated_as_mapbox(tmp_path):
     idx = TileIndex(path)
     assert [(r.tile_id, r.product) for r in idx.all("mapbox")] == [(T1, "mapbox")]
     assert idx.last_trained_seq() == 1 and idx.new_since_training() == 0  # Mapbox's mark is the old one
+
+
+def test_the_physics_of_a_sentinel2_tile_is_kept_and_mapbox_tiles_have_none(tmp_path):
+    idx = TileIndex(tmp_path / "t.sqlite")
+    idx.record(tile_id=T1, label="wildfire", split="train", uri="file:///1", product="sentinel2-swir", dnbr=0.04,
+               hot_pixels=0, visible=False)
+    idx.record_many([dict(tile_id=T2, label="wildfire", split="test", uri="file:///2", product="sentinel2-swir",
+                          dnbr=0.31, hot_pixels=5, visible=True),
+                     dict(tile_id=T3, label="nowildfire", split="test", uri="file:///3")])
+    rows = {r.tile_id: r for r in TileIndex(tmp_path / "t.sqlite").all()}
+    assert (rows[T1].dnbr, rows[T1].hot_pixels, rows[T1].visible) == (0.04, 0, False)
+    assert (rows[T2].dnbr, rows[T2].hot_pixels, rows[T2].visible) == (0.31, 5, True)
+    assert (rows[T3].dnbr, rows[T3].hot_pixels, rows[T3].visible) == (None, None, None)

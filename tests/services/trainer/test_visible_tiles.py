@@ -62,3 +62,16 @@ def test_the_head_search_follows_the_policy_weights():
 
     assert learned_at_a("keep") == 1.0  # 40 against 10, even balanced by class: the hidden fires win at A
     assert learned_at_a("down-weight") == 0.0  # at 5 % weight they no longer outweigh the fire-free tiles
+
+
+def test_drop_leaves_hidden_tiles_out_of_training_and_validation_only():
+    from services.trainer.models import TileRecord
+    from services.trainer.visible_tiles import leave_out_hidden
+
+    tiles = [TileRecord(tile_id=f"{i}", label="wildfire", split=split, uri="u", visible=visible)
+             for i, (split, visible) in enumerate([("train", False), ("train", True), ("val", False),
+                                                   ("test", False), ("train", None)])]
+    assert [t.tile_id for t in leave_out_hidden(tiles, "drop")] == ["1", "3", "4"]
+    assert leave_out_hidden(tiles, "keep") == tiles and leave_out_hidden(tiles, "down-weight") == tiles
+    with pytest.raises(ValueError):
+        leave_out_hidden(tiles, "hide")
