@@ -39,11 +39,13 @@ from services.trainer.embedding_store import EmbeddingStore
 from services.trainer.evaluate import confusion, plot_confusion, plot_training_curves, split_metrics
 from services.trainer.fine_tune import export_fine_tuned_backbone, fine_tune
 from services.trainer.models import TileRecord, TrainingBundle, TrainingOutcome
+from services.trainer.physics_baseline import TileIndices
 from services.trainer.read_tiles import read_images
 from services.trainer.registry import MlflowPublisher
 from services.trainer.search_head import search_head
 from services.trainer.settings import TrainerSettings
 from services.trainer.tile_index import TileIndex
+from services.trainer.visible_tiles import apply_policy, leave_out_hidden
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +159,7 @@ class Trainer:
         embedded, hits, unreadable = self.embed_missing(records)
         t_embed = time.perf_counter() - t0
         store = self.store
-        usable = [r for r in records if r.tile_id in store]
+        usable = leave_out_hidden([r for r in records if r.tile_id in store], s.trainer_not_visible_tiles)
         check = check_dataset(usable, min_train=s.trainer_min_train_per_class,
                               min_val=s.trainer_min_val_per_class, min_test=s.trainer_min_test_per_class)
         outcome = TrainingOutcome(status="skipped", reason=reason, product=product, check=check,
@@ -217,6 +219,7 @@ class Trainer:
             x["train"], y["train"], x["val"], y["val"], units_grid=s.units_grid(),
             learning_rates=s.learning_rate_grid(), dropout=s.trainer_dropout, epochs=s.trainer_epochs,
             patience=s.trainer_patience, batch_size=s.trainer_batch_size, seed=s.trainer_seed,
+            sample_weight=apply_policy([r.visible for r in splits["train"]], s.trainer_not_visible_tiles)[1],
         )
         head = result.model
         probs = {name: head.predict(x[name], verbose=0) if len(x[name]) else np.empty((0, 2))
@@ -336,7 +339,8 @@ class Trainer:
             log.warning("leakage check: some tiles have no location (recorded by an older trainer); "
                         "the location baseline is skipped")
         result = check_leakage(parts["train"], parts["val"], parts[name], probs[name].argmax(axis=1), split=name,
-                               margin=self.settings.trainer_leakage_margin, seed=self.settings.trainer_seed)
+                               margin=self.settings.trainer_leakage_margin, seed=self.settings.trainer_seed,
+                               physics=[TileIndices(r.dnbr, r.hot_pixels) for r in splits[name]])
         log.info("leakage check", extra=result.metrics())
         return result
 
