@@ -21,6 +21,7 @@ within each round, and the table shows each path's median over the rounds, side 
 End-to-end counts from the first send to the last event handled; latency is handled time minus the
 record's Kafka timestamp (set when it was handed to the producer). Usage:
 python benchmarks/bench_broker.py [N] [--chunk C] [--single M] [--rounds R]
+python benchmarks/bench_broker.py [N] --consumers-alone [--rounds R]   (each consumer alone, pre-filled topic)
 """
 
 from __future__ import annotations
@@ -218,16 +219,111 @@ async def main(n: int, chunk: int, single_n: int, rounds: int) -> None:
     Console(width=220).print(table)
 
 
+# --- each consumer alone, on a pre-filled topic ---------------------------------------------------
+
+async def fill(settings, topic: str, n: int) -> None:
+    """Publish ``n`` TileReady events to ``topic`` before any consumer reads it."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5,
+                                max_batch_size=settings.kafka_producer_batch_bytes, partitioner=KeyPartitioner())
+    await producer.start()
+    events = [tile_event(i) for i in range(n)]
+    for start in range(0, n, 1000):
+        await asyncio.gather(*[await producer.send(topic, e.to_bytes(), key=e.key().encode())
+                               for e in events[start:start + 1000]])
+    await producer.stop()
+
+
+async def drain_raw(settings, topic: str, n: int, validate: bool) -> float:
+    """Seconds from the first record to the last: getmany and a commit per batch (and the model's parse)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers, group_id=f"g-{topic}",
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    seen, first = 0, None
+    while seen < n:
+        batch = await consumer.getmany(timeout_ms=100, max_records=settings.kafka_batch_max_records)
+        if batch and first is None:
+            first = time.perf_counter()
+        for recs in batch.values():
+            seen += len(recs)
+            if validate:
+                for r in recs:
+                    TileReady.from_bytes(r.value)
+        if batch:
+            await consumer.commit()
+    took = time.perf_counter() - first
+    await consumer.stop()
+    return took
+
+
+async def drain_subscribed(settings, topic: str, n: int) -> float:
+    """Seconds from the first event handled to the last, through ``subscribe`` (ordered)."""
+    done, marks = asyncio.Event(), []
+
+    async def handle(event: TileReady) -> None:
+        marks.append(time.perf_counter())
+        if len(marks) >= n:
+            done.set()
+
+    broker = build_broker(settings, "bench-drain")
+    subscribe(broker, topic, on_topic(topic), handle,
+              Delivery.from_settings(settings, service="bench", group_id=f"g-{topic}"))
+    await broker.start()
+    await done.wait()
+    await broker.stop()
+    return marks[-1] - marks[0]
+
+
+DRAINS = {
+    "raw": "raw aiokafka getmany + commit per batch (the ceiling's consumer)",
+    "raw-validate": "the same, plus TileReady.from_bytes on every record",
+    "subscribe": "subscribe, ordered (FastStream subscriber, validation, DLQ path, metrics)",
+}
+
+
+async def consumers_alone(n: int, rounds: int) -> None:
+    """Each consumer draining a pre-filled topic of the same ``n`` events; paths alternate per round."""
+    results: dict[str, list[float]] = {path: [] for path in DRAINS}
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = stack_settings(Path(tmp), "kafka")
+        manage.up(settings)
+        try:
+            topics = {(path, r): f"drain-{path}-{r}" for r in range(rounds) for path in DRAINS}
+            admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+            await admin.start()
+            await admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1) for t in topics.values()])
+            await admin.close()
+            for topic in topics.values():
+                await fill(settings, topic, n)
+            for (path, _), topic in topics.items():
+                took = await (drain_subscribed(settings, topic, n) if path == "subscribe"
+                              else drain_raw(settings, topic, n, validate=path == "raw-validate"))
+                results[path].append(n / took)
+        finally:
+            manage.down(settings)
+    table = Table(title=f"Each consumer alone on a pre-filled topic of {n:,} TileReady events, one partition, "
+                        f"batches ≤ {settings.kafka_batch_max_records}; first record to last, {rounds} round(s)")
+    for col in ("consumer", "records/s per round", "µs per record (median)"):
+        table.add_column(col, justify="left" if col == "consumer" else "right")
+    for path, name in DRAINS.items():
+        table.add_row(name, " / ".join(f"{r:,.0f}" for r in results[path]),
+                      f"{1e6 / statistics.median(results[path]):.1f}")
+    Console(width=160).print(table)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("n", type=int, nargs="?", default=20000, help="events per batched path")
     parser.add_argument("--chunk", type=int, default=1000, help="events handed to the producer at once")
     parser.add_argument("--single", type=int, default=2000, help="events for the one-at-a-time path")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of all paths; the table shows medians")
+    parser.add_argument("--consumers-alone", action="store_true",
+                        help="instead: each consumer alone on a pre-filled topic (what validation costs per record)")
     parser.add_argument("--consume", choices=["raw", "emberwatch", "emberwatch-bulk"], help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.consume:
         print(json.dumps(asyncio.run(consume(args.consume, args.topic, args.n))), flush=True)
+    elif args.consumers_alone:
+        asyncio.run(consumers_alone(args.n, args.rounds))
     else:
         asyncio.run(main(args.n, args.chunk, args.single, args.rounds))
