@@ -1,4 +1,5 @@
-"""Ask Triton's ``wildfire`` model about one image, over HTTP or gRPC."""
+"""Ask Triton's ``wildfire`` model (or another model line's, ``triton_model_for``) about one image,
+over HTTP or gRPC."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ class Prediction:
 
 
 def predict_bytes(data: bytes, *, url: str, protocol: str = "http", timeout_s: float = 30.0,
-                  grpc_tls: bool = False, grpc_tls_ca: Path | None = None) -> Prediction:
-    """Send encoded JPEG/PNG bytes to Triton; return the champion's answer. gRPC goes over TLS when
+                  grpc_tls: bool = False, grpc_tls_ca: Path | None = None, model: str = MODEL) -> Prediction:
+    """Send encoded JPEG/PNG bytes to Triton's ``model``; return the champion's answer. gRPC goes over TLS when
     ``grpc_tls`` or a CA file ``grpc_tls_ca`` is given (``emberwatch.common.triton_client.grpc_client``)."""
     if protocol == "grpc":
         import tritonclient.grpc as client
@@ -37,10 +38,10 @@ def predict_bytes(data: bytes, *, url: str, protocol: str = "http", timeout_s: f
         from emberwatch.common.triton_client import grpc_client
 
         conn = grpc_client(url, tls=grpc_tls, ca=grpc_tls_ca)
-        result = conn.infer(MODEL, [inp], outputs=outputs, client_timeout=timeout_s)
+        result = conn.infer(model, [inp], outputs=outputs, client_timeout=timeout_s)
     else:
         conn = client.InferenceServerClient(url=url, connection_timeout=timeout_s, network_timeout=timeout_s)
-        result = conn.infer(MODEL, [inp], outputs=outputs)
+        result = conn.infer(model, [inp], outputs=outputs)
     conn.close()
     probs = result.as_numpy("PROBABILITIES").reshape(-1)[:2].astype(float)
     version = result.as_numpy("MODEL_VERSION").reshape(-1)[0]

@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 
 from emberwatch.common.config import Settings
+from emberwatch.contracts.products import MAPBOX, SENTINEL2_SWIR
 from emberwatch.operations.watch_pipeline import PipelineWatcher, Tally
 from emberwatch.stack import manage
 from emberwatch.stack.parts import SERVICES, SIMULATORS
@@ -87,8 +88,10 @@ def demo_environment(settings: Settings) -> dict[str, str]:
 
 def sentinel2_environment(settings: Settings) -> dict[str, str]:
     """What ``emberwatch demo --sentinel2`` adds: the tiler's Sentinel-2 line on, searching the STAC
-    simulator, on the season's clock (the feed's snapshot times), due fires looked at every poll."""
+    simulator, on the season's clock (the feed's snapshot times), due fires looked at every poll; the
+    trainer and the gatekeeper run the Sentinel-2 SWIR model line beside Mapbox's."""
     return {
+        "EMBERWATCH_MODEL_LINES": f"{MAPBOX},{SENTINEL2_SWIR}",
         "EMBERWATCH_TILER_SENTINEL2": "true",
         "EMBERWATCH_TILER_SENTINEL2_STAC_URL": f"http://{settings.stack_host}:{settings.stac_sim_port}",
         "EMBERWATCH_TILER_SENTINEL2_CLOCK": "feed",
