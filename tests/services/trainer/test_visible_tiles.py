@@ -75,3 +75,29 @@ def test_drop_leaves_hidden_tiles_out_of_training_and_validation_only():
     assert leave_out_hidden(tiles, "keep") == tiles and leave_out_hidden(tiles, "down-weight") == tiles
     with pytest.raises(ValueError):
         leave_out_hidden(tiles, "hide")
+
+
+def test_a_training_that_drops_hidden_fire_tiles_checks_the_data_without_them(tmp_path):
+    """The trainer's setting reaches its data check: with ``drop`` a not-visible training fire is not counted."""
+    from services.trainer.pipeline import Trainer
+    from services.trainer.settings import TrainerSettings
+    from tests.services.trainer.synth import write_tiles
+
+    tiles = write_tiles(tmp_path / "tiles", 12, seed=0)  # train 4+4, val 1+1, test 1+1
+    hidden = next(t.tile_id for t in tiles if t.split == "train" and t.label == "wildfire")
+    problems = {}
+    for policy in ("keep", "drop"):
+        settings = TrainerSettings(
+            state_dir=tmp_path / policy, tiler_tile_root=tmp_path / "tiles", image_size=32,
+            mlflow_tracking_uri="http://127.0.0.1:9", model_lines="mapbox,sentinel2-swir",
+            trainer_min_train_per_class=4, trainer_min_val_per_class=2, trainer_min_test_per_class=1,
+            trainer_not_visible_tiles=policy)
+        trainer = Trainer(settings)
+        for t in tiles:
+            trainer.index.record(tile_id=t.tile_id, label=t.label, split=t.split, uri=t.uri, product="sentinel2-swir",
+                                 visible=False if t.tile_id == hidden else None)
+        outcome = trainer.train("check", product="sentinel2-swir")
+        assert outcome.status == "skipped"  # val has 1 + 1: never trained, MLflow never contacted
+        problems[policy] = outcome.problems
+    assert not any(p.startswith("train/wildfire") for p in problems["keep"])
+    assert "train/wildfire: 3 tiles, need at least 4" in problems["drop"]
