@@ -112,6 +112,8 @@ class Trainer:
         key: dict = {"dataset": digest, "search": self.search_config()}
         if product != MAPBOX:  # Mapbox keeps the keys of its trainings from before lines existed
             key["product"] = product
+        if self.settings.trainer_not_visible_tiles != "keep":  # another policy trains another model
+            key["not_visible_tiles"] = self.settings.trainer_not_visible_tiles
         text = json.dumps(key, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 

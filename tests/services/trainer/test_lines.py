@@ -62,3 +62,11 @@ def test_each_line_registers_its_own_model_and_trains_on_its_own_tiles(tmp_path,
     monkeypatch.setattr(trainer, "train", train)
     asyncio.run(handlers.schedulers["sentinel2-swir"]._run_training("2 new tiles"))
     assert trained == ["sentinel2-swir"] and handlers.outcomes[0].product == "sentinel2-swir"
+
+
+def test_a_not_visible_policy_other_than_keep_trains_another_model(tmp_path):
+    """The policy changes what the head learns, so a training under another policy is not reused."""
+    keep = Trainer(_settings(tmp_path))
+    down = Trainer(_settings(tmp_path).model_copy(update={"trainer_not_visible_tiles": "down-weight"}))
+    assert keep.training_key("d", "sentinel2-swir") != down.training_key("d", "sentinel2-swir")
+    assert keep.training_key("d") == Trainer(_settings(tmp_path)).training_key("d")  # keep: the keys as before
