@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from emberwatch.contracts import FireObserved, ModelCandidate, ModelDecision, TileReady
 from emberwatch.contracts.events import CommandKind, Label, LabelFeedback
-from emberwatch.contracts.products import MAPBOX, product_title
+from emberwatch.contracts.products import MAPBOX, checked_product, product_title
 from services.console.imagery import credits_of, imagery_view
 from services.console.run_plots import PLOTS
 
@@ -37,6 +37,12 @@ class CommandRequest(BaseModel):
     command: CommandKind
     version: str | None = Field(None, pattern=r"^[0-9]+$")
     reason: str = Field("", max_length=2000)
+    product: str = Field(MAPBOX, max_length=64, description="The model line the command is about.")
+
+    @field_validator("product")
+    @classmethod
+    def _known_product(cls, product: str) -> str:
+        return checked_product(product)  # UnknownProduct is a ValueError: a 422 naming the known ones
 
 
 class FeedbackRequest(BaseModel):

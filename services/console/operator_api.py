@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from emberwatch.contracts.events import LabelFeedback
+from emberwatch.contracts.products import model_name_for
 from emberwatch.messaging.broker import publish_event
 from emberwatch.operations.send_command import model_command
 from emberwatch.security.command_keys import CONSOLE, SigningKeyMissing, load_signer
@@ -109,14 +110,15 @@ async def send_command(request: Request) -> Response:
     except SigningKeyMissing as exc:
         log.error("the console cannot sign commands", extra={"error": str(exc)})
         return error(503, "the console has no key to sign commands with; see its log")
-    command = model_command(body.command, settings.console_model_name, requested_by=f"console:{user}",
+    model_name = model_name_for(settings.console_model_name, body.product)  # the product line's model
+    command = model_command(body.command, model_name, requested_by=f"console:{user}",
                             signer=signer, version=body.version, reason=body.reason,
                             wait_s=settings.console_command_wait_s, producer=SERVICE)
     await publish_event(console.broker, command, service=SERVICE)
     CONSOLE_REQUESTS.labels("command", "ok").inc()
     log.info("console command sent", extra={"command": command.command, "version": command.version,
                                             "command_id": command.event_id, "user": user})
-    return JSONResponse({"command_id": command.event_id, "command": command.command,
+    return JSONResponse({"command_id": command.event_id, "command": command.command, "model_name": model_name,
                          "version": command.version, "requested_by": command.requested_by}, status_code=202)
 
 

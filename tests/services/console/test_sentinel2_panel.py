@@ -14,8 +14,8 @@ import pytest
 
 from emberwatch.common.tile_store import TileStore
 from emberwatch.contracts import ModelCandidate, ModelDecision, TileReady
-from emberwatch.contracts.events import SplitCounts
-from tests.services.console.conftest import RunningConsole, fire, png, publish
+from emberwatch.contracts.events import ModelCommand, SplitCounts
+from tests.services.console.conftest import RunningConsole, fire, png, publish, read_all, sign_in
 
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
 POST = datetime(2026, 7, 3, 18, 42, tzinfo=UTC)  # the fixtures' fires start on 2026-06-28
@@ -129,3 +129,27 @@ def test_the_models_page_says_which_product_each_models_line_sees(page, console:
     row = page.locator("#decisions tbody tr").first.locator("td")
     assert row.nth(1).inner_text() == "Sentinel-2 SWIR" and row.last.inner_text() == HOSTILE
     assert page.evaluate("window.__pwned") is None
+
+
+def test_a_signed_in_operator_sends_a_command_to_the_line_they_pick(page, console: RunningConsole) -> None:
+    counts = {"train": SplitCounts(wildfire=10, nowildfire=10)}
+    publish(console.settings, ModelCandidate.create(  # a challenger of the SWIR line to reject
+        producer="trainer", model_name=S2_MODEL, version="2", run_id="e" * 32, artifact_uri="runs:/" + "e" * 32 +
+        "/triton", dataset_digest="d", counts=counts, metrics={}, product="sentinel2-swir"))
+    page.goto("/models")
+    sign_in(page, console.secrets, "bob")
+    page.wait_for_selector("#command-product option[value='sentinel2-swir']", state="attached", timeout=10_000)
+    page.select_option("#command-product", "sentinel2-swir")
+    page.select_option("#command-kind", "reject")
+    page.fill("#command-reason", "clouds on every tile")
+    page.click("#command-send")
+    page.wait_for_selector("#command-status[data-command-id]")
+    command_id = page.get_attribute("#command-status", "data-command-id")
+    assert S2_MODEL in page.text_content("#command-status")
+    (command,) = [c for b in read_all(console.settings, ModelCommand.TOPIC)
+                  if (c := ModelCommand.from_bytes(b)).event_id == command_id]
+    assert (command.command, command.model_name, command.requested_by) == ("reject", S2_MODEL, "console:bob")
+    refused = page.evaluate("""async () => { const r = await fetch('/api/commands', {method: 'POST',
+        headers: {'Content-Type': 'application/json'},
+        body: JSON.stringify({command: 'reject', product: 'landsat'})}); return [r.status, await r.text()]; }""")
+    assert refused[0] == 422 and "unknown imagery product" in refused[1]

@@ -63,6 +63,12 @@ function drawGate(gate) {
 
 // Which product each model line sees: one sentence for the Mapbox line alone, a line per product when several.
 function drawLines(m) {
+  const pick = document.getElementById('command-product');  // the line a command is about: those known
+  const keep = pick.value;
+  if ([...pick.options].map(o => o.value).join() !== m.lines.map(l => l.product).join()) {
+    pick.replaceChildren(...m.lines.map(l => new Option(l.product_title, l.product)));
+    pick.value = m.lines.some(l => l.product === keep) ? keep : 'mapbox';
+  }
   const list = document.getElementById('lines');
   const only = m.lines.length === 1 ? m.lines[0] : null;
   document.getElementById('model-sees').textContent =
@@ -148,7 +154,8 @@ async function loadModels() {
 document.getElementById('command-send').onclick = async () => {
   const status = document.getElementById('command-status');
   const payload = {command: document.getElementById('command-kind').value,
-                   reason: document.getElementById('command-reason').value};
+                   reason: document.getElementById('command-reason').value,
+                   product: document.getElementById('command-product').value};
   const version = document.getElementById('command-version').value.trim();
   if (version) payload.version = version;
   const r = await postJSON('/api/commands', payload);
@@ -156,7 +163,8 @@ document.getElementById('command-send').onclick = async () => {
   if (!r.ok) { status.textContent = `refused: ${answer.error}`; return; }
   pending = answer.command_id;
   status.dataset.commandId = pending;
-  status.textContent = `sent ${answer.command} (${pending}); waiting for the gatekeeper's answer…`;
+  status.textContent = `sent ${answer.command} for ${answer.model_name} (${pending}); ` +
+    'waiting for the gatekeeper\'s answer…';
   loadModels();
 };
 // Hidden until a sign-in is known: the session may have been read before this script ran (its
