@@ -15,7 +15,7 @@ import typer
 from emberwatch.cli.consoles import console, out
 from emberwatch.cli.render import markup_safe, models_table, plain, prediction_table, triton_summary
 from emberwatch.common.config import get_settings
-from emberwatch.contracts.products import MAPBOX, PRODUCTS, model_name_for, product_title
+from emberwatch.contracts.products import MAPBOX, PRODUCTS, model_name_for, product_title, triton_model_for
 
 Product = StrEnum("Product", {p: p for p in PRODUCTS})  # the --product choices, as the events spell them
 
@@ -189,18 +189,22 @@ class Protocol(StrEnum):
 def predict(
     image: Path = typer.Argument(..., exists=True, dir_okay=False, help="A JPEG or PNG image."),
     protocol: Protocol = typer.Option(Protocol.http, help="Talk to Triton over http or grpc."),
+    product: Product | None = typer.Option(
+        None, "--product", help="Ask the champion of this imagery product's model line (default mapbox: Triton's "
+                                "wildfire model; sentinel2-swir: wildfire_sentinel2_swir, and so on)."),
 ) -> None:
     """Ask the served champion (Triton) whether IMAGE shows a wildfire location.
 
     gRPC goes over TLS with EMBERWATCH_TRITON_GRPC_TLS=true (a deployed Triton), its certificate
     checked against EMBERWATCH_TRITON_GRPC_TLS_CA when set."""
-    from emberwatch.operations.predict_image import predict_file
+    from emberwatch.operations.predict_image import MODEL, predict_file
 
     settings = get_settings()
     url = settings.triton_url if protocol is Protocol.http else settings.triton_grpc_url
     try:
         result = predict_file(image, url=url, protocol=protocol.value, grpc_tls=settings.triton_grpc_tls,
-                              grpc_tls_ca=settings.triton_grpc_tls_ca)
+                              grpc_tls_ca=settings.triton_grpc_tls_ca,
+                              model=triton_model_for(MODEL, product.value if product else MAPBOX))
     except Exception as exc:  # noqa: BLE001 - tritonclient raises many types; report them plainly
         console.print(f"[red]prediction failed:[/] {type(exc).__name__}: {markup_safe(exc)}")
         raise typer.Exit(1) from None

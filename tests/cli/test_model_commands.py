@@ -20,7 +20,7 @@ def test_the_product_picks_its_lines_model_and_mapbox_is_the_default():
         commanded_model("emberwatch-wildfire", "other-model", "sentinel2-swir")
 
 
-@pytest.mark.parametrize("command", ["models", "promote", "rollback", "approve", "reject"])
+@pytest.mark.parametrize("command", ["models", "promote", "rollback", "approve", "reject", "predict"])
 def test_the_help_offers_every_product(command):
     result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
     assert result.exit_code == 0, result.output
