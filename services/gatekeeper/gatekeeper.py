@@ -121,10 +121,10 @@ class Gatekeeper:
     def _gauges(self, state: GatekeeperState) -> None:
         if state.shadow is None:
             self.quality.shadow_ended()
-            SHADOW_PAIRS.set(0)
+            SHADOW_PAIRS.labels(self.config.product).set(0)
         else:
             self.quality.shadow_state(state.shadow)
-            SHADOW_PAIRS.set(len(state.shadow.pairs))
+            SHADOW_PAIRS.labels(self.config.product).set(len(state.shadow.pairs))
 
     # --- one entry per kind of event ---------------------------------------------------------------
     def on_candidate(self, candidate: ModelCandidate) -> list:

@@ -9,7 +9,8 @@ from services.gatekeeper.measure_drift import EDGES
 
 # --- the gatekeeper's own work ---------------------------------------------------------------
 DECISIONS = Counter("emberwatch_gatekeeper_decisions_total", "Decisions by kind.", ["decision"])
-SHADOW_PAIRS = Gauge("emberwatch_gatekeeper_shadow_pairs", "Paired samples of the challenger in shadow.")
+SHADOW_PAIRS = Gauge("emberwatch_gatekeeper_shadow_pairs", "Paired samples of the challenger in shadow, per model "
+                     "line (the imagery product).", ["product"])
 GATE_MINIMUM = Gauge("emberwatch_gatekeeper_gate_minimum_pairs",
                      "The gate's minimums before it looks: paired samples in all (label all) and per class "
                      "(wildfire, nowildfire).", ["label"])

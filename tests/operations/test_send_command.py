@@ -50,13 +50,13 @@ def stack(tmp_path_factory):
         manage.down(settings)
 
 
-def scrape(port: int, name: str) -> float | None:
+def scrape(port: int, name: str, labels: str = "") -> float | None:
     try:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
     except httpx.HTTPError:
         return None
     for line in text.splitlines():
-        if line.startswith(f"{name} "):
+        if line.startswith(f"{name}{labels} "):
             return float(line.rsplit(" ", 1)[1])
     return None
 
@@ -138,7 +138,7 @@ async def test_cli_and_bot_commands_are_carried_out_by_the_gatekeeper_in_another
             return await eventually(check, 480, f"v{version} {kind}", proc, log)
 
         async def in_shadow():
-            return scrape(metrics_port, "emberwatch_gatekeeper_shadow_pairs") == 60
+            return scrape(metrics_port, "emberwatch_gatekeeper_shadow_pairs", '{product="mapbox"}') == 60
 
         try:
             v1 = await candidate(0.3)  # the first model: promoted over the floor

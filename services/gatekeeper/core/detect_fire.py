@@ -23,7 +23,7 @@ def detection_for(tile: TileReady, *, label: Label, model_name: str, champion_ve
     return Detection.create(
         producer=producer, occurred_at=occurred_at, trace_id=tile.trace_id, tile_id=tile.tile_id, uri=tile.uri,
         lat=tile.lat, lon=tile.lon, fire_key=tile.fire_key, label=label, model_name=model_name,
-        product=tile.product, model_version=champion_version,
+        product=tile.product, acquired_at=tile.acquired_at, model_version=champion_version,
         wildfire_probability=min(1.0, max(0.0, wildfire_probability)),
         threshold=threshold, challenger_version=challenger_version,
         challenger_probability=(None if challenger_probability is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from emberwatch.contracts.events import TileReady
 from services.gatekeeper.core.detect_fire import detection_for
 
@@ -33,3 +35,12 @@ def test_a_detection_says_the_product_of_its_tile():
     d = detection_for(swir, label="wildfire", model_name="m-sentinel2-swir", champion_version="1",
                       wildfire_probability=0.9, threshold=0.5, producer="gatekeeper")
     assert d is not None and (d.product, d.model_name) == ("sentinel2-swir", "m-sentinel2-swir")
+
+
+def test_a_detection_of_a_dated_tile_says_when_its_scene_was_sensed():
+    assert detect(0.9).acquired_at is None  # an undated mosaic
+    sensed = datetime(2026, 7, 3, 18, 42, tzinfo=UTC)
+    dated = TILE.model_copy(update={"product": "sentinel2-swir", "acquired_at": sensed})
+    d = detection_for(dated, label="wildfire", model_name="m-sentinel2-swir", champion_version="1",
+                      wildfire_probability=0.9, threshold=0.5, producer="gatekeeper")
+    assert d is not None and d.acquired_at == sensed
