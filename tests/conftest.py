@@ -35,9 +35,10 @@ def stack_settings(state_dir: Path, parts: str, **overrides) -> Settings:
 
 
 @contextmanager
-def running_stack(state_dir: Path, parts: str) -> Iterator[Settings]:
-    """The local stack's ``parts`` up for the duration of the block (stopped however it ends)."""
-    settings = stack_settings(state_dir, parts)
+def running_stack(state_dir: Path, parts: str, **overrides) -> Iterator[Settings]:
+    """The local stack's ``parts`` up for the duration of the block (stopped however it ends);
+    ``overrides`` as ``stack_settings`` takes them."""
+    settings = stack_settings(state_dir, parts, **overrides)
     manage.up(settings)
     try:
         yield settings

@@ -240,6 +240,16 @@ def browser() -> Iterator[object]:
             b.close()
 
 
+@contextlib.contextmanager
+def browser_page(browser, url: str, *, height: int = 860) -> Iterator[object]:  # noqa: ANN001
+    """A page in a fresh browser context on ``url`` (1280 px wide), closed however the block ends."""
+    context = browser.new_context(base_url=url, viewport={"width": 1280, "height": height})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
 def sign_in(page, secrets: dict[str, str], name: str = "alice") -> None:  # noqa: ANN001
     """Sign in through the page's form with ``name``'s secret (the secret names the operator)."""
     page.fill("#signin-secret", secrets[name])

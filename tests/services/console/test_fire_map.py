@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.services.console.conftest import RunningConsole, check_screenshot, fire, publish
+from tests.services.console.conftest import RunningConsole, browser_page, check_screenshot, fire, publish
 
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
 
@@ -27,12 +27,8 @@ def season(console: RunningConsole) -> RunningConsole:
 
 @pytest.fixture
 def page(browser, season: RunningConsole):
-    context = browser.new_context(base_url=season.url, viewport={"width": 1280, "height": 860})
-    pg = context.new_page()
-    try:
+    with browser_page(browser, season.url, height=860) as pg:
         yield pg
-    finally:
-        context.close()
 
 
 def open_map(page, hash_: str = "") -> None:

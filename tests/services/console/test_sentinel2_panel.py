@@ -15,7 +15,7 @@ import pytest
 from emberwatch.common.tile_store import TileStore
 from emberwatch.contracts import ModelCandidate, ModelDecision, TileReady
 from emberwatch.contracts.events import ModelCommand, SplitCounts
-from tests.services.console.conftest import RunningConsole, fire, png, publish, read_all, sign_in
+from tests.services.console.conftest import RunningConsole, browser_page, fire, png, publish, read_all, sign_in
 
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
 POST = datetime(2026, 7, 3, 18, 42, tzinfo=UTC)  # the fixtures' fires start on 2026-06-28
@@ -56,12 +56,8 @@ def pair(console: RunningConsole) -> dict[str, TileReady]:
 
 @pytest.fixture
 def page(browser, console: RunningConsole, pair):
-    context = browser.new_context(base_url=console.url, viewport={"width": 1280, "height": 900})
-    pg = context.new_page()
-    try:
+    with browser_page(browser, console.url, height=900) as pg:
         yield pg
-    finally:
-        context.close()
 
 
 def card_text(page, tile: TileReady) -> str:

@@ -19,7 +19,6 @@ from mlflow import MlflowClient
 from emberwatch.common.tile_store import TileStore
 from emberwatch.contracts.events import ModelCandidate, ModelDecision, SplitCounts, TileReady
 from emberwatch.messaging.broker import build_broker, publish_event
-from emberwatch.stack import manage
 from services.gatekeeper.lines import GatekeeperLines
 from services.gatekeeper.main import build_app
 from services.tiler.sentinel2.pairing import Ready
@@ -28,7 +27,7 @@ from services.tiler.sentinel2.search import StacCatalogue
 from services.trainer.main import build_service
 from services.trainer.settings import TrainerSettings
 from simulators.stac.app import parse_fires
-from tests.conftest import stack_settings
+from tests.conftest import running_stack
 from tests.messaging.helpers import read_all, unique, wait_for
 from tests.services.gatekeeper.candidates import IMAGE_SIZE, analytic_head, encode, log_candidate, make_world
 from tests.services.gatekeeper.test_integration import gatekeeper_settings
@@ -43,12 +42,8 @@ SPLITS = ("train",) * 4 + ("val",) * 2 + ("test",) * 2  # per fire: its post-fir
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lines")
-    settings = stack_settings(tmp / "state", "kafka,mlflow,triton", triton_model_repository=tmp / "repo")
-    manage.up(settings)
-    try:
+    with running_stack(tmp / "state", "kafka,mlflow,triton", triton_model_repository=tmp / "repo") as settings:
         yield settings, tmp
-    finally:
-        manage.down(settings)
 
 
 def sentinel2_tiles(store: TileStore) -> list[TileReady]:
