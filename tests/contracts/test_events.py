@@ -192,3 +192,15 @@ def test_a_leakage_check_with_the_dnbr_rule_round_trips_and_older_ones_parse_wit
     assert older.leakage.physics_rule_accuracy is None and older.leakage.physics_rule_recall is None
     with pytest.raises(ValidationError):
         candidate(base | rule | {"physics_rule_accuracy": 1.5})
+
+
+@pytest.mark.parametrize("product", ["<script>alert(1)</script>", "mapbox\nsentinel2", "../../etc", "", "x" * 65,
+                                     "Sentinel2-SWIR"])
+def test_a_hostile_product_name_is_refused_by_every_event_that_carries_one(product):
+    """The product names model lines, MLflow models and Triton models: only the plain shape passes."""
+    carriers = [e for e in sample_events() if "product" in type(e).model_fields]
+    assert {type(e).__name__ for e in carriers} >= {"TileReady", "ModelCandidate", "ModelDecision", "Detection"}
+    for event in carriers:
+        body = event.model_dump(mode="json") | {"product": product}
+        with pytest.raises(ValidationError, match="product"):
+            type(event).model_validate(body)
