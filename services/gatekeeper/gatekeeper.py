@@ -166,6 +166,11 @@ class Gatekeeper:
         with state_lock(self.settings):
             return self.run(inputs.LabelGiven(event, time.time()))
 
+    def on_tick(self) -> list:
+        """The clock: a shadow past its time limit is decided even when no tile comes."""
+        with state_lock(self.settings):
+            return self.run(inputs.TimeTick(time.time()))
+
     def on_command(self, command: ModelCommand) -> list:
         """Carry out ``command`` if its signature shows who sent it; the decisions, its answer last."""
         with state_lock(self.settings):

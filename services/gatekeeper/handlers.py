@@ -14,6 +14,9 @@ and every event goes to its line:
 - tiles.relabelled.v1: a later fire retires or relabels a fire-free tile (one write per batch);
 - labels.feedback.v1: a person's label on a tile wins over the automatic one;
 - models.commands.v1: an operator's promote, rollback, approve or reject, carried out and answered.
+
+And one that no topic brings: the gatekeeper's own clock (``on_tick``, every
+``EMBERWATCH_GATEKEEPER_TICK_S``) decides a shadow past its time limit when no tile comes.
 """
 
 from __future__ import annotations
@@ -96,6 +99,9 @@ class Handlers:
 
     async def on_command(self, command: ModelCommand) -> None:
         await self._publish(await asyncio.to_thread(self.gatekeeper.on_command, command))
+
+    async def on_tick(self) -> None:
+        await self._publish(await asyncio.to_thread(self.gatekeeper.on_tick))
 
 
 def routes(h: Handlers) -> tuple[Route, ...]:

@@ -10,7 +10,8 @@ champion of its own product, because only its own line ever sees it.
   scored (nothing serves them);
 - an operator's command goes to the line whose registered model it names; a name no line registers
   goes to the first line, which refuses it as today (its answer says which model it serves);
-- relabels and a person's labels are about a tile, not a product: every line takes them.
+- relabels and a person's labels are about a tile, not a product: every line takes them, and every
+  line hears the clock.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ class GatekeeperLines:
 
     def on_feedback(self, event: LabelFeedback) -> list:
         return [out for line in self.lines.values() for out in line.on_feedback(event)]
+
+    def on_tick(self) -> list:
+        return [out for line in self.lines.values() for out in line.on_tick()]
 
     def on_command(self, command: ModelCommand) -> list:
         return self.line_of_model(command.model_name).on_command(command)

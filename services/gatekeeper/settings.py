@@ -31,6 +31,10 @@ class GatekeeperSettings(MLSettings):
         "is rejected as inconclusive (alpha is spent by the fraction of these pairs seen).")
     gatekeeper_max_shadow_hours: float = Field(
         168.0, gt=0, description="The shadow's time limit: its last look comes after this many hours at the latest.")
+    gatekeeper_tick_s: float = Field(
+        60.0, ge=0, description="How often the gatekeeper's clock checks the shadow's time limit, so that a "
+        "shadow no tile reaches is still decided; 0 switches the clock off (the limit is then checked "
+        "only when an event comes).")
     gatekeeper_alpha: float = Field(
         0.05, gt=0, lt=0.5, description="One-sided false-promotion rate over all looks of one shadow.")
     gatekeeper_primary_metric: Literal["wildfire_recall", "specificity"] = Field(

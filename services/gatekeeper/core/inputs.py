@@ -161,6 +161,15 @@ class CommandFailed:
     now: datetime
 
 
+# --- the clock ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TimeTick:
+    """The gatekeeper's own timer: time passed with nothing else happening. A shadow past its time
+    limit is decided on the next tick, even when no tile comes to trigger a look."""
+
+    now: float
+
+
 Input = (CandidateReceived | CandidateVerified | CandidateInvalid | CandidateValidated | TileArrived
          | TileTrainedOn | PairScored | ChampionScored | Relabelled | LabelGiven | CommandReceived
-         | ManualPromotionReady | ManualPromotionRefused | RollbackReady | CommandFailed)
+         | ManualPromotionReady | ManualPromotionRefused | RollbackReady | CommandFailed | TimeTick)

@@ -7,7 +7,9 @@ already: the gate looks again) -> ``VerifyCandidate`` -> ``CandidateVerified`` (
 superseded) -> ``IntakeCandidate`` -> ``CandidateInvalid`` (rejected) or ``CandidateValidated``: the
 first model meets the floor on its test split; any later one enters shadow on its test pairs and the
 gate looks. Live tiles then arrive (``TileArrived`` -> ``ScorePair`` -> ``PairScored``), and the gate
-looks whenever the pairs have grown enough: promote, reject, or wait. Operator commands: ``commands``.
+looks whenever the pairs have grown enough: promote, reject, or wait. A shadow past its time limit
+gets its last look on the next input, or on the next ``TimeTick`` when nothing else comes. Operator
+commands: ``commands``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from services.gatekeeper.core.inputs import (
     Relabelled,
     TileArrived,
     TileTrainedOn,
+    TimeTick,
 )
 from services.gatekeeper.core.shadow import LABEL_INDEX, THRESHOLD, Pair, Shadow
 from services.gatekeeper.core.state import Failure, GatekeeperState
@@ -206,6 +209,13 @@ def tile_trained_on(state: GatekeeperState, e: TileTrainedOn, config: Config) ->
     return state, effects
 
 
+def time_tick(state: GatekeeperState, e: TimeTick, config: Config) -> Step:
+    """A shadow past its time limit gets its last look now; otherwise time passing changes nothing."""
+    if state.shadow is None or not time_is_up(state.shadow, config, e.now):
+        return state, []
+    return evaluate(state, config, e.now, state.shadow)
+
+
 def detection(config: Config, tile: TileReady, label: str, champion: str, wildfire: float, now: float,
               challenger: str | None = None, challenger_wildfire: float | None = None) -> list[Effect]:
     found = detection_for(tile, label=label, model_name=config.model_name,  # type: ignore[arg-type]
@@ -294,7 +304,7 @@ STEPS = {
     CandidateReceived: candidate_received, CandidateVerified: candidate_verified,
     CandidateInvalid: candidate_invalid, CandidateValidated: candidate_validated,
     TileArrived: tile_arrived, TileTrainedOn: tile_trained_on, PairScored: pair_scored,
-    ChampionScored: champion_scored, Relabelled: relabelled, LabelGiven: label_given,
+    ChampionScored: champion_scored, Relabelled: relabelled, LabelGiven: label_given, TimeTick: time_tick,
     **commands.STEPS,
 }
 

@@ -51,6 +51,9 @@ class RecordingLine:
     def on_command(self, c):
         return self._took("command", c.model_name)
 
+    def on_tick(self):
+        return self._took("tick", None)
+
 
 def _lines(tmp_path, lines="mapbox,sentinel2-swir") -> GatekeeperLines:
     return GatekeeperLines(GatekeeperSettings(state_dir=tmp_path, model_lines=lines), build=RecordingLine)
@@ -135,6 +138,7 @@ def test_relabels_and_labels_reach_every_line(tmp_path):
                                     labelled_by="console:a")
     assert lines.on_relabels([relabel]) == ["mapbox:relabels", "sentinel2-swir:relabels"]
     assert lines.on_feedback(feedback) == ["mapbox:feedback", "sentinel2-swir:feedback"]
+    assert lines.on_tick() == ["mapbox:tick", "sentinel2-swir:tick"]  # every line hears the clock
 
 
 def test_without_the_mapbox_line_what_names_no_line_goes_to_the_first(tmp_path):

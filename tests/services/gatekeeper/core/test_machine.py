@@ -154,6 +154,24 @@ def test_the_gate_rejects_at_its_time_limit_and_a_new_candidate_supersedes():
     assert superseded.candidate_version == "3" and superseded.basis == "superseded" and state.shadow is None
 
 
+def test_a_shadow_no_tile_reaches_is_decided_by_the_clock_at_its_time_limit():
+    state, _ = into_shadow(GatekeeperState(champions=("1",)))
+    before = state
+    for now in (T0 + 60, T0 + CONFIG.max_shadow_s - 1):  # time passing inside the limit changes nothing
+        state, effects = run(state, ev.TimeTick(now))
+        assert state is before and effects == []
+
+    state, effects = run(state, ev.TimeTick(T0 + CONFIG.max_shadow_s))
+    [decision] = published(effects)
+    assert (decision.decision, decision.basis, decision.candidate_version) == ("rejected", "inconclusive", "2")
+    assert decision.evidence.n == 30 and state.shadow is None
+    assert fx.UnloadModel("2") in effects and fx.ClearAlias("challenger", "2") in effects
+
+    # no shadow: a tick is nothing, and the decision is not taken twice
+    again, effects = run(state, ev.TimeTick(T0 + 2 * CONFIG.max_shadow_s))
+    assert again is state and effects == []
+
+
 def test_the_first_model_meets_the_floor_or_is_rejected_and_failures_alert():
     c = candidate("1")
     state, effects = run(GatekeeperState(), ev.CandidateValidated(c, None, held_out_scores(40, np.random.default_rng(2),
