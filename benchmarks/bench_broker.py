@@ -19,7 +19,9 @@ within each round, and the table shows each path's median over the rounds, side 
 * Emberwatch one at a time: ``publish_event`` per event (each waits for its ack), same consumer.
 
 End-to-end counts from the first send to the last event handled; latency is handled time minus the
-record's Kafka timestamp (set when it was handed to the producer). Usage:
+record's Kafka timestamp (set when it was handed to the producer). The CPU columns say where the two
+cores went, per event: the producer (this process, while it publishes), the consumer process (from
+ready to its last event) and the broker (Tansu's process over the whole path). Usage:
 python benchmarks/bench_broker.py [N] [--chunk C] [--single M] [--rounds R]
 python benchmarks/bench_broker.py [N] --consumers-alone [--rounds R]   (each consumer alone, pre-filled topic)
 """
@@ -38,6 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import psutil  # noqa: E402
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 from aiokafka.partitioner import DefaultPartitioner  # noqa: E402
@@ -79,6 +82,7 @@ async def consume(path: str, topic: str, n: int) -> dict:
         while not consumer.assignment():  # joined the group
             await asyncio.sleep(0.05)
         print("ready", flush=True)
+        cpu0 = time.process_time()
         while len(lat) < n:
             batch = await consumer.getmany(timeout_ms=100, max_records=settings.kafka_batch_max_records)
             now = time.time()
@@ -111,18 +115,20 @@ async def consume(path: str, topic: str, n: int) -> dict:
             while not (getattr(sub, "consumer", None) and sub.consumer.assignment()):
                 await asyncio.sleep(0.05)
         print("ready", flush=True)
+        cpu0 = time.process_time()
         await done.wait()
         last = time.time()
         await broker.stop()
+    cpu = time.process_time() - cpu0
     lat.sort()
-    return {"last": last, "p50 ms": 1000 * statistics.median(lat),
+    return {"last": last, "cpu s": cpu, "p50 ms": 1000 * statistics.median(lat),
             "p99 ms": 1000 * lat[int(0.99 * (len(lat) - 1))]}
 
 
 # --- the producer (this process) ------------------------------------------------------------------
 
-async def produce(settings, path: str, topic: str, n: int, chunk: int) -> tuple[float, float]:
-    """Publish n events; (time of the first send, seconds until all were acknowledged)."""
+async def produce(settings, path: str, topic: str, n: int, chunk: int) -> tuple[float, float, float]:
+    """Publish n events; (time of the first send, seconds until all were acknowledged, CPU seconds)."""
     if path in ("raw", "raw-partitioner"):
         events = [tile_event(i) for i in range(n)]  # the same records as the other paths: value and key
         payloads = [(e.to_bytes(), e.key().encode()) for e in events]
@@ -131,27 +137,34 @@ async def produce(settings, path: str, topic: str, n: int, chunk: int) -> tuple[
                                     max_batch_size=settings.kafka_producer_batch_bytes, acks="all",
                                     partitioner=partitioner)
         await producer.start()
-        t0, p0 = time.time(), time.perf_counter()
+        t0, p0, c0 = time.time(), time.perf_counter(), time.process_time()
         for start in range(0, n, chunk):
             futures = [await producer.send(topic, value, key=key) for value, key in payloads[start:start + chunk]]
             await asyncio.gather(*futures)
-        took = time.perf_counter() - p0
+        took, cpu = time.perf_counter() - p0, time.process_time() - c0
         await producer.stop()
-        return t0, took
+        return t0, took, cpu
     model = on_topic(topic)
     events = [tile_event(i, model) for i in range(n)]
     broker = build_broker(settings, "bench-producer")
     await broker.start()
-    t0, p0 = time.time(), time.perf_counter()
+    t0, p0, c0 = time.time(), time.perf_counter(), time.process_time()
     if path in ("batched", "bulk"):
         for start in range(0, n, chunk):
             await publish_events(broker, events[start:start + chunk], service="bench")
     else:
         for e in events:
             await publish_event(broker, e, service="bench")
-    took = time.perf_counter() - p0
+    took, cpu = time.perf_counter() - p0, time.process_time() - c0
     await broker.stop()
-    return t0, took
+    return t0, took, cpu
+
+
+def broker_cpu_s(settings) -> float:
+    """CPU seconds Tansu's process has used so far (user + system, all its threads)."""
+    record = manage._record(settings, "kafka")
+    times = psutil.Process(record.pid).cpu_times() if record else None
+    return times.user + times.system if times else float("nan")
 
 
 async def run_path(settings, path: str, topic: str, n: int, chunk: int) -> dict:
@@ -162,14 +175,17 @@ async def run_path(settings, path: str, topic: str, n: int, chunk: int) -> dict:
          str(n)], env=env_for(settings), stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert consumer.stdout.readline().strip() == "ready"
-        t0, t_pub = await produce(settings, path, topic, n, chunk)
+        broker0 = broker_cpu_s(settings)
+        t0, t_pub, cpu_pub = await produce(settings, path, topic, n, chunk)
         out = json.loads(await asyncio.to_thread(consumer.stdout.readline))
+        cpu_broker = broker_cpu_s(settings) - broker0
         consumer.wait(60)
     finally:
         if consumer.poll() is None:
             consumer.kill()
     return {"publish/s": n / t_pub, "end-to-end/s": n / (out["last"] - t0),
-            "p50 ms": out["p50 ms"], "p99 ms": out["p99 ms"]}
+            "p50 ms": out["p50 ms"], "p99 ms": out["p99 ms"], "CPU µs/event: producer": 1e6 * cpu_pub / n,
+            "consumer": 1e6 * out["cpu s"] / n, "broker": 1e6 * cpu_broker / n}
 
 
 PATHS = {  # path: (events, description)
@@ -214,7 +230,9 @@ async def main(n: int, chunk: int, single_n: int, rounds: int) -> None:
     for path, name in PATHS.items():
         r = medians[path]
         per_round = " / ".join(f"{run['end-to-end/s']:,.0f}" for run in runs[path])
-        table.add_row(name, f"{single_n if path == 'single' else n:,}", *(f"{v:,.0f}" for v in r.values()),
+        table.add_row(name, f"{single_n if path == 'single' else n:,}",
+                      *(f"{v:,.1f}" if "µs" in col or col in ("consumer", "broker") else f"{v:,.0f}"
+                        for col, v in r.items()),
                       per_round, f"{r['end-to-end/s'] / ceiling:.0%}")
     Console(width=220).print(table)
 

@@ -30,6 +30,7 @@ class SecretShape:
     repl: str | Callable[[re.Match[str]], str]
     anchors: tuple[str, ...]
     hint: re.Pattern[str]
+    hint_ascii: re.Pattern[bytes]  # ``hint`` over ASCII bytes: the same matches, no decoding
 
 
 def _shape(name: str, pattern: str, repl: str | Callable[[re.Match[str]], str], anchors: tuple[str, ...],
@@ -37,7 +38,7 @@ def _shape(name: str, pattern: str, repl: str | Callable[[re.Match[str]], str], 
     # Case-insensitive shapes are ASCII-only: a lowercased anchor then finds every match (re.I alone
     # would let "ſ" match "s", which no lowercased text holds as "s").
     flags = re.IGNORECASE | re.ASCII if ignore_case else 0
-    return SecretShape(name, re.compile(pattern, flags), repl, anchors, re.compile(hint))
+    return SecretShape(name, re.compile(pattern, flags), repl, anchors, re.compile(hint), re.compile(hint.encode()))
 
 
 def _mask_value(match: re.Match[str]) -> str:
@@ -90,7 +91,9 @@ SECRET_SHAPES = (
     # A secret-named field's value: "password": "...", token=..., api_key: ..., emberwatch-admin-key: ...
     _shape("secret field", rf"({_SECRET_WORD}{_SEP}){_VALUE}", _mask_value, ("pass", "secret", "token"),
            hint=rf"{_SECRET_WORD}{_SEP_HINT}", ignore_case=True),
-    _shape("secret key field", rf"({_SECRET_KEY}{_SEP}){_VALUE}", _mask_value, ("key",),
+    # Anchored on the kind and "key" together (20 anchors), not on "key" alone: "fire_key" is in every tile.
+    _shape("secret key field", rf"({_SECRET_KEY}{_SEP}){_VALUE}", _mask_value,
+           tuple(f"{kind}{sep}key" for kind in _KEY_KINDS for sep in ("", " ", "_", "-")),
            hint=rf"{_SECRET_KEY_HINT}{_SEP_HINT}", ignore_case=True),
     # AWS access key ids (the S3 tile store) and the key id in a signed request's Authorization.
     _shape("aws access key id", r"\b(AKIA|ASIA)[A-Z0-9]{16}\b", r"\1***", ("akia", "asia"),
@@ -134,9 +137,11 @@ def may_hold_secret(data: bytes) -> bool:
     found = {word for word, _, _ in _ANCHOR_FINDER.find_matches_as_indexes(lowered, overlapping=True)}
     if not found:
         return False
+    shapes = {shape.name: shape for word in found for shape in _SHAPES_OF_ANCHOR[word]}.values()
+    if lowered.isascii():  # the common body: ASCII, where a bytes pattern matches what its str twin does
+        return any(shape.hint_ascii.search(lowered) for shape in shapes)
     text = lowered.decode()
-    shapes = {shape.name: shape for word in found for shape in _SHAPES_OF_ANCHOR[word]}
-    return any(shape.hint.search(text) for shape in shapes.values())
+    return any(shape.hint.search(text) for shape in shapes)
 
 
 def redact_value(value: object) -> object:

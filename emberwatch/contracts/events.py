@@ -30,6 +30,7 @@ class FireObserved(Envelope):
     """A fire seen in a CWFIS snapshot that is new, changed, or out since the last snapshot."""
 
     TYPE: ClassVar[str] = "fires.observed"
+    type: Literal["fires.observed"] = Field(description="Event type.")
     TOPIC: ClassVar[str] = Topic.FIRES_OBSERVED
 
     fire_key: str = Field(description="Stable across polls: national fire id, else agency + name.")
@@ -59,6 +60,7 @@ class TileReady(Envelope):
     """An image stored in the tile store, labelled and assigned to a split."""
 
     TYPE: ClassVar[str] = "tiles.ready"
+    type: Literal["tiles.ready"] = Field(description="Event type.")
     TOPIC: ClassVar[str] = Topic.TILES_READY
 
     tile_id: str = Field(description="sha256 of the image bytes.", pattern=r"^[0-9a-f]{64}$")
@@ -93,11 +95,9 @@ class TileReady(Envelope):
     visible: bool | None = Field(None, description="False for a fire tile showing neither burn (dNBR >= 0.1) "
                                                     "nor heat.")
 
-    @model_validator(mode="after")
-    def _uri_names_this_tile(self) -> TileReady:
+    def check(self) -> None:
         """The URI has a tile store's shape and names this tile (no ``..``, no host, no query)."""
         check_tile_uri(self.uri, self.tile_id)  # TileUriRefused is a ValueError: a validation error
-        return self
 
     def key(self) -> str:
         return self.tile_id
@@ -115,6 +115,7 @@ class TileRelabelled(Envelope):
     ``wildfire`` tile."""
 
     TYPE: ClassVar[str] = "tiles.relabelled"
+    type: Literal["tiles.relabelled"] = Field(description="Event type.")
     TOPIC: ClassVar[str] = Topic.TILES_RELABELLED
 
     tile_id: str = Field(description="The tile whose label changes.", pattern=r"^[0-9a-f]{64}$")
@@ -145,6 +146,7 @@ class TrainingRequest(Envelope):
     """A command: train now."""
 
     TYPE: ClassVar[str] = "training.requests"
+    type: Literal["training.requests"] = Field(description="Event type.")
     TOPIC: ClassVar[str] = Topic.TRAINING_REQUESTS
 
     reason: str
@@ -194,6 +196,7 @@ class ModelCandidate(Envelope):
     """A newly trained model version registered in MLflow with the alias ``challenger``."""
 
     TYPE: ClassVar[str] = "models.candidates"
+    type: Literal["models.candidates"] = Field(description="Event type.")
     TOPIC: ClassVar[str] = Topic.MODELS_CANDIDATES
 
     model_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
@@ -259,6 +262,7 @@ class ModelDecision(Envelope):
     """The gatekeeper's verdict on a candidate."""
 
     TYPE: ClassVar[str] = "models.decisions"
+    type: Literal["models.decisions"] = Field(description="Event type.")
     TOPIC: ClassVar[str] = Topic.MODELS_DECISIONS
 
     model_name: str
@@ -303,6 +307,7 @@ class ModelCommand(Envelope):
     (a command it cannot carry out is answered too: decision rejected, refused true, and why)."""
 
     TYPE: ClassVar[str] = "models.commands"
+    type: Literal["models.commands"] = Field(description="Event type.")
     TOPIC: ClassVar[str] = Topic.MODELS_COMMANDS
     KEY_DOC: ClassVar[str] = "the model name (one model's commands stay in order)"
 
@@ -353,6 +358,7 @@ class LabelFeedback(Envelope):
     same event delivered twice (same ``event_id``) counts once."""
 
     TYPE: ClassVar[str] = "labels.feedback"
+    type: Literal["labels.feedback"] = Field(description="Event type.")
     TOPIC: ClassVar[str] = Topic.LABELS_FEEDBACK
     KEY_DOC: ClassVar[str] = "the tile id (one tile's feedback stays in order)"
 
@@ -375,6 +381,7 @@ class Detection(Envelope):
     replayed or redelivered tile is posted once."""
 
     TYPE: ClassVar[str] = "detections"
+    type: Literal["detections"] = Field(description="Event type.")
     TOPIC: ClassVar[str] = Topic.DETECTIONS
     KEY_DOC: ClassVar[str] = "the tile id"
 
@@ -406,6 +413,7 @@ class PipelineAlert(Envelope):
     """An operational alert: feed down, rate-limited, DLQ growth..."""
 
     TYPE: ClassVar[str] = "pipeline.alerts"
+    type: Literal["pipeline.alerts"] = Field(description="Event type.")
     TOPIC: ClassVar[str] = Topic.PIPELINE_ALERTS
 
     alert: str = Field(description="Short machine name, e.g. feed_malformed.")

@@ -187,7 +187,7 @@ def _ordered(broker: KafkaBroker, topic: str, model: type[E], handler: Handler[E
              _: Any) -> OnBatch:
     """One record after another. The common case (valid, handled at the first try) is this loop
     alone; failures leave it for ``dead_letter_invalid`` and ``handle_failure``."""
-    parse, service, current = model.from_bytes, d.service, _CURRENT_RECORD
+    parse, service, current = model.parser(), d.service, _CURRENT_RECORD
 
     async def on_batch(message: KafkaMessage) -> None:
         records = message.raw_message
@@ -239,7 +239,7 @@ def _bulk(broker: KafkaBroker, topic: str, model: type[E], handler: Handler[E], 
         records = message.raw_message
         valid: list[Received[E]] = []
         invalid: list[Any] = []
-        parse = model.from_bytes
+        parse = model.parser()
         for r in records:
             try:
                 valid.append(Received(parse(r.value or b""), r.topic, r.partition, r.offset, r.timestamp))

@@ -60,6 +60,41 @@ def test_every_event_round_trips_through_json():
 def test_naive_times_are_taken_as_utc():
     e = fire(snapshot_at=datetime(2026, 7, 1, 12), occurred_at=datetime(2026, 7, 1, 12))
     assert e.occurred_at.tzinfo is not None
+    assert e.occurred_at == datetime(2026, 7, 1, 12, tzinfo=UTC)
+
+
+def test_an_occurrence_in_another_zone_is_kept_as_the_same_instant_in_utc():
+    body = fire().model_dump(mode="json") | {"occurred_at": "2026-07-01T14:00:00+02:00"}
+    e = FireObserved.model_validate(body)
+    assert e.occurred_at == datetime(2026, 7, 1, 12, tzinfo=UTC) and e.occurred_at.utcoffset().total_seconds() == 0
+    assert b'"occurred_at":"2026-07-01T12:00:00Z"' in e.to_bytes()
+
+
+def test_a_body_leaves_out_what_is_at_its_default_and_parses_back_whole():
+    tile = sample_events()[1]
+    assert isinstance(tile, TileReady) and tile.scene_id is None and tile.product == "mapbox"
+    body = tile.to_bytes()
+    assert b"scene_id" not in body and b"product" not in body and b"null" not in body
+    assert TileReady.from_bytes(body) == tile
+    decision = next(e for e in sample_events() if isinstance(e, ModelDecision))
+    first = decision.model_copy(update={"champion_version": None})  # the first model: no champion before it
+    assert b'"champion_version":null' in first.to_bytes()  # required, so written even when empty
+    assert ModelDecision.from_bytes(first.to_bytes()) == first
+
+
+def test_an_event_class_must_declare_its_type_as_a_literal():
+    from typing import ClassVar, Literal
+
+    from emberwatch.contracts.envelope import Envelope
+
+    with pytest.raises(TypeError, match="Literal"):
+        type("Stray", (Envelope,), {"__annotations__": {"TYPE": ClassVar[str]}, "TYPE": "stray.events"})
+
+    class Declared(Envelope):
+        TYPE: ClassVar[str] = "declared.events"
+        type: Literal["declared.events"]
+
+    assert Declared.model_fields["type"].annotation == Literal["declared.events"]
 
 
 def test_invalid_events_are_rejected_with_a_reason():
