@@ -1,9 +1,10 @@
 """Publish→consume throughput and latency of enveloped events through the local broker (Tansu).
 
-Starts a private Tansu on a free port and one single-partition topic per path and round. For each
-path a consumer runs in its own process (as a service does) and this process publishes N
-``TileReady`` events to it (the same records on every path: value and key); the paths alternate
-within each round, and the table shows each path's median over the rounds, side by side:
+Starts a private Tansu on a free port and one topic per path and round (one partition, or
+``--partitions P``). For each path a consumer runs in its own process per partition (as a service's
+replicas do: one group, one partition each) and this process publishes N ``TileReady`` events to it
+(the same records on every path: value and key); the paths alternate within each round, and the table
+shows each path's median over the rounds, side by side:
 
 * raw aiokafka, batched: ``send`` without waiting per chunk, then wait for the acks; ``getmany`` and
   one manual commit per fetched batch (no envelope, no validation, no metrics), once with aiokafka's
@@ -22,7 +23,7 @@ End-to-end counts from the first send to the last event handled; latency is hand
 record's Kafka timestamp (set when it was handed to the producer). The CPU columns say where the two
 cores went, per event: the producer (this process, while it publishes), the consumer process (from
 ready to its last event) and the broker (Tansu's process over the whole path). Usage:
-python benchmarks/bench_broker.py [N] [--chunk C] [--single M] [--rounds R]
+python benchmarks/bench_broker.py [N] [--chunk C] [--single M] [--rounds R] [--partitions P]
 python benchmarks/bench_broker.py [N] --consumers-alone [--rounds R]   (each consumer alone, pre-filled topic)
 """
 
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -70,17 +72,27 @@ def tile_event(i: int, model: type[TileReady] = TileReady) -> TileReady:
 
 # --- the consumer process -------------------------------------------------------------------------
 
-async def consume(path: str, topic: str, n: int) -> dict:
+def own_partition(consumer) -> int | None:
+    """The one partition this member of the group was given, once the group is whole (one each)."""
+    assigned = consumer.assignment() if consumer is not None else set()
+    return next(iter(assigned)).partition if len(assigned) == 1 else None
+
+
+async def consume(path: str, topic: str, expect: dict[int, int]) -> dict:
+    """One member of the topic's group (one per partition): the events of its own partition
+    (``expect``: how many each partition gets), handled as ``path`` says."""
     settings = Settings()
     lat: list[float] = []
     done = asyncio.Event()
+    n = 0
     if path == "raw":
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers,
                                     group_id=f"g-{topic}", auto_offset_reset="earliest",
                                     enable_auto_commit=False, session_timeout_ms=6000)
         await consumer.start()
-        while not consumer.assignment():  # joined the group
+        while own_partition(consumer) is None:  # joined the group, and it is whole
             await asyncio.sleep(0.05)
+        n = expect[own_partition(consumer)]
         print("ready", flush=True)
         cpu0 = time.process_time()
         while len(lat) < n:
@@ -111,18 +123,17 @@ async def consume(path: str, topic: str, n: int) -> dict:
         else:
             subscribe(broker, topic, on_topic(topic), handle, delivery)
         await broker.start()
-        for sub in broker.subscribers:  # joined the group
-            while not (getattr(sub, "consumer", None) and sub.consumer.assignment()):
-                await asyncio.sleep(0.05)
+        [sub] = broker.subscribers
+        while own_partition(getattr(sub, "consumer", None)) is None:  # joined the group, and it is whole
+            await asyncio.sleep(0.05)
+        n = expect[own_partition(sub.consumer)]
         print("ready", flush=True)
         cpu0 = time.process_time()
         await done.wait()
         last = time.time()
         await broker.stop()
     cpu = time.process_time() - cpu0
-    lat.sort()
-    return {"last": last, "cpu s": cpu, "p50 ms": 1000 * statistics.median(lat),
-            "p99 ms": 1000 * lat[int(0.99 * (len(lat) - 1))]}
+    return {"last": last, "cpu s": cpu, "latencies": lat}
 
 
 # --- the producer (this process) ------------------------------------------------------------------
@@ -167,25 +178,40 @@ def broker_cpu_s(settings) -> float:
     return times.user + times.system if times else float("nan")
 
 
-async def run_path(settings, path: str, topic: str, n: int, chunk: int) -> dict:
-    consumer = subprocess.Popen(
-        [sys.executable, __file__, "--consume",
-         {"raw": "raw", "raw-partitioner": "raw", "bulk": "emberwatch-bulk"}.get(path, "emberwatch"),
-         "--topic", topic,
-         str(n)], env=env_for(settings), stdout=subprocess.PIPE, text=True, start_new_session=True)
+def per_partition(n: int, partitions: int) -> dict[int, int]:
+    """How many of the benchmark's n events each partition gets (the key decides, as it does for both
+    partitioners: aiokafka's and ``KeyPartitioner`` agree)."""
+    place, all_partitions = KeyPartitioner(), list(range(partitions))
+    counts = Counter(place(tile_event(i).key().encode(), all_partitions, all_partitions) for i in range(n))
+    return {p: counts.get(p, 0) for p in all_partitions}
+
+
+async def run_path(settings, path: str, topic: str, n: int, chunk: int, partitions: int) -> dict:
+    """One consumer process per partition (one group), then the events published; their figures."""
+    expect = json.dumps(per_partition(n, partitions))
+    mode = {"raw": "raw", "raw-partitioner": "raw", "bulk": "emberwatch-bulk"}.get(path, "emberwatch")
+    consumers = [subprocess.Popen(
+        [sys.executable, __file__, "--consume", mode, "--topic", topic, "--expect", expect, str(n)],
+        env=env_for(settings), stdout=subprocess.PIPE, text=True, start_new_session=True)
+        for _ in range(partitions)]
     try:
-        assert consumer.stdout.readline().strip() == "ready"
+        for consumer in consumers:  # each has its own partition: the group is whole
+            assert consumer.stdout.readline().strip() == "ready"
         broker0 = broker_cpu_s(settings)
         t0, t_pub, cpu_pub = await produce(settings, path, topic, n, chunk)
-        out = json.loads(await asyncio.to_thread(consumer.stdout.readline))
+        outs = [json.loads(await asyncio.to_thread(c.stdout.readline)) for c in consumers]
         cpu_broker = broker_cpu_s(settings) - broker0
-        consumer.wait(60)
+        for consumer in consumers:
+            consumer.wait(60)
     finally:
-        if consumer.poll() is None:
-            consumer.kill()
-    return {"publish/s": n / t_pub, "end-to-end/s": n / (out["last"] - t0),
-            "p50 ms": out["p50 ms"], "p99 ms": out["p99 ms"], "CPU µs/event: producer": 1e6 * cpu_pub / n,
-            "consumer": 1e6 * out["cpu s"] / n, "broker": 1e6 * cpu_broker / n}
+        for consumer in consumers:
+            if consumer.poll() is None:
+                consumer.kill()
+    lat = sorted(x for out in outs for x in out["latencies"])
+    return {"publish/s": n / t_pub, "end-to-end/s": n / (max(out["last"] for out in outs) - t0),
+            "p50 ms": 1000 * statistics.median(lat), "p99 ms": 1000 * lat[int(0.99 * (len(lat) - 1))],
+            "CPU µs/event: producer": 1e6 * cpu_pub / n,
+            "consumer": 1e6 * sum(out["cpu s"] for out in outs) / n, "broker": 1e6 * cpu_broker / n}
 
 
 PATHS = {  # path: (events, description)
@@ -197,7 +223,7 @@ PATHS = {  # path: (events, description)
 }
 
 
-async def main(n: int, chunk: int, single_n: int, rounds: int) -> None:
+async def main(n: int, chunk: int, single_n: int, rounds: int, partitions: int) -> None:
     runs: dict[str, list[dict]] = {path: [] for path in PATHS}
     with tempfile.TemporaryDirectory() as tmp:
         settings = stack_settings(Path(tmp), "kafka")
@@ -205,21 +231,22 @@ async def main(n: int, chunk: int, single_n: int, rounds: int) -> None:
         try:
             admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
             await admin.start()
-            await admin.create_topics([NewTopic(f"bench-{path}-{r}", num_partitions=1, replication_factor=1)
+            await admin.create_topics([NewTopic(f"bench-{path}-{r}", num_partitions=partitions, replication_factor=1)
                                        for path in PATHS for r in range(rounds)])
             await admin.close()
             size = len(tile_event(0).to_bytes())
             for r in range(rounds):  # paths alternate, so a slow spell of the machine hits them all
                 for path in PATHS:
                     count = single_n if path == "single" else n
-                    runs[path].append(await run_path(settings, path, f"bench-{path}-{r}", count, chunk))
+                    runs[path].append(await run_path(settings, path, f"bench-{path}-{r}", count, chunk, partitions))
         finally:
             manage.down(settings)
     medians = {path: {col: statistics.median(run[col] for run in results) for col in results[0]}
                for path, results in runs.items()}
     ceiling = max(medians["raw"]["end-to-end/s"], medians["raw-partitioner"]["end-to-end/s"])
-    table = Table(title=f"Local broker (Tansu, memory), one partition, TileReady events of {size} B, "
-                        f"consumer in its own process, batches ≤ {settings.kafka_batch_max_records}; "
+    where = "one partition" if partitions == 1 else f"{partitions} partitions"
+    table = Table(title=f"Local broker (Tansu, memory), {where}, TileReady events of {size} B, "
+                        f"a consumer process per partition, batches ≤ {settings.kafka_batch_max_records}; "
                         f"median of {rounds} round(s), paths alternating")
     table.add_column("path")
     table.add_column("events", justify="right")
@@ -338,10 +365,14 @@ if __name__ == "__main__":
                         help="instead: each consumer alone on a pre-filled topic (what validation costs per record)")
     parser.add_argument("--consume", choices=["raw", "emberwatch", "emberwatch-bulk"], help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
+    parser.add_argument("--expect", help=argparse.SUPPRESS)
+    parser.add_argument("--partitions", type=int, default=1,
+                        help="partitions of each topic, with one consumer process each (one group)")
     args = parser.parse_args()
     if args.consume:
-        print(json.dumps(asyncio.run(consume(args.consume, args.topic, args.n))), flush=True)
+        expect = {int(p): count for p, count in json.loads(args.expect).items()}
+        print(json.dumps(asyncio.run(consume(args.consume, args.topic, expect))), flush=True)
     elif args.consumers_alone:
         asyncio.run(consumers_alone(args.n, args.rounds))
     else:
-        asyncio.run(main(args.n, args.chunk, args.single, args.rounds))
+        asyncio.run(main(args.n, args.chunk, args.single, args.rounds, args.partitions))
