@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from faststream import FastStream
+
+from emberwatch.common.background import run_while_app_runs
 
 log = logging.getLogger(__name__)
 
@@ -25,17 +26,5 @@ async def tick_every(interval_s: float, on_tick: Callable[[], Awaitable[None]]) 
 
 def keep_time(app: FastStream, on_tick: Callable[[], Awaitable[None]], interval_s: float) -> None:
     """Run the clock while ``app`` runs (not at all with ``interval_s`` 0)."""
-    task: dict[str, asyncio.Task] = {}
-
-    @app.after_startup
-    async def _start_clock() -> None:
-        if interval_s > 0:
-            task["clock"] = asyncio.create_task(tick_every(interval_s, on_tick))
-
-    @app.on_shutdown
-    async def _stop_clock() -> None:
-        running = task.pop("clock", None)
-        if running is not None:
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
+    if interval_s > 0:
+        run_while_app_runs(app, "gatekeeper-clock", lambda: tick_every(interval_s, on_tick))

@@ -5,11 +5,11 @@ answers but refuses to load what is served is a real problem (warning, counted).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from faststream import FastStream
 
+from emberwatch.common.background import run_while_app_runs
 from services.gatekeeper.metrics import SERVING_CHECK_FAILURES
 from services.gatekeeper.serving.control import ServingControl, state_lock
 from services.gatekeeper.settings import GatekeeperSettings
@@ -48,8 +48,6 @@ async def watch_serving(serving: ServingControl, settings: GatekeeperSettings) -
 
 def keep_serving(app: FastStream, serving: ServingControl, settings: GatekeeperSettings) -> None:
     """Load what is served at startup (Triton may come later), then watch it while the app runs."""
-    task: dict[str, asyncio.Task] = {}
-
     def ensure_loaded() -> None:
         with state_lock(settings):
             serving.ensure_loaded()
@@ -61,15 +59,5 @@ def keep_serving(app: FastStream, serving: ServingControl, settings: GatekeeperS
         except Exception as exc:  # noqa: BLE001 - Triton may come later; the watchdog retries
             log.warning("could not load the served models at startup", extra={"error": str(exc)})
 
-    @app.after_startup
-    async def _start_watchdog() -> None:
-        if settings.gatekeeper_serving_check_s > 0:
-            task["watchdog"] = asyncio.create_task(watch_serving(serving, settings))
-
-    @app.on_shutdown
-    async def _stop_watchdog() -> None:
-        running = task.pop("watchdog", None)
-        if running is not None:
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
+    if settings.gatekeeper_serving_check_s > 0:
+        run_while_app_runs(app, "gatekeeper-serving-watchdog", lambda: watch_serving(serving, settings))
